@@ -1,0 +1,29 @@
+# One written-down command per job; CI runs the same ones.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup lab demo test check notebooks nbval bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[notebooks,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install blogdata with its extras
+
+lab: $(STAMP)  ## the main job: embedded database, migrated, JupyterLab on notebooks/
+	$(BIN)/blogdata lab
+
+check: $(STAMP)  ## lint and type-check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP)  ## every test, then every notebook under strict nbval
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

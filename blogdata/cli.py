@@ -1,0 +1,124 @@
+"""The ``blogdata`` command: manage the embedded server, migrate, seed, and open the notebooks.
+
+Each command runs one ``asyncio.run``; a BlogdataError prints one line to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from blogdata import embedded, migrate
+from blogdata.database import resolve_url
+from blogdata.errors import BlogdataError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Explore a PostgreSQL blog database: server, migrations, seed data, notebooks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Manage the embedded PostgreSQL server.", no_args_is_help=True)
+migrate_app = typer.Typer(help="Apply and inspect the Alembic migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(migrate_app, name="migrate")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded server (or reuse the running one) and print its URL."""
+    server = embedded.start()
+    typer.echo(f"embedded PostgreSQL running (pid {server.pid}), data in {server.pgdata}")
+    typer.echo(server.url().render_as_string(hide_password=True))
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    typer.echo("stopped" if embedded.stop() else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the embedded server is running (exit code 3 if not)."""
+    server = embedded.status()
+    if server is None:
+        typer.echo(f"not running (data directory {embedded.data_directory()})")
+        raise typer.Exit(3)
+    typer.echo(f"running (pid {server.pid}), data in {server.pgdata}, log {server.log_file}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL blogdata uses (starting the embedded server if needed)."""
+    typer.echo(resolve_url().render_as_string(hide_password=True))
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Upgrade the database to REVISION (default: head)."""
+    asyncio.run(migrate.upgrade(None, revision))
+    typer.echo(f"at {asyncio.run(migrate.current())}")
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
+    """Downgrade the database to REVISION (default: one step; "base" removes every table)."""
+    asyncio.run(migrate.downgrade(None, revision))
+    typer.echo(f"at {asyncio.run(migrate.current()) or 'base'}")
+
+
+@migrate_app.command("current")
+def migrate_current() -> None:
+    """Print the database's current revision."""
+    typer.echo(asyncio.run(migrate.current()) or "base (not migrated)")
+
+
+@migrate_app.command("check")
+def migrate_check() -> None:
+    """Fail (exit 1) if the models and the migrated database differ."""
+    diffs = asyncio.run(migrate.check())
+    for diff in diffs:
+        typer.echo(diff)
+    if diffs:
+        typer.echo("the models differ from the database: write a migration", err=True)
+        raise typer.Exit(1)
+    typer.echo("no differences between the models and the database")
+
+
+@app.command("lab")
+def lab(
+    notebooks: Annotated[Path, typer.Option(help="folder to open")] = Path("notebooks"),
+    no_browser: Annotated[bool, typer.Option(help="do not open a browser")] = False,
+) -> None:
+    """Start the database, migrate it, and open JupyterLab on the notebooks with it configured."""
+    url = resolve_url()
+    asyncio.run(migrate.upgrade(url))
+    env = dict(os.environ)
+    env["BLOGDATA_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    typer.echo(f"database: {url.render_as_string(hide_password=True)}")
+    args = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    if no_browser:
+        args.append("--no-browser")
+    raise typer.Exit(subprocess.call(args, env=env))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code instead of exiting."""
+    try:
+        app(args=argv, prog_name="blogdata")
+    except BlogdataError as exc:
+        typer.echo(f"blogdata: error: {exc}", err=True)
+        return 1
+    except SystemExit as exc:  # usage errors, --help and typer.Exit end here
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return 0

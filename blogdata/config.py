@@ -1,0 +1,107 @@
+"""Settings read from the environment (``BLOGDATA_*``), and database URL checks.
+
+Only ``postgresql+asyncpg://`` URLs are accepted: SQLAlchemy 2.1 maps a bare ``postgresql://``
+to psycopg, which blogdata does not use. Passwords never reach a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from blogdata.errors import ConfigurationError
+
+__all__ = ["EXPECTED_URL_FORM", "Settings", "get_settings", "parse_database_url"]
+
+EXPECTED_URL_FORM = "postgresql+asyncpg://user:password@host:5432/dbname"
+
+
+def parse_database_url(value: str | URL) -> URL:
+    """Parse and check a database URL; raise ConfigurationError unless it is postgresql+asyncpg."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"BLOGDATA_DATABASE_URL could not be parsed as a URL; use the form {EXPECTED_URL_FORM}"
+        ) from None
+    if url.drivername != "postgresql+asyncpg":
+        hint = (
+            " (a bare postgresql:// means psycopg in SQLAlchemy 2.1)"
+            if url.drivername == "postgresql"
+            else ""
+        )
+        raise ConfigurationError(
+            f"BLOGDATA_DATABASE_URL uses the driver {url.drivername!r}{hint}, but blogdata needs "
+            f"asyncpg; use the form {EXPECTED_URL_FORM}, or unset it to use the embedded server"
+        )
+    return url
+
+
+class Settings(BaseSettings):
+    """blogdata's settings; each field is read from ``BLOGDATA_<FIELD>``.
+
+    Pool defaults follow the guide's performance section.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BLOGDATA_", extra="ignore")
+
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql+asyncpg:// URL; unset means the embedded server"
+    )
+    home: Path | None = Field(
+        default=None, description="folder for the embedded server's data; default: user data dir"
+    )
+    echo: bool = Field(default=False, description="log every SQL statement")
+    pool_size: int = Field(default=20, ge=1, description="connections kept open in the pool")
+    max_overflow: int = Field(default=10, ge=0, description="extra connections when busy")
+    pool_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a connection")
+    pool_recycle: int = Field(default=1800, description="reconnect connections older than this (s)")
+    pool_pre_ping: bool = Field(default=True, description="test a connection before handing it out")
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the server")
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            try:
+                parse_database_url(value.get_secret_value())
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+            return value
+        return None
+
+    @property
+    def url(self) -> URL | None:
+        """The configured URL, or None when the embedded server should be used."""
+        if self.database_url is None:
+            return None
+        return parse_database_url(self.database_url.get_secret_value())
+
+
+def _describe(err: Any) -> str:
+    message = str(err["msg"]).removeprefix("Value error, ")
+    name = "BLOGDATA_" + "_".join(str(p) for p in err["loc"]).upper()
+    return message if message.startswith(name) else f"{name}: {message}"
+
+
+@lru_cache(maxsize=1)
+def _cached_settings() -> Settings:
+    return Settings()
+
+
+def get_settings(*, reload: bool = False) -> Settings:
+    """Return the settings from the environment, as a ConfigurationError when they are invalid."""
+    if reload:
+        _cached_settings.cache_clear()
+    try:
+        return _cached_settings()
+    except ValidationError as exc:
+        # Never echo the input: it may hold a password.
+        problems = "; ".join(_describe(err) for err in exc.errors(include_input=False))
+        raise ConfigurationError(problems) from None

@@ -1,0 +1,170 @@
+"""Engines and sessions: ``create_engine``, the guide's ``get_db``, and ``session_scope``.
+
+No engine exists until one is asked for. The default engine (used by ``get_db`` and
+``session_scope`` without arguments) is built once from the settings, or on the embedded server
+when ``BLOGDATA_DATABASE_URL`` is unset; an asyncpg pool belongs to one event loop, so code that
+calls ``asyncio.run`` more than once should pass its own engine, or call ``dispose_default_engine``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy import NullPool
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from blogdata.config import get_settings, parse_database_url
+from blogdata.errors import DatabaseUnavailableError
+
+__all__ = [
+    "create_engine",
+    "create_sessionmaker",
+    "dispose_default_engine",
+    "get_db",
+    "get_engine",
+    "resolve_url",
+    "server_address",
+    "session_scope",
+]
+
+_POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """Return the URL to use: ``url``, else ``BLOGDATA_DATABASE_URL``, else the embedded server."""
+    if url is not None:
+        return parse_database_url(url)
+    configured = get_settings().url
+    if configured is not None:
+        return configured
+    from blogdata.embedded import embedded_url
+
+    return embedded_url()
+
+
+def server_address(url: URL) -> str:
+    """Describe where ``url`` points (host and port, or the socket folder), never the password."""
+    host = url.host or url.query.get("host") or "localhost"
+    if isinstance(host, tuple):
+        host = ",".join(host)
+    if host.startswith("/"):
+        return f"the Unix socket in {host}"
+    return f"{host}:{url.port or 5432}"
+
+
+def _connector(url: URL, timeout: float) -> Any:
+    """Build an asyncpg connect function that fails fast and names the server it tried."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    _, kwargs = dialect().create_connect_args(url)  # type: ignore[no-untyped-call]
+    kwargs.pop("async_creator_fn", None)
+    where = server_address(url)
+
+    async def connect() -> Any:
+        try:
+            return await asyncpg.connect(**kwargs, timeout=timeout)
+        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
+            fix = (
+                "start that server, or unset BLOGDATA_DATABASE_URL to use the embedded one"
+                if not where.startswith("the Unix socket")
+                else "start it with `blogdata db start`"
+            )
+            raise DatabaseUnavailableError(
+                f"cannot reach PostgreSQL at {where} ({exc.__class__.__name__}: {exc}); {fix}"
+            ) from exc
+
+    return connect
+
+
+def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine:
+    """Create an ``AsyncEngine`` on asyncpg with the pool options from the settings.
+
+    Args:
+        url: a ``postgresql+asyncpg://`` URL; None means the settings, then the embedded server.
+        **overrides: any ``create_async_engine`` argument, e.g. ``echo=True`` or
+            ``poolclass=NullPool`` (which drops the pool-size options).
+    """
+    settings = get_settings()
+    resolved = resolve_url(url)
+    options: dict[str, Any] = {
+        "echo": settings.echo,
+        "pool_pre_ping": settings.pool_pre_ping,
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+    }
+    options.update(overrides)
+    if options.get("poolclass") is NullPool:
+        for name in _POOL_ARGS:
+            options.pop(name, None)
+    timeout = options.pop("connect_timeout", settings.connect_timeout)
+    return _create_async_engine(resolved, async_creator=_connector(resolved, timeout), **options)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return a session factory for ``engine`` with ``expire_on_commit=False``."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_default: dict[str, Any] = {}
+
+
+def get_engine() -> AsyncEngine:
+    """Return the process-wide default engine, creating it on first use."""
+    if "engine" not in _default:
+        engine = create_engine()
+        _default["engine"] = engine
+        _default["sessions"] = create_sessionmaker(engine)
+    engine_: AsyncEngine = _default["engine"]
+    return engine_
+
+
+async def dispose_default_engine() -> None:
+    """Close the default engine's connections and forget it (the next use builds a new one)."""
+    engine: AsyncEngine | None = _default.pop("engine", None)
+    _default.pop("sessions", None)
+    if engine is not None:
+        await engine.dispose()
+
+
+def _sessions(engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
+    if engine is not None:
+        return create_sessionmaker(engine)
+    get_engine()
+    factory: async_sessionmaker[AsyncSession] = _default["sessions"]
+    return factory
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """Yield a session that commits when the caller finishes and rolls back if it raises.
+
+    The guide's dependency: ``Depends(get_db)`` in FastAPI works without blogdata importing it.
+    """
+    async with _sessions(None)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+@asynccontextmanager
+async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
+    """Open one unit of work: commit on success, roll back on any exception.
+
+    Usage: ``async with session_scope() as db: ...``; pass ``engine`` to use your own.
+    """
+    async with _sessions(engine)() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,1 @@
+"""Alembic migrations for blogdata (shipped in the wheel as ``blogdata.migrations``)."""

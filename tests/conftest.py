@@ -1,0 +1,109 @@
+"""Database fixtures: one server per run, one migrated throwaway database, one rolled-back
+transaction per test.
+
+The server is ``BLOGDATA_TEST_DATABASE_URL`` when set, else an embedded PostgreSQL in a temporary
+folder that is deleted afterwards. The database is built by the migrations (``upgrade head``), so
+they are tested on every run. Each test's session joins an outer transaction with
+``join_transaction_mode="create_savepoint"``: code under test may commit, and the outer rollback
+still undoes everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import NullPool, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from blogdata import embedded, migrate
+from blogdata.config import get_settings
+from blogdata.database import create_engine
+
+# Tests never touch the developer's own embedded server or configured database.
+_HOME = Path(tempfile.mkdtemp(prefix="blogdata-test-"))
+_HOME.chmod(0o755)  # our own folder: the embedded server's system user must traverse it
+os.environ["BLOGDATA_HOME"] = str(_HOME)
+os.environ.pop("BLOGDATA_DATABASE_URL", None)
+get_settings(reload=True)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[URL]:
+    """The URL of the server's maintenance database (``postgres``)."""
+    configured = os.environ.get("BLOGDATA_TEST_DATABASE_URL")
+    if configured:
+        yield make_url(configured)
+        return
+    server = embedded.start(_HOME, cleanup="delete")
+    try:
+        yield server.url("postgres")
+    finally:
+        embedded.stop(_HOME)
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+async def create_database(server: URL, name: str) -> URL:
+    """Create an empty database ``name`` on ``server`` and return its URL."""
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return server.set(database=name)
+
+
+async def drop_database(server: URL, name: str) -> None:
+    """Drop database ``name`` on ``server``, disconnecting anyone still in it."""
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: URL) -> AsyncIterator[URL]:
+    """A throwaway database for this run, built by ``alembic upgrade head``."""
+    name = f"blogdata_test_{uuid.uuid4().hex[:10]}"
+    url = await create_database(server_url, name)
+    try:
+        await migrate.upgrade(url)
+        yield url
+    finally:
+        await drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
+    """A pooled engine on the run's database, disposed at the end of the run."""
+    eng = create_engine(database_url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is always rolled back after the test."""
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            if outer.is_active:
+                await outer.rollback()
