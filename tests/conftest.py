@@ -11,11 +11,8 @@ still undoes everything.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import NullPool, text
@@ -26,12 +23,7 @@ from blogdata import embedded, migrate
 from blogdata.config import get_settings
 from blogdata.database import create_engine
 
-# Tests never touch the developer's own embedded server or configured database.
-_HOME = Path(tempfile.mkdtemp(prefix="blogdata-test-"))
-_HOME.chmod(0o755)  # our own folder: the embedded server's system user must traverse it
-os.environ["BLOGDATA_HOME"] = str(_HOME)
-os.environ.pop("BLOGDATA_DATABASE_URL", None)
-get_settings(reload=True)
+get_settings(reload=True)  # the root conftest.py has set this run's environment
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +33,8 @@ def server_url() -> Iterator[URL]:
     if configured:
         yield make_url(configured)
         return
-    server = embedded.start(_HOME, cleanup="delete")
-    try:
-        yield server.url("postgres")
-    finally:
-        embedded.stop(_HOME)
-        shutil.rmtree(_HOME, ignore_errors=True)
+    # The root conftest stops this server and deletes its folder when the run ends.
+    yield embedded.start().url("postgres")
 
 
 async def create_database(server: URL, name: str) -> URL:
