@@ -25,5 +25,9 @@ check: $(STAMP)  ## lint and type-check
 test: $(STAMP)  ## every test, then every notebook under strict nbval
 	$(BIN)/pytest
 
+bench: $(STAMP)  ## every benchmark in benchmarks/, results into benchmarks/RESULTS.md
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmark scripts: machine description, peak RSS, and RESULTS.md sections.
+
+Each script owns one section of ``benchmarks/RESULTS.md`` between
+``<!-- BEGIN name -->`` and ``<!-- END name -->`` and rewrites only that section.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import re
+import resource
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+_HEADER = (
+    "# Benchmark results\n\n"
+    "Written by the scripts in this folder (`make bench`); each section says when and where it "
+    "was measured. Ratios are paired per round (same round, same conditions), median over rounds.\n"
+)
+
+
+def machine() -> str:
+    """One line describing this machine and the date."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except OSError:
+        mem = "?"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{now}; {os.cpu_count()} cores ({cpu}), {mem} RAM; Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values``."""
+    return statistics.median(values)
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) section ``name`` of RESULTS.md with ``body``."""
+    text = RESULTS.read_text() if RESULTS.exists() else _HEADER
+    block = f"<!-- BEGIN {name} -->\n{body.strip()}\n<!-- END {name} -->"
+    pattern = re.compile(
+        rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S
+    )
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else f"{text.rstrip()}\n\n{block}\n"
+    )
+    RESULTS.write_text(text)
