@@ -5,12 +5,14 @@ Every message names what failed and what to do about it::
     BlogdataError
     ├── ConfigurationError          settings or environment are wrong
     ├── DatabaseUnavailableError    the server cannot be reached or started
+    │   └── PoolExhaustedError      every pooled connection stayed busy for pool_timeout
     ├── InvalidInputError           an argument is rejected before any SQL runs (also a ValueError)
     ├── NotFoundError               the row asked for does not exist (also a LookupError)
     ├── AlreadyExistsError          a unique constraint was violated (SQLSTATE 23505)
     ├── RelatedRowMissingError      a foreign key points nowhere (SQLSTATE 23503)
     ├── InsufficientFundsError      a transfer would make a balance negative
     └── QueryError                  the database rejected a statement; carries its message
+        └── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ __all__ = [
     "InsufficientFundsError",
     "InvalidInputError",
     "NotFoundError",
+    "PoolExhaustedError",
     "QueryError",
     "RelatedRowMissingError",
+    "StatementTimeoutError",
 ]
 
 
@@ -70,3 +74,11 @@ class QueryError(BlogdataError):
     def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+
+
+class PoolExhaustedError(DatabaseUnavailableError):
+    """Every pooled connection stayed checked out for ``pool_timeout`` seconds."""
+
+
+class StatementTimeoutError(QueryError):
+    """A statement ran longer than ``statement_timeout``; the transaction must be rolled back."""
