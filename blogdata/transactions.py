@@ -1,0 +1,328 @@
+"""Money transfers that hold under concurrency, savepoints, statement timeouts, and retries.
+
+How ``transfer_funds`` treats the transaction (the guide's version fails on a session that has
+already run a statement, with "A transaction is already begun on this Session."):
+
+* **The caller has a transaction open** (any earlier statement autobegan one, or the caller is
+  inside ``async with db.begin()``): the transfer runs in a SAVEPOINT inside it and never
+  commits. The caller's unit of work commits or rolls back the transfer together with its own
+  work. A failed transfer rolls back its savepoint only; the caller's transaction stays usable.
+* **The session is idle** (a fresh session, or right after a commit): the transfer owns the
+  transaction and commits it before returning, like the guide's ``async with db.begin()``.
+
+Only in the second case can blogdata choose the isolation level and retry: a serialization
+failure or deadlock (SQLSTATE 40001, 40P01) aborts the whole transaction, so only the code that
+began it can run it again. Inside a caller's transaction these errors are raised as
+``QueryError`` for the caller to retry its whole unit of work.
+
+Both rows are locked by one ``SELECT ... ORDER BY id FOR UPDATE``: PostgreSQL locks rows in the
+order the sort emits them, so two opposite transfers lock in the same order and never deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Generic, Literal, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+
+from blogdata.errors import (
+    AlreadyExistsError,
+    BlogdataError,
+    InsufficientFundsError,
+    InvalidInputError,
+    NotFoundError,
+    QueryError,
+    RelatedRowMissingError,
+    StatementTimeoutError,
+)
+from blogdata.models import Account, Base
+
+__all__ = [
+    "RETRYABLE_SQLSTATES",
+    "BatchReport",
+    "IsolationLevel",
+    "RowFailure",
+    "TransferResult",
+    "insert_each_in_savepoint",
+    "savepoint",
+    "sqlstate_of",
+    "statement_timeout",
+    "transfer_funds",
+]
+
+IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
+_LEVELS: tuple[str, ...] = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+
+#: serialization_failure and deadlock_detected: the transaction may succeed if run again.
+RETRYABLE_SQLSTATES: frozenset[str] = frozenset({"40001", "40P01"})
+
+_CENT = Decimal("0.01")
+_MAX_AMOUNT = Decimal("9999999999.99")  # what Numeric(12, 2) can hold
+_BACKOFF_BASE = 0.01
+_BACKOFF_CAP = 0.5
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What a transfer did: the amount moved, both balances after it, and the attempts it took."""
+
+    from_id: int
+    to_id: int
+    amount: Decimal
+    from_balance: Decimal
+    to_balance: Decimal
+    attempts: int = 1
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the PostgreSQL SQLSTATE behind a SQLAlchemy/asyncpg error, or None."""
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def _server_message(exc: DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return text.split("\n", 1)[0].split(": ", 1)[-1]
+
+
+def _translate(exc: DBAPIError) -> BlogdataError:
+    """Map a database error to blogdata's tree by SQLSTATE."""
+    state = sqlstate_of(exc)
+    message = _server_message(exc)
+    if state == "23505":
+        return AlreadyExistsError(f"{message}; use a value that is not taken yet")
+    if state == "23503":
+        return RelatedRowMissingError(f"{message}; create the referenced row first")
+    if state == "57014":
+        return StatementTimeoutError(
+            f"the statement was cancelled ({message}); roll back, then narrow the query "
+            "or allow more time",
+            sqlstate=state,
+        )
+    if state in RETRYABLE_SQLSTATES:
+        return QueryError(
+            f"the transaction conflicted with a concurrent one ({message}); roll back and run "
+            "the whole unit of work again",
+            sqlstate=state,
+        )
+    return QueryError(message, sqlstate=state)
+
+
+def _check_amount(amount: object) -> Decimal:
+    if isinstance(amount, bool | float):
+        raise InvalidInputError(
+            f"amount {amount!r} is a {type(amount).__name__}; money needs an exact value: "
+            'pass a Decimal such as Decimal("12.50")'
+        )
+    if not isinstance(amount, Decimal | int | str):
+        raise InvalidInputError(f"amount must be a Decimal, not {type(amount).__name__}")
+    try:
+        value = Decimal(amount.strip() if isinstance(amount, str) else amount)
+    except InvalidOperation:
+        raise InvalidInputError(f'amount {amount!r} is not a number; pass e.g. "12.50"') from None
+    if not value.is_finite():
+        raise InvalidInputError(f"amount {amount!r} is not a finite number")
+    if value <= 0:
+        raise InvalidInputError(f"amount must be greater than zero, got {value}")
+    if value != value.quantize(_CENT):
+        raise InvalidInputError(f"amount {value} has more than 2 decimal places; round it to cents")
+    if value > _MAX_AMOUNT:
+        raise InvalidInputError(f"amount {value} exceeds the largest balance, {_MAX_AMOUNT}")
+    return value.quantize(_CENT)
+
+
+def _check_ids(from_id: object, to_id: object) -> None:
+    for name, value in (("from_id", from_id), ("to_id", to_id)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInputError(f"{name} must be an account id (int), not {value!r}")
+    if from_id == to_id:
+        raise InvalidInputError(f"from_id and to_id are both {from_id}; pick two accounts")
+
+
+async def _move(
+    db: AsyncSession, from_id: int, to_id: int, amount: Decimal
+) -> tuple[Account, Account]:
+    # One statement, sorted by id before locking: every transfer locks its pair in the same order.
+    stmt = (
+        select(Account)
+        .where(Account.id.in_((from_id, to_id)))
+        .order_by(Account.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = {account.id: account for account in (await db.scalars(stmt)).all()}
+    for account_id in (from_id, to_id):
+        if account_id not in found:
+            raise NotFoundError(f"account {account_id} does not exist; check the id")
+    source, target = found[from_id], found[to_id]
+    if source.balance < amount:
+        raise InsufficientFundsError(
+            f"account {from_id} holds {source.balance}, less than {amount}; "
+            "nothing was moved: top it up or send less"
+        )
+    source.balance -= amount
+    target.balance += amount
+    await db.flush()
+    return source, target
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+
+
+async def transfer_funds(
+    db: AsyncSession,
+    from_id: int,
+    to_id: int,
+    amount: Decimal,
+    *,
+    isolation_level: IsolationLevel | None = None,
+    retries: int = 3,
+) -> TransferResult:
+    """Move ``amount`` from one account to another, atomically and safely under concurrency.
+
+    Runs in a savepoint of the caller's transaction if one is open (no commit), else in its
+    own transaction, which it commits (see the module docstring).
+
+    Args:
+        db: the session.
+        from_id: the account that pays.
+        to_id: the account that receives.
+        amount: a positive Decimal (int or numeric str accepted) with at most 2 decimal places.
+        isolation_level: for a transaction the transfer owns; refused inside a caller's one.
+        retries: how many times to run the transfer again after SQLSTATE 40001/40P01, with
+            jittered exponential backoff; only when the transfer owns the transaction.
+
+    Raises:
+        InvalidInputError: bad amount or ids (checked before any lock is taken).
+        NotFoundError: an account does not exist.
+        InsufficientFundsError: the payer holds less than ``amount``; nothing changed.
+        QueryError: the database refused (e.g. a serialization failure after all retries).
+    """
+    value = _check_amount(amount)
+    _check_ids(from_id, to_id)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidInputError(f"retries must be an int >= 0, got {retries!r}")
+    if isolation_level is not None and isolation_level not in _LEVELS:
+        raise InvalidInputError(
+            f"isolation_level must be one of {_LEVELS}, got {isolation_level!r}"
+        )
+
+    if db.in_transaction():
+        if isolation_level is not None:
+            raise InvalidInputError(
+                "isolation_level can only be chosen when transfer_funds owns the transaction, "
+                "but this session already has one open: commit or roll back first, or set the "
+                "level when you begin your own transaction"
+            )
+        try:
+            async with db.begin_nested():
+                source, target = await _move(db, from_id, to_id, value)
+        except DBAPIError as exc:
+            raise _translate(exc) from exc
+        return TransferResult(from_id, to_id, value, source.balance, target.balance)
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with db.begin():
+                if isolation_level is not None:
+                    await db.connection(execution_options={"isolation_level": isolation_level})
+                source, target = await _move(db, from_id, to_id, value)
+            return TransferResult(
+                from_id, to_id, value, source.balance, target.balance, attempts=attempt
+            )
+        except DBAPIError as exc:
+            if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            raise _translate(exc) from exc
+
+
+@asynccontextmanager
+async def savepoint(db: AsyncSession) -> AsyncIterator[AsyncSessionTransaction]:
+    """Run the block in a SAVEPOINT: if it raises, only the block's work is undone.
+
+    The error is re-raised, translated into blogdata's tree when it came from the database;
+    the enclosing transaction stays usable either way. Autobegins a transaction if none is open.
+    """
+    try:
+        async with db.begin_nested() as nested:
+            yield nested
+    except DBAPIError as exc:
+        raise _translate(exc) from exc
+
+
+@dataclass(frozen=True)
+class RowFailure(Generic[RowT]):
+    """One row of a batch that the database refused, with the reason."""
+
+    index: int
+    row: RowT
+    error: BlogdataError
+
+
+@dataclass
+class BatchReport(Generic[RowT]):
+    """The outcome of ``insert_each_in_savepoint``: the rows kept and the rows refused."""
+
+    inserted: list[RowT] = field(default_factory=list)
+    failed: list[RowFailure[RowT]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row went in."""
+        return not self.failed
+
+
+async def insert_each_in_savepoint(db: AsyncSession, rows: Sequence[RowT]) -> BatchReport[RowT]:
+    """Insert ``rows`` one savepoint each: keep the good ones, report the ones refused.
+
+    A constraint violation rolls back that row's savepoint only, so the caller's transaction
+    survives and the other rows stay. Costs about three round trips a row: use it for small
+    batches of untrusted rows, and the bulk paths (``blogdata.bulk``) for clean data.
+    """
+    await db.flush()  # earlier pending work must not be blamed on (or undone with) a row
+    report: BatchReport[RowT] = BatchReport()
+    for index, row in enumerate(rows):
+        try:
+            async with savepoint(db):
+                db.add(row)
+                await db.flush()
+        except (AlreadyExistsError, RelatedRowMissingError, QueryError) as exc:
+            report.failed.append(RowFailure(index, row, exc))
+        else:
+            report.inserted.append(row)
+    return report
+
+
+@asynccontextmanager
+async def statement_timeout(db: AsyncSession, seconds: float) -> AsyncIterator[None]:
+    """Limit every statement in the block to ``seconds``; restore the old limit afterwards.
+
+    The limit is ``SET LOCAL`` (this transaction only). A statement that runs too long raises
+    ``StatementTimeoutError``; the transaction is then aborted and the caller must roll back.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise InvalidInputError(f"seconds must be a positive number, got {seconds!r}")
+    millis = str(max(1, round(seconds * 1000)))
+    previous = await db.scalar(select(func.current_setting("statement_timeout")))
+    await db.execute(select(func.set_config("statement_timeout", millis, True)))
+    try:
+        yield
+    except DBAPIError as exc:
+        raise _translate(exc) from exc
+    await db.execute(select(func.set_config("statement_timeout", previous, True)))
