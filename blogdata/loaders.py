@@ -1,0 +1,325 @@
+"""Turn any SQLAlchemy statement into a pandas DataFrame with a fixed dtype contract.
+
+Dtypes come from the result's column types as PostgreSQL describes them (a prepared statement's
+attributes), never from the data, so an empty result or an all-NULL column gets the same dtypes
+as a full one:
+
+==============================  ===========================  =================================
+PostgreSQL type                 ``numpy_nullable`` (default)  ``pyarrow``
+==============================  ===========================  =================================
+smallint, integer, bigint       ``Int64``                     ``int64[pyarrow]``
+real / double precision         ``Float32`` / ``Float64``     ``float[pyarrow]`` / ``double``
+boolean                         ``boolean``                   ``bool[pyarrow]``
+text, varchar, char, name       ``string`` (pd.NA)            ``string[pyarrow]``
+timestamptz                     ``datetime64[us, UTC]``       ``timestamp[us, tz=UTC][pyarrow]``
+timestamp                       ``datetime64[us]``            ``timestamp[us][pyarrow]``
+date                            ``object`` (datetime.date)    ``date32[day][pyarrow]``
+numeric                         ``object`` (decimal.Decimal)  ``decimal128(38, s)`` for a table
+                                                              column declared ``Numeric(p, s)``,
+                                                              else ``object`` (decimal.Decimal)
+anything else (json, uuid, ...) ``object`` (asyncpg values)   ``object`` (asyncpg values)
+==============================  ===========================  =================================
+
+Columns are labelled and ordered as in the statement (``Select.selected_columns`` keys, or the
+names PostgreSQL gives a ``text()`` query's columns). ``load_frame`` and ``stream_frames`` run
+on the caller's own connection, so they see its uncommitted writes; ``load_frame_new_connection``
+is the fast path for big results and reads on a separate connection (see its docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+from sqlalchemy import Column, Numeric, Select, TableClause, inspect, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.expression import CompoundSelect, TextualSelect
+
+from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
+
+__all__ = ["DtypeBackend", "Statement", "load_frame", "stream_frames"]
+
+DtypeBackend = Literal["numpy_nullable", "pyarrow"]
+
+#: What the loaders accept: a Core/ORM select, a ``text()`` query, a table, or a mapped class.
+Statement = Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect | TableClause | type
+
+_BACKENDS = ("numpy_nullable", "pyarrow")
+
+# PostgreSQL type OID -> our column kind.
+_KIND_BY_OID: dict[int, str] = {
+    20: "int",  # int8
+    21: "int",  # int2
+    23: "int",  # int4
+    26: "int",  # oid
+    700: "float32",
+    701: "float64",
+    16: "bool",
+    25: "text",
+    1043: "text",  # varchar
+    1042: "text",  # bpchar
+    19: "text",  # name
+    1184: "timestamptz",
+    1114: "timestamp",
+    1082: "date",
+    1700: "numeric",
+}
+
+_ARROW_TYPE: dict[str, pa.DataType] = {
+    "int": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "timestamp": pa.timestamp("us"),
+    "date": pa.date32(),
+}
+
+_NULLABLE_DTYPE: dict[pa.DataType, Any] = {
+    pa.int64(): pd.Int64Dtype(),
+    pa.float32(): pd.Float32Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.string(): pd.StringDtype(),
+    pa.large_string(): pd.StringDtype(),
+}
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One result column: its label, its kind, and its Arrow type (None means Python objects)."""
+
+    name: str
+    kind: str
+    arrow: pa.DataType | None
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A statement compiled for asyncpg: SQL with ``$n`` placeholders and its arguments."""
+
+    sql: str
+    args: tuple[Any, ...]
+    labels: tuple[str, ...] | None
+    numeric_scales: tuple[int | None, ...] | None
+
+
+def _as_selectable(stmt: object) -> Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect:
+    """Turn what the caller passed into something that compiles to one SELECT."""
+    if isinstance(stmt, Select | CompoundSelect | TextClause | TextualSelect):
+        return stmt
+    if isinstance(stmt, TableClause):
+        return select(stmt)
+    if isinstance(stmt, type):
+        mapper: Any = inspect(stmt, raiseerr=False)
+        if mapper is not None:
+            return select(stmt)
+    raise InvalidInputError(
+        f"cannot load a frame from {type(stmt).__name__!s} {stmt!r:.60}; pass a SQLAlchemy "
+        "select(...), text(...), a Table or a mapped class"
+    )
+
+
+def _numeric_scale(column: object) -> int | None:
+    """Return the declared scale of a table column typed ``Numeric(p, s)``, else None."""
+    if isinstance(column, Column) and isinstance(column.type, Numeric):
+        scale = column.type.scale
+        if scale is not None and column.type.precision is not None and scale >= 0:
+            return int(scale)
+    return None
+
+
+def _compile(stmt: object, dialect: Any) -> _Query:
+    """Compile ``stmt`` for asyncpg, keeping every value a bound parameter."""
+    selectable = _as_selectable(stmt)
+    compiled = selectable.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    processors = compiled._bind_processors
+    names = compiled.positiontup or []
+    args = []
+    for name in names:
+        value = params[name]
+        processor: Callable[[Any], Any] | None = processors.get(name)  # type: ignore[assignment]
+        args.append(processor(value) if processor is not None else value)
+    labels: tuple[str, ...] | None = None
+    scales: tuple[int | None, ...] | None = None
+    if not isinstance(selectable, TextClause):
+        columns = selectable.selected_columns
+        labels = tuple(columns.keys())
+        scales = tuple(_numeric_scale(c) for c in columns)
+    return _Query(compiled.string, tuple(args), labels, scales)
+
+
+def _columns(query: _Query, attributes: Sequence[Any], backend: str) -> list[_Column]:
+    """Describe the result columns from PostgreSQL's types (and the statement's labels)."""
+    labels = query.labels or tuple(a.name for a in attributes)
+    if len(labels) != len(attributes):  # e.g. a text() with .columns() naming fewer columns
+        labels = tuple(a.name for a in attributes)
+    out = []
+    for i, (label, attribute) in enumerate(zip(labels, attributes, strict=True)):
+        kind = _KIND_BY_OID.get(attribute.type.oid, "object")
+        arrow = _ARROW_TYPE.get(kind)
+        if kind == "numeric" and backend == "pyarrow" and query.numeric_scales is not None:
+            scale = query.numeric_scales[i]
+            if scale is not None:
+                arrow = pa.decimal128(38, scale)
+        out.append(_Column(label, kind, arrow))
+    return out
+
+
+async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, Any]:
+    """Return the SQLAlchemy connection and its asyncpg connection, with the transaction begun."""
+    if isinstance(db, AsyncSession):
+        if db.autoflush:
+            await db.flush()  # as session.execute would: pending ORM changes become visible
+        conn = await db.connection()
+    elif isinstance(db, AsyncConnection):
+        conn = db
+    else:
+        raise InvalidInputError(
+            f"expected an AsyncSession or AsyncConnection, got {type(db).__name__}"
+        )
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if not isinstance(driver, asyncpg.Connection):
+        raise InvalidInputError("the loaders need a postgresql+asyncpg:// connection")
+    if conn.in_transaction() and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement.
+        await conn.exec_driver_sql("SELECT 1")
+    return conn, driver
+
+
+def _query_error(exc: asyncpg.PostgresError) -> QueryError:
+    """Translate an asyncpg error into ours, keeping the server's message and SQLSTATE."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    message = f"the query failed: {exc} (SQLSTATE {sqlstate}); fix the statement and retry"
+    if sqlstate == "57014":
+        return StatementTimeoutError(message, sqlstate=sqlstate)
+    return QueryError(message, sqlstate=sqlstate)
+
+
+def _check_backend(dtype_backend: str) -> None:
+    if dtype_backend not in _BACKENDS:
+        raise InvalidInputError(
+            f"dtype_backend must be 'numpy_nullable' or 'pyarrow', not {dtype_backend!r}"
+        )
+
+
+def _records_to_frame(
+    records: Sequence[Any], columns: Sequence[_Column], backend: str
+) -> pd.DataFrame:
+    """Build a frame from asyncpg records, column by column, with the contract's dtypes."""
+    values: list[Sequence[Any]] = (
+        list(zip(*records, strict=True)) if records else [() for _ in columns]
+    )
+    arrays: list[pa.Array | list[Any]] = []
+    for column, column_values in zip(columns, values, strict=True):
+        if column.arrow is None:
+            arrays.append(list(column_values))
+        else:
+            arrays.append(pa.array(column_values, type=column.arrow))
+    return _assemble(arrays, columns, backend)
+
+
+def _assemble(
+    arrays: Sequence[pa.Array | pa.ChunkedArray | list[Any]],
+    columns: Sequence[_Column],
+    backend: str,
+) -> pd.DataFrame:
+    """Convert Arrow arrays (and lists of Python objects) into a frame in the chosen backend."""
+    mapper: Callable[[pa.DataType], Any] = (
+        pd.ArrowDtype if backend == "pyarrow" else _NULLABLE_DTYPE.get
+    )
+    arrow = {f"c{i}": a for i, a in enumerate(arrays) if not isinstance(a, list)}
+    if arrow:
+        frame: pd.DataFrame = pa.table(arrow).to_pandas(types_mapper=mapper, self_destruct=True)
+    else:
+        rows = len(arrays[0]) if arrays else 0
+        frame = pd.DataFrame(index=pd.RangeIndex(rows))
+    for i, array in enumerate(arrays):
+        if isinstance(array, list):
+            frame.insert(i, f"c{i}", pd.Series(array, dtype=object, index=frame.index))
+    frame.columns = pd.Index([c.name for c in columns])
+    return frame
+
+
+async def load_frame(
+    db: AsyncSession | AsyncConnection,
+    stmt: Statement,
+    *,
+    dtype_backend: DtypeBackend = "numpy_nullable",
+) -> pd.DataFrame:
+    """Run ``stmt`` on the caller's own connection and return the result as a DataFrame.
+
+    The load runs inside the caller's transaction, so it sees the session's uncommitted (and,
+    with autoflush, pending) writes. Parameters stay bound parameters. Dtypes follow the table in
+    this module's docstring: with ``numpy_nullable`` a ``numeric`` column holds
+    ``decimal.Decimal`` objects (exact, dtype ``object``); with ``pyarrow`` a table column
+    declared ``Numeric(p, s)`` becomes ``decimal128(38, s)``.
+
+    Args:
+        db: the session or connection to read through.
+        stmt: a ``select(...)`` (Core or ORM entities), ``text(...)``, a ``Table`` or a mapped
+            class (meaning all its columns).
+        dtype_backend: ``"numpy_nullable"`` (pandas extension dtypes) or ``"pyarrow"``
+            (``pd.ArrowDtype`` columns).
+
+    Raises:
+        InvalidInputError: ``stmt`` is not a statement, or the backend is unknown.
+        QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept).
+    """
+    _check_backend(dtype_backend)
+    _as_selectable(stmt)
+    conn, driver = await _driver(db)
+    query = _compile(stmt, conn.dialect)
+    try:
+        prepared = await driver.prepare(query.sql)
+        columns = _columns(query, prepared.get_attributes(), dtype_backend)
+        records = await prepared.fetch(*query.args)
+    except asyncpg.PostgresError as exc:
+        raise _query_error(exc) from exc
+    return _records_to_frame(records, columns, dtype_backend)
+
+
+async def stream_frames(
+    db: AsyncSession | AsyncConnection,
+    stmt: Statement,
+    *,
+    chunk_size: int = 50_000,
+    dtype_backend: DtypeBackend = "numpy_nullable",
+) -> AsyncIterator[pd.DataFrame]:
+    """Yield the result of ``stmt`` as DataFrames of at most ``chunk_size`` rows.
+
+    A server-side cursor on the caller's own connection keeps memory bounded by one chunk;
+    every chunk has the same columns and dtypes as ``load_frame`` gives, and an empty result
+    yields nothing.
+
+    Raises:
+        InvalidInputError: ``chunk_size`` is not positive, or ``stmt`` is not a statement.
+        QueryError: PostgreSQL rejected the query.
+    """
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
+        raise InvalidInputError(f"chunk_size must be a positive integer, not {chunk_size!r}")
+    _check_backend(dtype_backend)
+    _as_selectable(stmt)
+    conn, driver = await _driver(db)
+    query = _compile(stmt, conn.dialect)
+    try:
+        prepared = await driver.prepare(query.sql)
+        columns = _columns(query, prepared.get_attributes(), dtype_backend)
+        cursor = await prepared.cursor(*query.args)
+        while True:
+            records = await cursor.fetch(chunk_size)
+            if not records:
+                return
+            yield _records_to_frame(records, columns, dtype_backend)
+            if len(records) < chunk_size:
+                return
+    except asyncpg.PostgresError as exc:
+        raise _query_error(exc) from exc

@@ -1,0 +1,228 @@
+"""Loaders: the dtype contract, labels and order, visibility of the caller's writes, streaming,
+and bad input, through every path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import Integer, bindparam, func, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from blogdata.errors import InvalidInputError, QueryError
+from blogdata.loaders import load_frame, stream_frames
+from blogdata.models import Account, Post, User
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+NULLABLE = {
+    "id": pd.Int64Dtype(),
+    "title": pd.StringDtype(),
+    "content": pd.StringDtype(),
+    "author_id": pd.Int64Dtype(),
+    "created_at": pd.DatetimeTZDtype("us", "UTC"),
+    "updated_at": pd.DatetimeTZDtype("us", "UTC"),
+    "published_at": pd.DatetimeTZDtype("us", "UTC"),
+    "views": pd.Int64Dtype(),
+}
+ARROW = {
+    "id": pd.ArrowDtype(pa.int64()),
+    "title": pd.ArrowDtype(pa.string()),
+    "content": pd.ArrowDtype(pa.string()),
+    "author_id": pd.ArrowDtype(pa.int64()),
+    "created_at": pd.ArrowDtype(pa.timestamp("us", tz="UTC")),
+    "updated_at": pd.ArrowDtype(pa.timestamp("us", tz="UTC")),
+    "published_at": pd.ArrowDtype(pa.timestamp("us", tz="UTC")),
+    "views": pd.ArrowDtype(pa.int64()),
+}
+EXPECTED = {"numpy_nullable": NULLABLE, "pyarrow": ARROW}
+
+
+async def _blog(db: AsyncSession, posts: int = 5) -> User:
+    """Add one author with ``posts`` posts (views NULL on odd ones, updated_at always NULL)."""
+    user = User(email="ada@example.com", username="ada", hashed_password="x", created_at=T0)
+    db.add(user)
+    await db.flush()
+    db.add_all(
+        Post(
+            title=f"post {i}",
+            content="" if i == 0 else f"body {i}",
+            author_id=user.id,
+            created_at=T0 + dt.timedelta(hours=i),
+            published_at=None if i % 2 else T0,
+            views=None if i % 2 else i * 10,
+        )
+        for i in range(posts)
+    )
+    db.add(Account(owner_id=user.id, balance=Decimal("12.34")))
+    await db.flush()
+    return user
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+@pytest.mark.parametrize(
+    "make_stmt",
+    [
+        pytest.param(lambda: select(Post).order_by(Post.id), id="orm-entity-select"),
+        pytest.param(lambda: Post.__table__, id="table"),
+        pytest.param(lambda: Post, id="mapped-class"),
+        pytest.param(
+            lambda: text(
+                "SELECT id, title, content, author_id, created_at, updated_at, published_at, views"
+                " FROM posts ORDER BY id"
+            ),
+            id="text",
+        ),
+    ],
+)
+async def test_posts_load_with_the_dtype_contract_from_every_kind_of_statement(
+    db: AsyncSession, backend: str, make_stmt: object
+) -> None:
+    await _blog(db)
+    frame = await load_frame(db, make_stmt(), dtype_backend=backend)  # type: ignore[operator]
+    assert frame.dtypes.to_dict() == EXPECTED[backend]
+    assert len(frame) == 5
+    # updated_at is NULL in every row: its dtype still comes from the column type.
+    assert frame["updated_at"].isna().all()
+    assert frame["views"].isna().sum() == 2
+    # An empty string stays an empty string, distinct from NULL.
+    assert sorted(frame["content"].tolist()) == ["", "body 1", "body 2", "body 3", "body 4"]
+    assert frame["created_at"].min() == pd.Timestamp(T0)
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+async def test_an_empty_result_keeps_its_columns_and_dtypes(db: AsyncSession, backend: str) -> None:
+    frame = await load_frame(db, select(Post).where(Post.id < 0), dtype_backend=backend)
+    assert frame.empty
+    assert frame.dtypes.to_dict() == EXPECTED[backend]
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+async def test_booleans_are_nullable_and_numerics_stay_exact(
+    db: AsyncSession, backend: str
+) -> None:
+    await _blog(db)
+    stmt = text(
+        "SELECT b, n FROM (VALUES (true, 0.1::numeric), (NULL, NULL), (false, 0.30::numeric))"
+        " AS t(b, n)"
+    )
+    frame = await load_frame(db, stmt, dtype_backend=backend)
+    assert str(frame["b"].dtype) == ("boolean" if backend == "numpy_nullable" else "bool[pyarrow]")
+    assert frame["b"].tolist()[0] is True and frame["b"].isna().tolist() == [False, True, False]
+    # Unconstrained numeric: exact Decimal objects in both backends.
+    assert frame["n"].dtype == object
+    assert frame["n"].tolist()[0] == Decimal("0.1") and frame["n"].tolist()[2] == Decimal("0.30")
+    balances = await load_frame(db, select(Account.balance), dtype_backend=backend)
+    if backend == "pyarrow":
+        assert balances["balance"].dtype == pd.ArrowDtype(pa.decimal128(38, 2))
+    else:
+        assert balances["balance"].dtype == object
+    assert balances["balance"].tolist() == [Decimal("12.34")]
+
+
+async def test_columns_keep_the_statements_labels_and_order(db: AsyncSession) -> None:
+    await _blog(db)
+    stmt = (
+        select(
+            Post.views.label("v"),
+            User.id,
+            Post.id,
+            func.count().over().label("n"),
+            func.count(),
+        )
+        .join(User)
+        .group_by(Post.views, User.id, Post.id)
+        .order_by(Post.id)
+    )
+    frame = await load_frame(db, stmt)
+    assert list(frame.columns) == ["v", "id", "id_1", "n", "count"]
+    assert frame["count"].dtype == pd.Int64Dtype()
+
+
+async def test_bound_parameters_are_passed_not_inlined(db: AsyncSession) -> None:
+    await _blog(db)
+    tricky = "x'; DROP TABLE posts; --"
+    stmt = select(Post.id).where((Post.title == tricky) | Post.id.in_([-1, -2]))
+    assert (await load_frame(db, stmt)).empty
+    by_text = text("SELECT id FROM posts WHERE views >= :v ORDER BY id").bindparams(
+        bindparam("v", 20, type_=Integer)
+    )
+    assert (await load_frame(db, by_text))["id"].size == 2  # views 20 and 40
+    assert (await load_frame(db, select(func.count()).select_from(Post)))["count"].item() == 5
+
+
+async def test_load_frame_sees_the_sessions_uncommitted_and_pending_writes(
+    db: AsyncSession,
+) -> None:
+    user = await _blog(db)
+    db.add(Post(title="not flushed yet", author_id=user.id, created_at=T0))  # autoflush applies
+    frame = await load_frame(db, select(Post.title).order_by(Post.id))
+    assert frame["title"].iloc[-1] == "not flushed yet"
+    assert len(frame) == 6
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+async def test_stream_frames_yields_bounded_chunks_with_identical_dtypes(
+    db: AsyncSession, backend: str
+) -> None:
+    await _blog(db, posts=7)
+    chunks = [
+        chunk
+        async for chunk in stream_frames(
+            db, select(Post).order_by(Post.id), chunk_size=3, dtype_backend=backend
+        )
+    ]
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    assert all(c.dtypes.to_dict() == EXPECTED[backend] for c in chunks)
+    whole = await load_frame(db, select(Post).order_by(Post.id), dtype_backend=backend)
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+
+
+async def test_stream_frames_of_an_empty_result_yields_nothing(db: AsyncSession) -> None:
+    assert [c async for c in stream_frames(db, select(Post), chunk_size=10)] == []
+
+
+@pytest.mark.parametrize("chunk_size", [0, -5], ids=["zero", "negative"])
+async def test_stream_frames_rejects_a_chunk_size_that_is_not_positive(
+    db: AsyncSession, chunk_size: int
+) -> None:
+    with pytest.raises(InvalidInputError, match="chunk_size"):
+        async for _ in stream_frames(db, select(Post), chunk_size=chunk_size):
+            pass
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("SELECT 1", id="plain-string"),
+        pytest.param(None, id="none"),
+        pytest.param(42, id="number"),
+        pytest.param(Post.id, id="a-column"),
+    ],
+)
+async def test_something_that_is_not_a_statement_is_rejected(db: AsyncSession, bad: object) -> None:
+    with pytest.raises(InvalidInputError, match="select"):
+        await load_frame(db, bad)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_dtype_backend_is_rejected(db: AsyncSession) -> None:
+    with pytest.raises(InvalidInputError, match="dtype_backend"):
+        await load_frame(db, select(Post), dtype_backend="numpy")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("stmt", "sqlstate", "fragment"),
+    [
+        pytest.param(text("SELECT nope FROM posts"), "42703", "nope", id="unknown-column"),
+        pytest.param(select(literal_column("1/0")), "22012", "division by zero", id="runtime"),
+    ],
+)
+async def test_a_sql_error_carries_the_databases_message_and_sqlstate(
+    db: AsyncSession, stmt: object, sqlstate: str, fragment: str
+) -> None:
+    with pytest.raises(QueryError, match=fragment) as caught:
+        await load_frame(db, stmt)  # type: ignore[arg-type]
+    assert caught.value.sqlstate == sqlstate
