@@ -96,15 +96,17 @@ def migrate_check() -> None:
 @app.command("lab")
 def lab(
     notebooks: Annotated[Path, typer.Option(help="folder to open")] = Path("notebooks"),
+    port: Annotated[int, typer.Option(help="port for JupyterLab")] = 8888,
     no_browser: Annotated[bool, typer.Option(help="do not open a browser")] = False,
 ) -> None:
     """Start the database, migrate it, and open JupyterLab on the notebooks with it configured."""
     url = resolve_url()
     asyncio.run(migrate.upgrade(url))
     env = dict(os.environ)
+    # Kernels inherit this, so every notebook's connect() uses the same server.
     env["BLOGDATA_DATABASE_URL"] = url.render_as_string(hide_password=False)
-    typer.echo(f"database: {url.render_as_string(hide_password=True)}")
-    args = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}"]
+    typer.echo(f"database: {url.render_as_string(hide_password=True)} (migrated)")
+    args = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}", f"--port={port}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
     if no_browser:

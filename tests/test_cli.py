@@ -93,3 +93,48 @@ async def test_python_dash_m_blogdata_runs_the_same_command() -> None:
     )
     assert done.returncode == 0
     assert "migrate" in done.stdout and "db" in done.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_lab_opens_jupyterlab_with_the_database_configured_for_kernels(own_home: Path) -> None:
+    import time
+    import urllib.request
+
+    import psutil
+
+    port = _free_port()
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "blogdata", "lab", "--no-browser", f"--port={port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and lab.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=2) as page:
+                    status = page.status
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+        (jupyter,) = psutil.Process(lab.pid).children()
+        env = jupyter.environ()
+        assert env["BLOGDATA_DATABASE_URL"].startswith("postgresql+asyncpg://postgres@/postgres")
+        assert str(own_home) in env["BLOGDATA_DATABASE_URL"].replace("%2F", "/")
+    finally:
+        for child in psutil.Process(lab.pid).children(recursive=True):
+            child.terminate()
+        lab.terminate()
+        output = lab.communicate(timeout=30)[0]
+    assert "(migrated)" in output
