@@ -25,6 +25,12 @@ check: $(STAMP)  ## lint and type-check
 test: $(STAMP)  ## every test, then every notebook under strict nbval
 	$(BIN)/pytest
 
+notebooks: $(STAMP)  ## re-execute the notebooks (all, or NB="01 08") and store their outputs
+	$(BIN)/python notebooks/execute.py $(NB)
+
+nbval: $(STAMP)  ## validate the stored notebook outputs under strict nbval
+	$(BIN)/pytest notebooks
+
 bench: $(STAMP)  ## every benchmark in benchmarks/, results into benchmarks/RESULTS.md
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -1,0 +1,207 @@
+"""Jupyter helpers: a fresh database per notebook, ``show_sql``, ``run`` and the statement counter.
+
+``await connect("01-engine-and-sessions")`` drops and recreates the database
+``nb_01_engine_and_sessions`` on the configured server (``BLOGDATA_DATABASE_URL``, else the
+embedded one), migrates it with Alembic and seeds it deterministically, so a notebook never sees
+another's leftovers and gives the same outputs on every run, in any order, in parallel.
+
+Notebooks ``await`` at top level; ``run`` is only for code that cannot (a sync function that must
+call async code). It applies nest-asyncio2 to the running loop on its first call, never on import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Coroutine
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import NullPool, text
+from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
+from sqlalchemy.sql import ClauseElement
+
+from blogdata import migrate
+from blogdata.database import create_engine, create_sessionmaker, resolve_url
+from blogdata.errors import InvalidInputError
+
+__all__ = [
+    "Notebook",
+    "connect",
+    "count_statements",
+    "database_name",
+    "render_sql",
+    "run",
+    "show_sql",
+]
+
+T = TypeVar("T")
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_MAX_NAME = 60  # PostgreSQL truncates identifiers at 63 bytes; "nb_" takes three
+_open: dict[str, Notebook] = {}
+
+
+def database_name(name: str) -> str:
+    """Return the database name for notebook ``name`` (``"01-engine"`` → ``"nb_01_engine"``).
+
+    Raises:
+        InvalidInputError: ``name`` is not lowercase letters, digits, ``-`` and ``_``.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > _MAX_NAME:
+        raise InvalidInputError(
+            f"notebook name {name!r} is not valid; use up to {_MAX_NAME} lowercase letters, "
+            'digits, "-" and "_", starting with a letter or digit, e.g. "01-engine-and-sessions"'
+        )
+    return "nb_" + name.replace("-", "_")
+
+
+@dataclass
+class Notebook:
+    """A notebook's own database: its engine, a session factory and its URL (password hidden)."""
+
+    name: str
+    database: str
+    # Left out of the repr: object addresses and socket paths would change on every run.
+    engine: AsyncEngine = field(repr=False)
+    sessions: async_sessionmaker[AsyncSession] = field(repr=False)
+    url: str = field(repr=False)
+
+    async def close(self, *, drop: bool = False) -> None:
+        """Close the engine's connections; with ``drop=True`` also drop the database."""
+        await self.engine.dispose()
+        if _open.get(self.name) is self:
+            del _open[self.name]
+        if drop:
+            await _recreate(self.engine.url, self.database, create=False)
+
+
+async def _recreate(url: URL, database: str, *, create: bool = True) -> None:
+    """Drop ``database`` on ``url``'s server (disconnecting its users), then create it again."""
+    admin = create_engine(
+        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            quoted = conn.dialect.identifier_preparer.quote_identifier(database)
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            if create:
+                await conn.execute(text(f"CREATE DATABASE {quoted}"))
+    finally:
+        await admin.dispose()
+
+
+async def connect(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
+    """Give notebook ``name`` a fresh database: dropped, recreated, migrated and seeded.
+
+    Args:
+        name: the notebook's name, e.g. ``"01-engine-and-sessions"``; the database is
+            ``nb_01_engine_and_sessions`` on the configured server, else the embedded one.
+        seed: the random seed for ``blogdata.seed.seed``; None leaves the tables empty.
+        scale: multiplies the seeded users (200 at scale 1.0) and so every other table.
+
+    Raises:
+        InvalidInputError: the name or the scale is not valid.
+    """
+    database = database_name(name)
+    if not scale > 0:
+        raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
+    previous = _open.pop(name, None)
+    if previous is not None:  # re-running the setup cell: release the old pool first
+        await previous.engine.dispose()
+    url = resolve_url().set(database=database)
+    await _recreate(url, database)
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+        if seed is not None:
+            from blogdata.seed import seed as seed_database
+
+            await seed_database(engine, users=max(1, round(200 * scale)), seed=seed)
+    except BaseException:
+        await engine.dispose()
+        raise
+    notebook = Notebook(
+        name=name,
+        database=database,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        url=url.render_as_string(hide_password=True),
+    )
+    _open[name] = notebook
+    return notebook
+
+
+def _compiled(stmt: ClauseElement, literal: bool) -> Any:
+    dialect = _asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+    if literal:
+        return stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return stmt.compile(dialect=dialect)
+
+
+def _tidy(sql: str) -> str:
+    return "\n".join(line.rstrip() for line in sql.strip().splitlines())
+
+
+def render_sql(stmt: ClauseElement, *, literal: bool = False) -> str:
+    """Return the SQL asyncpg sends to PostgreSQL for ``stmt``, with its parameters.
+
+    By default the SQL keeps its ``$1, $2 …`` placeholders and each parameter follows on a
+    ``-- $n = value`` line; ``literal=True`` writes the values inline instead (for reading only,
+    and only for types that can be rendered; otherwise the placeholder form is returned).
+    """
+    if literal:
+        try:
+            return _tidy(str(_compiled(stmt, True)))
+        except (CompileError, NotImplementedError):
+            pass
+    compiled = _compiled(stmt, False)
+    lines = [_tidy(str(compiled))]
+    params = compiled.params
+    for position, key in enumerate(compiled.positiontup or (), start=1):
+        lines.append(f"-- ${position} = {params[key]!r}")
+    return "\n".join(lines)
+
+
+def show_sql(stmt: ClauseElement, *, literal: bool = False) -> None:
+    """Print the SQL PostgreSQL will run for ``stmt``, with its parameters (see ``render_sql``)."""
+    print(render_sql(stmt, literal=literal))  # noqa: T201 - printing is the point in a notebook
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code, even inside a notebook's running event loop.
+
+    Inside a running loop, nest-asyncio2 is applied to that loop on the first call (never on
+    import), and the coroutine runs on it, so pooled connections stay valid. Without a running
+    loop this is ``asyncio.run``.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import nest_asyncio2
+
+    nest_asyncio2.apply(loop)  # idempotent: a patched loop is left as it is
+    return loop.run_until_complete(coro)
+
+
+def count_statements(
+    target: AsyncEngine | AsyncConnection | AsyncSession,
+) -> AbstractContextManager[Any]:
+    """Count the SQL statements run through ``target`` in a ``with`` block (``blogdata.queries``).
+
+    Usage: ``with count_statements(nb.engine) as counter: ...``, then ``counter.count``.
+    """
+    from blogdata.queries import count_statements as _count_statements
+
+    manager: AbstractContextManager[Any] = _count_statements(target)
+    return manager

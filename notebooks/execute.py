@@ -1,0 +1,156 @@
+"""Build and re-execute the notebooks, storing their outputs deterministically.
+
+Usage (from the repository root)::
+
+    python notebooks/execute.py               # every notebook
+    python notebooks/execute.py 01 08         # by number, name or path
+    python notebooks/execute.py --build-only 03   # write the .ipynb from its source, don't run
+
+A notebook whose source ``notebooks/src/NN-name.py`` exists is first rebuilt from it (the
+"percent" format: ``# %% [markdown]`` and ``# %%`` cells, optional ``tags=[...]``); a notebook
+without a source is executed as it is. Cell ids are stable (``cell-01`` …), timing metadata is
+dropped and the kernel metadata has no version numbers, so a re-run changes only what changed.
+The kernel is this Python (the venv with blogdata installed) and inherits the environment:
+``BLOGDATA_DATABASE_URL`` if set, else the embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "src"
+NOTEBOOK = re.compile(r"\d\d-[a-z0-9-]+")
+_HEADER = re.compile(r"^# %%(?P<kind> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def parse_source(text: str) -> nbformat.NotebookNode:
+    """Turn a percent-format script into a notebook without outputs."""
+    cells: list[tuple[str, list[str], list[str]]] = []
+    for line in text.splitlines():
+        header = _HEADER.match(line)
+        if header:
+            kind = "markdown" if header["kind"] else "code"
+            tags = json.loads(header["tags"]) if header["tags"] else []
+            cells.append((kind, tags, []))
+        elif cells:
+            cells[-1][2].append(line)
+        elif line.strip() and not line.startswith("#"):
+            raise ValueError(f"code before the first '# %%' cell marker: {line!r}")
+    nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    for index, (kind, tags, lines) in enumerate(cells, start=1):
+        while lines and not lines[-1].strip():
+            lines.pop()
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if kind == "markdown":
+            body = "\n".join(re.sub(r"^# ?", "", line) for line in lines)
+            cell = new_markdown_cell(body)
+        else:
+            cell = new_code_cell("\n".join(lines))
+        cell.id = f"cell-{index:02d}"
+        if tags:
+            cell.metadata["tags"] = tags
+        nb.cells.append(cell)
+    return nb
+
+
+def _tidy(nb: nbformat.NotebookNode) -> None:
+    """Drop volatile metadata (timings, versions) that nbval ignores but diffs would show."""
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["language_info"] = {"name": "python"}
+    for index, cell in enumerate(nb.cells, start=1):
+        cell.metadata.pop("execution", None)
+        cell.setdefault("id", f"cell-{index:02d}")
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                # Full tracebacks hold kernel temp paths and colour codes; nbval ignores them.
+                output.traceback = [f"{output.ename}: {output.evalue}"]
+
+
+def _stderr_cells(nb: nbformat.NotebookNode) -> list[int]:
+    return [
+        index
+        for index, cell in enumerate(nb.cells, start=1)
+        if cell.cell_type == "code"
+        and any(out.get("name") == "stderr" for out in cell.get("outputs", []))
+    ]
+
+
+def find(names: list[str]) -> list[Path]:
+    """Resolve notebook arguments (numbers, names, paths) to .ipynb paths in this folder."""
+    known = {p.stem for p in HERE.glob("[0-9][0-9]-*.ipynb")}
+    known |= {p.stem for p in SOURCES.glob("[0-9][0-9]-*.py")}
+    stems = sorted(s for s in known if NOTEBOOK.fullmatch(s))
+    if not names:
+        return [HERE / f"{stem}.ipynb" for stem in stems]
+    chosen: list[Path] = []
+    for name in names:
+        key = Path(name).stem
+        matches = [s for s in stems if s == key or s.startswith(f"{key}-")]
+        if len(matches) != 1:
+            raise SystemExit(f"no single notebook matches {name!r}; known: {', '.join(stems)}")
+        chosen.append(HERE / f"{matches[0]}.ipynb")
+    return chosen
+
+
+def build(path: Path) -> nbformat.NotebookNode:
+    """Return the notebook for ``path``: rebuilt from its source if it has one."""
+    source = SOURCES / f"{path.stem}.py"
+    if source.exists():
+        return parse_source(source.read_text())
+    return nbformat.read(path, as_version=4)
+
+
+def execute(nb: nbformat.NotebookNode, *, timeout: int = 300) -> None:
+    """Run every cell in a fresh kernel (from this environment), in the notebooks folder."""
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(HERE)}},
+    )
+    client.execute()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build and execute the chosen notebooks; return 1 if any failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="numbers, names or paths (default: all)")
+    parser.add_argument("--build-only", action="store_true", help="write without executing")
+    args = parser.parse_args(argv)
+    failed = 0
+    for path in find(args.notebooks):
+        nb = build(path)
+        started = time.perf_counter()
+        try:
+            if not args.build_only:
+                execute(nb)
+        except Exception as exc:  # report and go on with the others; the file is not written
+            failed += 1
+            print(f"FAILED {path.name}: {type(exc).__name__}: {str(exc)[-2000:]}")  # noqa: T201
+            continue
+        _tidy(nb)
+        nbformat.validate(nb)
+        nbformat.write(nb, path)
+        note = ""
+        if stderr := _stderr_cells(nb):
+            note = f"  (stderr output in cells {stderr}: nbval compares it; is it deterministic?)"
+        seconds = time.perf_counter() - started
+        print(f"wrote {path.name} in {seconds:.1f} s{note}")  # noqa: T201
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
