@@ -1,0 +1,197 @@
+"""Pydantic v2 schemas for the CRUD layer: what comes in (Create/Update) and what goes out (Read).
+
+Validation runs before any SQL: a real email check (email-validator, no DNS lookup), usernames of
+3 to 50 letters, digits, ``_``, ``.`` or ``-`` (any script), passwords of 8 to 128 characters held
+as ``SecretStr`` (never shown by ``repr``, logs or validation errors), titles of 1 to 255
+characters, and tag names trimmed, lower-cased, 1 to 50 characters and de-duplicated.
+``UserRead`` has no password field at all, so a hash can never leak through it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
+
+__all__ = [
+    "MAX_TAGS_PER_POST",
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_MIN_LENGTH",
+    "PostCreate",
+    "PostRead",
+    "PostUpdate",
+    "TagCreate",
+    "TagRead",
+    "UserCreate",
+    "UserRead",
+    "UserUpdate",
+    "normalize_tag_name",
+]
+
+PASSWORD_MIN_LENGTH = 8
+#: Upper bound so nobody can make the server hash megabytes per login attempt.
+PASSWORD_MAX_LENGTH = 128
+TAG_MAX_LENGTH = 50
+MAX_TAGS_PER_POST = 20
+
+Role = Literal["reader", "author", "editor", "admin"]
+
+
+def normalize_tag_name(name: str) -> str:
+    """Return ``name`` trimmed and lower-cased; raise ValueError if empty or too long."""
+    cleaned = " ".join(name.split()).lower()
+    if not cleaned:
+        raise ValueError("a tag name must not be empty")
+    if len(cleaned) > TAG_MAX_LENGTH:
+        raise ValueError(f"a tag name must be at most {TAG_MAX_LENGTH} characters")
+    return cleaned
+
+
+def _lower_email(value: str) -> str:
+    # Stored lower-case so "Alice@x.org" and "alice@x.org" cannot be two accounts.
+    return value.lower()
+
+
+def _check_password(value: SecretStr) -> SecretStr:
+    length = len(value.get_secret_value())
+    if length < PASSWORD_MIN_LENGTH:
+        raise ValueError(f"password must be at least {PASSWORD_MIN_LENGTH} characters")
+    if length > PASSWORD_MAX_LENGTH:
+        raise ValueError(f"password must be at most {PASSWORD_MAX_LENGTH} characters")
+    return value
+
+
+def _unique_tags(names: list[str]) -> list[str]:
+    if len(names) > MAX_TAGS_PER_POST:
+        raise ValueError(f"a post carries at most {MAX_TAGS_PER_POST} tags")
+    return list(dict.fromkeys(normalize_tag_name(name) for name in names))
+
+
+Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(_lower_email)]
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[\w.-]{3,50}$"),
+    Field(description="3 to 50 letters, digits, '_', '.' or '-'"),
+]
+Password = Annotated[SecretStr, AfterValidator(_check_password)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+TagName = Annotated[str, AfterValidator(normalize_tag_name)]
+TagList = Annotated[list[str], AfterValidator(_unique_tags)]
+
+
+class _Schema(BaseModel):
+    # Input values never appear in validation errors: they may be passwords.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class UserCreate(_Schema):
+    """A new user: the plain password is hashed by ``crud.user.create`` and never stored."""
+
+    email: Email
+    username: Username
+    password: Password
+    full_name: FullName | None = None
+    role: Role = "reader"
+
+
+class UserUpdate(_Schema):
+    """Changes to a user; only the fields you set are written, a given password is re-hashed."""
+
+    email: Email | None = None
+    username: Username | None = None
+    password: Password | None = None
+    full_name: FullName | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+
+    @field_validator("email", "username", "password", "role", "is_active")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Leave a field out to keep it; None would mean "erase", which these columns forbid.
+        if value is None:
+            raise ValueError("leave the field out instead of setting it to null")
+        return value
+
+
+class UserRead(BaseModel):
+    """A user as shown to the outside world: no password or hash field exists here."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    username: str
+    full_name: str | None
+    role: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime | None = None
+    last_login: datetime | None = None
+
+
+class PostCreate(_Schema):
+    """A new post; ``tags`` are names, created on the fly if they do not exist yet."""
+
+    title: Title
+    content: str | None = None
+    author_id: Annotated[int, Field(gt=0)]
+    tags: TagList = Field(default_factory=list)
+    published_at: AwareDatetime | None = None
+
+
+class PostUpdate(_Schema):
+    """Changes to a post; ``tags``, when given, replaces the post's whole tag set."""
+
+    title: Title | None = None
+    content: str | None = None
+    tags: TagList | None = None
+    published_at: AwareDatetime | None = None
+
+    @field_validator("title", "tags")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("leave the field out instead of setting it to null")
+        return value
+
+
+class PostRead(BaseModel):
+    """A post's own columns (relationships are loaded explicitly, never through this schema)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    content: str | None
+    author_id: int
+    created_at: datetime
+    updated_at: datetime | None = None
+    published_at: datetime | None = None
+    views: int | None = None
+
+
+class TagCreate(_Schema):
+    """A new tag; the name is stored trimmed and lower-case."""
+
+    name: TagName
+
+
+class TagRead(BaseModel):
+    """A tag as stored."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
