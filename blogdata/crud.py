@@ -1,0 +1,448 @@
+"""The guide's CRUD layer: ``CRUDBase`` and the ``crud.user``, ``crud.post``, ``crud.tag`` objects.
+
+Usage: ``from blogdata import crud; user = await crud.user.create(db, obj_in=UserCreate(...))``.
+
+Deliberately unlike the guide:
+
+- methods ``flush()`` but never ``commit()``: the caller's unit of work (``get_db``,
+  ``session_scope``, ``async with db.begin()``) commits once, so several calls form one
+  transaction and roll back together;
+- each write runs inside a SAVEPOINT, and a failed write is translated once, by SQLSTATE, into
+  ``AlreadyExistsError`` (23505, naming the field) or ``RelatedRowMissingError`` (23503); only the
+  savepoint is rolled back, so the session stays usable;
+- ``remove``/``update`` of a missing id raise ``NotFoundError`` (the guide hands ``None`` to
+  ``delete``); ``get_multi`` orders by a checked key, so pages are stable;
+- ``crud.user.authenticate`` does the same hashing work for unknown emails, and only returns
+  active users; hashing runs in a worker thread so the event loop keeps serving other tasks;
+- ``crud.post.create`` gets-or-creates its tags with ``INSERT ... ON CONFLICT DO NOTHING``, so two
+  sessions adding the same new tag at once both succeed (under READ COMMITTED, the default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import Table, exists, func, inspect, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.schema import ColumnCollectionConstraint
+
+from blogdata.errors import (
+    AlreadyExistsError,
+    BlogdataError,
+    InvalidInputError,
+    NotFoundError,
+    QueryError,
+    RelatedRowMissingError,
+)
+from blogdata.models import Base, Post, Tag, User
+from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
+from blogdata.schemas import (
+    PostCreate,
+    PostUpdate,
+    TagCreate,
+    UserCreate,
+    UserUpdate,
+    normalize_tag_name,
+)
+from blogdata.security import DUMMY_HASH, get_password_hash, verify_password
+
+__all__ = [
+    "CRUDBase",
+    "CRUDPost",
+    "CRUDTag",
+    "CRUDUser",
+    "post",
+    "tag",
+    "translate_db_error",
+    "user",
+]
+
+ModelType = TypeVar("ModelType", bound=Base)
+CreateSchemaType = TypeVar("CreateSchemaType", bound=BaseModel)
+UpdateSchemaType = TypeVar("UpdateSchemaType", bound=BaseModel)
+
+_KEY_RE = re.compile(r"Key \(([^)]*)\)=")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return str(code) if code else None
+
+
+def _constraint_columns(table: Table, name: str | None) -> list[str]:
+    """Return the columns of the constraint or index called ``name`` on ``table``."""
+    if not name:
+        return []
+    for constraint in table.constraints:
+        if isinstance(constraint, ColumnCollectionConstraint) and constraint.name == name:
+            return [c.name for c in constraint.columns]
+    for index in table.indexes:
+        if index.name == name:
+            return [c.name for c in index.columns]
+    return []
+
+
+def _referred_table(table: Table | None, name: str | None) -> str | None:
+    if table is None:
+        return None
+    for fk in table.foreign_key_constraints:
+        if fk.name == name:
+            return fk.referred_table.name
+    return None
+
+
+def translate_db_error(exc: DBAPIError, table: Table | None = None) -> BlogdataError:
+    """Translate a database error into a blogdata error by its SQLSTATE.
+
+    23505 (unique) becomes ``AlreadyExistsError`` with ``field`` set, 23503 (foreign key)
+    ``RelatedRowMissingError``, anything else ``QueryError`` carrying the SQLSTATE. Raise the
+    result ``from exc``.
+    """
+    state = _sqlstate(exc)
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    constraint = getattr(cause, "constraint_name", None)
+    detail = getattr(cause, "detail", None) or ""
+    table_name = getattr(cause, "table_name", None) or (table.name if table is not None else "")
+    columns = _constraint_columns(table, constraint) if table is not None else []
+    if not columns:
+        match = _KEY_RE.search(detail)
+        columns = [c.strip() for c in match.group(1).split(",")] if match else []
+    field = ", ".join(columns) or None
+    if state == "23505":
+        what = field or constraint or "this unique value"
+        return AlreadyExistsError(
+            f"a {table_name} row with this {what} already exists; "
+            f"choose another {what} or update the existing row",
+            field=field,
+        )
+    if state == "23503":
+        referred = _referred_table(table, constraint) or "another table"
+        return RelatedRowMissingError(
+            f"{table_name}.{field or constraint} refers to a {referred} row that does not exist; "
+            "create that row first or fix the id"
+        )
+    message = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    return QueryError(f"the database rejected the statement: {message}", sqlstate=state)
+
+
+@asynccontextmanager
+async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
+    """Run the block in a savepoint, flush it, and translate a database error (one boundary)."""
+    try:
+        async with db.begin_nested():
+            yield
+            await db.flush()
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        raise translate_db_error(exc, table) from exc
+
+
+async def _refresh_expired(db: AsyncSession, obj: Base) -> None:
+    # Server-side values (created_at, updated_at) are expired after a flush; load them now,
+    # while we can await, so plain attribute access never needs hidden IO later.
+    expired = inspect(obj).expired_attributes
+    if expired:
+        await db.refresh(obj, attribute_names=sorted(expired))
+
+
+class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
+    """Create, read, update and delete rows of one model; flushes, never commits."""
+
+    def __init__(self, model: type[ModelType]) -> None:
+        self.model = model
+        self.table: Table = model.__table__  # type: ignore[assignment]
+
+    async def get(self, db: AsyncSession, id: int) -> ModelType | None:
+        """Return the row with primary key ``id``, or None."""
+        return await db.get(self.model, id)
+
+    async def get_or_raise(self, db: AsyncSession, id: int) -> ModelType:
+        """Return the row with primary key ``id``; raise NotFoundError if there is none."""
+        obj = await self.get(db, id)
+        if obj is None:
+            raise NotFoundError(
+                f"no {self.table.name} row with id {id}; check the id, or list rows with get_multi"
+            )
+        return obj
+
+    async def get_multi(
+        self,
+        db: AsyncSession,
+        *,
+        skip: int = 0,
+        limit: int = DEFAULT_LIMIT,
+        order_by: str | Sequence[str] = "id",
+    ) -> list[ModelType]:
+        """Return one page of rows ordered by ``order_by`` (e.g. ``"-created_at"``).
+
+        Raises:
+            InvalidInputError: a negative ``skip``, a ``limit`` outside 1..MAX_LIMIT, or an
+                unknown sort key.
+        """
+        check_page(skip=skip, limit=limit)
+        stmt = (
+            select(self.model)
+            .order_by(*order_by_clause(self.model, order_by))
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+
+    async def count(self, db: AsyncSession) -> int:
+        """Return how many rows the table has."""
+        return int(await db.scalar(select(func.count()).select_from(self.model)) or 0)
+
+    async def exists(self, db: AsyncSession, id: int) -> bool:
+        """Return whether a row with primary key ``id`` exists."""
+        pk = inspect(self.model).primary_key[0]
+        return bool(await db.scalar(select(exists().where(pk == id))))
+
+    async def create(self, db: AsyncSession, *, obj_in: CreateSchemaType) -> ModelType:
+        """Insert a row from ``obj_in`` and flush it (the caller commits)."""
+        return await self._insert(db, self.model(**obj_in.model_dump()))
+
+    async def _insert(self, db: AsyncSession, db_obj: ModelType) -> ModelType:
+        async with _write(db, self.table):
+            db.add(db_obj)
+        await _refresh_expired(db, db_obj)
+        return db_obj
+
+    async def update(
+        self,
+        db: AsyncSession,
+        *,
+        obj_in: UpdateSchemaType | dict[str, Any],
+        db_obj: ModelType | None = None,
+        id: int | None = None,
+    ) -> ModelType:
+        """Write the fields set in ``obj_in`` to ``db_obj`` (or the row ``id``) and flush.
+
+        Fields left out of ``obj_in`` are untouched (``exclude_unset``). If the write fails, the
+        object is reloaded from the database, so it never holds values that were not stored.
+
+        Raises:
+            NotFoundError: ``id`` names no row.
+        """
+        target = await self._target(db, db_obj, id)
+        data = obj_in.model_dump(exclude_unset=True) if isinstance(obj_in, BaseModel) else obj_in
+        return await self._apply(db, target, data)
+
+    async def _target(
+        self, db: AsyncSession, db_obj: ModelType | None, id: int | None
+    ) -> ModelType:
+        if (db_obj is None) == (id is None):
+            raise InvalidInputError("pass exactly one of db_obj= or id=")
+        return db_obj if db_obj is not None else await self.get_or_raise(db, id)  # type: ignore[arg-type]
+
+    async def _apply(self, db: AsyncSession, db_obj: ModelType, data: dict[str, Any]) -> ModelType:
+        columns = {attr.key for attr in inspect(self.model).column_attrs}
+        unknown = sorted(set(data) - columns)
+        if unknown:
+            raise InvalidInputError(f"{self.table.name} has no column(s) {unknown}")
+        try:
+            async with _write(db, self.table):
+                for name, value in data.items():
+                    setattr(db_obj, name, value)
+        except BlogdataError:
+            await db.refresh(db_obj)
+            raise
+        await _refresh_expired(db, db_obj)
+        return db_obj
+
+    async def remove(self, db: AsyncSession, *, id: int) -> ModelType:
+        """Delete the row with primary key ``id``, flush, and return it.
+
+        Raises:
+            NotFoundError: no row has that id.
+        """
+        obj = await self.get_or_raise(db, id)
+        async with _write(db, self.table):
+            await db.delete(obj)
+        return obj
+
+
+class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
+    """Users: look-ups by email or username, hashed passwords, ``authenticate``."""
+
+    async def get_by_email(self, db: AsyncSession, *, email: str) -> User | None:
+        """Return the user with this email (compared lower-case), or None."""
+        return await db.scalar(select(User).where(User.email == email.strip().lower()))
+
+    async def get_by_username(self, db: AsyncSession, *, username: str) -> User | None:
+        """Return the user with this username, or None."""
+        return await db.scalar(select(User).where(User.username == username.strip()))
+
+    async def create(self, db: AsyncSession, *, obj_in: UserCreate) -> User:
+        """Insert a user with a hashed password and flush; the plain password is not kept.
+
+        Raises:
+            AlreadyExistsError: the email or username is taken (``err.field`` says which).
+        """
+        data = obj_in.model_dump(exclude={"password"})
+        hashed = await asyncio.to_thread(get_password_hash, obj_in.password)
+        return await self._insert(db, User(**data, hashed_password=hashed))
+
+    async def update(
+        self,
+        db: AsyncSession,
+        *,
+        obj_in: UserUpdate | dict[str, Any],
+        db_obj: User | None = None,
+        id: int | None = None,
+    ) -> User:
+        """Write the set fields to the user and flush; a given password is hashed first."""
+        target = await self._target(db, db_obj, id)
+        if isinstance(obj_in, BaseModel):
+            data = obj_in.model_dump(exclude_unset=True)
+        else:
+            data = UserUpdate.model_validate(obj_in).model_dump(exclude_unset=True)
+        password = data.pop("password", None)
+        if password is not None:
+            data["hashed_password"] = await asyncio.to_thread(get_password_hash, password)
+        return await self._apply(db, target, data)
+
+    async def authenticate(
+        self, db: AsyncSession, *, email: str, password: str | SecretStr
+    ) -> User | None:
+        """Return the active user with this email and password, or None.
+
+        An unknown email still costs one password verification (against ``DUMMY_HASH``), so
+        the time taken does not tell an attacker whether the email is registered.
+        """
+        found = await self.get_by_email(db, email=email)
+        stored = found.hashed_password if found is not None else DUMMY_HASH
+        ok = await asyncio.to_thread(verify_password, password, stored)
+        if found is None or not ok or not found.is_active:
+            return None
+        return found
+
+
+class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
+    """Tags: look-up by name and a concurrency-safe get-or-create."""
+
+    async def get_by_name(self, db: AsyncSession, *, name: str) -> Tag | None:
+        """Return the tag called ``name`` (trimmed, any case), or None."""
+        return await db.scalar(select(Tag).where(Tag.name == _tag_name(name)))
+
+    async def get_or_create_many(self, db: AsyncSession, *, names: Sequence[str]) -> list[Tag]:
+        """Return the tags called ``names``, creating the missing ones; order follows ``names``.
+
+        ``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT``: if another transaction inserts the
+        same name first, our insert waits for it and skips the row, and the SELECT (a new snapshot
+        under READ COMMITTED) sees it. Names are inserted sorted so two writers lock them in the
+        same order and cannot deadlock. Call it inside a savepoint or transaction you control.
+        """
+        wanted = list(dict.fromkeys(_tag_name(n) for n in names))
+        if not wanted:
+            return []
+        insert = pg_insert(Tag).values([{"name": n} for n in sorted(wanted)])
+        await db.execute(insert.on_conflict_do_nothing(index_elements=[Tag.name]))
+        found = {t.name: t for t in (await db.scalars(select(Tag).where(Tag.name.in_(wanted))))}
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise QueryError(
+                f"tags {missing} were neither inserted nor found (deleted concurrently, or the "
+                "transaction is REPEATABLE READ/SERIALIZABLE); retry the transaction"
+            )
+        return [found[n] for n in wanted]
+
+
+def _tag_name(name: str) -> str:
+    try:
+        return normalize_tag_name(name)
+    except ValueError as exc:
+        raise InvalidInputError(f"bad tag name {name!r}: {exc}") from None
+
+
+class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
+    """Posts: create with tag names, list by author or by tag."""
+
+    async def get_with_tags(self, db: AsyncSession, id: int) -> Post | None:
+        """Return the post ``id`` with its tags loaded, or None."""
+        stmt = select(Post).where(Post.id == id).options(selectinload(Post.tags))
+        return await db.scalar(stmt)
+
+    async def create(self, db: AsyncSession, *, obj_in: PostCreate) -> Post:
+        """Insert a post and its tags (get-or-create) in one savepoint, and flush.
+
+        Raises:
+            RelatedRowMissingError: ``author_id`` names no user.
+        """
+        data = obj_in.model_dump(exclude={"tags"})
+        async with _write(db, self.table):
+            tags = await tag.get_or_create_many(db, names=obj_in.tags)
+            db_obj = Post(**data)
+            db_obj.tags = tags
+            db.add(db_obj)
+        await _refresh_expired(db, db_obj)
+        return db_obj
+
+    async def update(
+        self,
+        db: AsyncSession,
+        *,
+        obj_in: PostUpdate | dict[str, Any],
+        db_obj: Post | None = None,
+        id: int | None = None,
+    ) -> Post:
+        """Write the set fields to the post and flush; ``tags`` replaces the whole tag set."""
+        target = await self._target(db, db_obj, id)
+        if isinstance(obj_in, BaseModel):
+            data = obj_in.model_dump(exclude_unset=True)
+        else:
+            data = PostUpdate.model_validate(obj_in).model_dump(exclude_unset=True)
+        names = data.pop("tags", None)
+        if names is None:
+            return await self._apply(db, target, data)
+        await db.refresh(target, attribute_names=["tags"])
+        try:
+            async with _write(db, self.table):
+                target.tags = await tag.get_or_create_many(db, names=names)
+                for name, value in data.items():
+                    setattr(target, name, value)
+        except BlogdataError:
+            await db.refresh(target)
+            raise
+        await _refresh_expired(db, target)
+        return target
+
+    async def get_multi_by_author(
+        self,
+        db: AsyncSession,
+        *,
+        author_id: int,
+        skip: int = 0,
+        limit: int = DEFAULT_LIMIT,
+        order_by: str | Sequence[str] = "-created_at",
+    ) -> list[Post]:
+        """Return one page of the posts written by ``author_id`` (newest first by default)."""
+        check_page(skip=skip, limit=limit)
+        stmt = (
+            select(Post)
+            .where(Post.author_id == author_id)
+            .order_by(*order_by_clause(Post, order_by))
+            .offset(skip)
+            .limit(limit)
+        )
+        return list((await db.scalars(stmt)).all())
+
+    async def get_multi_by_tag(
+        self, db: AsyncSession, *, name: str, skip: int = 0, limit: int = DEFAULT_LIMIT
+    ) -> list[Post]:
+        """Return one page of the posts carrying the tag ``name``, newest first."""
+        check_page(skip=skip, limit=limit)
+        return list((await db.scalars(posts_by_tag(name).offset(skip).limit(limit))).all())
+
+
+user = CRUDUser(User)
+post = CRUDPost(Post)
+tag = CRUDTag(Tag)
