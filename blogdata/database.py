@@ -14,12 +14,14 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import NullPool
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from blogdata.config import get_settings, parse_database_url
-from blogdata.errors import DatabaseUnavailableError
+from blogdata.errors import DatabaseUnavailableError, PoolExhaustedError
 
 __all__ = [
     "create_engine",
@@ -81,6 +83,21 @@ def _connector(url: URL, timeout: float) -> Any:
     return connect
 
 
+class _QueuePool(AsyncAdaptedQueuePool):
+    """The async queue pool, whose checkout timeout says what happened and what to do."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        try:
+            return super()._do_get()
+        except sa_exc.TimeoutError as exc:
+            raise PoolExhaustedError(
+                f"no database connection became free within {self._timeout:g} s: all "
+                f"{self.size()} pooled and {self._max_overflow} overflow connections are in use. "
+                "Close sessions as soon as their work is done (async with), run fewer tasks at "
+                "once, or raise BLOGDATA_POOL_SIZE, BLOGDATA_MAX_OVERFLOW or BLOGDATA_POOL_TIMEOUT"
+            ) from exc
+
+
 def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine:
     """Create an ``AsyncEngine`` on asyncpg with the pool options from the settings.
 
@@ -100,6 +117,8 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         "pool_recycle": settings.pool_recycle,
     }
     options.update(overrides)
+    # A pool timeout becomes PoolExhaustedError (with advice) instead of SQLAlchemy's TimeoutError.
+    options.setdefault("poolclass", _QueuePool)
     if options.get("poolclass") is NullPool:
         for name in _POOL_ARGS:
             options.pop(name, None)
