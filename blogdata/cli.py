@@ -10,13 +10,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlalchemy import NullPool
+from sqlalchemy.engine import URL
 
 from blogdata import embedded, migrate
-from blogdata.database import resolve_url
+from blogdata.database import create_engine, resolve_url
 from blogdata.errors import BlogdataError
+
+if TYPE_CHECKING:
+    from blogdata.seed import SeedSummary
 
 __all__ = ["app", "main"]
 
@@ -91,6 +96,45 @@ def migrate_check() -> None:
         typer.echo("the models differ from the database: write a migration", err=True)
         raise typer.Exit(1)
     typer.echo("no differences between the models and the database")
+
+
+@app.command("seed")
+def seed_command(
+    users: Annotated[int, typer.Option(help="number of users (each gets an account)")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed: same arguments, same data")] = 42,
+    posts_per_user: Annotated[float, typer.Option(help="mean posts per user")] = 5.0,
+    tags: Annotated[int, typer.Option(help="number of tags")] = 40,
+    reset: Annotated[bool, typer.Option(help="empty the blog tables first")] = False,
+) -> None:
+    """Migrate the configured database and fill it with deterministic demo data."""
+    from blogdata.seed import DEMO_PASSWORD  # numpy, pandas and Faker load only when seeding
+
+    url = resolve_url()
+    summary = asyncio.run(_seed(url, users, posts_per_user, tags, seed, reset))
+    typer.echo(
+        f"seeded {url.render_as_string(hide_password=True)}: {summary.users} users, "
+        f"{summary.posts} posts, {summary.tags} tags, {summary.post_tags} post tags "
+        f"(seed {summary.seed}; password of every user: {DEMO_PASSWORD!r})"
+    )
+
+
+async def _seed(
+    url: URL, users: int, posts_per_user: float, tags: int, seed: int, reset: bool
+) -> SeedSummary:
+    from blogdata import seed as seed_module
+
+    await migrate.upgrade(url)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            if reset:
+                await seed_module.reset(conn)
+            return await seed_module.seed(
+                conn, users=users, posts_per_user=posts_per_user, tags=tags, seed=seed,
+                progress=True,
+            )  # fmt: skip
+    finally:
+        await engine.dispose()
 
 
 @app.command("lab")

@@ -95,3 +95,48 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await session.close()
             if outer.is_active:
                 await outer.rollback()
+
+
+@pytest.fixture(scope="session")
+async def seeded_url(server_url: URL) -> AsyncIterator[URL]:
+    """A throwaway migrated database seeded once per run with ``seed()``'s defaults (read-only)."""
+    from blogdata.seed import seed
+
+    name = f"blogdata_seeded_{uuid.uuid4().hex[:10]}"
+    url = await create_database(server_url, name)
+    try:
+        await migrate.upgrade(url)
+        eng = create_engine(url, poolclass=NullPool)
+        try:
+            await seed(eng)
+        finally:
+            await eng.dispose()
+        yield url
+    finally:
+        await drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+async def seeded_engine(seeded_url: URL) -> AsyncIterator[AsyncEngine]:
+    """A pooled engine on the seeded database; tests must not commit changes to it."""
+    eng = create_engine(seeded_url)
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+@pytest.fixture
+async def seeded_db(seeded_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session on the seeded database inside an outer transaction rolled back after the test."""
+    async with seeded_engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            if outer.is_active:
+                await outer.rollback()

@@ -1,0 +1,466 @@
+"""Deterministic synthetic blog data at any scale, written through PostgreSQL COPY.
+
+``await seed(target, users=200)`` fills an empty, migrated database with users (Faker names,
+unique usernames and emails, a spread of roles, some inactive, most with a last login), one
+account each (exact ``Decimal`` balances), tags with Zipf-like popularity, posts with a long tail
+of posts per author, and the post-tag links. Every value comes from ``seed`` and ``now``: the
+same arguments give identical tables on any day, on any server (timestamps are computed from
+``now``, never from the server clock).
+
+All seeded users share one precomputed argon2 hash of :data:`DEMO_PASSWORD`, so any of them can
+log in with it (hashing a million passwords is not the point of seed data).
+
+Rows go through asyncpg's binary ``copy_records_to_table`` on the caller's own connection, inside
+the caller's transaction; they are generated chunk by chunk while COPY streams, so memory stays
+bounded at a million posts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from faker import Faker
+from sqlalchemy import exists, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from tqdm import tqdm
+
+from blogdata.errors import InvalidInputError, QueryError
+from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
+
+__all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
+
+#: The default "now" of seeded data: every seeded timestamp lies before it.
+SEED_NOW: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+#: The password every seeded user has (demo data only).
+DEMO_PASSWORD: str = "blogdata-demo"
+
+#: An argon2id hash of DEMO_PASSWORD, computed once with pwdlib and stored here so that seeded
+#: tables are byte-identical across processes (a fresh hash would get a fresh random salt).
+DEMO_PASSWORD_HASH: str = (
+    "$argon2id$v=19$m=65536,t=3,p=4$10AXKStfxilSPbLI9NeUlw$"
+    "oVG2Xn+nRXuz4+m2OO7Yo4TUs79q+7QVArI4agk+oZE"
+)
+
+#: Share of users per role (readers most, admins few).
+ROLE_SHARES: dict[str, float] = {"reader": 0.70, "author": 0.22, "editor": 0.06, "admin": 0.02}
+
+Target = AsyncEngine | AsyncConnection | AsyncSession
+Rows = Iterator[list[tuple[Any, ...]]]
+
+_CHUNK = 50_000  # rows per generated chunk; fixed so the data never depends on it
+_DAY_US = 86_400 * 1_000_000
+_SIGNUP_DAYS = 540  # users signed up within the last ~18 months
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TABLES = ("users", "accounts", "tags", "posts", "post_tags")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """How many rows ``seed`` wrote to each table, and with which arguments."""
+
+    users: int
+    accounts: int
+    tags: int
+    posts: int
+    post_tags: int
+    seed: int
+    now: datetime
+
+    @property
+    def rows(self) -> int:
+        """Return the total number of rows written."""
+        return self.users + self.accounts + self.tags + self.posts + self.post_tags
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    columns: tuple[str, ...]
+    count: int
+    chunks: Rows
+
+
+def _datetimes(micros: np.ndarray, missing: np.ndarray | None = None) -> list[datetime | None]:
+    """Turn microseconds since the epoch into aware UTC datetimes; None where ``missing``."""
+    values: list[datetime | None] = (
+        pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
+    )
+    if missing is not None:
+        for i in np.flatnonzero(missing).tolist():
+            values[i] = None
+    return values
+
+
+def _unique(base: str, taken: set[str], limit: int) -> str:
+    """Return ``base`` (cut to ``limit``) or, if taken, the first free ``base2``, ``base3``..."""
+    candidate, n = base[:limit], 1
+    while candidate in taken:
+        n += 1
+        suffix = str(n)
+        candidate = base[: limit - len(suffix)] + suffix
+    taken.add(candidate)
+    return candidate
+
+
+class _Blog:
+    """The planned blog: every random draw is made here, up front, in a fixed order."""
+
+    def __init__(self, users: int, posts_per_user: float, tags: int, seed: int, now: datetime):
+        self.n_users, self.n_tags = users, tags
+        self.n_posts = round(users * posts_per_user)
+        self.now_us = (now - _EPOCH) // timedelta(microseconds=1)
+        fake = Faker("en_US")
+        fake.seed_instance(seed)
+        streams = np.random.SeedSequence(seed).spawn(5)
+        r_users, r_acc, r_tags, r_posts, r_links = (np.random.default_rng(s) for s in streams)
+        self._plan_users(fake, r_users)
+        self._plan_accounts(r_acc)
+        self._plan_tags(fake, r_tags)
+        self._plan_posts(fake, r_posts)
+        self._plan_links(r_links)
+
+    def _plan_users(self, fake: Faker, rng: np.random.Generator) -> None:
+        n = self.n_users
+        firsts = [fake.first_name() for _ in range(min(n, 400))]
+        lasts = [fake.last_name() for _ in range(min(n, 400))]
+        domains = sorted({fake.free_email_domain() for _ in range(20)})
+        first_i = rng.integers(len(firsts), size=n)
+        last_i = rng.integers(len(lasts), size=n)
+        style = rng.integers(3, size=n)
+        domain_i = rng.integers(len(domains), size=n)
+        no_name = rng.random(n) < 0.03
+        self.roles = rng.choice(len(ROLES), size=n, p=[ROLE_SHARES[r] for r in ROLES])
+        # Ids follow signup order, as a real serial column would.
+        self.signup_us = np.sort(self.now_us - rng.integers(_DAY_US, _SIGNUP_DAYS * _DAY_US, n))
+        self.active = rng.random(n) >= 0.08
+        self.no_login = rng.random(n) < 0.12
+        since = self.now_us - self.signup_us
+        self.login_us = self.signup_us + (since * rng.random(n) ** 0.3).astype(np.int64)
+        self.usernames: list[str] = []
+        self.emails: list[str] = []
+        self.full_names: list[str | None] = []
+        taken: set[str] = set()
+        for i in range(n):
+            first, last = firsts[first_i[i]], lasts[last_i[i]]
+            f, la = re.sub(r"[^a-z]", "", first.lower()), re.sub(r"[^a-z]", "", last.lower())
+            base = (f"{f}.{la}", f"{f}{la}", f"{f[:1]}{la}")[style[i]]
+            username = _unique(base, taken, 40)
+            self.usernames.append(username)
+            self.emails.append(f"{username}@{domains[domain_i[i]]}")
+            self.full_names.append(None if no_name[i] else f"{first} {last}")
+
+    def _plan_accounts(self, rng: np.random.Generator) -> None:
+        cents = np.rint(rng.lognormal(mean=10.0, sigma=1.3, size=self.n_users)).astype(np.int64)
+        cents[rng.random(self.n_users) < 0.05] = 0
+        self.cents = np.minimum(cents, 99_999_999_99)
+
+    def _plan_tags(self, fake: Faker, rng: np.random.Generator) -> None:
+        taken: set[str] = set()
+        self.tag_names = [_unique(fake.word().lower(), taken, 50) for _ in range(self.n_tags)]
+        # Zipf-like popularity over a random ranking, so tag 1 is not always the favourite.
+        rank = rng.permutation(self.n_tags) + 1
+        self.tag_logw = -1.1 * np.log(rank.astype(np.float64))
+
+    def _plan_posts(self, fake: Faker, rng: np.random.Generator) -> None:
+        n = self.n_posts
+        if n == 0:
+            return
+        self.titles = np.array(
+            [fake.sentence(nb_words=7).rstrip(".")[:255] for _ in range(min(n, 2000))],
+            dtype=object,
+        )
+        self.bodies = np.array(
+            [fake.paragraph(nb_sentences=12) for _ in range(min(n, 1000))], dtype=object
+        )
+        writers = np.flatnonzero(self.roles != ROLES.index("reader"))
+        if writers.size == 0:
+            writers = np.arange(self.n_users)
+        # Pareto weights: a few prolific authors, a long tail of occasional ones.
+        weight = rng.pareto(1.16, size=writers.size) + 0.05
+        author = writers[rng.choice(writers.size, size=n, p=weight / weight.sum())]
+        start = self.signup_us[author]
+        created = start + ((self.now_us - start) * rng.random(n) ** 0.8).astype(np.int64)
+        order = np.argsort(created, kind="stable")  # ids follow writing order
+        self.author_id, self.created_us = author[order] + 1, created[order]
+        self.published = rng.random(n) < 0.9
+        delay = rng.integers(0, 3 * _DAY_US, size=n)
+        self.published_us = np.minimum(self.created_us + delay, self.now_us)
+        self.edited = rng.random(n) < 0.25
+        since = self.now_us - self.created_us
+        self.updated_us = self.created_us + (since * rng.random(n)).astype(np.int64)
+        views = np.rint(rng.lognormal(mean=5.0, sigma=1.5, size=n)).astype(np.int64)
+        self.views = np.where(self.published, views, 0)
+        self.views_missing = rng.random(n) < 0.05
+        self.title_i = rng.integers(self.titles.size, size=n)
+        self.body_i = rng.integers(self.bodies.size, size=n)
+        self.empty = ~self.published & (rng.random(n) < 0.2)
+
+    def _plan_links(self, rng: np.random.Generator) -> None:
+        kmax = min(5, self.n_tags)
+        k = np.clip(rng.poisson(1.8, size=self.n_posts), 0, kmax) if kmax else None
+        self.tags_per_post = k if k is not None else np.zeros(self.n_posts, dtype=np.int64)
+        self.link_rng = rng
+
+    def tables(self) -> list[_Table]:
+        """Return the tables in load order, each with a lazy generator of row chunks."""
+        return [
+            _Table("users", _USER_COLUMNS, self.n_users, self._users()),
+            _Table("accounts", ("id", "owner_id", "balance", "created_at"), self.n_users,
+                   self._accounts()),
+            _Table("tags", ("id", "name"), self.n_tags, self._tags()),
+            _Table("posts", _POST_COLUMNS, self.n_posts, self._posts()),
+            _Table("post_tags", ("post_id", "tag_id"), int(self.tags_per_post.sum()),
+                   self._links()),
+        ]  # fmt: skip
+
+    def _users(self) -> Rows:
+        for lo in range(0, self.n_users, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_users)
+            m = hi - lo
+            yield list(
+                zip(
+                    range(lo + 1, hi + 1),
+                    self.emails[lo:hi],
+                    self.usernames[lo:hi],
+                    self.full_names[lo:hi],
+                    [DEMO_PASSWORD_HASH] * m,
+                    self.active[lo:hi].tolist(),
+                    [ROLES[r] for r in self.roles[lo:hi].tolist()],
+                    _datetimes(self.signup_us[lo:hi]),
+                    [None] * m,
+                    _datetimes(self.login_us[lo:hi], self.no_login[lo:hi]),
+                    strict=True,
+                )
+            )
+
+    def _accounts(self) -> Rows:
+        for lo in range(0, self.n_users, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_users)
+            ids = range(lo + 1, hi + 1)
+            balances = [Decimal(c).scaleb(-2) for c in self.cents[lo:hi].tolist()]
+            created = _datetimes(self.signup_us[lo:hi])
+            yield list(zip(ids, ids, balances, created, strict=True))
+
+    def _tags(self) -> Rows:
+        if self.n_tags:
+            yield list(enumerate(self.tag_names, start=1))
+
+    def _posts(self) -> Rows:
+        for lo in range(0, self.n_posts, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_posts)
+            views: list[int | None] = self.views[lo:hi].tolist()
+            for i in np.flatnonzero(self.views_missing[lo:hi]).tolist():
+                views[i] = None
+            bodies: list[str | None] = self.bodies[self.body_i[lo:hi]].tolist()
+            for i in np.flatnonzero(self.empty[lo:hi]).tolist():
+                bodies[i] = None
+            yield list(
+                zip(
+                    range(lo + 1, hi + 1),
+                    self.titles[self.title_i[lo:hi]].tolist(),
+                    bodies,
+                    self.author_id[lo:hi].tolist(),
+                    _datetimes(self.created_us[lo:hi]),
+                    _datetimes(self.updated_us[lo:hi], ~self.edited[lo:hi]),
+                    _datetimes(self.published_us[lo:hi], ~self.published[lo:hi]),
+                    views,
+                    strict=True,
+                )
+            )
+
+    def _links(self) -> Rows:
+        kmax = int(self.tags_per_post.max(initial=0))
+        if kmax == 0:
+            return
+        step = max(1, 4_000_000 // self.n_tags)  # bounds the (posts x tags) noise matrix
+        for lo in range(0, self.n_posts, step):
+            hi = min(lo + step, self.n_posts)
+            k = self.tags_per_post[lo:hi]
+            # Gumbel top-k: sampling k distinct tags per post, weighted by popularity.
+            keys = self.tag_logw + self.link_rng.gumbel(size=(hi - lo, self.n_tags))
+            top = np.argpartition(-keys, kmax - 1, axis=1)[:, :kmax]
+            top = np.take_along_axis(
+                top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1
+            )
+            keep = np.arange(kmax) < k[:, None]
+            chosen = np.sort(np.where(keep, top + 1, np.iinfo(np.int64).max), axis=1)
+            posts = np.broadcast_to(np.arange(lo + 1, hi + 1)[:, None], chosen.shape)
+            yield list(zip(posts[keep].tolist(), chosen[keep].tolist(), strict=True))
+
+
+_USER_COLUMNS = tuple(
+    c.name
+    for c in (
+        User.id, User.email, User.username, User.full_name, User.hashed_password,
+        User.is_active, User.role, User.created_at, User.updated_at, User.last_login,
+    )
+)  # fmt: skip
+_POST_COLUMNS = tuple(
+    c.name
+    for c in (
+        Post.id, Post.title, Post.content, Post.author_id, Post.created_at, Post.updated_at,
+        Post.published_at, Post.views,
+    )
+)  # fmt: skip
+
+
+def _check_arguments(
+    users: int, posts_per_user: float, tags: int, seed: int, now: datetime
+) -> None:
+    if isinstance(users, bool) or not isinstance(users, int) or users <= 0:
+        raise InvalidInputError(f"users must be a positive integer, got {users!r}")
+    if (
+        isinstance(posts_per_user, bool)
+        or not isinstance(posts_per_user, int | float)
+        or not math.isfinite(posts_per_user)
+        or posts_per_user < 0
+    ):
+        raise InvalidInputError(
+            f"posts_per_user must be a finite number >= 0, got {posts_per_user!r}"
+        )
+    if isinstance(tags, bool) or not isinstance(tags, int) or tags < 0:
+        raise InvalidInputError(f"tags must be an integer >= 0, got {tags!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidInputError(
+            f"now must be a time-zone-aware datetime, e.g. datetime(2026, 1, 1, tzinfo=UTC); "
+            f"got {now!r}"
+        )
+
+
+@asynccontextmanager
+async def _connection(target: Target) -> AsyncIterator[AsyncConnection]:
+    """Yield a connection in a transaction: ours (committed) for an engine, else the caller's."""
+    if isinstance(target, AsyncEngine):
+        async with target.begin() as conn:
+            yield conn
+    elif isinstance(target, AsyncSession):
+        await target.flush()
+        yield await target.connection()
+    elif isinstance(target, AsyncConnection):
+        yield target
+    else:
+        raise InvalidInputError(
+            f"seed needs an AsyncEngine, AsyncConnection or AsyncSession, got {type(target)!r}"
+        )
+
+
+def _query_error(exc: Exception, doing: str) -> QueryError:
+    orig = getattr(exc, "orig", exc)
+    sqlstate = getattr(orig, "sqlstate", None)
+    hint = (
+        " (is the database migrated? run `blogdata migrate upgrade`)" if sqlstate == "42P01" else ""
+    )
+    return QueryError(f"{doing} failed: {orig}{hint}", sqlstate=sqlstate)
+
+
+async def _nonempty_tables(conn: AsyncConnection) -> list[str]:
+    tables = (User.__table__, Account.__table__, Tag.__table__, Post.__table__, post_tags)
+    checks = [exists().select_from(t).label(name) for t, name in zip(tables, _TABLES, strict=True)]
+    row = (await conn.execute(select(*checks))).one()
+    return [name for name, used in zip(_TABLES, row, strict=True) if used]
+
+
+async def seed(
+    target: Target,
+    *,
+    users: int = 200,
+    posts_per_user: float = 5.0,
+    tags: int = 40,
+    seed: int = 42,
+    now: datetime = SEED_NOW,
+    progress: bool = False,
+) -> SeedSummary:
+    """Fill an empty, migrated database with a deterministic synthetic blog.
+
+    On an ``AsyncEngine`` the rows are committed in one transaction of our own; on an
+    ``AsyncConnection`` or ``AsyncSession`` they are written inside the caller's transaction,
+    which the caller commits.
+
+    Args:
+        target: where to write.
+        users: number of users (each gets one account); must be positive.
+        posts_per_user: mean posts per user; the total is ``round(users * posts_per_user)``,
+            written by the non-reader users with a long-tailed (Pareto) spread.
+        tags: number of tags, with Zipf-like popularity; each post carries 0 to 5 of them.
+        seed: the random seed; the same arguments always give identical tables.
+        now: the reference time; every timestamp lies within ~18 months before it.
+        progress: show a tqdm progress bar on stderr.
+
+    Raises:
+        InvalidInputError: an argument is out of range, or the blog tables are not empty.
+        QueryError: the database rejected the load (e.g. it is not migrated).
+    """
+    _check_arguments(users, posts_per_user, tags, seed, now)
+    async with _connection(target) as conn:
+        try:
+            filled = await _nonempty_tables(conn)
+        except DBAPIError as exc:
+            raise _query_error(exc, "checking the blog tables") from exc
+        if filled:
+            raise InvalidInputError(
+                f"seed needs empty blog tables, but {', '.join(filled)} already have rows; "
+                "call blogdata.seed.reset() first (or `blogdata seed --reset`)"
+            )
+        blog = _Blog(users, posts_per_user, tags, seed, now)
+        tables = blog.tables()
+        bar = tqdm(
+            total=sum(t.count for t in tables), unit="rows", desc="seeding", disable=not progress
+        )
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            with bar:
+                for table in tables:
+                    await driver.copy_records_to_table(
+                        table.name, records=_flatten(table.chunks, bar), columns=table.columns
+                    )
+            for table in tables[:4]:
+                # Next ids continue after the copied ones: COPY does not advance sequences.
+                await conn.execute(
+                    text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v, false)"),
+                    {"t": table.name, "v": table.count + 1},
+                )
+        except DBAPIError as exc:
+            raise _query_error(exc, "seeding") from exc
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) is None:
+                raise
+            raise _query_error(exc, "seeding") from exc
+    return SeedSummary(
+        users=users,
+        accounts=users,
+        tags=tags,
+        posts=blog.n_posts,
+        post_tags=tables[4].count,
+        seed=seed,
+        now=now,
+    )
+
+
+def _flatten(chunks: Rows, bar: tqdm[Any]) -> Iterable[tuple[Any, ...]]:
+    for chunk in chunks:
+        yield from chunk
+        bar.update(len(chunk))
+
+
+async def reset(target: Target) -> None:
+    """Empty every blog table and restart their ids (``TRUNCATE ... RESTART IDENTITY CASCADE``)."""
+    async with _connection(target) as conn:
+        try:
+            await conn.execute(
+                text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")  # fixed names
+            )
+        except DBAPIError as exc:
+            raise _query_error(exc, "resetting the blog tables") from exc

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from blogdata.cli import main
+from blogdata.config import get_settings
+from blogdata.database import create_engine
+from blogdata.errors import InvalidInputError, QueryError
+from blogdata.loaders import load_frame
+from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
+from blogdata.security import verify_password
+from blogdata.seed import DEMO_PASSWORD, DEMO_PASSWORD_HASH, SEED_NOW, reset, seed
+from tests.conftest import create_database, drop_database
+
+TABLES: dict[str, Any] = {
+    "users": User.__table__,
+    "accounts": Account.__table__,
+    "tags": Tag.__table__,
+    "posts": Post.__table__,
+    "post_tags": post_tags,
+}
+
+
+async def frames(db: AsyncSession) -> dict[str, pd.DataFrame]:
+    """Every blog table as a frame, in primary-key order."""
+    return {
+        name: await load_frame(db, select(table).order_by(*table.primary_key.columns))
+        for name, table in TABLES.items()
+    }
+
+
+async def test_the_same_arguments_give_identical_tables_in_another_database(
+    db: AsyncSession, seeded_db: AsyncSession
+) -> None:
+    await seed(db)  # the defaults, as the seeded_url fixture used
+    mine, theirs = await frames(db), await frames(seeded_db)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(mine[name], theirs[name], check_exact=True, obj=name)
+
+
+async def test_a_different_seed_gives_different_data(
+    db: AsyncSession, seeded_db: AsyncSession
+) -> None:
+    await seed(db, seed=7)
+    mine, theirs = await frames(db), await frames(seeded_db)
+    assert len(mine["users"]) == len(theirs["users"])
+    assert not mine["users"]["username"].equals(theirs["users"]["username"])
+    assert not mine["posts"]["author_id"].equals(theirs["posts"]["author_id"])
+
+
+async def test_moving_now_moves_every_timestamp_by_the_same_amount(db: AsyncSession) -> None:
+    await seed(db, users=30)
+    before = await frames(db)
+    await reset(db)
+    await seed(db, users=30, now=SEED_NOW + timedelta(days=10))
+    after = await frames(db)
+    shift = pd.Timedelta(days=10)
+    for name, column in [("users", "created_at"), ("users", "last_login"), ("posts", "updated_at")]:
+        pd.testing.assert_series_equal(after[name][column], before[name][column] + shift)
+    pd.testing.assert_frame_equal(
+        after["posts"].drop(columns=["created_at", "updated_at", "published_at"]),
+        before["posts"].drop(columns=["created_at", "updated_at", "published_at"]),
+    )
+
+
+async def test_the_counts_follow_the_arguments(db: AsyncSession) -> None:
+    summary = await seed(db, users=120, posts_per_user=2.5, tags=12, seed=3)
+    counts = {
+        name: await db.scalar(select(func.count()).select_from(table))
+        for name, table in TABLES.items()
+    }
+    assert counts == {
+        "users": 120,
+        "accounts": 120,
+        "tags": 12,
+        "posts": 300,
+        "post_tags": summary.post_tags,
+    }
+    assert (summary.users, summary.posts, summary.tags) == (120, 300, 12)
+    assert summary.rows == sum(counts.values())
+
+
+async def test_the_seeded_blog_looks_like_a_real_one(seeded_db: AsyncSession) -> None:
+    t = await frames(seeded_db)
+    users, posts, links = t["users"], t["posts"], t["post_tags"]
+    assert users["username"].is_unique and users["email"].is_unique
+    assert t["tags"]["name"].is_unique
+    assert set(users["role"]) == set(ROLES)
+    assert users["role"].value_counts().idxmax() == "reader"
+    assert 0 < (~users["is_active"]).sum() < len(users) / 4
+    assert 0 < users["last_login"].isna().sum() < len(users) / 4
+    assert (users["hashed_password"] == DEMO_PASSWORD_HASH).all()
+    assert (t["accounts"]["owner_id"] == users["id"]).all()
+    assert all(isinstance(b, type(t["accounts"]["balance"][0])) for b in t["accounts"]["balance"])
+    # Long tail: the busiest author writes many times the median author's posts.
+    per_author = posts["author_id"].value_counts()
+    assert per_author.max() >= 5 * per_author.median()
+    assert set(users.loc[users["id"].isin(per_author.index), "role"]) <= {
+        "author",
+        "editor",
+        "admin",
+    }
+    # Zipf-like tags: the most used tag is used many times more than the median one.
+    per_tag = links["tag_id"].value_counts()
+    assert per_tag.max() >= 5 * per_tag.median()
+    assert posts["views"].isna().any() and posts["published_at"].isna().any()
+    now = pd.Timestamp(SEED_NOW)
+    for column in ("created_at", "updated_at", "published_at"):
+        assert posts[column].max() <= now
+    assert (
+        posts["published_at"].dropna() >= posts.loc[posts["published_at"].notna(), "created_at"]
+    ).all()
+    assert users["created_at"].min() >= now - pd.Timedelta(days=540)
+    assert 30 <= posts["title"].str.len().mean() <= 50
+    assert 350 <= posts["content"].str.len().mean() <= 500
+
+
+def test_the_shared_hash_is_the_demo_password() -> None:
+    assert verify_password(DEMO_PASSWORD, DEMO_PASSWORD_HASH)
+
+
+async def test_new_rows_get_ids_after_the_seeded_ones(db: AsyncSession) -> None:
+    await seed(db, users=10, posts_per_user=1, tags=3)
+    tag = Tag(name="brand-new")
+    db.add(tag)
+    await db.flush()
+    assert tag.id == 4
+    assert await db.scalar(text("SELECT nextval(pg_get_serial_sequence('users', 'id'))")) == 11
+
+
+async def test_seeding_a_database_that_has_rows_is_refused(db: AsyncSession) -> None:
+    await seed(db, users=5)
+    with pytest.raises(InvalidInputError, match=r"users, accounts, tags, posts, post_tags"):
+        await seed(db, users=5)
+    await reset(db)
+    assert await db.scalar(select(func.count()).select_from(User)) == 0
+    await seed(db, users=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"users": 0}, "users must be a positive integer"),
+        ({"users": -3}, "users must be a positive integer"),
+        ({"users": 2.5}, "users must be a positive integer"),
+        ({"posts_per_user": -1}, "posts_per_user must be a finite number"),
+        ({"posts_per_user": float("nan")}, "posts_per_user must be a finite number"),
+        ({"tags": -1}, "tags must be an integer"),
+        ({"seed": -1}, "seed must be an integer"),
+        ({"now": datetime(2026, 1, 1)}, "now must be a time-zone-aware datetime"),  # noqa: DTZ001
+    ],
+    ids=["zero-users", "negative-users", "fractional-users", "negative-posts", "nan-posts",
+         "negative-tags", "negative-seed", "naive-now"],
+)  # fmt: skip
+async def test_bad_arguments_are_rejected_before_any_sql(
+    db: AsyncSession, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        await seed(db, **kwargs)
+
+
+async def test_zero_tags_and_zero_posts_still_seed_users(db: AsyncSession) -> None:
+    summary = await seed(db, users=8, posts_per_user=0, tags=0)
+    assert (summary.posts, summary.tags, summary.post_tags) == (0, 0, 0)
+    assert await db.scalar(select(func.count()).select_from(User)) == 8
+
+
+async def test_an_unmigrated_database_is_a_clear_error(server_url: URL) -> None:
+    name = f"blogdata_empty_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    eng = create_engine(url)
+    try:
+        with pytest.raises(QueryError, match="blogdata migrate upgrade") as info:
+            await seed(eng, users=5)
+        assert info.value.sqlstate == "42P01"
+    finally:
+        await eng.dispose()
+        await drop_database(server_url, name)
+
+
+async def test_an_engine_target_commits_its_own_transaction(server_url: URL) -> None:
+    from blogdata import migrate
+
+    name = f"blogdata_seedcommit_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    eng: AsyncEngine = create_engine(url)
+    try:
+        await migrate.upgrade(url)
+        await seed(eng, users=5, posts_per_user=1)
+        async with eng.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(Post)) == 5
+        await reset(eng)
+        async with eng.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(User)) == 0
+    finally:
+        await eng.dispose()
+        await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def cli_database(server_url: URL, monkeypatch: pytest.MonkeyPatch) -> Any:
+    name = f"blogdata_seedcli_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    monkeypatch.setenv("BLOGDATA_DATABASE_URL", url.render_as_string(hide_password=False))
+    get_settings(reload=True)
+    try:
+        yield url
+    finally:
+        monkeypatch.undo()
+        get_settings(reload=True)
+        await drop_database(server_url, name)
+
+
+def test_the_seed_command_migrates_seeds_and_resets(
+    cli_database: URL, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["seed", "--users", "12", "--seed", "5", "--posts-per-user", "2"]) == 0
+    out = capsys.readouterr()
+    assert "12 users, 24 posts, 40 tags" in out.out
+    assert DEMO_PASSWORD in out.out
+    assert "seeding" in out.err  # the progress bar
+    assert main(["seed", "--users", "12"]) == 1
+    assert "already have rows" in capsys.readouterr().err
+    assert main(["seed", "--users", "3", "--tags", "2", "--reset"]) == 0
+    assert "3 users, 15 posts, 2 tags" in capsys.readouterr().out
