@@ -92,9 +92,10 @@ class _Table:
 
 
 def _datetimes(micros: np.ndarray, missing: np.ndarray | None = None) -> list[datetime | None]:
-    """Turn microseconds since the epoch into aware UTC datetimes; None where ``missing``."""
+    """Turn epoch microseconds into aware UTC datetimes in whole seconds; None where ``missing``."""
+    seconds = micros // 1_000_000  # whole seconds read better in frames and notebooks
     values: list[datetime | None] = (
-        pd.to_datetime(micros, unit="us", utc=True).to_pydatetime().tolist()
+        pd.to_datetime(seconds, unit="s", utc=True).to_pydatetime().tolist()
     )
     if missing is not None:
         for i in np.flatnonzero(missing).tolist():
