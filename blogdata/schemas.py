@@ -9,6 +9,7 @@ characters, and tag names trimmed, lower-cased, 1 to 50 characters and de-duplic
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -63,6 +64,15 @@ def _lower_email(value: str) -> str:
     return value.lower()
 
 
+_USERNAME = re.compile(r"[\w.-]{3,50}")
+
+
+def _check_username(value: str) -> str:
+    if not _USERNAME.fullmatch(value):
+        raise ValueError("username must be 3 to 50 letters, digits, '_', '.' or '-'")
+    return value
+
+
 def _check_password(value: SecretStr) -> SecretStr:
     length = len(value.get_secret_value())
     if length < PASSWORD_MIN_LENGTH:
@@ -81,7 +91,8 @@ def _unique_tags(names: list[str]) -> list[str]:
 Email = Annotated[EmailStr, Field(max_length=255), AfterValidator(_lower_email)]
 Username = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[\w.-]{3,50}$"),
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(_check_username),
     Field(description="3 to 50 letters, digits, '_', '.' or '-'"),
 ]
 Password = Annotated[SecretStr, AfterValidator(_check_password)]
