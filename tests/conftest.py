@@ -140,3 +140,18 @@ async def seeded_db(seeded_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await session.close()
             if outer.is_active:
                 await outer.rollback()
+
+
+@pytest.fixture(scope="session")
+async def committed_url(server_url: URL) -> AsyncIterator[URL]:
+    """A migrated throwaway database where tests really commit (concurrency, faults).
+
+    Nothing rolls back for you here: each test sets up (e.g. TRUNCATE) the rows it needs.
+    """
+    name = f"blogdata_committed_{uuid.uuid4().hex[:10]}"
+    url = await create_database(server_url, name)
+    try:
+        await migrate.upgrade(url)
+        yield url
+    finally:
+        await drop_database(server_url, name)
