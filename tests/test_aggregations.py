@@ -1,0 +1,249 @@
+"""Each aggregation against the same answer computed in pandas from the raw seeded tables."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from blogdata import aggregations as agg
+from blogdata.errors import InvalidInputError
+from blogdata.loaders import load_frame
+from blogdata.models import ROLES, Post, Tag, User, post_tags
+from blogdata.seed import SEED_NOW, seed
+
+COUNT, NAME, TIME, MEAN = "Int64", "string", "datetime64[us, UTC]", "Float64"
+
+
+@pytest.fixture
+async def raw(seeded_db: AsyncSession) -> dict[str, pd.DataFrame]:
+    """The raw tables the aggregations read, loaded whole."""
+    tables: dict[str, Any] = {"users": User, "posts": Post, "tags": Tag, "links": post_tags}
+    return {name: await load_frame(seeded_db, select(t)) for name, t in tables.items()}
+
+
+def assert_same(actual: pd.DataFrame, expected: pd.DataFrame, dtypes: dict[str, str]) -> None:
+    """Same columns in the same order, the documented dtypes, and exactly the same values."""
+    assert list(actual.columns) == list(dtypes)
+    assert {c: str(actual[c].dtype) for c in actual.columns} == dtypes
+    assert len(actual) > 0
+    expected = expected.reset_index(drop=True)[list(dtypes)].astype(actual.dtypes.to_dict())
+    pd.testing.assert_frame_equal(actual, expected, check_exact=True)
+
+
+def by_count(frame: pd.DataFrame, count: str, tiebreak: list[str]) -> pd.DataFrame:
+    return frame.sort_values([count, *tiebreak], ascending=[False] + [True] * len(tiebreak))
+
+
+async def test_count_users_counts_all_or_only_active_users(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    users = raw["users"]
+    assert await agg.count_users(seeded_db) == len(users) == 200
+    assert await agg.count_users(seeded_db, active=True) == users["is_active"].sum()
+    assert await agg.count_users(seeded_db, active=False) == (~users["is_active"]).sum()
+
+
+async def test_users_by_role_lists_every_role_in_privilege_order(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    counts = raw["users"]["role"].value_counts().reindex(list(ROLES), fill_value=0)
+    expected = pd.DataFrame({"role": list(ROLES), "users": counts.to_numpy()})
+    assert_same(await agg.users_by_role(seeded_db), expected, {"role": NAME, "users": COUNT})
+
+
+async def test_users_by_role_shows_zero_for_a_role_nobody_has(db: AsyncSession) -> None:
+    frame = await agg.users_by_role(db)
+    assert frame["role"].tolist() == list(ROLES)
+    assert frame["users"].tolist() == [0, 0, 0, 0]
+
+
+async def test_posts_per_author_matches_a_pandas_groupby(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    counts = raw["posts"].groupby("author_id").size().rename("posts").reset_index()
+    names = raw["users"][["id", "username"]].rename(columns={"id": "author_id"})
+    expected = by_count(counts.merge(names, on="author_id"), "posts", ["author_id"])
+    assert_same(
+        await agg.posts_per_author(seeded_db),
+        expected,
+        {"author_id": COUNT, "username": NAME, "posts": COUNT},
+    )
+
+
+def tag_counts(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    used = raw["links"].groupby("tag_id").size()
+    tags = raw["tags"].assign(posts=raw["tags"]["id"].map(used).fillna(0).astype("int64"))
+    return by_count(tags.rename(columns={"name": "tag"}), "posts", ["tag"])
+
+
+async def test_posts_per_tag_matches_pandas_including_unused_tags(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    frame = await agg.posts_per_tag(seeded_db)
+    assert_same(frame, tag_counts(raw), {"tag": NAME, "posts": COUNT})
+    assert len(frame) == len(raw["tags"])
+
+
+async def test_top_tags_is_the_head_of_posts_per_tag(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    frame = await agg.top_tags(seeded_db, n=5)
+    assert_same(frame, tag_counts(raw).head(5), {"tag": NAME, "posts": COUNT})
+
+
+def monthly(stamps: pd.Series) -> pd.DataFrame:
+    months = stamps.dropna().dt.tz_localize(None).dt.to_period("M").dt.start_time
+    counts = months.value_counts()
+    every = pd.date_range(counts.index.min(), counts.index.max(), freq="MS")
+    return pd.DataFrame(
+        {"month": every.tz_localize("UTC"), "posts": counts.reindex(every, fill_value=0).to_numpy()}
+    )
+
+
+@pytest.mark.parametrize("by", ["created_at", "published_at"], ids=["written", "published"])
+async def test_posts_per_month_matches_pandas_in_utc(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame], by: str
+) -> None:
+    frame = await agg.posts_per_month(seeded_db, by=by)  # type: ignore[arg-type]
+    assert_same(frame, monthly(raw["posts"][by]), {"month": TIME, "posts": COUNT})
+
+
+async def test_posts_per_month_fills_empty_months_and_ignores_the_session_time_zone(
+    db: AsyncSession,
+) -> None:
+    await seed(db, users=3, posts_per_user=0, tags=0)
+    utc = SEED_NOW.tzinfo
+    for when in [datetime(2025, 1, 31, 23, 30, tzinfo=utc), datetime(2025, 4, 1, 2, 0, tzinfo=utc)]:
+        db.add(Post(title="t", author_id=1, created_at=when))
+    await db.flush()
+    # 2025-04-01 02:00 UTC is still March in New York: the months must stay UTC months.
+    await db.execute(text("SET LOCAL TIME ZONE 'America/New_York'"))
+    frame = await agg.posts_per_month(db)
+    assert frame["month"].dt.strftime("%Y-%m-%d %z").tolist() == [
+        "2025-01-01 +0000",
+        "2025-02-01 +0000",
+        "2025-03-01 +0000",
+        "2025-04-01 +0000",
+    ]
+    assert frame["posts"].tolist() == [1, 0, 0, 1]
+
+
+async def test_posts_per_month_of_no_posts_is_empty_with_its_columns(db: AsyncSession) -> None:
+    frame = await agg.posts_per_month(db)
+    assert frame.empty
+    assert list(frame.columns) == ["month", "posts"]
+    assert str(frame["month"].dtype) == TIME
+
+
+@pytest.mark.parametrize("days", [7, 30, 365], ids=["week", "month", "year"])
+async def test_active_authors_matches_pandas_for_the_window(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame], days: int
+) -> None:
+    posts, now = raw["posts"], pd.Timestamp(SEED_NOW)
+    recent = posts[(posts["created_at"] > now - pd.Timedelta(days=days))]
+    recent = recent[recent["created_at"] <= now]
+    grouped = recent.groupby("author_id")["created_at"].agg(["size", "max"]).reset_index()
+    grouped.columns = ["author_id", "posts", "last_post"]
+    names = raw["users"][["id", "username"]].rename(columns={"id": "author_id"})
+    expected = by_count(grouped.merge(names, on="author_id"), "posts", ["author_id"])
+    assert_same(
+        await agg.active_authors(seeded_db, days=days, now=SEED_NOW),
+        expected,
+        {"author_id": COUNT, "username": NAME, "posts": COUNT, "last_post": TIME},
+    )
+
+
+@pytest.mark.parametrize("min_posts", [1, 10], ids=["all-pairs", "frequent-pairs"])
+async def test_tag_cooccurrence_matches_a_pandas_self_join(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame], min_posts: int
+) -> None:
+    links = raw["links"].merge(raw["tags"], left_on="tag_id", right_on="id")[["post_id", "name"]]
+    pairs = links.merge(links, on="post_id", suffixes=("_a", "_b"))
+    pairs = pairs[pairs["name_a"] < pairs["name_b"]]
+    counts = pairs.groupby(["name_a", "name_b"]).size().rename("posts").reset_index()
+    counts = counts.rename(columns={"name_a": "tag_a", "name_b": "tag_b"})
+    expected = by_count(counts[counts["posts"] >= min_posts], "posts", ["tag_a", "tag_b"])
+    assert_same(
+        await agg.tag_cooccurrence(seeded_db, min_posts=min_posts),
+        expected,
+        {"tag_a": NAME, "tag_b": NAME, "posts": COUNT},
+    )
+
+
+async def test_author_activity_matches_pandas(
+    seeded_db: AsyncSession, raw: dict[str, pd.DataFrame]
+) -> None:
+    posts = raw["posts"].assign(length=raw["posts"]["content"].str.len())
+    grouped = posts.groupby("author_id").agg(
+        posts=("id", "size"),
+        first_post=("created_at", "min"),
+        last_post=("created_at", "max"),
+        mean_length=("length", "mean"),
+    )
+    users = raw["users"][["id", "username", "role"]].rename(columns={"id": "author_id"})
+    expected = by_count(grouped.reset_index().merge(users, on="author_id"), "posts", ["author_id"])
+    frame = await agg.author_activity(seeded_db)
+    assert_same(
+        frame,
+        expected,
+        {
+            "author_id": COUNT,
+            "username": NAME,
+            "role": NAME,
+            "posts": COUNT,
+            "first_post": TIME,
+            "last_post": TIME,
+            "mean_length": MEAN,
+        },
+    )
+    assert frame["posts"].sum() == len(raw["posts"])
+
+
+async def test_author_activity_mean_length_is_missing_when_no_post_has_content(
+    db: AsyncSession,
+) -> None:
+    await seed(db, users=3, posts_per_user=0, tags=0)
+    db.add(Post(title="empty draft", author_id=2, content=None, created_at=SEED_NOW))
+    await db.flush()
+    frame = await agg.author_activity(db)
+    assert frame["posts"].tolist() == [1]
+    assert frame["mean_length"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda db: agg.top_tags(db, n=0), "n must be a positive integer"),
+        (lambda db: agg.active_authors(db, days=0, now=SEED_NOW), "days must be a positive"),
+        (
+            lambda db: agg.active_authors(db, days=3, now=datetime(2026, 1, 1)),  # noqa: DTZ001
+            "now must be a time-zone-aware",
+        ),
+        (lambda db: agg.posts_per_month(db, by="views"), "by must be 'created_at'"),
+        (lambda db: agg.tag_cooccurrence(db, min_posts=0), "min_posts must be a positive"),
+    ],
+    ids=["zero-top-tags", "zero-days", "naive-now", "unknown-month-column", "zero-min-posts"],
+)
+async def test_bad_arguments_are_rejected_before_any_sql(
+    db: AsyncSession, call: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        await call(db)
+
+
+async def test_active_authors_window_excludes_its_start_and_includes_now(db: AsyncSession) -> None:
+    await seed(db, users=3, posts_per_user=0, tags=0)
+    for author, when in [
+        (1, SEED_NOW - timedelta(days=7)),
+        (2, SEED_NOW),
+        (3, SEED_NOW + timedelta(seconds=1)),
+    ]:
+        db.add(Post(title="t", author_id=author, created_at=when))
+    await db.flush()
+    frame = await agg.active_authors(db, days=7, now=SEED_NOW)
+    assert frame["author_id"].tolist() == [2]
