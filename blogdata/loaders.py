@@ -28,21 +28,34 @@ is the fast path for big results and reads on a separate connection (see its doc
 
 from __future__ import annotations
 
+import asyncio
+import decimal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
+import adbc_driver_manager as adbc_errors
 import asyncpg
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
+from asyncpg import utils as asyncpg_utils
 from sqlalchemy import Column, Numeric, Select, TableClause, inspect, select
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import CompoundSelect, TextualSelect
 
+from blogdata._copy import copy_to_arrow
 from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
 
-__all__ = ["DtypeBackend", "Statement", "load_frame", "stream_frames"]
+__all__ = [
+    "DtypeBackend",
+    "Statement",
+    "load_frame",
+    "load_frame_new_connection",
+    "stream_frames",
+]
 
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
 
@@ -99,6 +112,11 @@ class _Column:
     kind: str
     arrow: pa.DataType | None
 
+    @property
+    def wire(self) -> pa.DataType:
+        """The Arrow type its text form parses into (numerics travel as text)."""
+        return pa.string() if self.kind == "numeric" or self.arrow is None else self.arrow
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -108,9 +126,13 @@ class _Query:
     args: tuple[Any, ...]
     labels: tuple[str, ...] | None
     numeric_scales: tuple[int | None, ...] | None
+    rerunnable: bool
 
 
-def _as_selectable(stmt: object) -> Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect:
+_Selectable = Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect
+
+
+def _as_selectable(stmt: object) -> _Selectable:
     """Turn what the caller passed into something that compiles to one SELECT."""
     if isinstance(stmt, Select | CompoundSelect | TextClause | TextualSelect):
         return stmt
@@ -141,25 +163,30 @@ def _compile(stmt: object, dialect: Any) -> _Query:
     compiled = selectable.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     processors = compiled._bind_processors
-    names = compiled.positiontup or []
     args = []
-    for name in names:
-        value = params[name]
+    for name in compiled.positiontup or []:
         processor: Callable[[Any], Any] | None = processors.get(name)  # type: ignore[assignment]
-        args.append(processor(value) if processor is not None else value)
+        args.append(processor(params[name]) if processor is not None else params[name])
     labels: tuple[str, ...] | None = None
     scales: tuple[int | None, ...] | None = None
-    if not isinstance(selectable, TextClause):
+    if isinstance(selectable, TextClause):
+        # Only a plain query may run twice (COPY first, then row by row if a value won't parse).
+        rerunnable = compiled.string.lstrip().split(None, 1)[0].lower() in _READ_ONLY_VERBS
+    else:
         columns = selectable.selected_columns
         labels = tuple(columns.keys())
         scales = tuple(_numeric_scale(c) for c in columns)
-    return _Query(compiled.string, tuple(args), labels, scales)
+        rerunnable = True
+    return _Query(compiled.string, tuple(args), labels, scales, rerunnable)
+
+
+_READ_ONLY_VERBS = frozenset({"select", "values", "table"})
 
 
 def _columns(query: _Query, attributes: Sequence[Any], backend: str) -> list[_Column]:
     """Describe the result columns from PostgreSQL's types (and the statement's labels)."""
-    labels = query.labels or tuple(a.name for a in attributes)
-    if len(labels) != len(attributes):  # e.g. a text() with .columns() naming fewer columns
+    labels = query.labels or ()
+    if len(labels) != len(attributes):  # a text() query: PostgreSQL names its columns
         labels = tuple(a.name for a in attributes)
     out = []
     for i, (label, attribute) in enumerate(zip(labels, attributes, strict=True)):
@@ -195,8 +222,8 @@ async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, 
     return conn, driver
 
 
-def _query_error(exc: asyncpg.PostgresError) -> QueryError:
-    """Translate an asyncpg error into ours, keeping the server's message and SQLSTATE."""
+def _query_error(exc: Exception) -> QueryError:
+    """Translate a driver error into ours, keeping the server's message and SQLSTATE."""
     sqlstate = getattr(exc, "sqlstate", None)
     message = f"the query failed: {exc} (SQLSTATE {sqlstate}); fix the statement and retry"
     if sqlstate == "57014":
@@ -204,11 +231,32 @@ def _query_error(exc: asyncpg.PostgresError) -> QueryError:
     return QueryError(message, sqlstate=sqlstate)
 
 
-def _check_backend(dtype_backend: str) -> None:
+def _check(stmt: object, dtype_backend: str) -> None:
     if dtype_backend not in _BACKENDS:
         raise InvalidInputError(
             f"dtype_backend must be 'numpy_nullable' or 'pyarrow', not {dtype_backend!r}"
         )
+    _as_selectable(stmt)
+
+
+def _finish(column: _Column, values: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
+    """Bring one parsed (or ADBC-read) column to the contract's type."""
+    if isinstance(values.type, pa.ExtensionType):
+        values = pa.chunked_array([c.storage for c in values.chunks], type=values.type.storage_type)
+    if column.kind == "numeric":
+        if column.arrow is not None:
+            return values.cast(column.arrow)
+        return [None if v is None else Decimal(v) for v in values.to_pylist()]
+    if column.arrow is None:
+        return values.to_pylist()
+    return values if values.type == column.arrow else values.cast(column.arrow)
+
+
+def _table_to_frame(table: pa.Table, columns: Sequence[_Column], backend: str) -> pd.DataFrame:
+    """Convert a parsed table (one column per result column, in order) into the frame."""
+    arrays = [_finish(c, table.column(i)) for i, c in enumerate(columns)]
+    del table
+    return _assemble(arrays, columns, backend)
 
 
 def _records_to_frame(
@@ -249,6 +297,14 @@ def _assemble(
     return frame
 
 
+async def _prepare(driver: Any, query: _Query, backend: str) -> tuple[Any, list[_Column]]:
+    try:
+        prepared = await driver.prepare(query.sql)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _query_error(exc) from exc
+    return prepared, _columns(query, prepared.get_attributes(), backend)
+
+
 async def load_frame(
     db: AsyncSession | AsyncConnection,
     stmt: Statement,
@@ -263,6 +319,11 @@ async def load_frame(
     ``decimal.Decimal`` objects (exact, dtype ``object``); with ``pyarrow`` a table column
     declared ``Numeric(p, s)`` becomes ``decimal128(38, s)``.
 
+    How: when every column has a type of the table above, the rows travel as
+    ``COPY (query) TO STDOUT (FORMAT csv)`` on the same connection and pyarrow parses them in a
+    worker thread while they arrive; otherwise (json, arrays, uuid, ...) they are fetched as
+    asyncpg records and built into columns.
+
     Args:
         db: the session or connection to read through.
         stmt: a ``select(...)`` (Core or ORM entities), ``text(...)``, a ``Table`` or a mapped
@@ -274,17 +335,27 @@ async def load_frame(
         InvalidInputError: ``stmt`` is not a statement, or the backend is unknown.
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept).
     """
-    _check_backend(dtype_backend)
-    _as_selectable(stmt)
+    _check(stmt, dtype_backend)
     conn, driver = await _driver(db)
     query = _compile(stmt, conn.dialect)
+    prepared, columns = await _prepare(driver, query, dtype_backend)
+    if columns and query.rerunnable and all(c.kind in _COPYABLE for c in columns):
+        try:
+            table = await copy_to_arrow(driver, query.sql, query.args, [c.wire for c in columns])
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _query_error(exc) from exc
+        except (pa.ArrowInvalid, decimal.InvalidOperation):
+            pass  # a value the CSV route cannot read (e.g. 'infinity'): fetch rows below
+        else:
+            return _table_to_frame(table, columns, dtype_backend)
     try:
-        prepared = await driver.prepare(query.sql)
-        columns = _columns(query, prepared.get_attributes(), dtype_backend)
         records = await prepared.fetch(*query.args)
-    except asyncpg.PostgresError as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
     return _records_to_frame(records, columns, dtype_backend)
+
+
+_COPYABLE = frozenset(_KIND_BY_OID.values())
 
 
 async def stream_frames(
@@ -296,9 +367,9 @@ async def stream_frames(
 ) -> AsyncIterator[pd.DataFrame]:
     """Yield the result of ``stmt`` as DataFrames of at most ``chunk_size`` rows.
 
-    A server-side cursor on the caller's own connection keeps memory bounded by one chunk;
-    every chunk has the same columns and dtypes as ``load_frame`` gives, and an empty result
-    yields nothing.
+    A server-side cursor on the caller's own connection keeps memory bounded by one chunk, and
+    the connection stays usable between chunks; every chunk has the columns and dtypes that
+    ``load_frame`` gives. An empty result yields nothing.
 
     Raises:
         InvalidInputError: ``chunk_size`` is not positive, or ``stmt`` is not a statement.
@@ -306,13 +377,11 @@ async def stream_frames(
     """
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
         raise InvalidInputError(f"chunk_size must be a positive integer, not {chunk_size!r}")
-    _check_backend(dtype_backend)
-    _as_selectable(stmt)
+    _check(stmt, dtype_backend)
     conn, driver = await _driver(db)
     query = _compile(stmt, conn.dialect)
+    prepared, columns = await _prepare(driver, query, dtype_backend)
     try:
-        prepared = await driver.prepare(query.sql)
-        columns = _columns(query, prepared.get_attributes(), dtype_backend)
         cursor = await prepared.cursor(*query.args)
         while True:
             records = await cursor.fetch(chunk_size)
@@ -321,5 +390,104 @@ async def stream_frames(
             yield _records_to_frame(records, columns, dtype_backend)
             if len(records) < chunk_size:
                 return
-    except asyncpg.PostgresError as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
+
+
+def _libpq_uri(url: URL) -> str:
+    """Turn the engine's SQLAlchemy URL into a libpq URI (a socket folder stays ``?host=``)."""
+    plain = url.set(drivername="postgresql")
+    return plain.render_as_string(hide_password=False)
+
+
+def _adbc_read(uri: str, sql: str, snapshot: str | None, isolation: str) -> pa.Table:
+    """Read ``sql`` on a new ADBC connection, inside the exported ``snapshot`` when given."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
+        if snapshot is None:
+            cursor.execute(sql)
+            return cursor.fetch_arrow_table()
+        cursor.execute(f"BEGIN ISOLATION LEVEL {isolation} READ ONLY")
+        try:
+            cursor.execute("SET TRANSACTION SNAPSHOT " + _quote(snapshot))
+            cursor.execute(sql)
+            table: pa.Table = cursor.fetch_arrow_table()
+        finally:
+            cursor.execute("ROLLBACK")
+        return table
+
+
+def _quote(value: str) -> str:
+    if not value.replace("-", "").isalnum():  # snapshot ids look like 00000003-0000001B-1
+        raise QueryError(f"unexpected snapshot id {value!r} from pg_export_snapshot()")
+    return f"'{value}'"
+
+
+async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | None, str]:
+    """Refuse if the caller has writes the new connection cannot see; else export its snapshot."""
+    xid, isolation = await driver.fetchrow(
+        "SELECT txid_current_if_assigned(), current_setting('transaction_isolation')"
+    )
+    if xid is not None:
+        raise InvalidInputError(
+            "load_frame_new_connection reads on a separate connection, which cannot see the "
+            "uncommitted writes of this session's open transaction; commit (or roll back) first, "
+            "or use load_frame, which reads on the session's own connection"
+        )
+    if not driver.is_in_transaction():
+        return None, "REPEATABLE READ"
+    level = "SERIALIZABLE" if isolation == "serializable" else "REPEATABLE READ"
+    if conn.in_nested_transaction():
+        # A snapshot cannot be exported from inside a savepoint. Under READ COMMITTED each
+        # statement takes a fresh snapshot anyway, which is what the new connection gets.
+        if isolation == "read committed":
+            return None, level
+        raise InvalidInputError(
+            "load_frame_new_connection cannot share the snapshot of a "
+            f"{isolation} transaction from inside a savepoint; use load_frame"
+        )
+    snapshot = await driver.fetchval("SELECT pg_export_snapshot()")
+    return str(snapshot), level
+
+
+async def load_frame_new_connection(
+    db: AsyncSession | AsyncConnection,
+    stmt: Statement,
+    *,
+    dtype_backend: DtypeBackend = "numpy_nullable",
+) -> pd.DataFrame:
+    """Load ``stmt`` through ADBC on a NEW, separate connection: the fast path for big results.
+
+    The rows travel as binary COPY decoded by ADBC's PostgreSQL driver in a worker thread, off
+    the event loop, and come out with the same dtypes as ``load_frame``. Because the connection
+    is not the session's, it refuses to run when the session has writes that connection could
+    not see (an open transaction that has written, or pending ORM changes). Otherwise, inside a
+    transaction it imports the session's snapshot (``pg_export_snapshot``), so it reads exactly
+    the data the session sees; outside one it reads the latest committed data.
+
+    Raises:
+        InvalidInputError: the session has uncommitted writes, ``stmt`` is not a statement, or
+            the backend is unknown.
+        QueryError: PostgreSQL rejected the query.
+    """
+    _check(stmt, dtype_backend)
+    if isinstance(db, AsyncSession) and (db.new or db.dirty or db.deleted):
+        raise InvalidInputError(
+            "load_frame_new_connection reads on a separate connection, which cannot see this "
+            "session's pending changes; flush and commit them first, or use load_frame"
+        )
+    conn, driver = await _driver(db)
+    query = _compile(stmt, conn.dialect)
+    _, columns = await _prepare(driver, query, dtype_backend)
+    snapshot, isolation = await _export_snapshot(conn, driver)
+    try:
+        sql = (
+            await asyncpg_utils._mogrify(driver, query.sql, query.args) if query.args else query.sql
+        )
+        table = await asyncio.to_thread(
+            _adbc_read, _libpq_uri(conn.engine.url), sql, snapshot, isolation
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, adbc_errors.Error) as exc:
+        raise _query_error(exc) from exc
+    return await asyncio.to_thread(_table_to_frame, table, columns, dtype_backend)

@@ -4,16 +4,17 @@ and bad input, through every path."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import Integer, bindparam, func, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, bindparam, delete, func, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, QueryError
-from blogdata.loaders import load_frame, stream_frames
+from blogdata.loaders import load_frame, load_frame_new_connection, stream_frames
 from blogdata.models import Account, Post, User
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -226,3 +227,116 @@ async def test_a_sql_error_carries_the_databases_message_and_sqlstate(
     with pytest.raises(QueryError, match=fragment) as caught:
         await load_frame(db, stmt)  # type: ignore[arg-type]
     assert caught.value.sqlstate == sqlstate
+
+
+async def test_the_new_connection_path_refuses_inside_a_transaction_that_has_written(
+    db: AsyncSession,
+) -> None:
+    await _blog(db)
+    with pytest.raises(InvalidInputError, match="uncommitted writes"):
+        await load_frame_new_connection(db, select(Post))
+
+
+async def test_the_new_connection_path_refuses_while_orm_changes_are_pending(
+    db: AsyncSession,
+) -> None:
+    db.add(User(email="p@example.com", username="pending", hashed_password="x"))
+    with pytest.raises(InvalidInputError, match="pending changes"):
+        await load_frame_new_connection(db, select(User))
+
+
+@pytest.fixture
+async def committed_posts(engine: AsyncEngine) -> AsyncIterator[int]:
+    """Three committed posts by one author, visible to every connection; removed afterwards."""
+    async with AsyncSession(engine, expire_on_commit=False) as writer:
+        user = User(email="committed@example.com", username="committed", hashed_password="x")
+        writer.add(user)
+        await writer.flush()
+        writer.add_all(
+            Post(title=f"c{i}", author_id=user.id, created_at=T0, views=None if i else 7)
+            for i in range(3)
+        )
+        await writer.commit()
+    try:
+        yield user.id
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(delete(User).where(User.id == user.id))  # posts cascade
+
+
+async def _add_post(engine: AsyncEngine, author_id: int, title: str) -> None:
+    async with AsyncSession(engine) as other:
+        other.add(Post(title=title, author_id=author_id, created_at=T0))
+        await other.commit()
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+async def test_the_new_connection_path_reads_the_sessions_snapshot_with_the_same_dtypes(
+    engine: AsyncEngine, committed_posts: int, backend: str
+) -> None:
+    stmt = select(Post).where(Post.author_id == committed_posts).order_by(Post.id)
+    async with AsyncSession(engine) as db:
+        await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        before = await load_frame(db, stmt, dtype_backend=backend)
+        # Committed elsewhere after the session's snapshot was taken: invisible to both paths.
+        await _add_post(engine, committed_posts, "late")
+        fast = await load_frame_new_connection(db, stmt, dtype_backend=backend)
+        pd.testing.assert_frame_equal(fast, before)
+        assert len(fast) == 3 and fast.dtypes.to_dict() == EXPECTED[backend]
+    async with AsyncSession(engine) as fresh:
+        assert len(await load_frame_new_connection(fresh, stmt)) == 4
+
+
+async def test_the_new_connection_path_outside_a_transaction_sees_the_latest_commits(
+    engine: AsyncEngine, committed_posts: int
+) -> None:
+    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        assert (await load_frame_new_connection(conn, stmt))["title"].tolist() == ["c0", "c1", "c2"]
+        await _add_post(engine, committed_posts, "c3")
+        assert len(await load_frame_new_connection(conn, stmt)) == 4
+
+
+async def test_the_new_connection_path_passes_bound_parameters_safely(
+    engine: AsyncEngine, committed_posts: int
+) -> None:
+    async with AsyncSession(engine) as db:
+        stmt = (
+            select(Post.title, Post.views)
+            .where(Post.author_id == committed_posts, Post.title.in_(["c0", "c2", "x'); --"]))
+            .order_by(Post.title)
+        )
+        frame = await load_frame_new_connection(db, stmt)
+        assert frame["title"].tolist() == ["c0", "c2"]
+        assert frame["views"].dtype == pd.Int64Dtype() and frame["views"].isna().tolist() == [
+            False,
+            True,
+        ]
+        with pytest.raises(QueryError, match="nope") as caught:
+            await load_frame_new_connection(db, text("SELECT nope FROM posts"))
+        assert caught.value.sqlstate == "42703"
+
+
+async def test_a_non_iso_datestyle_still_gives_exact_timestamps(db: AsyncSession) -> None:
+    # The COPY text of a timestamp follows DateStyle; the loader must not misread it.
+    await _blog(db)
+    expected = await load_frame(db, select(Post.created_at).order_by(Post.id))
+    await db.execute(text("SET LOCAL DateStyle = 'SQL, DMY'"))
+    frame = await load_frame(db, select(Post.created_at).order_by(Post.id))
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame["created_at"].iloc[1] == pd.Timestamp("2026-01-01 01:00", tz="UTC")
+
+
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+async def test_types_outside_the_table_arrive_as_python_objects(
+    db: AsyncSession, backend: str
+) -> None:
+    stmt = text(
+        "SELECT ARRAY[1, 2] AS numbers, '{\"a\": 1}'::jsonb AS doc, 7::int AS n, NULL::uuid AS u"
+    )
+    frame = await load_frame(db, stmt, dtype_backend=backend)
+    assert list(frame.columns) == ["numbers", "doc", "n", "u"]
+    assert frame["numbers"].dtype == object and frame["numbers"].iloc[0] == [1, 2]
+    assert frame["u"].dtype == object and frame["u"].isna().all()
+    assert frame["n"].iloc[0] == 7
