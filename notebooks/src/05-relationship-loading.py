@@ -1,0 +1,212 @@
+# %% [markdown]
+# # 05 · Relationship loading: N+1, selectinload and joinedload
+#
+# Loading a list of posts and then each post's tags one by one costs one query for the list
+# plus one per post: the "N+1" problem. Eager loading fetches the related rows up front in one
+# or two queries. Here we count the statements each strategy runs on the same data.
+#
+# **What you will learn**
+# - why blogdata's relationships raise instead of loading silently;
+# - N+1 lazy loading, counted with `count_statements`;
+# - `selectinload` (a second `SELECT … IN`) versus `joinedload` (one `JOIN`), with their SQL;
+# - when a result needs `.unique()`, and when the guide calls it for nothing;
+# - nested loading: users, their posts and the posts' tags in three queries.
+#
+# Previous: [04 · Query patterns](04-query-patterns.ipynb)
+
+# %%
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, raiseload, selectinload
+
+from blogdata.models import Post, Tag, User, post_tags
+from blogdata.notebook import connect, count_statements
+from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
+
+nb = await connect("05-relationship-loading")
+db = nb.sessions()
+await db.scalar(select(1))  # start the session's transaction before we count anything
+nb
+
+# %% [markdown]
+# ## Related rows are never loaded by accident
+#
+# In the models, `Post.tags` is declared `lazy="raise"`. Touching tags that were not loaded is
+# an immediate, clear error, instead of hidden IO (which in async code fails anyway, with the
+# more cryptic `MissingGreenlet` seen in notebook 02).
+
+# %% tags=["raises-exception"]
+post = await db.scalar(select(Post).order_by(Post.id).limit(1))
+post.tags
+
+# %% [markdown]
+# ## N+1: one query per post
+#
+# To see the cost of lazy loading, we switch it back on for one query with `lazyload` and await
+# each post's tags. Ten posts:
+
+# %%
+newest10 = posts_with_tags(loading="lazy").order_by(None).order_by(Post.id.desc()).limit(10)
+with count_statements(db) as lazy:
+    posts = (await db.scalars(newest10)).all()
+    lazy_tags = {p.id: sorted(t.name for t in await p.awaitable_attrs.tags) for p in posts}
+lazy.count
+
+# %% [markdown]
+# Eleven statements: the list, then the same tag query once per post, each a network round trip.
+# With 1,000 posts it would be 1,001. This is the first of the ten lazy loads:
+
+# %%
+print(lazy.statements[1])
+
+# %% [markdown]
+# ## selectinload: two queries, whatever the number of posts
+#
+# `selectinload` runs the list query, then **one** query for the tags of all those posts, with
+# their ids in an `IN (...)` list. (`expunge_all` empties the session so nothing is reused from
+# the previous cell.)
+
+# %%
+db.expunge_all()
+newest10 = select(Post).options(selectinload(Post.tags)).order_by(Post.id.desc()).limit(10)
+with count_statements(db) as selectin:
+    posts = (await db.scalars(newest10)).all()
+selectin.count, {p.id: sorted(t.name for t in p.tags) for p in posts} == lazy_tags
+
+# %%
+print(selectin.statements[1])
+
+# %% [markdown]
+# ## joinedload: one query, repeated parent rows
+#
+# `joinedload` adds a `LEFT OUTER JOIN` to the same statement. Because we asked for 10 posts,
+# SQLAlchemy puts the `LIMIT` in a subquery, so the join cannot cut a post's tags short.
+
+# %%
+db.expunge_all()
+newest10 = select(Post).options(joinedload(Post.tags)).order_by(Post.id.desc()).limit(10)
+with count_statements(db) as joined:
+    result = await db.execute(newest10)
+print(joined.statements[0])
+
+# %% [markdown]
+# A post with three tags comes back as three rows. SQLAlchemy refuses to hand out the
+# duplicated `Post` objects unless you ask it to de-duplicate them:
+
+# %% tags=["raises-exception"]
+result.scalars().all()
+
+# %% [markdown]
+# `.unique()` merges the repeated rows into one object per post:
+
+# %%
+result = await db.execute(newest10)
+posts = result.unique().scalars().all()
+len(posts), joined.count, {p.id: sorted(t.name for t in p.tags) for p in posts} == lazy_tags
+
+# %% [markdown]
+# How many rows did the join send for those 10 posts? One per (post, tag) pair, and one for
+# each post without tags:
+
+# %%
+ten = select(Post.id).order_by(Post.id.desc()).limit(10).subquery()
+rows = select(func.count()).select_from(ten).join(post_tags, post_tags.c.post_id == ten.c.id, isouter=True)
+await db.scalar(rows)
+
+# %% [markdown]
+# The three strategies side by side, on the same 10 posts:
+
+# %%
+for name, counter in [("lazy (N+1)", lazy), ("selectinload", selectin), ("joinedload", joined)]:
+    print(f"{name:13} {counter.count:3} statements")
+
+# %% [markdown]
+# Rule of thumb: `selectinload` for collections (no duplicated rows, one extra query), and
+# `joinedload` for a single related object, such as a post's author, where the join adds
+# columns but no rows.
+#
+# ## Many-to-one: joinedload without unique()
+#
+# The guide calls `.unique()` after `joinedload(Post.author)`. It does no harm, but it is not
+# needed: each post has one author, so no row repeats, and SQLAlchemy does not ask for it.
+
+# %%
+db.expunge_all()
+with count_statements(db) as c:
+    posts = (await db.scalars(posts_with_author().limit(3))).all()
+c.count, [(p.id, p.author.username) for p in posts]
+
+# %% [markdown]
+# ## The guide's `lazy="selectin"` on `User.posts`
+#
+# The guide declares `User.posts` with `lazy="selectin"`, and blogdata keeps it. So every query
+# for users also loads **all** their posts, even when you only want names:
+
+# %%
+db.expunge_all()
+with count_statements(db) as c:
+    users = (await db.scalars(select(User).order_by(User.id).limit(5))).all()
+c.count, sum(len(u.posts) for u in users)
+
+# %% [markdown]
+# Two statements and 169 posts loaded for five usernames. Override it per query when you do not
+# need the posts: `raiseload` skips the load (and raises if the code touches `posts` anyway).
+
+# %%
+db.expunge_all()
+with count_statements(db) as c:
+    stmt = select(User).options(raiseload(User.posts)).order_by(User.id).limit(5)
+    names = [u.username for u in (await db.scalars(stmt)).all()]
+c.count, names
+
+# %% [markdown]
+# ## Nested loading
+#
+# Loader options chain along a path. `selectinload(User.posts).selectinload(Post.tags)` loads
+# users, then their posts, then those posts' tags: three statements for any number of rows.
+
+# %%
+db.expunge_all()
+with count_statements(db) as c:
+    users = (await db.scalars(users_with_posts_and_tags().limit(5))).all()
+    tags_used = {u.username: len({t.name for p in u.posts for t in p.tags}) for u in users}
+c.count, tags_used
+
+# %% [markdown]
+# ## Worked example: a post list page
+#
+# A page of the 5 newest posts shows each title, its author and its tags. Author by join (one
+# object per post), tags by selectin (a collection): two statements in total.
+
+# %%
+db.expunge_all()
+page = (
+    select(Post)
+    .options(joinedload(Post.author), selectinload(Post.tags))
+    .order_by(Post.created_at.desc(), Post.id.desc())
+    .limit(5)
+)
+with count_statements(db) as c:
+    posts = (await db.scalars(page)).all()
+for p in posts:
+    print(f"{p.title[:30]:30}  by {p.author.username:18} {sorted(t.name for t in p.tags)}")
+c.count
+
+# %% [markdown]
+# ## Exercise
+#
+# Load the tag `any` with all its posts and each post's author, in as few statements as
+# possible, then print how many posts it has and how many distinct authors wrote them. Check
+# the count of statements.
+#
+# ### Solution
+
+# %%
+db.expunge_all()
+stmt = select(Tag).where(Tag.name == "any").options(selectinload(Tag.posts).joinedload(Post.author))
+with count_statements(db) as c:
+    tag = await db.scalar(stmt)
+len(tag.posts), len({p.author.id for p in tag.posts}), c.count
+
+# %%
+await db.close()
+await nb.close()
