@@ -137,6 +137,23 @@ async def _seed(
         await engine.dispose()
 
 
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option(help="folder for the PNG charts")] = Path("demo-output"),
+    users: Annotated[int, typer.Option(help="number of users to seed")] = 200,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    database: Annotated[str, typer.Option(help="demo database (recreated)")] = "blogdata_demo",
+) -> None:
+    """Tour blogdata without a notebook: database, migrations, seed data, tables and charts."""
+    from blogdata.demo import run_demo
+
+    url = resolve_url()
+    typer.echo(f"server: {url.render_as_string(hide_password=True)}")
+    asyncio.run(
+        run_demo(url, out, users=users, seed_value=seed, database=database, echo=typer.echo)
+    )
+
+
 @app.command("lab")
 def lab(
     notebooks: Annotated[Path, typer.Option(help="folder to open")] = Path("notebooks"),
