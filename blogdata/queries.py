@@ -279,7 +279,6 @@ class Page(Generic[RowT]):
 
 
 def _seek(model: type[Post] | type[User], after: Keyset | None, limit: int) -> Select[Any]:
-    check_page(skip=0, limit=limit)
     # Newest first; the row comparison matches the (created_at, id) index and is exact.
     stmt = select(model).order_by(model.created_at.desc(), model.id.desc()).limit(limit)
     if after is not None:
@@ -289,20 +288,26 @@ def _seek(model: type[Post] | type[User], after: Keyset | None, limit: int) -> S
 
 def posts_page(*, after: Keyset | None = None, limit: int = 20) -> Select[Post]:
     """Select one page of posts, newest first, starting strictly after ``after``."""
+    check_page(skip=0, limit=limit)
     return _seek(Post, after, limit)
 
 
 def users_page(*, after: Keyset | None = None, limit: int = 20) -> Select[User]:
     """Select one page of users, newest account first, starting strictly after ``after``."""
+    check_page(skip=0, limit=limit)
     return _seek(User, after, limit)
 
 
 async def _fetch_page(
     db: AsyncSession, model: type[Post] | type[User], after: Keyset | None, limit: int
 ) -> Page[Any]:
-    rows = list((await db.scalars(_seek(model, after, limit))).all())
-    last = rows[-1] if len(rows) == limit else None
-    return Page(rows, Keyset(last.created_at, last.id) if last is not None else None)
+    check_page(skip=0, limit=limit)
+    # One row more than asked for tells whether another page exists.
+    rows = list((await db.scalars(_seek(model, after, limit + 1))).all())
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], Keyset(last.created_at, last.id))
 
 
 async def fetch_posts_page(

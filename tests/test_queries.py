@@ -222,6 +222,15 @@ async def test_keyset_pages_cover_every_row_once_and_end_with_no_next(
     assert pages == 5  # 9 rows, 2 per page
 
 
+async def test_the_last_keyset_page_has_no_next_even_when_it_is_full(
+    db: AsyncSession, blog: Blog
+) -> None:
+    first = await fetch_posts_page(db, limit=4)
+    assert first.next is not None
+    second = await fetch_posts_page(db, after=first.next, limit=4)
+    assert (len(second.items), second.next) == (4, None)
+
+
 async def test_users_have_keyset_pages_too(db: AsyncSession, blog: Blog) -> None:
     page = await fetch_users_page(db, limit=3)
     assert [u.username for u in page.items] == ["old", "zoë", "bob"]
