@@ -17,6 +17,7 @@ from blogdata.errors import (
     AlreadyExistsError,
     InvalidInputError,
     NotFoundError,
+    QueryError,
     RelatedRowMissingError,
 )
 from blogdata.models import Post, Tag, User, post_tags
@@ -244,6 +245,18 @@ async def test_a_duplicate_tag_raises_already_exists(db: AsyncSession) -> None:
         await crud.tag.create(db, obj_in=TagCreate(name=" python"))
     assert info.value.field == "name"
     assert (await crud.tag.get_by_name(db, name="PYTHON")) is not None
+
+
+async def test_other_database_errors_become_query_errors_carrying_the_sqlstate(
+    db: AsyncSession,
+) -> None:
+    created = await crud.tag.create(db, obj_in=TagCreate(name="short"))
+    with pytest.raises(QueryError) as info:
+        await crud.tag.update(db, db_obj=created, obj_in={"name": "x" * 51})  # varchar(50)
+    assert info.value.sqlstate == "22001"
+    assert created.name == "short"
+    with pytest.raises(InvalidInputError, match="no column"):
+        await crud.tag.update(db, db_obj=created, obj_in={"colour": "red"})
 
 
 async def test_posts_by_author_and_by_tag(db: AsyncSession) -> None:
