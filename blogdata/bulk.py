@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 import asyncpg
@@ -127,9 +128,12 @@ def _check_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
 def _duplicates_within(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     problems: list[str] = []
     for column in _UNIQUE:
+        values = [row[column] for row in rows]
+        if len(set(values)) == len(values):
+            continue  # the common case, checked at C speed
         seen: dict[Any, list[int]] = defaultdict(list)
-        for index, row in enumerate(rows):
-            seen[row[column]].append(index)
+        for index, value in enumerate(values):
+            seen[value].append(index)
         for value, indexes in seen.items():
             if len(indexes) > 1:
                 problems.append(f"rows {indexes} share {column} {value!r}")
@@ -158,16 +162,20 @@ async def _duplicates_existing(db: AsyncSession, rows: Sequence[Mapping[str, Any
     return problems
 
 
+def _duplicate_error(problems: list[str]) -> AlreadyExistsError:
+    fields = sorted({c for c in _UNIQUE if any(f" {c} " in p for p in problems)})
+    more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+    return AlreadyExistsError(
+        f"{len(problems)} duplicate(s), nothing was inserted: "
+        f"{'; '.join(problems[:_SHOWN])}{more}. Remove or rename those rows and retry",
+        field=", ".join(fields),
+    )
+
+
 async def _refuse_duplicates(db: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     problems = _duplicates_within(rows) or await _duplicates_existing(db, rows)
     if problems:
-        fields = sorted({c for c in _UNIQUE if any(f" {c} " in p for p in problems)})
-        more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
-        raise AlreadyExistsError(
-            f"{len(problems)} duplicate(s), nothing was inserted: "
-            f"{'; '.join(problems[:_SHOWN])}{more}. Remove or rename those rows and retry",
-            field=", ".join(fields),
-        )
+        raise _duplicate_error(problems)
 
 
 def _copy_error(exc: Exception) -> BlogdataError:
@@ -189,7 +197,8 @@ async def _copy(
     connection = await db.connection()
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
-    records = [tuple(row[c] for c in columns) for row in rows]
+    row_values = itemgetter(*columns)  # columns has at least 3 names, so this gives tuples
+    records = [row_values(row) for row in rows]
     try:
         await driver.copy_records_to_table(
             User.__tablename__, records=records, columns=list(columns)
@@ -209,26 +218,45 @@ async def insert_hashed_users(
 
     Each row is a mapping over ``USER_COLUMNS`` (``email``, ``username``, ``hashed_password``
     required; omitted columns take their defaults), every row with the same keys, timestamps
-    aware. Duplicates (inside the batch, or against existing users) raise ``AlreadyExistsError``
-    naming the rows, before anything is written. ``copy_threshold`` picks the path (see the
-    module docstring). Flushes pending work first; never commits.
+    aware. Duplicates raise ``AlreadyExistsError`` naming the rows, with nothing inserted: those
+    inside the batch are found before any SQL; those against existing users are named after the
+    database refuses the batch (checking first would cost a query on every happy path).
+    ``check_duplicates=False`` skips the naming (the database still refuses the batch).
+    ``copy_threshold`` picks the path (see the module docstring). Flushes pending work first;
+    never commits.
     """
     columns = _check_rows(rows)
     if not columns:
         return 0
     await db.flush()
-    if check_duplicates:
-        await _refuse_duplicates(db, rows)
+    if check_duplicates and (problems := _duplicates_within(rows)):
+        raise _duplicate_error(problems)
     try:
         async with db.begin_nested():
             if len(rows) >= copy_threshold:
                 await _copy(db, columns, rows)
             else:
                 connection = await db.connection()
-                await connection.execute(insert(User.__table__), [dict(row) for row in rows])  # type: ignore[arg-type]
+                await connection.execute(insert(User), [dict(row) for row in rows])
     except DBAPIError as exc:
-        raise _translate(exc) from exc
+        error = _translate(exc)
+        if isinstance(error, AlreadyExistsError) and check_duplicates:
+            await _name_existing(db, rows, error)
+        raise error from exc
+    except AlreadyExistsError as error:
+        if check_duplicates:
+            await _name_existing(db, rows, error)
+        raise
     return len(rows)
+
+
+async def _name_existing(
+    db: AsyncSession, rows: Sequence[Mapping[str, Any]], error: AlreadyExistsError
+) -> None:
+    """Raise an error naming the rows that clash with existing users, if any are found."""
+    problems = await _duplicates_existing(db, rows)
+    if problems:
+        raise _duplicate_error(problems) from error
 
 
 async def bulk_create_users(
