@@ -231,3 +231,26 @@ def test_the_seed_command_migrates_seeds_and_resets(
     assert "already have rows" in capsys.readouterr().err
     assert main(["seed", "--users", "3", "--tags", "2", "--reset"]) == 0
     assert "3 users, 15 posts, 2 tags" in capsys.readouterr().out
+
+
+async def test_big_loads_rebuild_exactly_the_foreign_keys_and_indexes_they_dropped(
+    db: AsyncSession,
+) -> None:
+    from blogdata.seed import _drop_checks
+
+    catalog = text(
+        "SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint "
+        "WHERE connamespace = 'public'::regnamespace "
+        "UNION ALL SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+        "ORDER BY 1, 2"
+    )
+    before = (await db.execute(catalog)).all()
+    driver = (await (await db.connection()).get_raw_connection()).driver_connection
+    rebuild = await _drop_checks(driver)
+    during = (await db.execute(catalog)).all()
+    assert {"fk_posts_author_id_users", "ix_posts_author_id"} <= {n for n, _ in before} - {
+        n for n, _ in during
+    }
+    for statement in rebuild:
+        await driver.execute(statement)
+    assert (await db.execute(catalog)).all() == before
