@@ -12,9 +12,11 @@ call async code). It applies nest-asyncio2 to the running loop on its first call
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import Coroutine
-from contextlib import AbstractContextManager
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -39,6 +41,7 @@ __all__ = [
     "connect",
     "count_statements",
     "database_name",
+    "echo_sql",
     "render_sql",
     "run",
     "show_sql",
@@ -175,6 +178,40 @@ def render_sql(stmt: ClauseElement, *, literal: bool = False) -> str:
 def show_sql(stmt: ClauseElement, *, literal: bool = False) -> None:
     """Print the SQL PostgreSQL will run for ``stmt``, with its parameters (see ``render_sql``)."""
     print(render_sql(stmt, literal=literal))  # noqa: T201 - printing is the point in a notebook
+
+
+class _EchoFormatter(logging.Formatter):
+    """SQLAlchemy's echo line without the timings, so that outputs repeat exactly."""
+
+    _TIMING = re.compile(r"\[(generated in|cached since) [0-9.e-]+s( ago)?\]")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._TIMING.sub(lambda m: f"[{m[1]} …]", super().format(record))
+
+
+@contextmanager
+def echo_sql(engine: AsyncEngine) -> Iterator[None]:
+    """Print what ``echo=True`` logs for ``engine`` inside the block, without times or dates.
+
+    SQLAlchemy's own echo handler prefixes each line with a timestamp and reports statement
+    timings; this one prints the message only, to the current ``sys.stdout``.
+    """
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_EchoFormatter("%(message)s"))
+    others = logger.handlers[:]
+    for other in others:  # e.g. the timestamped handler of an earlier echo=True engine
+        logger.removeHandler(other)
+    logger.addHandler(handler)  # before echo is switched on, so no default handler is added
+    previous = engine.sync_engine.echo
+    engine.sync_engine.echo = True
+    try:
+        yield
+    finally:
+        engine.sync_engine.echo = previous
+        logger.removeHandler(handler)
+        for other in others:
+            logger.addHandler(other)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -9,12 +11,20 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import NullPool, select, text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata import migrate
 from blogdata.database import create_engine
 from blogdata.errors import InvalidInputError
 from blogdata.models import Post, Tag, User
-from blogdata.notebook import Notebook, connect, database_name, render_sql, show_sql
+from blogdata.notebook import (
+    Notebook,
+    connect,
+    database_name,
+    echo_sql,
+    render_sql,
+    show_sql,
+)
 from tests.conftest import drop_database
 
 
@@ -268,3 +278,22 @@ def _run_in_thread(factory: Callable[[], object]) -> object:
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: run(factory())).result()  # type: ignore[arg-type]
+
+
+async def test_echo_sql_prints_the_statements_without_timestamps_or_timings(
+    engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = logging.getLogger("sqlalchemy.engine.Engine")
+    handlers_before = logger.handlers[:]
+    with echo_sql(engine):
+        async with engine.connect() as conn:
+            await conn.execute(select(User.id).where(User.username == "nobody"))
+    output = capsys.readouterr().out
+    assert not re.search(r"\d\d:\d\d:\d\d|\d\.\d+s", output)  # no clock, no timings
+    lines = output.splitlines()
+    lines = lines[lines.index("BEGIN (implicit)") :]  # a first connection also logs its setup
+    assert "WHERE users.username = $1::VARCHAR" in lines
+    assert re.fullmatch(r"\[(generated in|cached since) …\] \('nobody',\)", lines[-2])
+    assert lines[-1] == "ROLLBACK"
+    assert engine.echo is False
+    assert logger.handlers == handlers_before
