@@ -1,10 +1,10 @@
 """Private plumbing of the loaders: a COPY stream parsed by pyarrow in a thread while it arrives.
 
-asyncpg hands the bytes of ``COPY (query) TO STDOUT (FORMAT csv, FORCE_QUOTE *)`` to a coroutine
+asyncpg hands the bytes of ``COPY (query) TO STDOUT (FORMAT csv)`` to a coroutine
 sink on the event loop; ``_Pipe`` passes them to pyarrow's CSV reader running in a worker thread,
 buffering at most a few blocks, so receiving and parsing overlap and memory stays bounded.
-``FORCE_QUOTE *`` quotes every non-NULL value: an unquoted empty field is NULL, a quoted one is
-an empty string, which keeps the two apart.
+In PostgreSQL's CSV a NULL is an unquoted empty field and an empty string is always written
+quoted (``""``), which is how the two stay apart here.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _empty(types: Sequence[pa.DataType]) -> pa.Table:
 async def copy_to_arrow(
     driver: Any, sql: str, args: Sequence[Any], types: Sequence[pa.DataType]
 ) -> pa.Table:
-    """Run ``sql`` as a CSV COPY on ``driver`` (asyncpg) and parse it into columns of ``types``.
+    """Run ``COPY (sql) TO STDOUT (FORMAT csv)`` on ``driver`` and parse it into ``types`` columns.
 
     Arguments are inlined by asyncpg's ``copy_from_query``, which quotes them with the server's
     own ``quote_literal``. Raises asyncpg's error if the query fails, and pyarrow's
@@ -149,7 +149,7 @@ async def copy_to_arrow(
             await loop.run_in_executor(None, pipe.wait_for_room)
 
     try:
-        await driver.copy_from_query(sql, *args, output=sink, format="csv", force_quote=True)
+        await driver.copy_from_query(sql, *args, output=sink, format="csv")
     except BaseException:
         pipe.abandon()
         pipe.finish()

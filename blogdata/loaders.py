@@ -192,6 +192,8 @@ def _columns(query: _Query, attributes: Sequence[Any], backend: str) -> list[_Co
     for i, (label, attribute) in enumerate(zip(labels, attributes, strict=True)):
         kind = _KIND_BY_OID.get(attribute.type.oid, "object")
         arrow = _ARROW_TYPE.get(kind)
+        if kind == "text" and backend == "numpy_nullable":
+            arrow = pa.large_string()  # what pandas' string dtype holds: no copy on conversion
         if kind == "numeric" and backend == "pyarrow" and query.numeric_scales is not None:
             scale = query.numeric_scales[i]
             if scale is not None:
@@ -240,59 +242,97 @@ def _check(stmt: object, dtype_backend: str) -> None:
 
 
 def _finish(column: _Column, values: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
-    """Bring one parsed (or ADBC-read) column to the contract's type."""
-    if isinstance(values.type, pa.ExtensionType):
-        values = pa.chunked_array([c.storage for c in values.chunks], type=values.type.storage_type)
-    if column.kind == "numeric":
-        if column.arrow is not None:
-            return values.cast(column.arrow)
-        return [None if v is None else Decimal(v) for v in values.to_pylist()]
+    """Bring one parsed (or ADBC-read) column to the contract's type, chunk by chunk."""
+    chunks = values.chunks
+    del values
+    if chunks and isinstance(chunks[0].type, pa.ExtensionType):
+        chunks = [c.storage for c in chunks]
+    if column.kind == "numeric" and column.arrow is None:
+        return [None if v is None else Decimal(v) for c in chunks for v in c.to_pylist()]
     if column.arrow is None:
-        return values.to_pylist()
-    return values if values.type == column.arrow else values.cast(column.arrow)
+        return [v for c in chunks for v in c.to_pylist()]
+    out = []
+    chunks.reverse()
+    while chunks:  # cast one chunk at a time and let the old one go: peak is one chunk more
+        chunk = chunks.pop()
+        out.append(chunk if chunk.type == column.arrow else chunk.cast(column.arrow))
+        del chunk
+    return pa.chunked_array(out, type=column.arrow)
 
 
-def _table_to_frame(table: pa.Table, columns: Sequence[_Column], backend: str) -> pd.DataFrame:
-    """Convert a parsed table (one column per result column, in order) into the frame."""
-    arrays = [_finish(c, table.column(i)) for i, c in enumerate(columns)]
+def _table_to_frame(box: list[pa.Table], columns: Sequence[_Column], backend: str) -> pd.DataFrame:
+    """Convert the table in ``box`` (one column per result column) into the frame.
+
+    The table is taken out of ``box`` and dismantled column by column, so memory is freed as
+    the frame is built.
+    """
+    table = box.pop()
+    arrays = []
+    for column in columns:
+        values = table.column(0)
+        table = table.remove_column(0)
+        arrays.append(_finish(column, values))
+        del values
     del table
     return _assemble(arrays, columns, backend)
+
+
+def _records_to_arrays(
+    records: Sequence[Any], columns: Sequence[_Column]
+) -> list[pa.Array | list[Any]]:
+    """Turn asyncpg records into one Arrow array (or list of Python objects) per column."""
+    values: list[Sequence[Any]] = (
+        list(zip(*records, strict=True)) if records else [() for _ in columns]
+    )
+    return [
+        list(v) if c.arrow is None else pa.array(v, type=c.arrow)
+        for c, v in zip(columns, values, strict=True)
+    ]
 
 
 def _records_to_frame(
     records: Sequence[Any], columns: Sequence[_Column], backend: str
 ) -> pd.DataFrame:
     """Build a frame from asyncpg records, column by column, with the contract's dtypes."""
-    values: list[Sequence[Any]] = (
-        list(zip(*records, strict=True)) if records else [() for _ in columns]
-    )
-    arrays: list[pa.Array | list[Any]] = []
-    for column, column_values in zip(columns, values, strict=True):
+    return _assemble(_records_to_arrays(records, columns), columns, backend)
+
+
+def _concat(
+    parts: Sequence[Sequence[pa.Array | list[Any]]], columns: Sequence[_Column]
+) -> list[pa.ChunkedArray | list[Any]]:
+    """Join per-batch columns into whole columns (Arrow chunks are not copied)."""
+    out: list[pa.ChunkedArray | list[Any]] = []
+    for i, column in enumerate(columns):
         if column.arrow is None:
-            arrays.append(list(column_values))
+            out.append([v for part in parts for v in part[i]])
         else:
-            arrays.append(pa.array(column_values, type=column.arrow))
-    return _assemble(arrays, columns, backend)
+            out.append(pa.chunked_array([part[i] for part in parts], type=column.arrow))
+    return out
 
 
 def _assemble(
-    arrays: Sequence[pa.Array | pa.ChunkedArray | list[Any]],
+    arrays: list[pa.Array | pa.ChunkedArray | list[Any]],
     columns: Sequence[_Column],
     backend: str,
 ) -> pd.DataFrame:
-    """Convert Arrow arrays (and lists of Python objects) into a frame in the chosen backend."""
+    """Convert Arrow arrays (and lists of Python objects) into a frame; empties ``arrays``."""
     mapper: Callable[[pa.DataType], Any] = (
         pd.ArrowDtype if backend == "pyarrow" else _NULLABLE_DTYPE.get
     )
-    arrow = {f"c{i}": a for i, a in enumerate(arrays) if not isinstance(a, list)}
-    if arrow:
-        frame: pd.DataFrame = pa.table(arrow).to_pandas(types_mapper=mapper, self_destruct=True)
+    objects = {i: a for i, a in enumerate(arrays) if isinstance(a, list)}
+    rows = len(arrays[0]) if arrays else 0
+    names = [f"c{i}" for i, a in enumerate(arrays) if not isinstance(a, list)]
+    table = pa.table([a for a in arrays if not isinstance(a, list)], names=names)
+    arrays.clear()
+    if names:
+        frame: pd.DataFrame = table.to_pandas(
+            types_mapper=mapper, self_destruct=True, split_blocks=True
+        )
     else:
-        rows = len(arrays[0]) if arrays else 0
         frame = pd.DataFrame(index=pd.RangeIndex(rows))
-    for i, array in enumerate(arrays):
-        if isinstance(array, list):
-            frame.insert(i, f"c{i}", pd.Series(array, dtype=object, index=frame.index))
+    del table
+    for i, values in objects.items():
+        frame.insert(i, f"c{i}", pd.Series(values, dtype=object, index=frame.index))
     frame.columns = pd.Index([c.name for c in columns])
     return frame
 
@@ -341,13 +381,13 @@ async def load_frame(
     prepared, columns = await _prepare(driver, query, dtype_backend)
     if columns and query.rerunnable and all(c.kind in _COPYABLE for c in columns):
         try:
-            table = await copy_to_arrow(driver, query.sql, query.args, [c.wire for c in columns])
+            box = [await copy_to_arrow(driver, query.sql, query.args, [c.wire for c in columns])]
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _query_error(exc) from exc
         except (pa.ArrowInvalid, decimal.InvalidOperation):
             pass  # a value the CSV route cannot read (e.g. 'infinity'): fetch rows below
         else:
-            return _table_to_frame(table, columns, dtype_backend)
+            return _table_to_frame(box, columns, dtype_backend)
     try:
         records = await prepared.fetch(*query.args)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -356,6 +396,7 @@ async def load_frame(
 
 
 _COPYABLE = frozenset(_KIND_BY_OID.values())
+_BATCH = 10_000
 
 
 async def stream_frames(
@@ -383,13 +424,23 @@ async def stream_frames(
     prepared, columns = await _prepare(driver, query, dtype_backend)
     try:
         cursor = await prepared.cursor(*query.args)
-        while True:
-            records = await cursor.fetch(chunk_size)
-            if not records:
-                return
-            yield _records_to_frame(records, columns, dtype_backend)
-            if len(records) < chunk_size:
-                return
+        done = False
+        while not done:
+            parts = []
+            rows = 0
+            while rows < chunk_size:
+                # Convert a few thousand records at a time, so few Python objects live at once.
+                want = min(_BATCH, chunk_size - rows)
+                records = await cursor.fetch(want)
+                if records:
+                    parts.append(_records_to_arrays(records, columns))
+                    rows += len(records)
+                if len(records) < want:
+                    done = True
+                    break
+                del records
+            if rows:
+                yield _assemble(_concat(parts, columns), columns, dtype_backend)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
 
@@ -485,9 +536,11 @@ async def load_frame_new_connection(
         sql = (
             await asyncpg_utils._mogrify(driver, query.sql, query.args) if query.args else query.sql
         )
-        table = await asyncio.to_thread(
-            _adbc_read, _libpq_uri(conn.engine.url), sql, snapshot, isolation
-        )
+        box = [
+            await asyncio.to_thread(
+                _adbc_read, _libpq_uri(conn.engine.url), sql, snapshot, isolation
+            )
+        ]
     except (asyncpg.PostgresError, asyncpg.InterfaceError, adbc_errors.Error) as exc:
         raise _query_error(exc) from exc
-    return await asyncio.to_thread(_table_to_frame, table, columns, dtype_backend)
+    return await asyncio.to_thread(_table_to_frame, box, columns, dtype_backend)
