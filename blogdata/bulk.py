@@ -49,7 +49,7 @@ from blogdata.errors import AlreadyExistsError, BlogdataError, InvalidInputError
 from blogdata.models import Tag, User
 from blogdata.schemas import UserCreate, normalize_tag_name
 from blogdata.security import get_password_hash
-from blogdata.transactions import _translate, sqlstate_of
+from blogdata.transactions import sqlstate_of, translate_error
 
 __all__ = [
     "COPY_THRESHOLD",
@@ -239,7 +239,7 @@ async def insert_hashed_users(
                 connection = await db.connection()
                 await connection.execute(insert(User), [dict(row) for row in rows])
     except DBAPIError as exc:
-        error = _translate(exc)
+        error = translate_error(exc, User.metadata.tables["users"])
         if isinstance(error, AlreadyExistsError) and check_duplicates:
             await _name_existing(db, rows, error)
         raise error from exc
@@ -301,7 +301,7 @@ async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, 
     try:
         await db.execute(stmt)
     except DBAPIError as exc:
-        raise _translate(exc) from exc
+        raise translate_error(exc, Tag.metadata.tables["tags"]) from exc
     found = await db.execute(
         select(Tag.name, Tag.id).where(
             Tag.name == any_(bindparam("names", cleaned, type_=ARRAY(Tag.name.type)))

@@ -19,7 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from blogdata.errors import InvalidInputError
-from blogdata.transactions import _translate
+from blogdata.transactions import translate_error
 
 __all__ = ["explain", "plan_indexes", "plan_nodes"]
 
@@ -65,7 +65,7 @@ async def explain(
         else:
             raw = (await db.execute(query)).scalar_one()
     except DBAPIError as exc:
-        raise _translate(exc) from exc
+        raise translate_error(exc) from exc
     plans = json.loads(raw) if isinstance(raw, str) else raw
     plan: dict[str, Any] = plans[0]
     return plan

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Generic, Literal, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from blogdata.crud import translate_db_error
 from blogdata.errors import (
     AlreadyExistsError,
     BlogdataError,
@@ -56,6 +57,7 @@ __all__ = [
     "sqlstate_of",
     "statement_timeout",
     "transfer_funds",
+    "translate_error",
 ]
 
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
@@ -96,27 +98,28 @@ def _server_message(exc: DBAPIError) -> str:
     return text.split("\n", 1)[0].split(": ", 1)[-1]
 
 
-def _translate(exc: DBAPIError) -> BlogdataError:
-    """Map a database error to blogdata's tree by SQLSTATE."""
+def translate_error(exc: DBAPIError, table: Table | None = None) -> BlogdataError:
+    """Translate a database error by SQLSTATE, including the transaction-level ones.
+
+    57014 (statement timeout or cancel) becomes ``StatementTimeoutError``; 40001 and 40P01
+    (serialization failure, deadlock) a ``QueryError`` telling the caller to run its unit of
+    work again; everything else goes through ``blogdata.crud.translate_db_error`` (23505
+    ``AlreadyExistsError``, 23503 ``RelatedRowMissingError``, else ``QueryError``).
+    """
     state = sqlstate_of(exc)
-    message = _server_message(exc)
-    if state == "23505":
-        return AlreadyExistsError(f"{message}; use a value that is not taken yet")
-    if state == "23503":
-        return RelatedRowMissingError(f"{message}; create the referenced row first")
     if state == "57014":
         return StatementTimeoutError(
-            f"the statement was cancelled ({message}); roll back, then narrow the query "
-            "or allow more time",
+            f"the statement was cancelled ({_server_message(exc)}); roll back, then narrow the "
+            "query or allow more time",
             sqlstate=state,
         )
     if state in RETRYABLE_SQLSTATES:
         return QueryError(
-            f"the transaction conflicted with a concurrent one ({message}); roll back and run "
-            "the whole unit of work again",
+            f"the transaction conflicted with a concurrent one ({_server_message(exc)}); roll "
+            "back and run the whole unit of work again",
             sqlstate=state,
         )
-    return QueryError(message, sqlstate=state)
+    return translate_db_error(exc, table)
 
 
 def _check_amount(amount: object) -> Decimal:
@@ -231,7 +234,7 @@ async def transfer_funds(
             async with db.begin_nested():
                 source, target = await _move(db, from_id, to_id, value)
         except DBAPIError as exc:
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
         return TransferResult(from_id, to_id, value, source.balance, target.balance)
 
     attempt = 0
@@ -249,7 +252,7 @@ async def transfer_funds(
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
                 await asyncio.sleep(_backoff(attempt))
                 continue
-            raise _translate(exc) from exc
+            raise translate_error(exc) from exc
 
 
 @asynccontextmanager
@@ -263,7 +266,7 @@ async def savepoint(db: AsyncSession) -> AsyncIterator[AsyncSessionTransaction]:
         async with db.begin_nested() as nested:
             yield nested
     except DBAPIError as exc:
-        raise _translate(exc) from exc
+        raise translate_error(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -324,5 +327,5 @@ async def statement_timeout(db: AsyncSession, seconds: float) -> AsyncIterator[N
     try:
         yield
     except DBAPIError as exc:
-        raise _translate(exc) from exc
+        raise translate_error(exc) from exc
     await db.execute(select(func.set_config("statement_timeout", previous, True)))
