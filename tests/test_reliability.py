@@ -169,6 +169,30 @@ async def test_a_serialization_failure_is_retried_when_the_transfer_owns_the_tra
     assert (balances[payer], balances[payee]) == (Decimal("991.00"), Decimal("1010.00"))
 
 
+async def test_with_no_retries_left_the_serialization_failure_is_raised(
+    engine: AsyncEngine,
+) -> None:
+    payer, payee = (await _open_accounts(engine))[:2]
+    sessions = create_sessionmaker(engine)
+    async with asyncio.timeout(30), engine.connect() as blocker, sessions() as db:
+        await blocker.execute(
+            text("UPDATE accounts SET balance = balance + 1 WHERE id = :id"), {"id": payer}
+        )
+        task = asyncio.create_task(
+            transfer_funds(
+                db, payer, payee, Decimal("10.00"), isolation_level="SERIALIZABLE", retries=0
+            )
+        )
+        await _wait_until_blocked(engine)
+        await blocker.commit()
+        with pytest.raises(QueryError, match="run the whole unit of work again") as info:
+            await task
+        assert info.value.sqlstate == "40001"
+        assert not db.in_transaction()  # its own transaction was rolled back
+    balances = await _balances(engine)
+    assert (balances[payer], balances[payee]) == (Decimal("1001.00"), Decimal("1000.00"))
+
+
 async def test_a_serialization_failure_in_the_callers_transaction_is_raised_for_it_to_retry(
     engine: AsyncEngine,
 ) -> None:
