@@ -22,8 +22,9 @@ anything else (json, uuid, ...) ``object`` (asyncpg values)   ``object`` (asyncp
 
 Columns are labelled and ordered as in the statement (``Select.selected_columns`` keys, or the
 names PostgreSQL gives a ``text()`` query's columns). ``load_frame`` and ``stream_frames`` run
-on the caller's own connection, so they see its uncommitted writes; ``load_frame_new_connection``
-is the fast path for big results and reads on a separate connection (see its docstring).
+on the caller's own connection, so they see its uncommitted writes;
+``load_frame_separate_connection`` is the fast path for big results and reads on a separate
+connection (see its docstring).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ import decimal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import adbc_driver_manager as adbc_errors
 import asyncpg
+import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 from asyncpg import utils as asyncpg_utils
@@ -46,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import CompoundSelect, TextualSelect
 
+from blogdata._adbc import read_arrow
 from blogdata._copy import copy_to_arrow
 from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
 
@@ -53,7 +56,7 @@ __all__ = [
     "DtypeBackend",
     "Statement",
     "load_frame",
-    "load_frame_new_connection",
+    "load_frame_separate_connection",
     "stream_frames",
 ]
 
@@ -129,6 +132,10 @@ class _Query:
     rerunnable: bool
 
 
+#: A finished column: Arrow (converted by pyarrow), a pandas array, or a list of Python objects.
+#: (pyarrow has no type stubs, so this is Any to mypy.)
+_Built: TypeAlias = Any
+
 _Selectable = Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect
 
 
@@ -169,14 +176,15 @@ def _compile(stmt: object, dialect: Any) -> _Query:
         args.append(processor(params[name]) if processor is not None else params[name])
     labels: tuple[str, ...] | None = None
     scales: tuple[int | None, ...] | None = None
-    if isinstance(selectable, TextClause):
+    rerunnable = True
+    if isinstance(selectable, TextClause | TextualSelect):
         # Only a plain query may run twice (COPY first, then row by row if a value won't parse).
         rerunnable = compiled.string.lstrip().split(None, 1)[0].lower() in _READ_ONLY_VERBS
-    else:
+    if not isinstance(selectable, TextClause):
         columns = selectable.selected_columns
-        labels = tuple(columns.keys())
         scales = tuple(_numeric_scale(c) for c in columns)
-        rerunnable = True
+        if not isinstance(selectable, TextualSelect):  # text keeps the names its SQL gives
+            labels = tuple(columns.keys())
     return _Query(compiled.string, tuple(args), labels, scales, rerunnable)
 
 
@@ -241,12 +249,32 @@ def _check(stmt: object, dtype_backend: str) -> None:
     _as_selectable(stmt)
 
 
-def _finish(column: _Column, values: pa.ChunkedArray) -> pa.ChunkedArray | list[Any]:
+def _nullable_ints(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
+    """Build an ``Int64`` array straight from Arrow chunks (of any integer width), one by one."""
+    values = np.empty(sum(len(c) for c in chunks), dtype=np.int64)
+    mask = np.zeros(len(values), dtype=bool)
+    start = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        end = start + len(chunk)
+        if chunk.null_count:
+            mask[start:end] = chunk.is_null().to_numpy(zero_copy_only=False)
+            chunk = chunk.fill_null(0)
+        values[start:end] = chunk.to_numpy()
+        start = end
+        del chunk
+    return pd.arrays.IntegerArray(values, mask)
+
+
+def _finish(column: _Column, values: pa.ChunkedArray, backend: str) -> _Built:
     """Bring one parsed (or ADBC-read) column to the contract's type, chunk by chunk."""
     chunks = values.chunks
     del values
     if chunks and isinstance(chunks[0].type, pa.ExtensionType):
         chunks = [c.storage for c in chunks]
+    if column.kind == "int" and backend == "numpy_nullable":
+        return _nullable_ints(chunks)
     if column.kind == "numeric" and column.arrow is None:
         return [None if v is None else Decimal(v) for c in chunks for v in c.to_pylist()]
     if column.arrow is None:
@@ -271,7 +299,7 @@ def _table_to_frame(box: list[pa.Table], columns: Sequence[_Column], backend: st
     for column in columns:
         values = table.column(0)
         table = table.remove_column(0)
-        arrays.append(_finish(column, values))
+        arrays.append(_finish(column, values, backend))
         del values
     del table
     return _assemble(arrays, columns, backend)
@@ -311,7 +339,7 @@ def _concat(
 
 
 def _assemble(
-    arrays: list[pa.Array | pa.ChunkedArray | list[Any]],
+    arrays: list[_Built],
     columns: Sequence[_Column],
     backend: str,
 ) -> pd.DataFrame:
@@ -319,10 +347,11 @@ def _assemble(
     mapper: Callable[[pa.DataType], Any] = (
         pd.ArrowDtype if backend == "pyarrow" else _NULLABLE_DTYPE.get
     )
-    objects = {i: a for i, a in enumerate(arrays) if isinstance(a, list)}
+    arrow = [isinstance(a, pa.Array | pa.ChunkedArray) for a in arrays]
+    built = {i: a for i, a in enumerate(arrays) if not arrow[i]}
     rows = len(arrays[0]) if arrays else 0
-    names = [f"c{i}" for i, a in enumerate(arrays) if not isinstance(a, list)]
-    table = pa.table([a for a in arrays if not isinstance(a, list)], names=names)
+    names = [f"c{i}" for i, a in enumerate(arrays) if arrow[i]]
+    table = pa.table([a for i, a in enumerate(arrays) if arrow[i]], names=names)
     arrays.clear()
     if names:
         frame: pd.DataFrame = table.to_pandas(
@@ -331,8 +360,9 @@ def _assemble(
     else:
         frame = pd.DataFrame(index=pd.RangeIndex(rows))
     del table
-    for i, values in objects.items():
-        frame.insert(i, f"c{i}", pd.Series(values, dtype=object, index=frame.index))
+    for i, values in built.items():
+        dtype = object if isinstance(values, list) else None
+        frame.insert(i, f"c{i}", pd.Series(values, dtype=dtype, index=frame.index))
     frame.columns = pd.Index([c.name for c in columns])
     return frame
 
@@ -451,28 +481,10 @@ def _libpq_uri(url: URL) -> str:
     return plain.render_as_string(hide_password=False)
 
 
-def _adbc_read(uri: str, sql: str, snapshot: str | None, isolation: str) -> pa.Table:
-    """Read ``sql`` on a new ADBC connection, inside the exported ``snapshot`` when given."""
-    import adbc_driver_postgresql.dbapi as adbc
-
-    with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
-        if snapshot is None:
-            cursor.execute(sql)
-            return cursor.fetch_arrow_table()
-        cursor.execute(f"BEGIN ISOLATION LEVEL {isolation} READ ONLY")
-        try:
-            cursor.execute("SET TRANSACTION SNAPSHOT " + _quote(snapshot))
-            cursor.execute(sql)
-            table: pa.Table = cursor.fetch_arrow_table()
-        finally:
-            cursor.execute("ROLLBACK")
-        return table
-
-
-def _quote(value: str) -> str:
+def _check_snapshot_id(value: str) -> str:
     if not value.replace("-", "").isalnum():  # snapshot ids look like 00000003-0000001B-1
         raise QueryError(f"unexpected snapshot id {value!r} from pg_export_snapshot()")
-    return f"'{value}'"
+    return value
 
 
 async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | None, str]:
@@ -482,7 +494,7 @@ async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | No
     )
     if xid is not None:
         raise InvalidInputError(
-            "load_frame_new_connection reads on a separate connection, which cannot see the "
+            "load_frame_separate_connection reads on a separate connection, which cannot see the "
             "uncommitted writes of this session's open transaction; commit (or roll back) first, "
             "or use load_frame, which reads on the session's own connection"
         )
@@ -495,27 +507,30 @@ async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | No
         if isolation == "read committed":
             return None, level
         raise InvalidInputError(
-            "load_frame_new_connection cannot share the snapshot of a "
+            "load_frame_separate_connection cannot share the snapshot of a "
             f"{isolation} transaction from inside a savepoint; use load_frame"
         )
     snapshot = await driver.fetchval("SELECT pg_export_snapshot()")
-    return str(snapshot), level
+    return _check_snapshot_id(str(snapshot)), level
 
 
-async def load_frame_new_connection(
+async def load_frame_separate_connection(
     db: AsyncSession | AsyncConnection,
     stmt: Statement,
     *,
     dtype_backend: DtypeBackend = "numpy_nullable",
 ) -> pd.DataFrame:
-    """Load ``stmt`` through ADBC on a NEW, separate connection: the fast path for big results.
+    """Load ``stmt`` through ADBC on a SEPARATE connection (not the session's): the fast path.
 
     The rows travel as binary COPY decoded by ADBC's PostgreSQL driver in a worker thread, off
-    the event loop, and come out with the same dtypes as ``load_frame``. Because the connection
-    is not the session's, it refuses to run when the session has writes that connection could
-    not see (an open transaction that has written, or pending ORM changes). Otherwise, inside a
-    transaction it imports the session's snapshot (``pg_export_snapshot``), so it reads exactly
-    the data the session sees; outside one it reads the latest committed data.
+    the event loop, and come out with the same dtypes as ``load_frame``. The separate connection
+    is kept open between calls (a couple per server, each read in its own transaction). Because
+    it is not the session's connection, the call refuses to run when the session has writes
+    that connection could not see (an open transaction that has written, or pending ORM
+    changes). Otherwise, inside a transaction it imports the session's snapshot
+    (``pg_export_snapshot``), so it reads exactly the data the session sees; outside one it
+    reads the latest committed data. Bound parameters are inlined by asyncpg's own mechanism
+    (each value quoted by the server's ``quote_literal``) so that ADBC can use COPY.
 
     Raises:
         InvalidInputError: the session has uncommitted writes, ``stmt`` is not a statement, or
@@ -525,7 +540,7 @@ async def load_frame_new_connection(
     _check(stmt, dtype_backend)
     if isinstance(db, AsyncSession) and (db.new or db.dirty or db.deleted):
         raise InvalidInputError(
-            "load_frame_new_connection reads on a separate connection, which cannot see this "
+            "load_frame_separate_connection reads on a separate connection, which cannot see this "
             "session's pending changes; flush and commit them first, or use load_frame"
         )
     conn, driver = await _driver(db)
@@ -536,11 +551,22 @@ async def load_frame_new_connection(
         sql = (
             await asyncpg_utils._mogrify(driver, query.sql, query.args) if query.args else query.sql
         )
-        box = [
-            await asyncio.to_thread(
-                _adbc_read, _libpq_uri(conn.engine.url), sql, snapshot, isolation
-            )
-        ]
+        uri = _libpq_uri(conn.engine.url)
+        # One worker thread reads and converts: memory freed by the read is reused at once.
+        return await asyncio.to_thread(
+            _read_frame, uri, sql, snapshot, isolation, columns, dtype_backend
+        )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, adbc_errors.Error) as exc:
         raise _query_error(exc) from exc
-    return await asyncio.to_thread(_table_to_frame, box, columns, dtype_backend)
+
+
+def _read_frame(
+    uri: str,
+    sql: str,
+    snapshot: str | None,
+    isolation: str,
+    columns: Sequence[_Column],
+    backend: str,
+) -> pd.DataFrame:
+    box = [read_arrow(uri, sql, snapshot, isolation)]
+    return _table_to_frame(box, columns, backend)
