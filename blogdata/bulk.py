@@ -86,7 +86,10 @@ _SHOWN = 5  # offending rows named in an error message
 def hash_passwords(passwords: Sequence[str], *, workers: int | None = None) -> list[str]:
     """Hash ``passwords`` with the project's hasher on a pool of threads (argon2 drops the GIL).
 
-    ``workers`` defaults to the number of CPU cores; ``1`` hashes in the calling thread.
+    ``workers`` defaults to the number of CPU cores; ``1`` hashes in the calling thread. Each
+    argon2id hash already computes its 4 lanes on 4 threads (``parallelism=4``), so the pool only
+    pays on machines with more than a few cores: on 2 shared cores it measured 1.1-1.2x faster
+    than one thread (benchmarks/RESULTS.md). Threads suffice; processes would add pickling only.
     """
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(passwords) <= 1:
