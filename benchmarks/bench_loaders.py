@@ -4,7 +4,7 @@ Variants (each run in a fresh Python process, so its peak RSS is its own):
 
 * ``blogdata_default``: ``load_frame`` (COPY csv on the session's own connection, parsed by
   pyarrow while it streams);
-* ``blogdata_fast`` / ``blogdata_fast_arrow``: ``load_frame_separate_connection`` (ADBC on a
+* ``blogdata_fast`` / ``blogdata_fast_arrow``: ``load_frame_new_connection`` (ADBC on a
   separate, kept connection, the session's snapshot imported), numpy_nullable / pyarrow dtypes;
 * ``adbc_to_pandas``: ADBC ``fetch_arrow_table().to_pandas()`` by hand (the peer to beat);
 * ``pd_read_sql_adbc``: ``pandas.read_sql`` on an ADBC connection;
@@ -136,7 +136,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     from blogdata.database import create_sessionmaker
-    from blogdata.loaders import load_frame, load_frame_separate_connection, stream_frames
+    from blogdata.loaders import load_frame, load_frame_new_connection, stream_frames
     from blogdata.models import Post
 
     engine = create_engine(_url())
@@ -145,7 +145,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
             await db.connection()
             if variant.startswith("blogdata_fast"):
                 # Open the kept ADBC connection untimed, as the peers connect before timing.
-                await load_frame_separate_connection(db, select(Post).limit(1))
+                await load_frame_new_connection(db, select(Post).limit(1))
             base = _rss_mb()
             start = time.perf_counter()
             if variant == "stream_frames":
@@ -160,7 +160,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                 info = _describe(await load_frame(db, select(Post)))
             else:
                 backend = "pyarrow" if variant == "blogdata_fast_arrow" else "numpy_nullable"
-                frame: pd.DataFrame = await load_frame_separate_connection(
+                frame: pd.DataFrame = await load_frame_new_connection(
                     db, select(Post), dtype_backend=backend
                 )
                 info = _describe(frame)
@@ -308,7 +308,7 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
     default = ratio("sqla_async_rows", "blogdata_default")
     if fast is not None:
         checks.append(
-            f"- Fast path (`load_frame_separate_connection`, numpy_nullable) vs ADBC by hand: "
+            f"- Fast path (`load_frame_new_connection`, numpy_nullable) vs ADBC by hand: "
             f"{fast:.2f}x (pyarrow dtypes: {fast_arrow:.2f}x); target <= 1.0."
         )
         peaks = {

@@ -1,4 +1,4 @@
-"""Private plumbing of ``load_frame_separate_connection``: ADBC reads on a separate connection.
+"""Private plumbing of ``load_frame_new_connection``: ADBC reads on a separate connection.
 
 Opening an ADBC PostgreSQL connection costs tens of milliseconds (it loads the server's type
 catalogue), so a couple of idle connections are kept per server URI and reused; each read runs

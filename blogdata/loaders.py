@@ -23,7 +23,7 @@ anything else (json, uuid, ...) ``object`` (asyncpg values)   ``object`` (asyncp
 Columns are labelled and ordered as in the statement (``Select.selected_columns`` keys, or the
 names PostgreSQL gives a ``text()`` query's columns). ``load_frame`` and ``stream_frames`` run
 on the caller's own connection, so they see its uncommitted writes;
-``load_frame_separate_connection`` is the fast path for big results and reads on a separate
+``load_frame_new_connection`` is the fast path for big results and reads on a separate
 connection (see its docstring).
 """
 
@@ -56,7 +56,7 @@ __all__ = [
     "DtypeBackend",
     "Statement",
     "load_frame",
-    "load_frame_separate_connection",
+    "load_frame_new_connection",
     "stream_frames",
 ]
 
@@ -494,7 +494,7 @@ async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | No
     )
     if xid is not None:
         raise InvalidInputError(
-            "load_frame_separate_connection reads on a separate connection, which cannot see the "
+            "load_frame_new_connection reads on a separate connection, which cannot see the "
             "uncommitted writes of this session's open transaction; commit (or roll back) first, "
             "or use load_frame, which reads on the session's own connection"
         )
@@ -507,14 +507,14 @@ async def _export_snapshot(conn: AsyncConnection, driver: Any) -> tuple[str | No
         if isolation == "read committed":
             return None, level
         raise InvalidInputError(
-            "load_frame_separate_connection cannot share the snapshot of a "
+            "load_frame_new_connection cannot share the snapshot of a "
             f"{isolation} transaction from inside a savepoint; use load_frame"
         )
     snapshot = await driver.fetchval("SELECT pg_export_snapshot()")
     return _check_snapshot_id(str(snapshot)), level
 
 
-async def load_frame_separate_connection(
+async def load_frame_new_connection(
     db: AsyncSession | AsyncConnection,
     stmt: Statement,
     *,
@@ -540,7 +540,7 @@ async def load_frame_separate_connection(
     _check(stmt, dtype_backend)
     if isinstance(db, AsyncSession) and (db.new or db.dirty or db.deleted):
         raise InvalidInputError(
-            "load_frame_separate_connection reads on a separate connection, which cannot see this "
+            "load_frame_new_connection reads on a separate connection, which cannot see this "
             "session's pending changes; flush and commit them first, or use load_frame"
         )
     conn, driver = await _driver(db)

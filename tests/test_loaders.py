@@ -14,7 +14,7 @@ from sqlalchemy import Integer, bindparam, delete, func, literal_column, select,
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, QueryError
-from blogdata.loaders import load_frame, load_frame_separate_connection, stream_frames
+from blogdata.loaders import load_frame, load_frame_new_connection, stream_frames
 from blogdata.models import Account, Post, User
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -229,20 +229,20 @@ async def test_a_sql_error_carries_the_databases_message_and_sqlstate(
     assert caught.value.sqlstate == sqlstate
 
 
-async def test_the_separate_connection_path_refuses_inside_a_transaction_that_has_written(
+async def test_the_new_connection_path_refuses_inside_a_transaction_that_has_written(
     db: AsyncSession,
 ) -> None:
     await _blog(db)
     with pytest.raises(InvalidInputError, match="uncommitted writes"):
-        await load_frame_separate_connection(db, select(Post))
+        await load_frame_new_connection(db, select(Post))
 
 
-async def test_the_separate_connection_path_refuses_while_orm_changes_are_pending(
+async def test_the_new_connection_path_refuses_while_orm_changes_are_pending(
     db: AsyncSession,
 ) -> None:
     db.add(User(email="p@example.com", username="pending", hashed_password="x"))
     with pytest.raises(InvalidInputError, match="pending changes"):
-        await load_frame_separate_connection(db, select(User))
+        await load_frame_new_connection(db, select(User))
 
 
 @pytest.fixture
@@ -271,7 +271,7 @@ async def _add_post(engine: AsyncEngine, author_id: int, title: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
-async def test_the_separate_connection_path_reads_the_sessions_snapshot_with_the_same_dtypes(
+async def test_the_new_connection_path_reads_the_sessions_snapshot_with_the_same_dtypes(
     engine: AsyncEngine, committed_posts: int, backend: str
 ) -> None:
     stmt = select(Post).where(Post.author_id == committed_posts).order_by(Post.id)
@@ -280,29 +280,29 @@ async def test_the_separate_connection_path_reads_the_sessions_snapshot_with_the
         before = await load_frame(db, stmt, dtype_backend=backend)
         # Committed elsewhere after the session's snapshot was taken: invisible to both paths.
         await _add_post(engine, committed_posts, "late")
-        fast = await load_frame_separate_connection(db, stmt, dtype_backend=backend)
+        fast = await load_frame_new_connection(db, stmt, dtype_backend=backend)
         pd.testing.assert_frame_equal(fast, before)
         assert len(fast) == 3 and fast.dtypes.to_dict() == EXPECTED[backend]
     async with AsyncSession(engine) as fresh:
-        assert len(await load_frame_separate_connection(fresh, stmt)) == 4
+        assert len(await load_frame_new_connection(fresh, stmt)) == 4
 
 
-async def test_the_separate_connection_path_outside_a_transaction_sees_the_latest_commits(
+async def test_the_new_connection_path_outside_a_transaction_sees_the_latest_commits(
     engine: AsyncEngine, committed_posts: int
 ) -> None:
     stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        assert (await load_frame_separate_connection(conn, stmt))["title"].tolist() == [
+        assert (await load_frame_new_connection(conn, stmt))["title"].tolist() == [
             "c0",
             "c1",
             "c2",
         ]
         await _add_post(engine, committed_posts, "c3")
-        assert len(await load_frame_separate_connection(conn, stmt)) == 4
+        assert len(await load_frame_new_connection(conn, stmt)) == 4
 
 
-async def test_the_separate_connection_path_passes_bound_parameters_safely(
+async def test_the_new_connection_path_passes_bound_parameters_safely(
     engine: AsyncEngine, committed_posts: int
 ) -> None:
     async with AsyncSession(engine) as db:
@@ -311,14 +311,14 @@ async def test_the_separate_connection_path_passes_bound_parameters_safely(
             .where(Post.author_id == committed_posts, Post.title.in_(["c0", "c2", "x'); --"]))
             .order_by(Post.title)
         )
-        frame = await load_frame_separate_connection(db, stmt)
+        frame = await load_frame_new_connection(db, stmt)
         assert frame["title"].tolist() == ["c0", "c2"]
         assert frame["views"].dtype == pd.Int64Dtype() and frame["views"].isna().tolist() == [
             False,
             True,
         ]
         with pytest.raises(QueryError, match="nope") as caught:
-            await load_frame_separate_connection(db, text("SELECT nope FROM posts"))
+            await load_frame_new_connection(db, text("SELECT nope FROM posts"))
         assert caught.value.sqlstate == "42703"
 
 
