@@ -4,10 +4,12 @@ How ``transfer_funds`` treats the transaction (the guide's version fails on a se
 already run a statement, with "A transaction is already begun on this Session."):
 
 * **The caller has a transaction open** (any earlier statement autobegan one, or the caller is
-  inside ``async with db.begin()``): the transfer runs in a SAVEPOINT inside it and never
-  commits. The caller's unit of work commits or rolls back the transfer together with its own
-  work. A failed transfer rolls back its savepoint only; the caller's transaction stays usable.
-* **The session is idle** (a fresh session, or right after a commit): the transfer owns the
+  inside ``async with db.begin()``), or has pending changes (``db.add`` not yet flushed): the
+  transfer runs in a SAVEPOINT inside that transaction and never commits. The caller's unit
+  of work commits or rolls back the transfer together with its own work. A failed transfer
+  rolls back its savepoint only; the caller's transaction stays usable.
+* **The session is idle** (a fresh session, or right after a commit or rollback, with nothing
+  pending): the transfer owns the
   transaction and commits it before returning, like the guide's ``async with db.begin()``.
 
 Only in the second case can blogdata choose the isolation level and retry: a serialization
@@ -223,7 +225,8 @@ async def transfer_funds(
             f"isolation_level must be one of {_LEVELS}, got {isolation_level!r}"
         )
 
-    if db.in_transaction():
+    # Pending changes count as work in progress: never commit them behind the caller's back.
+    if db.in_transaction() or db.new or db.dirty or db.deleted:
         if isolation_level is not None:
             raise InvalidInputError(
                 "isolation_level can only be chosen when transfer_funds owns the transaction, "

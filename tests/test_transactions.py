@@ -71,6 +71,16 @@ async def test_transfer_inside_an_autobegun_transaction_leaves_the_commit_to_the
     assert await _balances(db, a, b) == [Decimal("100.00"), Decimal("0.00")]
 
 
+async def test_transfer_never_commits_the_callers_pending_changes(db: AsyncSession) -> None:
+    a, b = await _accounts(db, "100.00", "0.00")
+    db.add(User(email="pending@example.com", username="pending", hashed_password="x"))
+    await transfer_funds(db, a, b, Decimal("1.00"))
+    assert db.in_transaction()  # joined as a savepoint: the caller still decides
+    await db.rollback()
+    assert await db.scalar(select(func.count()).where(User.username == "pending")) == 0
+    assert await _balances(db, a, b) == [Decimal("100.00"), Decimal("0.00")]
+
+
 async def test_the_guides_transfer_fails_on_an_autobegun_session(db: AsyncSession) -> None:
     a, b = await _accounts(db, "100.00", "0.00")
     await db.scalar(select(func.count()).select_from(Account))
