@@ -48,15 +48,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import CompoundSelect, TextualSelect
 
-from blogdata._adbc import read_arrow
+from blogdata._adbc import close_idle_connections, read_arrow
 from blogdata._copy import copy_to_arrow
 from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
 
 __all__ = [
+    "APPLICATION_NAME",
     "DtypeBackend",
     "Statement",
     "load_frame",
     "load_frame_new_connection",
+    "close_kept_connections",
     "stream_frames",
 ]
 
@@ -475,9 +477,24 @@ async def stream_frames(
         raise _query_error(exc) from exc
 
 
+#: URL query keys libpq understands (asyncpg-only ones, e.g. prepared_statement_cache_size, go).
+_LIBPQ_KEYS = frozenset(
+    {"host", "port", "sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"}
+)
+#: How the separate connections show in pg_stat_activity.
+APPLICATION_NAME = "blogdata-loaders"
+
+
 def _libpq_uri(url: URL) -> str:
     """Turn the engine's SQLAlchemy URL into a libpq URI (a socket folder stays ``?host=``)."""
-    plain = url.set(drivername="postgresql")
+    query: dict[str, str | tuple[str, ...]] = {
+        k: v for k, v in url.query.items() if k in _LIBPQ_KEYS
+    }
+    ssl = url.query.get("ssl")
+    if isinstance(ssl, str) and "sslmode" not in query:
+        query["sslmode"] = ssl  # asyncpg's ssl=require is libpq's sslmode=require
+    query["application_name"] = APPLICATION_NAME
+    plain = url.set(drivername="postgresql", query=query)
     return plain.render_as_string(hide_password=False)
 
 
@@ -570,3 +587,8 @@ def _read_frame(
 ) -> pd.DataFrame:
     box = [read_arrow(uri, sql, snapshot, isolation)]
     return _table_to_frame(box, columns, backend)
+
+
+def close_kept_connections() -> None:
+    """Close the idle ADBC connections ``load_frame_new_connection`` keeps (also done at exit)."""
+    close_idle_connections()

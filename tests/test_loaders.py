@@ -14,7 +14,12 @@ from sqlalchemy import Integer, bindparam, delete, func, literal_column, select,
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, QueryError
-from blogdata.loaders import load_frame, load_frame_new_connection, stream_frames
+from blogdata.loaders import (
+    APPLICATION_NAME,
+    load_frame,
+    load_frame_new_connection,
+    stream_frames,
+)
 from blogdata.models import Account, Post, User
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -361,3 +366,23 @@ async def test_a_connection_and_compound_or_textual_selects_load_too(
     assert list(frame.columns) == ["id", "title"] and frame["title"].tolist() == ["ada"]
     textual = text("SELECT title AS headline FROM posts ORDER BY id").columns(Post.title)
     assert (await load_frame(conn, textual))["headline"].tolist()[:2] == ["post 0", "post 1"]
+
+
+async def test_a_kept_separate_connection_that_was_killed_is_replaced(
+    engine: AsyncEngine, committed_posts: int
+) -> None:
+    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
+    async with AsyncSession(engine) as db:
+        assert len(await load_frame_new_connection(db, stmt)) == 3
+    async with engine.connect() as admin:
+        killed = await admin.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = :app AND datname = current_database()"
+            ),
+            {"app": APPLICATION_NAME},
+        )
+        await admin.commit()
+    assert killed >= 1  # the kept connection was there, and is now dead
+    async with AsyncSession(engine) as db:
+        assert len(await load_frame_new_connection(db, stmt)) == 3
