@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from faker import Faker
 from sqlalchemy import exists, select, text
 from sqlalchemy.exc import DBAPIError
@@ -94,10 +94,9 @@ class _Table:
 
 def _datetimes(micros: np.ndarray, missing: np.ndarray | None = None) -> list[datetime | None]:
     """Turn epoch microseconds into aware UTC datetimes in whole seconds; None where ``missing``."""
-    seconds = micros // 1_000_000  # whole seconds read better in frames and notebooks
-    values: list[datetime | None] = (
-        pd.to_datetime(seconds, unit="s", utc=True).to_pydatetime().tolist()
-    )
+    seconds = (micros // 1_000_000).tolist()  # whole seconds read better in frames and notebooks
+    at = datetime.fromtimestamp
+    values: list[datetime | None] = [at(s, UTC) for s in seconds]
     if missing is not None:
         for i in np.flatnonzero(missing).tolist():
             values[i] = None
@@ -153,9 +152,11 @@ class _Blog:
         self.emails: list[str] = []
         self.full_names: list[str | None] = []
         taken: set[str] = set()
+        plain_firsts = [re.sub(r"[^a-z]", "", name.lower()) for name in firsts]
+        plain_lasts = [re.sub(r"[^a-z]", "", name.lower()) for name in lasts]
         for i in range(n):
             first, last = firsts[first_i[i]], lasts[last_i[i]]
-            f, la = re.sub(r"[^a-z]", "", first.lower()), re.sub(r"[^a-z]", "", last.lower())
+            f, la = plain_firsts[first_i[i]], plain_lasts[last_i[i]]
             base = (f"{f}.{la}", f"{f}{la}", f"{f[:1]}{la}")[style[i]]
             username = _unique(base, taken, 40)
             self.usernames.append(username)
@@ -214,8 +215,12 @@ class _Blog:
         self.tags_per_post = k if k is not None else np.zeros(self.n_posts, dtype=np.int64)
         self.link_rng = rng
 
-    def tables(self) -> list[_Table]:
-        """Return the tables in load order, each with a lazy generator of row chunks."""
+    def tables(self, pool: ThreadPoolExecutor | None = None) -> list[_Table]:
+        """Return the tables in load order, each with a lazy generator of row chunks.
+
+        With a ``pool``, the post-tag links are drawn in it straight away, in the background.
+        """
+        pending = pool.submit(self.link_arrays) if pool is not None else None
         return [
             _Table("users", _USER_COLUMNS, self.n_users, self._users()),
             _Table("accounts", ("id", "owner_id", "balance", "created_at"), self.n_users,
@@ -223,7 +228,7 @@ class _Blog:
             _Table("tags", ("id", "name"), self.n_tags, self._tags()),
             _Table("posts", _POST_COLUMNS, self.n_posts, self._posts()),
             _Table("post_tags", ("post_id", "tag_id"), int(self.tags_per_post.sum()),
-                   self._links()),
+                   self._links(pending)),
         ]  # fmt: skip
 
     def _users(self) -> Rows:
@@ -281,24 +286,36 @@ class _Blog:
                 )
             )
 
-    def _links(self) -> Rows:
+    def link_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Draw every post's tags; return (post ids, tag ids). Numpy only, so it can run in a
+        worker thread (numpy releases the GIL) while COPY streams the other tables.
+        """  # noqa: D205
         kmax = int(self.tags_per_post.max(initial=0))
-        if kmax == 0:
-            return
-        step = max(1, 4_000_000 // self.n_tags)  # bounds the (posts x tags) noise matrix
-        for lo in range(0, self.n_posts, step):
+        post_parts, tag_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        step = max(1, 4_000_000 // max(self.n_tags, 1))  # bounds the (posts x tags) matrix
+        for lo in range(0, self.n_posts if kmax else 0, step):
             hi = min(lo + step, self.n_posts)
-            k = self.tags_per_post[lo:hi]
-            # Gumbel top-k: sampling k distinct tags per post, weighted by popularity.
-            keys = self.tag_logw + self.link_rng.gumbel(size=(hi - lo, self.n_tags))
+            # Gumbel top-k: k distinct tags per post, weighted by popularity. Noise is drawn
+            # for every post, tagged or not, so the stream never depends on the counts.
+            noise = self.link_rng.gumbel(size=(hi - lo, self.n_tags))
+            rows = np.flatnonzero(self.tags_per_post[lo:hi])
+            k = self.tags_per_post[lo:hi][rows]
+            keys = self.tag_logw + noise[rows]
             top = np.argpartition(-keys, kmax - 1, axis=1)[:, :kmax]
             top = np.take_along_axis(
                 top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1
             )
             keep = np.arange(kmax) < k[:, None]
             chosen = np.sort(np.where(keep, top + 1, np.iinfo(np.int64).max), axis=1)
-            posts = np.broadcast_to(np.arange(lo + 1, hi + 1)[:, None], chosen.shape)
-            yield list(zip(posts[keep].tolist(), chosen[keep].tolist(), strict=True))
+            post_parts.append(np.broadcast_to((rows + lo + 1)[:, None], chosen.shape)[keep])
+            tag_parts.append(chosen[keep])
+        return np.concatenate(post_parts), np.concatenate(tag_parts)
+
+    def _links(self, pending: Future[tuple[np.ndarray, np.ndarray]] | None) -> Rows:
+        post_ids, tag_ids = pending.result() if pending is not None else self.link_arrays()
+        for lo in range(0, post_ids.size, _CHUNK * 4):
+            hi = lo + _CHUNK * 4
+            yield list(zip(post_ids[lo:hi].tolist(), tag_ids[lo:hi].tolist(), strict=True))
 
 
 _USER_COLUMNS = tuple(
@@ -417,7 +434,8 @@ async def seed(
                 "call blogdata.seed.reset() first (or `blogdata seed --reset`)"
             )
         blog = _Blog(users, posts_per_user, tags, seed, now)
-        tables = blog.tables()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogdata-seed")
+        tables = blog.tables(pool)
         bar = tqdm(
             total=sum(t.count for t in tables), unit="rows", desc="seeding", disable=not progress
         )
@@ -445,6 +463,8 @@ async def seed(
             if getattr(exc, "sqlstate", None) is None:
                 raise
             raise _query_error(exc, "seeding") from exc
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
     return SeedSummary(
         users=users,
         accounts=users,
