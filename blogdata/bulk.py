@@ -88,8 +88,8 @@ def hash_passwords(passwords: Sequence[str], *, workers: int | None = None) -> l
 
     ``workers`` defaults to the number of CPU cores; ``1`` hashes in the calling thread. Each
     argon2id hash already computes its 4 lanes on 4 threads (``parallelism=4``), so the pool only
-    pays on machines with more than a few cores: on 2 shared cores it measured 1.1-1.2x faster
-    than one thread (benchmarks/RESULTS.md). Threads suffice; processes would add pickling only.
+    pays on machines with more than a few cores: on 2 shared cores it measured 0.8x-1.4x of one
+    thread (benchmarks/RESULTS.md). Threads suffice; processes would add pickling only.
     """
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(passwords) <= 1:
