@@ -19,7 +19,19 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
-from sqlalchemy import Double, Integer, String, and_, column, func, literal, select, text, values
+from sqlalchemy import (
+    Double,
+    Integer,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    text,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -74,22 +86,26 @@ async def posts_per_author(db: Db) -> pd.DataFrame:
 
     Only users with at least one post are listed; ties are ordered by ``author_id``.
     """
-    posts = func.count(Post.id).label("posts")
+    # Count first, join the names after: the count can read the author_id index alone.
+    counts = select(Post.author_id, func.count().label("posts")).group_by(Post.author_id).subquery()
     stmt: Any = (  # Any: loaders.Statement's Select[Any] does not accept typed selects yet
-        select(User.id.label("author_id"), User.username.label("username"), posts)
-        .join(Post, Post.author_id == User.id)
-        .group_by(User.id)
-        .order_by(posts.desc(), User.id)
+        select(User.id.label("author_id"), User.username.label("username"), counts.c.posts)
+        .join(counts, counts.c.author_id == User.id)
+        .order_by(counts.c.posts.desc(), User.id)
     )
     return await load_frame(db, stmt)
 
 
 def _tag_counts() -> Any:
-    posts = func.count(post_tags.c.post_id).label("posts")
+    counts = (
+        select(post_tags.c.tag_id, func.count().label("posts"))
+        .group_by(post_tags.c.tag_id)
+        .subquery()
+    )
+    posts = func.coalesce(counts.c.posts, 0).label("posts")
     return (
         select(Tag.name.label("tag"), posts)
-        .outerjoin(post_tags, post_tags.c.tag_id == Tag.id)
-        .group_by(Tag.id)
+        .outerjoin(counts, counts.c.tag_id == Tag.id)
         .order_by(posts.desc(), Tag.name.collate("C"))
     )
 
@@ -152,18 +168,25 @@ async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
         raise InvalidInputError(f"days must be a positive integer, got {days!r}")
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidInputError(f"now must be a time-zone-aware datetime, got {now!r}")
-    posts = func.count(Post.id).label("posts")
+    recent = (
+        select(
+            Post.author_id,
+            func.count().label("posts"),
+            func.max(Post.created_at).label("last_post"),
+        )
+        .where(Post.created_at > now - timedelta(days=days), Post.created_at <= now)
+        .group_by(Post.author_id)
+        .subquery()
+    )
     stmt: Any = (
         select(
             User.id.label("author_id"),
             User.username.label("username"),
-            posts,
-            func.max(Post.created_at).label("last_post"),
+            recent.c.posts,
+            recent.c.last_post,
         )
-        .join(Post, Post.author_id == User.id)
-        .where(Post.created_at > now - timedelta(days=days), Post.created_at <= now)
-        .group_by(User.id)
-        .order_by(posts.desc(), User.id)
+        .join(recent, recent.c.author_id == User.id)
+        .order_by(recent.c.posts.desc(), User.id)
     )
     return await load_frame(db, stmt)
 
@@ -176,18 +199,23 @@ async def tag_cooccurrence(db: Db, *, min_posts: int = 1) -> pd.DataFrame:
     if isinstance(min_posts, bool) or not isinstance(min_posts, int) or min_posts <= 0:
         raise InvalidInputError(f"min_posts must be a positive integer, got {min_posts!r}")
     a, b = post_tags.alias("a"), post_tags.alias("b")
-    tag_a, tag_b = aliased(Tag, name="tag_a"), aliased(Tag, name="tag_b")
-    posts = func.count().label("posts")
-    stmt: Any = (
-        select(tag_a.name.label("tag_a"), tag_b.name.label("tag_b"), posts)
-        .select_from(a)
-        .join(b, and_(a.c.post_id == b.c.post_id, a.c.tag_id != b.c.tag_id))
-        .join(tag_a, tag_a.id == a.c.tag_id)
-        .join(tag_b, tag_b.id == b.c.tag_id)
-        .where(tag_a.name.collate("C") < tag_b.name.collate("C"))
-        .group_by(tag_a.name, tag_b.name)
+    # Count each unordered pair once (by id), then name it with the names in code-point order.
+    pairs = (
+        select(a.c.tag_id.label("x"), b.c.tag_id.label("y"), func.count().label("posts"))
+        .join(b, and_(a.c.post_id == b.c.post_id, a.c.tag_id < b.c.tag_id))
+        .group_by(a.c.tag_id, b.c.tag_id)
         .having(func.count() >= literal(min_posts))
-        .order_by(posts.desc(), tag_a.name.collate("C"), tag_b.name.collate("C"))
+        .subquery()
+    )
+    tag_x, tag_y = aliased(Tag, name="tag_x"), aliased(Tag, name="tag_y")
+    x_first = tag_x.name.collate("C") < tag_y.name.collate("C")
+    tag_a = case((x_first, tag_x.name), else_=tag_y.name).label("tag_a")
+    tag_b = case((x_first, tag_y.name), else_=tag_x.name).label("tag_b")
+    stmt: Any = (
+        select(tag_a, tag_b, pairs.c.posts)
+        .join(tag_x, tag_x.id == pairs.c.x)
+        .join(tag_y, tag_y.id == pairs.c.y)
+        .order_by(pairs.c.posts.desc(), tag_a.collate("C"), tag_b.collate("C"))
     )
     return await load_frame(db, stmt)
 
@@ -199,24 +227,33 @@ async def author_activity(db: Db) -> pd.DataFrame:
     (``created_at`` bounds, UTC), ``mean_length`` (mean characters of content, posts without
     content left out; NA if none has content). Only users with at least one post are listed.
     """
-    posts = func.count(Post.id).label("posts")
     # Integer sum over count in float8: one correctly rounded division, as pandas' mean does.
-    mean_length: Any = (
-        func.sum(func.length(Post.content)).cast(Double())
-        / func.nullif(func.count(Post.content), 0)
-    ).label("mean_length")
-    stmt = (
+    mean_length = func.sum(func.length(Post.content)).cast(Double()) / func.nullif(
+        func.count(Post.content), 0
+    )
+    # Aggregate posts alone (a parallel scan), then join the 1-per-author rows to their users.
+    per_author = (
+        select(
+            Post.author_id,
+            func.count().label("posts"),
+            func.min(Post.created_at).label("first_post"),
+            func.max(Post.created_at).label("last_post"),
+            mean_length.label("mean_length"),
+        )
+        .group_by(Post.author_id)
+        .subquery()
+    )
+    stmt: Any = (
         select(
             User.id.label("author_id"),
             User.username.label("username"),
             User.role.label("role"),
-            posts,
-            func.min(Post.created_at).label("first_post"),
-            func.max(Post.created_at).label("last_post"),
-            mean_length,
+            per_author.c.posts,
+            per_author.c.first_post,
+            per_author.c.last_post,
+            per_author.c.mean_length,
         )
-        .join(Post, Post.author_id == User.id)
-        .group_by(User.id)
-        .order_by(posts.desc(), User.id)
+        .join(per_author, per_author.c.author_id == User.id)
+        .order_by(per_author.c.posts.desc(), User.id)
     )
     return await load_frame(db, stmt)
