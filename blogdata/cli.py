@@ -121,15 +121,16 @@ def seed_command(
 async def _seed(
     url: URL, users: int, posts_per_user: float, tags: int, seed: int, reset: bool
 ) -> SeedSummary:
-    from blogdata import seed as seed_module
+    from blogdata.seed import reset as reset_tables
+    from blogdata.seed import seed as seed_tables
 
     await migrate.upgrade(url)
     engine = create_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
             if reset:
-                await seed_module.reset(conn)
-            return await seed_module.seed(
+                await reset_tables(conn)
+            return await seed_tables(
                 conn, users=users, posts_per_user=posts_per_user, tags=tags, seed=seed,
                 progress=True,
             )  # fmt: skip
