@@ -8,6 +8,7 @@ goes wrong and which blogdata function to use instead.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,15 +20,22 @@ __all__ = ["guide_transfer_unlocked"]
 
 
 async def guide_transfer_unlocked(
-    db: AsyncSession, from_id: int, to_id: int, amount: Decimal, *, pause: float = 0.0
+    db: AsyncSession,
+    from_id: int,
+    to_id: int,
+    amount: Decimal,
+    *,
+    pause: float = 0.0,
+    between: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Run the guide's transfer: read both balances, then write them, with no row locks.
 
     Two concurrent calls can read the same balance and both write their own result, so one
     update is lost and money appears or vanishes (use ``blogdata.transactions.transfer_funds``).
     It also fails on a session that already began a transaction, and with a float ``amount``
-    (``Decimal -= float`` raises TypeError). ``pause`` (seconds, between the read and the
-    write) widens the race so that demonstrations show it reliably.
+    (``Decimal -= float`` raises TypeError). To show the race reliably, ``pause`` sleeps that
+    many seconds between the read and the write, and ``between`` is awaited there (e.g. an
+    ``asyncio.Barrier``'s ``wait``, so that every task reads before any writes).
     """
     async with db.begin():
         from_account = await db.get(Account, from_id)
@@ -38,6 +46,8 @@ async def guide_transfer_unlocked(
             raise InsufficientFundsError("Insufficient funds")
         if pause:
             await asyncio.sleep(pause)
+        if between is not None:
+            await between()
         from_account.balance -= amount
         to_account.balance += amount
         # The guide: "Commit happens automatically on context exit".

@@ -131,13 +131,17 @@ await balances(1, 2)
 # ## The lost update
 #
 # Ten customers each send 1.00 from account 3 to account 4 at the same moment. The guide's
-# transfer reads both balances, then writes new ones, with no lock in between. (The `pause`
-# argument only widens the gap between read and write, so the race shows every time.)
+# transfer reads both balances, then writes new ones, with no lock in between. Real races
+# depend on timing; here an `asyncio.Barrier` (awaited between the read and the write) makes
+# the unlucky timing happen every time: every customer reads before any of them writes.
 
 # %%
+barrier = asyncio.Barrier(10)
+
+
 async def guide_customer():
     async with nb.sessions() as db:
-        await guide_transfer_unlocked(db, 3, 4, Decimal("1.00"), pause=0.5)
+        await guide_transfer_unlocked(db, 3, 4, Decimal("1.00"), between=barrier.wait)
 
 
 await asyncio.gather(*(guide_customer() for _ in range(10)))
