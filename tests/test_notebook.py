@@ -20,6 +20,7 @@ from blogdata.models import Post, Tag, User
 from blogdata.notebook import (
     Notebook,
     connect,
+    count_statements,
     database_name,
     echo_sql,
     render_sql,
@@ -297,3 +298,12 @@ async def test_echo_sql_prints_the_statements_without_timestamps_or_timings(
     assert lines[-1] == "ROLLBACK"
     assert engine.echo is False
     assert logger.handlers == handlers_before
+
+
+async def test_count_statements_is_reexported_and_counts_on_the_engine(engine: AsyncEngine) -> None:
+    with count_statements(engine) as counter:
+        async with engine.connect() as conn:
+            await conn.execute(select(User.id).limit(1))
+            await conn.execute(select(Post.id).limit(1))
+    assert counter.count == 2
+    assert any("FROM posts" in statement for statement in counter.statements)
