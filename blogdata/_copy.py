@@ -29,16 +29,19 @@ class _Pipe:
 
     closed = False
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         self._limit = limit
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._eof = False
         self._abandoned = False
         self._cond = threading.Condition()
+        self._loop = loop
+        self._room = asyncio.Event()  # set, from the parser's thread, when the writer may go on
+        self._writer_waits = False
         self.received = 0
 
-    # pyarrow's side -------------------------------------------------------------------------
+    # pyarrow's side (the parser's thread) ----------------------------------------------------
     def readable(self) -> bool:
         return True
 
@@ -52,9 +55,9 @@ class _Pipe:
         self.abandon()
 
     def read(self, n: int = -1) -> bytes:
-        """Block until ``n`` bytes (or the end) are there, then return them."""
+        """Block until ``n`` bytes are there (or the end, or a full buffer), then return them."""
         with self._cond:
-            while not self._eof and (n < 0 or self._size < n):
+            while not (self._eof or self._writer_waits or 0 <= n <= self._size):
                 self._cond.wait()
             parts = []
             got = 0
@@ -67,34 +70,38 @@ class _Pipe:
                 parts.append(chunk)
                 got += len(chunk)
             self._size -= got
-            self._cond.notify_all()
+            if self._writer_waits and self._size <= self._limit // 2:
+                self._wake_writer()
         return b"".join(parts)
 
     def abandon(self) -> None:
-        """Stop accepting bytes (the parser gave up); writers no longer wait."""
+        """Stop accepting bytes (the parser gave up); the writer no longer waits."""
         with self._cond:
             self._abandoned = True
             self._chunks.clear()
             self._size = 0
-            self._cond.notify_all()
+            if self._writer_waits:
+                self._wake_writer()
 
-    # the event loop's side ------------------------------------------------------------------
-    def put(self, chunk: bytes) -> bool:
-        """Queue ``chunk``; return True when the writer should wait for the parser."""
+    def _wake_writer(self) -> None:
+        self._writer_waits = False
+        self._loop.call_soon_threadsafe(self._room.set)
+
+    # the event loop's side -------------------------------------------------------------------
+    async def put(self, chunk: bytes) -> None:
+        """Queue ``chunk``; when the buffer is full, wait (without blocking) for the parser."""
         with self._cond:
             self.received += len(chunk)
             if self._abandoned:
-                return False
+                return
             self._chunks.append(chunk)
             self._size += len(chunk)
             self._cond.notify_all()
-            return self._size > self._limit
-
-    def wait_for_room(self) -> None:
-        """Block (in a worker thread) until the parser has drained half the buffer."""
-        with self._cond:
-            while self._size > self._limit // 2 and not self._abandoned:
-                self._cond.wait()
+            if self._size <= self._limit:
+                return
+            self._room.clear()
+            self._writer_waits = True
+        await self._room.wait()
 
     def finish(self) -> None:
         """Mark the end of the stream."""
@@ -131,33 +138,53 @@ def _empty(types: Sequence[pa.DataType]) -> pa.Table:
     return pa.table({f"c{i}": pa.array([], type=t) for i, t in enumerate(types)})
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 async def copy_to_arrow(
-    driver: Any, sql: str, args: Sequence[Any], types: Sequence[pa.DataType]
+    driver: Any,
+    sql: str,
+    args: Sequence[Any],
+    types: Sequence[pa.DataType],
+    *,
+    limit: int = _LIMIT,
 ) -> pa.Table:
     """Run ``COPY (sql) TO STDOUT (FORMAT csv)`` on ``driver`` and parse it into ``types`` columns.
 
     Arguments are inlined by asyncpg's ``copy_from_query``, which quotes them with the server's
-    own ``quote_literal``. Raises asyncpg's error if the query fails, and pyarrow's
-    ``ArrowInvalid`` if a value does not parse as its column's type.
+    own ``quote_literal``. At most about ``limit`` bytes wait between the network and the
+    parser. Raises asyncpg's error if the query fails, and pyarrow's ``ArrowInvalid`` if a value
+    does not parse as its column's type.
     """
-    pipe = _Pipe(_LIMIT)
     loop = asyncio.get_running_loop()
-    parsing = loop.run_in_executor(None, _parse, pipe, types)
+    pipe = _Pipe(limit, loop)
+    parsed: asyncio.Future[pa.Table] = loop.create_future()
 
-    async def sink(chunk: bytes) -> None:
-        if pipe.put(chunk):
-            await loop.run_in_executor(None, pipe.wait_for_room)
+    def parse() -> None:
+        # A thread of its own, not the shared executor: many loads at once cannot starve it.
+        try:
+            table = _parse(pipe, types)
+        except BaseException as exc:  # handed over to the event loop, raised there
+            loop.call_soon_threadsafe(_settle, parsed, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, parsed, table, None)
 
+    threading.Thread(target=parse, name="blogdata-copy-parser", daemon=True).start()
     try:
-        await driver.copy_from_query(sql, *args, output=sink, format="csv")
+        await driver.copy_from_query(sql, *args, output=pipe.put, format="csv")
     except BaseException:
         pipe.abandon()
         pipe.finish()
-        await asyncio.gather(parsing, return_exceptions=True)
+        await asyncio.gather(parsed, return_exceptions=True)
         raise
     pipe.finish()
     if pipe.received == 0:
-        await asyncio.gather(parsing, return_exceptions=True)
+        await asyncio.gather(parsed, return_exceptions=True)
         return _empty(types)
-    table: pa.Table = await parsing
-    return table
+    return await parsed

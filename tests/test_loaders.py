@@ -386,3 +386,29 @@ async def test_a_kept_separate_connection_that_was_killed_is_replaced(
     assert killed >= 1  # the kept connection was there, and is now dead
     async with AsyncSession(engine) as db:
         assert len(await load_frame_new_connection(db, stmt)) == 3
+
+
+async def test_many_concurrent_copy_loads_with_tiny_buffers_all_finish(engine: AsyncEngine) -> None:
+    # More loads than the default executor has threads, each buffer far smaller than its data:
+    # the writers must wait on the event loop, never for a thread the parsers hold.
+    import asyncio
+
+    import pyarrow as pa
+
+    from blogdata._copy import copy_to_arrow
+
+    async def one(n: int) -> int:
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            table = await copy_to_arrow(
+                driver,
+                "SELECT g, repeat('x', 200) FROM generate_series(1, $1::int) AS g",
+                [2_000 + n],
+                [pa.int64(), pa.large_string()],
+                limit=4_096,
+            )
+            return int(table.num_rows)
+
+    loads = 12
+    counts = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(loads))), 120)
+    assert counts == [2_000 + n for n in range(loads)]
