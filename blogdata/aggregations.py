@@ -124,23 +124,24 @@ async def top_tags(db: Db, *, n: int = 10) -> pd.DataFrame:
 
 _MONTHLY = """
 WITH bounds AS (
-    SELECT date_trunc('month', min({col} AT TIME ZONE 'UTC')) AS first_month,
-           date_trunc('month', max({col} AT TIME ZONE 'UTC')) AS last_month
+    SELECT date_trunc('month', min({col}) AT TIME ZONE 'UTC') AS first_month,
+           date_trunc('month', max({col}) AT TIME ZONE 'UTC') AS last_month
     FROM posts
 ),
 months AS (
     SELECT generate_series(first_month, last_month, interval '1 month') AS month
     FROM bounds WHERE first_month IS NOT NULL
-),
-counts AS (
-    SELECT date_trunc('month', {col} AT TIME ZONE 'UTC') AS month, count(*) AS posts
-    FROM posts WHERE {col} IS NOT NULL GROUP BY 1
 )
-SELECT months.month AT TIME ZONE 'UTC' AS month, coalesce(counts.posts, 0) AS posts
-FROM months LEFT JOIN counts USING (month)
+SELECT months.month AT TIME ZONE 'UTC' AS month,
+       (SELECT count(*) FROM posts AS p
+        WHERE p.{col} >= months.month AT TIME ZONE 'UTC'
+          AND p.{col} < (months.month + interval '1 month') AT TIME ZONE 'UTC') AS posts
+FROM months
 ORDER BY months.month
 """
 
+# Months are built as UTC wall-clock timestamps and turned into instants with AT TIME ZONE, so the
+# session's TimeZone never matters; one range count per month reads the column's index alone.
 # The two allowed columns map to fixed SQL; nothing the caller passes is formatted into it.
 _MONTHLY_SQL = {name: _MONTHLY.format(col=name) for name in ("created_at", "published_at")}
 
