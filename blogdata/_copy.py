@@ -128,7 +128,8 @@ def _options(types: Sequence[pa.DataType]) -> dict[str, Any]:
 
 def _parse(pipe: _Pipe, types: Sequence[pa.DataType]) -> pa.Table:
     try:
-        return pacsv.read_csv(pipe, **_options(types))
+        # The system allocator: mimalloc keeps ~200 MB more resident after parsing 1M posts.
+        return pacsv.read_csv(pipe, **_options(types), memory_pool=pa.system_memory_pool())
     except BaseException:
         pipe.abandon()
         raise
