@@ -33,22 +33,31 @@ import asyncio
 import decimal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import adbc_driver_manager as adbc_errors
 import asyncpg
-import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 from asyncpg import utils as asyncpg_utils
-from sqlalchemy import Column, Numeric, Select, TableClause, inspect, select
+from sqlalchemy import Column as TableColumn
+from sqlalchemy import Numeric, Select, TableClause, inspect, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.expression import CompoundSelect, TextualSelect
 
 from blogdata._adbc import close_idle_connections, read_arrow
+from blogdata._columns import (
+    COPYABLE,
+    ResultColumn,
+    assemble,
+    concat,
+    describe,
+    records_to_arrays,
+    records_to_frame,
+    table_to_frame,
+)
 from blogdata._copy import copy_to_arrow
 from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
 
@@ -69,59 +78,6 @@ Statement = Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect | Tab
 
 _BACKENDS = ("numpy_nullable", "pyarrow")
 
-# PostgreSQL type OID -> our column kind.
-_KIND_BY_OID: dict[int, str] = {
-    20: "int",  # int8
-    21: "int",  # int2
-    23: "int",  # int4
-    26: "int",  # oid
-    700: "float32",
-    701: "float64",
-    16: "bool",
-    25: "text",
-    1043: "text",  # varchar
-    1042: "text",  # bpchar
-    19: "text",  # name
-    1184: "timestamptz",
-    1114: "timestamp",
-    1082: "date",
-    1700: "numeric",
-}
-
-_ARROW_TYPE: dict[str, pa.DataType] = {
-    "int": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "text": pa.string(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "timestamp": pa.timestamp("us"),
-    "date": pa.date32(),
-}
-
-_NULLABLE_DTYPE: dict[pa.DataType, Any] = {
-    pa.int64(): pd.Int64Dtype(),
-    pa.float32(): pd.Float32Dtype(),
-    pa.float64(): pd.Float64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.string(): pd.StringDtype(),
-    pa.large_string(): pd.StringDtype(),
-}
-
-
-@dataclass(frozen=True)
-class _Column:
-    """One result column: its label, its kind, and its Arrow type (None means Python objects)."""
-
-    name: str
-    kind: str
-    arrow: pa.DataType | None
-
-    @property
-    def wire(self) -> pa.DataType:
-        """The Arrow type its text form parses into (numerics travel as text)."""
-        return pa.string() if self.kind == "numeric" or self.arrow is None else self.arrow
-
 
 @dataclass(frozen=True)
 class _Query:
@@ -133,10 +89,6 @@ class _Query:
     numeric_scales: tuple[int | None, ...] | None
     rerunnable: bool
 
-
-#: A finished column: Arrow (converted by pyarrow), a pandas array, or a list of Python objects.
-#: (pyarrow has no type stubs, so this is Any to mypy.)
-_Built: TypeAlias = Any
 
 _Selectable = Select[Any] | CompoundSelect[Any] | TextClause | TextualSelect
 
@@ -159,7 +111,7 @@ def _as_selectable(stmt: object) -> _Selectable:
 
 def _numeric_scale(column: object) -> int | None:
     """Return the declared scale of a table column typed ``Numeric(p, s)``, else None."""
-    if isinstance(column, Column) and isinstance(column.type, Numeric):
+    if isinstance(column, TableColumn) and isinstance(column.type, Numeric):
         scale = column.type.scale
         if scale is not None and column.type.precision is not None and scale >= 0:
             return int(scale)
@@ -191,25 +143,6 @@ def _compile(stmt: object, dialect: Any) -> _Query:
 
 
 _READ_ONLY_VERBS = frozenset({"select", "values", "table"})
-
-
-def _columns(query: _Query, attributes: Sequence[Any], backend: str) -> list[_Column]:
-    """Describe the result columns from PostgreSQL's types (and the statement's labels)."""
-    labels = query.labels or ()
-    if len(labels) != len(attributes):  # a text() query: PostgreSQL names its columns
-        labels = tuple(a.name for a in attributes)
-    out = []
-    for i, (label, attribute) in enumerate(zip(labels, attributes, strict=True)):
-        kind = _KIND_BY_OID.get(attribute.type.oid, "object")
-        arrow = _ARROW_TYPE.get(kind)
-        if kind == "text" and backend == "numpy_nullable":
-            arrow = pa.large_string()  # what pandas' string dtype holds: no copy on conversion
-        if kind == "numeric" and backend == "pyarrow" and query.numeric_scales is not None:
-            scale = query.numeric_scales[i]
-            if scale is not None:
-                arrow = pa.decimal128(38, scale)
-        out.append(_Column(label, kind, arrow))
-    return out
 
 
 async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, Any]:
@@ -251,130 +184,14 @@ def _check(stmt: object, dtype_backend: str) -> None:
     _as_selectable(stmt)
 
 
-def _nullable_ints(chunks: list[pa.Array]) -> pd.api.extensions.ExtensionArray:
-    """Build an ``Int64`` array straight from Arrow chunks (of any integer width), one by one."""
-    values = np.empty(sum(len(c) for c in chunks), dtype=np.int64)
-    mask = np.zeros(len(values), dtype=bool)
-    start = 0
-    chunks.reverse()
-    while chunks:
-        chunk = chunks.pop()
-        end = start + len(chunk)
-        if chunk.null_count:
-            mask[start:end] = chunk.is_null().to_numpy(zero_copy_only=False)
-            chunk = chunk.fill_null(0)
-        values[start:end] = chunk.to_numpy()
-        start = end
-        del chunk
-    return pd.arrays.IntegerArray(values, mask)
-
-
-def _finish(column: _Column, values: pa.ChunkedArray, backend: str) -> _Built:
-    """Bring one parsed (or ADBC-read) column to the contract's type, chunk by chunk."""
-    chunks = values.chunks
-    del values
-    if chunks and isinstance(chunks[0].type, pa.ExtensionType):
-        chunks = [c.storage for c in chunks]
-    if column.kind == "int" and backend == "numpy_nullable":
-        return _nullable_ints(chunks)
-    if column.kind == "numeric" and column.arrow is None:
-        return [None if v is None else Decimal(v) for c in chunks for v in c.to_pylist()]
-    if column.arrow is None:
-        return [v for c in chunks for v in c.to_pylist()]
-    out = []
-    chunks.reverse()
-    while chunks:  # cast one chunk at a time and let the old one go: peak is one chunk more
-        chunk = chunks.pop()
-        out.append(chunk if chunk.type == column.arrow else chunk.cast(column.arrow))
-        del chunk
-    return pa.chunked_array(out, type=column.arrow)
-
-
-def _table_to_frame(box: list[pa.Table], columns: Sequence[_Column], backend: str) -> pd.DataFrame:
-    """Convert the table in ``box`` (one column per result column) into the frame.
-
-    The table is taken out of ``box`` and dismantled column by column, so memory is freed as
-    the frame is built.
-    """
-    table = box.pop()
-    arrays = []
-    for column in columns:
-        values = table.column(0)
-        table = table.remove_column(0)
-        arrays.append(_finish(column, values, backend))
-        del values
-    del table
-    return _assemble(arrays, columns, backend)
-
-
-def _records_to_arrays(
-    records: Sequence[Any], columns: Sequence[_Column]
-) -> list[pa.Array | list[Any]]:
-    """Turn asyncpg records into one Arrow array (or list of Python objects) per column."""
-    values: list[Sequence[Any]] = (
-        list(zip(*records, strict=True)) if records else [() for _ in columns]
-    )
-    return [
-        list(v) if c.arrow is None else pa.array(v, type=c.arrow)
-        for c, v in zip(columns, values, strict=True)
-    ]
-
-
-def _records_to_frame(
-    records: Sequence[Any], columns: Sequence[_Column], backend: str
-) -> pd.DataFrame:
-    """Build a frame from asyncpg records, column by column, with the contract's dtypes."""
-    return _assemble(_records_to_arrays(records, columns), columns, backend)
-
-
-def _concat(
-    parts: Sequence[Sequence[pa.Array | list[Any]]], columns: Sequence[_Column]
-) -> list[pa.ChunkedArray | list[Any]]:
-    """Join per-batch columns into whole columns (Arrow chunks are not copied)."""
-    out: list[pa.ChunkedArray | list[Any]] = []
-    for i, column in enumerate(columns):
-        if column.arrow is None:
-            out.append([v for part in parts for v in part[i]])
-        else:
-            out.append(pa.chunked_array([part[i] for part in parts], type=column.arrow))
-    return out
-
-
-def _assemble(
-    arrays: list[_Built],
-    columns: Sequence[_Column],
-    backend: str,
-) -> pd.DataFrame:
-    """Convert Arrow arrays (and lists of Python objects) into a frame; empties ``arrays``."""
-    mapper: Callable[[pa.DataType], Any] = (
-        pd.ArrowDtype if backend == "pyarrow" else _NULLABLE_DTYPE.get
-    )
-    arrow = [isinstance(a, pa.Array | pa.ChunkedArray) for a in arrays]
-    built = {i: a for i, a in enumerate(arrays) if not arrow[i]}
-    rows = len(arrays[0]) if arrays else 0
-    names = [f"c{i}" for i, a in enumerate(arrays) if arrow[i]]
-    table = pa.table([a for i, a in enumerate(arrays) if arrow[i]], names=names)
-    arrays.clear()
-    if names:
-        frame: pd.DataFrame = table.to_pandas(
-            types_mapper=mapper, self_destruct=True, split_blocks=True
-        )
-    else:
-        frame = pd.DataFrame(index=pd.RangeIndex(rows))
-    del table
-    for i, values in built.items():
-        dtype = object if isinstance(values, list) else None
-        frame.insert(i, f"c{i}", pd.Series(values, dtype=dtype, index=frame.index))
-    frame.columns = pd.Index([c.name for c in columns])
-    return frame
-
-
-async def _prepare(driver: Any, query: _Query, backend: str) -> tuple[Any, list[_Column]]:
+async def _prepare(driver: Any, query: _Query, backend: str) -> tuple[Any, list[ResultColumn]]:
     try:
         prepared = await driver.prepare(query.sql)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
-    return prepared, _columns(query, prepared.get_attributes(), backend)
+    return prepared, describe(
+        query.labels, query.numeric_scales, prepared.get_attributes(), backend
+    )
 
 
 async def load_frame(
@@ -411,7 +228,7 @@ async def load_frame(
     conn, driver = await _driver(db)
     query = _compile(stmt, conn.dialect)
     prepared, columns = await _prepare(driver, query, dtype_backend)
-    if columns and query.rerunnable and all(c.kind in _COPYABLE for c in columns):
+    if columns and query.rerunnable and all(c.kind in COPYABLE for c in columns):
         try:
             box = [await copy_to_arrow(driver, query.sql, query.args, [c.wire for c in columns])]
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -419,15 +236,14 @@ async def load_frame(
         except (pa.ArrowInvalid, decimal.InvalidOperation):
             pass  # a value the CSV route cannot read (e.g. 'infinity'): fetch rows below
         else:
-            return _table_to_frame(box, columns, dtype_backend)
+            return table_to_frame(box, columns, dtype_backend)
     try:
         records = await prepared.fetch(*query.args)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
-    return _records_to_frame(records, columns, dtype_backend)
+    return records_to_frame(records, columns, dtype_backend)
 
 
-_COPYABLE = frozenset(_KIND_BY_OID.values())
 _BATCH = 10_000
 
 
@@ -465,14 +281,14 @@ async def stream_frames(
                 want = min(_BATCH, chunk_size - rows)
                 records = await cursor.fetch(want)
                 if records:
-                    parts.append(_records_to_arrays(records, columns))
+                    parts.append(records_to_arrays(records, columns))
                     rows += len(records)
                 if len(records) < want:
                     done = True
                     break
                 del records
             if rows:
-                yield _assemble(_concat(parts, columns), columns, dtype_backend)
+                yield assemble(concat(parts, columns), columns, dtype_backend)
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise _query_error(exc) from exc
 
@@ -582,11 +398,11 @@ def _read_frame(
     sql: str,
     snapshot: str | None,
     isolation: str,
-    columns: Sequence[_Column],
+    columns: Sequence[ResultColumn],
     backend: str,
 ) -> pd.DataFrame:
     box = [read_arrow(uri, sql, snapshot, isolation)]
-    return _table_to_frame(box, columns, backend)
+    return table_to_frame(box, columns, backend)
 
 
 def close_kept_connections() -> None:
