@@ -281,7 +281,10 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
     lines = [
         f"Measured {machine()}; PostgreSQL service at 127.0.0.1:5432 on the same machine.",
         f"{posts:,} posts (`SELECT {COLUMNS} FROM posts`), {rounds} interleaved rounds, each "
-        "variant in a fresh process; times cover the load only (not imports or connecting).",
+        "variant in a fresh process; times cover the load only (not imports or connecting: "
+        "every variant's connections, including the one `load_frame_new_connection` keeps, are "
+        "open before the clock starts). Peak RSS is the child process's; RSS growth is that peak "
+        "minus the RSS just before the load (psql runs as its own process: no RSS shown).",
         f"Load average when the run started: {load}. Other engineers were running test suites "
         "on the same 2 cores during this run, so absolute times are noisy; the paired ratios "
         "(same round) are the comparable numbers.",
@@ -297,7 +300,8 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
         dtypes = samples[v][0].get("dtypes") or {}
         lines.append(
             f"| {v} | {_fmt(median(times[v]))} | {_fmt(min(times[v]))} | {_fmt(max(times[v]))}"
-            f" | {'' if r is None else f'{r:.2f}x'} | {peak:.0f} | "
+            f" | {'' if r is None else f'{r:.2f}x'} | "
+            f"{'' if v == 'psql_copy_binary' else f'{peak:.0f}'} | "
             f"{'' if v == 'psql_copy_binary' else f'{grow:.0f}'} | "
             f"{' / '.join(dtypes.values())} |"
         )
