@@ -412,3 +412,14 @@ async def test_many_concurrent_copy_loads_with_tiny_buffers_all_finish(engine: A
     loads = 12
     counts = await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(loads))), 120)
     assert counts == [2_000 + n for n in range(loads)]
+
+
+async def test_a_session_time_zone_does_not_shift_the_instants(db: AsyncSession) -> None:
+    await _blog(db)
+    stmt = text("SELECT created_at, created_at + interval '0.123456 s' AS later FROM posts")
+    expected = await load_frame(db, stmt)
+    await db.execute(text("SET LOCAL TimeZone = 'Asia/Kolkata'"))
+    frame = await load_frame(db, stmt)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert str(frame["later"].dtype) == "datetime64[us, UTC]"
+    assert frame["later"].min() == pd.Timestamp("2026-01-01 00:00:00.123456", tz="UTC")
