@@ -183,11 +183,12 @@ await with_ping.dispose()
 # %%
 with echo_sql(nb.engine):
     async with nb.engine.connect() as conn:
-        await conn.scalar(select(func.count()).select_from(User).where(User.is_active))
+        await conn.scalar(select(func.count()).select_from(User).where(User.role == "author"))
 
 # %% [markdown]
-# The log shows the implicit `BEGIN`, the SQL with its parameters (`$1` is `True`), and the
-# `ROLLBACK` when the connection went back to the pool without a commit. "generated" means
+# The log shows the implicit `BEGIN`, the SQL with a `$1` placeholder, its parameters
+# (`('author',)`: values never get pasted into the SQL text), and the `ROLLBACK` when the
+# connection went back to the pool without a commit. "generated" means
 # SQLAlchemy compiled the statement; running it again reuses the compiled form ("cached").
 #
 # ## Sessions
