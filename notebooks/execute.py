@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         _tidy(nb)
         nbformat.validate(nb)
         nbformat.write(nb, path)
-        note = ""
+        note = " (built only, no outputs: execute it before committing)" if args.build_only else ""
         if stderr := _stderr_cells(nb):
             note = f"  (stderr output in cells {stderr}: nbval compares it; is it deterministic?)"
         seconds = time.perf_counter() - started
