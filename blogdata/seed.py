@@ -128,7 +128,8 @@ class _Blog:
         self._plan_users(fake, r_users)
         self._plan_accounts(r_acc)
         self._plan_tags(fake, r_tags)
-        self._plan_posts(fake, r_posts)
+        self._plan_posts(fake)
+        self._post_rng = r_posts  # numbers drawn by _plan_post_numbers, maybe in a worker thread
         self._plan_links(r_links)
 
     def _plan_users(self, fake: Faker, rng: np.random.Generator) -> None:
@@ -175,7 +176,7 @@ class _Blog:
         rank = rng.permutation(self.n_tags) + 1
         self.tag_logw = -1.1 * np.log(rank.astype(np.float64))
 
-    def _plan_posts(self, fake: Faker, rng: np.random.Generator) -> None:
+    def _plan_posts(self, fake: Faker) -> None:
         n = self.n_posts
         if n == 0:
             return
@@ -186,6 +187,12 @@ class _Blog:
         self.bodies = np.array(
             [fake.paragraph(nb_sentences=12) for _ in range(min(n, 1000))], dtype=object
         )
+
+    def _plan_post_numbers(self) -> None:
+        """Draw the posts' authors, times, views and texts (numpy only; GIL mostly released)."""
+        n, rng = self.n_posts, self._post_rng
+        if n == 0:
+            return
         writers = np.flatnonzero(self.roles != ROLES.index("reader"))
         if writers.size == 0:
             writers = np.arange(self.n_users)
@@ -220,13 +227,18 @@ class _Blog:
 
         With a ``pool``, the post-tag links are drawn in it straight away, in the background.
         """
-        pending = pool.submit(self.link_arrays) if pool is not None else None
+        if pool is None:
+            numbers: Future[None] | None = None
+            pending = None
+        else:  # one worker, in this order: post numbers, then links, while users COPY streams
+            numbers = pool.submit(self._plan_post_numbers)
+            pending = pool.submit(self.link_arrays)
         return [
             _Table("users", _USER_COLUMNS, self.n_users, self._users()),
             _Table("accounts", ("id", "owner_id", "balance", "created_at"), self.n_users,
                    self._accounts()),
             _Table("tags", ("id", "name"), self.n_tags, self._tags()),
-            _Table("posts", _POST_COLUMNS, self.n_posts, self._posts()),
+            _Table("posts", _POST_COLUMNS, self.n_posts, self._posts(numbers)),
             _Table("post_tags", ("post_id", "tag_id"), int(self.tags_per_post.sum()),
                    self._links(pending)),
         ]  # fmt: skip
@@ -263,7 +275,11 @@ class _Blog:
         if self.n_tags:
             yield list(enumerate(self.tag_names, start=1))
 
-    def _posts(self) -> Rows:
+    def _posts(self, numbers: Future[None] | None) -> Rows:
+        if numbers is None:
+            self._plan_post_numbers()
+        else:
+            numbers.result()
         for lo in range(0, self.n_posts, _CHUNK):
             hi = min(lo + _CHUNK, self.n_posts)
             views: list[int | None] = self.views[lo:hi].tolist()
