@@ -170,7 +170,9 @@ async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, 
 def _query_error(exc: Exception) -> QueryError:
     """Translate a driver error into ours, keeping the server's message and SQLSTATE."""
     sqlstate = getattr(exc, "sqlstate", None)
-    message = f"the query failed: {exc} (SQLSTATE {sqlstate}); fix the statement and retry"
+    # ADBC appends the whole COPY statement after a blank line: keep the server's words only.
+    said = str(exc).split("\n\n", 1)[0].strip()
+    message = f"PostgreSQL rejected the query: {said} (SQLSTATE {sqlstate})"
     if sqlstate == "57014":
         return StatementTimeoutError(message, sqlstate=sqlstate)
     return QueryError(message, sqlstate=sqlstate)
@@ -268,6 +270,11 @@ async def stream_frames(
         raise InvalidInputError(f"chunk_size must be a positive integer, not {chunk_size!r}")
     _check(stmt, dtype_backend)
     conn, driver = await _driver(db)
+    if not driver.is_in_transaction():
+        raise InvalidInputError(
+            "stream_frames reads through a server-side cursor, which lives in a transaction; "
+            "use an AsyncSession, or a connection inside `async with conn.begin():`"
+        )
     query = _compile(stmt, conn.dialect)
     prepared, columns = await _prepare(driver, query, dtype_backend)
     try:

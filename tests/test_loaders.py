@@ -423,3 +423,12 @@ async def test_a_session_time_zone_does_not_shift_the_instants(db: AsyncSession)
     pd.testing.assert_frame_equal(frame, expected)
     assert str(frame["later"].dtype) == "datetime64[us, UTC]"
     assert frame["later"].min() == pd.Timestamp("2026-01-01 00:00:00.123456", tz="UTC")
+
+
+async def test_stream_frames_outside_a_transaction_says_it_needs_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        assert list((await load_frame(conn, select(Post.id))).columns) == ["id"]  # loads work
+        with pytest.raises(InvalidInputError, match="transaction"):
+            async for _ in stream_frames(conn, select(Post.id)):
+                pass
