@@ -10,7 +10,8 @@ Variants (each run in a fresh Python process, so its peak RSS is its own):
 * ``pd_read_sql_adbc``: ``pandas.read_sql`` on an ADBC connection;
 * ``pd_read_sql_psycopg``: ``pandas.read_sql`` on a SQLAlchemy + psycopg 3 engine;
 * ``connectorx``: ``connectorx.read_sql(return_type="arrow").to_pandas()``;
-* ``sqla_async_rows``: SQLAlchemy async ``session.execute(select(Post)).all()`` -> DataFrame;
+* ``sqla_async_rows``: SQLAlchemy async ``session.execute(text(SELECT ...)).all()`` -> DataFrame;
+* ``sqla_async_tuples``: the same, with ``[tuple(r) for r in rows]`` before the DataFrame;
 * ``psql_copy_binary``: ``psql -c "COPY (SELECT ...) TO STDOUT (FORMAT binary)" > /dev/null``,
   the floor (server produces and ships the bytes, the client discards them);
 * ``stream_frames``: iterate ``stream_frames(chunk_size=50_000)`` over all posts, keeping
@@ -61,6 +62,7 @@ VARIANTS = [
     "connectorx",
     "pd_read_sql_psycopg",
     "sqla_async_rows",
+    "sqla_async_tuples",
     "psql_copy_binary",
     "stream_frames",
 ]
@@ -170,7 +172,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
     return {"seconds": seconds, "base_mb": base, **info}
 
 
-async def _sqla_rows() -> dict[str, Any]:
+async def _sqla_rows(as_tuples: bool) -> dict[str, Any]:
     import pandas as pd
 
     from blogdata.database import create_sessionmaker
@@ -182,7 +184,9 @@ async def _sqla_rows() -> dict[str, Any]:
             base = _rss_mb()
             start = time.perf_counter()
             result = await db.execute(text(SQL))
-            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+            rows = result.all()
+            data = [tuple(r) for r in rows] if as_tuples else rows
+            frame = pd.DataFrame(data, columns=list(result.keys()))
             seconds = time.perf_counter() - start
     finally:
         await engine.dispose()
@@ -241,8 +245,8 @@ def run_child(variant: str) -> dict[str, Any]:
     """Measure one load of ``variant`` in this process."""
     if variant.startswith("blogdata") or variant == "stream_frames":
         out = asyncio.run(_blogdata(variant))
-    elif variant == "sqla_async_rows":
-        out = asyncio.run(_sqla_rows())
+    elif variant.startswith("sqla_async"):
+        out = asyncio.run(_sqla_rows(as_tuples=variant == "sqla_async_tuples"))
     else:
         out = _sync(variant)
     out.setdefault("peak_mb", _rss_mb())
@@ -339,6 +343,14 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
             f"for the full frame ({s_grow / f_grow:.0%}); whole-process peak {s_peak:.0f} vs "
             f"{f_peak:.0f} MB ({s_peak / f_peak:.0%}); target < 25%."
         )
+    checks.append(
+        "- Route taken by `load_frame`: COPY csv on the session's connection, parsed by pyarrow "
+        "in a thread while it streams. Row fetching (the route `stream_frames` and types the "
+        "CSV cannot carry use: asyncpg records -> Arrow) is the slower alternative measured here "
+        "(`stream_frames` row above); binary COPY has no Python-side decoder fast enough, so "
+        "the binary-COPY speed (ADBC's C decoder) needs its own connection: "
+        "`load_frame_new_connection`."
+    )
     return "\n".join(lines + checks)
 
 
