@@ -148,7 +148,8 @@ def _compiled(stmt: ClauseElement, literal: bool) -> Any:
     dialect = _asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
     if literal:
         return stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return stmt.compile(dialect=dialect)
+    # render_postcompile expands IN lists into one placeholder per value, as asyncpg sees them.
+    return stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
 
 
 def _tidy(sql: str) -> str:

@@ -214,6 +214,13 @@ def test_show_sql_can_write_the_values_inline_with_quotes_escaped(
     )
 
 
+def test_show_sql_expands_an_in_list_into_one_placeholder_per_value() -> None:
+    rendered = render_sql(select(User.id).where(User.role.in_(["admin", "editor"]), User.id > 5))
+    assert "POSTCOMPILE" not in rendered
+    assert "IN ($2::VARCHAR, $3::VARCHAR)" in rendered
+    assert rendered.splitlines()[-3:] == ["-- $1 = 5", "-- $2 = 'admin'", "-- $3 = 'editor'"]
+
+
 def test_render_sql_numbers_text_parameters_in_order() -> None:
     stmt = text("SELECT * FROM users WHERE role = :role AND id > :after").bindparams(
         role="admin", after=3
