@@ -167,7 +167,11 @@ class Post(Base):
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(
-        secondary=post_tags, back_populates="posts", lazy="raise", passive_deletes=True
+        secondary=post_tags,
+        back_populates="posts",
+        lazy="raise",
+        passive_deletes=True,
+        order_by="Tag.name",  # a post's tags always come back in the same order
     )
 
 

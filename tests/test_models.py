@@ -127,3 +127,20 @@ def test_every_column_is_documented() -> None:
         if not column.comment
     ]
     assert undocumented == []
+
+
+async def test_a_posts_tags_load_in_name_order(db: AsyncSession) -> None:
+    from sqlalchemy.orm import selectinload
+
+    author = _user()
+    tags = [Tag(name=name) for name in ("zeta", "alpha", "mu")]
+    db.add_all([author, *tags])
+    await db.flush()
+    post = Post(title="ordered", author_id=author.id)
+    db.add(post)
+    await db.flush()
+    await db.execute(insert(post_tags), [{"post_id": post.id, "tag_id": t.id} for t in tags])
+    db.expunge_all()
+    loaded = await db.scalar(select(Post).options(selectinload(Post.tags)))
+    assert loaded is not None
+    assert [t.name for t in loaded.tags] == ["alpha", "mu", "zeta"]
