@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab demo test check notebooks nbval bench clean
+.PHONY: setup lab test check notebooks nbval bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[notebooks,dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[notebooks,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install blogdata with its extras
@@ -32,8 +32,12 @@ nbval: $(STAMP)  ## validate the stored notebook outputs under strict nbval
 	$(BIN)/pytest notebooks
 
 bench: $(STAMP)  ## every benchmark in benchmarks/, results into benchmarks/RESULTS.md
-	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+lock: $(STAMP)  ## re-pin constraints.txt to what .venv has now
+	$(BIN)/python -m pip install -q -e '.[notebooks,dev,bench]'
+	{ sed -n 1,2p constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
