@@ -273,6 +273,10 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
 def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, load: str) -> str:
     variants = list(samples)
     times = {v: [s["seconds"] for s in samples[v]] for v in variants}
@@ -316,22 +320,31 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
     default = ratio("sqla_async_rows", "blogdata_default")
     if fast is not None:
         checks.append(
-            f"- Fast path (`load_frame_new_connection`, numpy_nullable) vs ADBC by hand: "
-            f"{fast:.2f}x (pyarrow dtypes: {fast_arrow:.2f}x); target <= 1.0."
+            f"- {_verdict(fast <= 1.0)} Fast path (`load_frame_new_connection`, numpy_nullable) "
+            f"vs ADBC by hand: {fast:.2f}x (pyarrow dtypes: {fast_arrow:.2f}x); target <= 1.0. "
+            "It is ADBC plus a few round trips, so parity is the ceiling: the server producing "
+            "binary COPY (the psql floor row) bounds both, and round-to-round noise on the "
+            "shared cores is larger than the difference."
         )
         peaks = {
             v: median([s["peak_mb"] for s in samples[v]])
             for v in ("blogdata_fast", "blogdata_fast_arrow", "adbc_to_pandas")
         }
+        ok = peaks["blogdata_fast"] <= peaks["adbc_to_pandas"]
+        ok_arrow = peaks["blogdata_fast_arrow"] <= peaks["adbc_to_pandas"]
         checks.append(
-            f"- Peak RSS: fast path {peaks['blogdata_fast']:.0f} MB, fast path pyarrow "
+            f"- {_verdict(ok)} (numpy_nullable) / {_verdict(ok_arrow)} (pyarrow) Peak RSS: fast "
+            f"path {peaks['blogdata_fast']:.0f} MB, fast path pyarrow "
             f"{peaks['blogdata_fast_arrow']:.0f} MB, ADBC by hand {peaks['adbc_to_pandas']:.0f} "
-            "MB; target: no higher than ADBC's."
+            "MB; target: no higher than ADBC's. The contract's `Int64` costs 9 bytes a row where "
+            "ADBC's `to_pandas()` keeps NOT NULL `integer` columns as 4-byte int32 (and NULLs as "
+            "float64), and pandas' string dtype needs Arrow large_string, a copy made chunk by "
+            "chunk; the pyarrow backend keeps ADBC's buffers as they are."
         )
     if default is not None:
         checks.append(
-            f"- Default path (`load_frame`) is {default:.1f}x faster than SQLAlchemy-async rows "
-            "-> DataFrame (paired); target >= 3x."
+            f"- {_verdict(default >= 3)} Default path (`load_frame`) is {default:.1f}x faster "
+            "than SQLAlchemy-async rows -> DataFrame (paired); target >= 3x."
         )
     if "stream_frames" in samples and "blogdata_default" in samples:
         s_grow = median([s["peak_mb"] - s["base_mb"] for s in samples["stream_frames"]])
@@ -339,9 +352,11 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
         s_peak = median([s["peak_mb"] for s in samples["stream_frames"]])
         f_peak = median([s["peak_mb"] for s in samples["blogdata_default"]])
         checks.append(
-            f"- `stream_frames` (50k-row chunks): RSS growth {s_grow:.0f} MB vs {f_grow:.0f} MB "
-            f"for the full frame ({s_grow / f_grow:.0%}); whole-process peak {s_peak:.0f} vs "
-            f"{f_peak:.0f} MB ({s_peak / f_peak:.0%}); target < 25%."
+            f"- {_verdict(s_grow / f_grow < 0.25)} `stream_frames` (50k-row chunks): RSS growth "
+            f"{s_grow:.0f} MB vs {f_grow:.0f} MB for the full frame ({s_grow / f_grow:.0%}); "
+            f"whole-process peak {s_peak:.0f} vs {f_peak:.0f} MB ({s_peak / f_peak:.0%}, "
+            f"{_verdict(s_peak / f_peak < 0.25)} on that reading: the ~150 MB of imported "
+            "pandas/pyarrow/SQLAlchemy count in both); target < 25%."
         )
     checks.append(
         "- Route taken by `load_frame`: COPY csv on the session's connection, parsed by pyarrow "
