@@ -160,20 +160,6 @@ def _sessions(engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
     return factory
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
-    """Yield a session that commits when the caller finishes and rolls back if it raises.
-
-    The guide's dependency: ``Depends(get_db)`` in FastAPI works without blogdata importing it.
-    """
-    async with _sessions(None)() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
-
-
 @asynccontextmanager
 async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
     """Open one unit of work: commit on success, roll back on any exception.
@@ -187,3 +173,12 @@ async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[Asyn
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """Yield a session that commits when the caller finishes and rolls back if it raises.
+
+    The guide's dependency: ``Depends(get_db)`` in FastAPI works without blogdata importing it.
+    """
+    async with session_scope() as session:
+        yield session

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import NullPool, text
@@ -59,32 +60,36 @@ async def drop_database(server: URL, name: str) -> None:
         await admin.dispose()
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: URL) -> AsyncIterator[URL]:
-    """A throwaway database for this run, built by ``alembic upgrade head``."""
-    name = f"blogdata_test_{uuid.uuid4().hex[:10]}"
-    url = await create_database(server_url, name)
+@asynccontextmanager
+async def migrated_database(server: URL, prefix: str) -> AsyncIterator[URL]:
+    """Create a uniquely named database on ``server``, migrate it to head, drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = await create_database(server, name)
     try:
         await migrate.upgrade(url)
         yield url
     finally:
-        await drop_database(server_url, name)
+        await drop_database(server, name)
 
 
-@pytest.fixture(scope="session")
-async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
-    """A pooled engine on the run's database, disposed at the end of the run."""
-    eng = create_engine(database_url)
+@asynccontextmanager
+async def pooled_engine(url: URL) -> AsyncIterator[AsyncEngine]:
+    """A pooled engine on ``url``, disposed on exit."""
+    eng = create_engine(url)
     try:
         yield eng
     finally:
         await eng.dispose()
 
 
-@pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside an outer transaction that is always rolled back after the test."""
-    async with engine.connect() as conn:
+@asynccontextmanager
+async def rolled_back_session(eng: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session joined to an outer transaction that is always rolled back on exit.
+
+    With ``join_transaction_mode="create_savepoint"`` the code under test may commit or roll
+    back: that only releases or rolls back a SAVEPOINT inside the outer transaction.
+    """
+    async with eng.connect() as conn:
         outer = await conn.begin()
         session = AsyncSession(
             bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
@@ -95,6 +100,27 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await session.close()
             if outer.is_active:
                 await outer.rollback()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: URL) -> AsyncIterator[URL]:
+    """A throwaway database for this run, built by ``alembic upgrade head``."""
+    async with migrated_database(server_url, "blogdata_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: URL) -> AsyncIterator[AsyncEngine]:
+    """A pooled engine on the run's database, disposed at the end of the run."""
+    async with pooled_engine(database_url) as eng:
+        yield eng
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is always rolled back after the test."""
+    async with rolled_back_session(engine) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")
@@ -102,44 +128,27 @@ async def seeded_url(server_url: URL) -> AsyncIterator[URL]:
     """A throwaway migrated database seeded once per run with ``seed()``'s defaults (read-only)."""
     from blogdata.seed import seed
 
-    name = f"blogdata_seeded_{uuid.uuid4().hex[:10]}"
-    url = await create_database(server_url, name)
-    try:
-        await migrate.upgrade(url)
+    async with migrated_database(server_url, "blogdata_seeded") as url:
         eng = create_engine(url, poolclass=NullPool)
         try:
             await seed(eng)
         finally:
             await eng.dispose()
         yield url
-    finally:
-        await drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")
 async def seeded_engine(seeded_url: URL) -> AsyncIterator[AsyncEngine]:
     """A pooled engine on the seeded database; tests must not commit changes to it."""
-    eng = create_engine(seeded_url)
-    try:
+    async with pooled_engine(seeded_url) as eng:
         yield eng
-    finally:
-        await eng.dispose()
 
 
 @pytest.fixture
 async def seeded_db(seeded_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session on the seeded database inside an outer transaction rolled back after the test."""
-    async with seeded_engine.connect() as conn:
-        outer = await conn.begin()
-        session = AsyncSession(
-            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        try:
-            yield session
-        finally:
-            await session.close()
-            if outer.is_active:
-                await outer.rollback()
+    async with rolled_back_session(seeded_engine) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")
@@ -148,10 +157,5 @@ async def committed_url(server_url: URL) -> AsyncIterator[URL]:
 
     Nothing rolls back for you here: each test sets up (e.g. TRUNCATE) the rows it needs.
     """
-    name = f"blogdata_committed_{uuid.uuid4().hex[:10]}"
-    url = await create_database(server_url, name)
-    try:
-        await migrate.upgrade(url)
+    async with migrated_database(server_url, "blogdata_committed") as url:
         yield url
-    finally:
-        await drop_database(server_url, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from blogdata import crud, migrate
+from blogdata import crud
 from blogdata.database import create_engine
 from blogdata.errors import (
     AlreadyExistsError,
@@ -23,7 +22,7 @@ from blogdata.errors import (
 from blogdata.models import Post, Tag, User, post_tags
 from blogdata.schemas import PostCreate, PostUpdate, TagCreate, UserCreate, UserUpdate
 from blogdata.security import get_password_hash, verify_password
-from tests.conftest import create_database, drop_database
+from tests.conftest import migrated_database
 
 PASSWORD = "correct horse battery"
 HASH = get_password_hash(PASSWORD)
@@ -300,13 +299,8 @@ async def test_removing_a_tag_removes_its_links_but_not_the_posts(db: AsyncSessi
 @pytest.fixture(scope="module")
 async def committing_url(server_url: URL) -> AsyncIterator[URL]:
     """A throwaway migrated database for tests that must really commit."""
-    name = f"blogdata_crud_{uuid.uuid4().hex[:8]}"
-    url = await create_database(server_url, name)
-    try:
-        await migrate.upgrade(url)
+    async with migrated_database(server_url, "blogdata_crud") as url:
         yield url
-    finally:
-        await drop_database(server_url, name)
 
 
 @pytest.fixture

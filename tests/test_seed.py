@@ -18,7 +18,7 @@ from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.security import verify_password
 from blogdata.seed import DEMO_PASSWORD, DEMO_PASSWORD_HASH, SEED_NOW, reset, seed
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, migrated_database
 
 TABLES: dict[str, Any] = {
     "users": User.__table__,
@@ -187,22 +187,17 @@ async def test_an_unmigrated_database_is_a_clear_error(server_url: URL) -> None:
 
 
 async def test_an_engine_target_commits_its_own_transaction(server_url: URL) -> None:
-    from blogdata import migrate
-
-    name = f"blogdata_seedcommit_{uuid.uuid4().hex[:8]}"
-    url = await create_database(server_url, name)
-    eng: AsyncEngine = create_engine(url)
-    try:
-        await migrate.upgrade(url)
-        await seed(eng, users=5, posts_per_user=1)
-        async with eng.connect() as conn:
-            assert await conn.scalar(select(func.count()).select_from(Post)) == 5
-        await reset(eng)
-        async with eng.connect() as conn:
-            assert await conn.scalar(select(func.count()).select_from(User)) == 0
-    finally:
-        await eng.dispose()
-        await drop_database(server_url, name)
+    async with migrated_database(server_url, "blogdata_seedcommit") as url:
+        eng: AsyncEngine = create_engine(url)
+        try:
+            await seed(eng, users=5, posts_per_user=1)
+            async with eng.connect() as conn:
+                assert await conn.scalar(select(func.count()).select_from(Post)) == 5
+            await reset(eng)
+            async with eng.connect() as conn:
+                assert await conn.scalar(select(func.count()).select_from(User)) == 0
+        finally:
+            await eng.dispose()
 
 
 @pytest.fixture
