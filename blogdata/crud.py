@@ -133,6 +133,12 @@ def translate_db_error(exc: DBAPIError, table: Table | None = None) -> BlogdataE
     return QueryError(f"the database rejected the statement: {message}", sqlstate=state)
 
 
+def _set_fields(obj_in: BaseModel | dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
+    """Return the fields the caller set, validating a plain dict through ``schema`` first."""
+    model = obj_in if isinstance(obj_in, BaseModel) else schema.model_validate(obj_in)
+    return model.model_dump(exclude_unset=True)
+
+
 @asynccontextmanager
 async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
     """Run the block in a savepoint, flush it, and translate a database error (one boundary)."""
@@ -301,10 +307,7 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
     ) -> User:
         """Write the set fields to the user and flush; a given password is hashed first."""
         target = await self._target(db, db_obj, id)
-        if isinstance(obj_in, BaseModel):
-            data = obj_in.model_dump(exclude_unset=True)
-        else:
-            data = UserUpdate.model_validate(obj_in).model_dump(exclude_unset=True)
+        data = _set_fields(obj_in, UserUpdate)
         password = data.pop("password", None)
         if password is not None:
             data["hashed_password"] = await asyncio.to_thread(get_password_hash, password)
@@ -396,10 +399,7 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
     ) -> Post:
         """Write the set fields to the post and flush; ``tags`` replaces the whole tag set."""
         target = await self._target(db, db_obj, id)
-        if isinstance(obj_in, BaseModel):
-            data = obj_in.model_dump(exclude_unset=True)
-        else:
-            data = PostUpdate.model_validate(obj_in).model_dump(exclude_unset=True)
+        data = _set_fields(obj_in, PostUpdate)
         names = data.pop("tags", None)
         if names is None:
             return await self._apply(db, target, data)
