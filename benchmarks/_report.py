@@ -12,8 +12,9 @@ import platform
 import re
 import resource
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 _HEADER = (
@@ -50,6 +51,26 @@ def peak_rss_mb() -> float:
 def median(values: Sequence[float]) -> float:
     """The median of ``values``."""
     return statistics.median(values)
+
+
+def interleaved(
+    variants: Sequence[str], rounds: int, measure: Callable[[str], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every variant once per round, rotating the order each round; return the samples.
+
+    ``measure(variant)`` returns a dict with at least ``seconds`` and ``peak_mb``.
+    """
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(rounds):
+        shift = r % len(variants)
+        for variant in [*variants[shift:], *variants[:shift]]:
+            result = measure(variant)
+            samples[variant].append(result)
+            print(
+                f"round {r + 1} {variant}: {result['seconds']:.2f}s {result['peak_mb']:.0f} MB",
+                flush=True,
+            )
+    return samples
 
 
 def write_section(name: str, body: str) -> None:

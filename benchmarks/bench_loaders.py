@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _report import machine, median, write_section  # type: ignore[import-not-found]
+from _report import interleaved, machine, median, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
@@ -386,16 +386,7 @@ def main() -> None:
     variants = [v for v in args.only.split(",") if v] or VARIANTS
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     _measure("blogdata_default")  # warm the server's cache
-    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    for r in range(args.rounds):
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]
-        for v in order:
-            result = _measure(v)
-            samples[v].append(result)
-            print(
-                f"round {r + 1} {v}: {result['seconds']:.2f}s {result['peak_mb']:.0f} MB",
-                flush=True,
-            )
+    samples = interleaved(variants, args.rounds, _measure)
     body = _report(samples, args.rounds, posts, load)
     print(body)
     write_section("loaders", "## Loaders: 1M posts into pandas\n\n" + body)

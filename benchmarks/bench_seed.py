@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _report import machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
+from _report import interleaved, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
@@ -169,16 +169,7 @@ def main() -> None:
         return
     asyncio.run(prepare())
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-    for r in range(args.rounds):
-        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
-        for variant in order:
-            result = _measure(variant)
-            samples[variant].append(result)
-            print(
-                f"round {r + 1} {variant}: {result['seconds']:.2f}s {result['peak_mb']:.0f} MB",
-                flush=True,
-            )
+    samples = interleaved(VARIANTS, args.rounds, _measure)
     body = _report(samples, args.rounds, load)
     print(body)
     write_section("seed", "## Seeding 1M posts (`bench_seed.py`)\n\n" + body)
