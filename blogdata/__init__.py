@@ -48,6 +48,7 @@ from blogdata.database import (
     session_scope,
 )
 from blogdata.errors import (
+    RETRYABLE_SQLSTATES,
     AlreadyExistsError,
     BlogdataError,
     ConfigurationError,
@@ -59,6 +60,8 @@ from blogdata.errors import (
     QueryError,
     RelatedRowMissingError,
     StatementTimeoutError,
+    sqlstate_of,
+    translate_db_error,
 )
 from blogdata.frames import (
     posts_frame,
@@ -104,17 +107,14 @@ from blogdata.security import (
     verify_password,
 )
 from blogdata.transactions import (
-    RETRYABLE_SQLSTATES,
     BatchReport,
     IsolationLevel,
     RowFailure,
     TransferResult,
     insert_each_in_savepoint,
     savepoint,
-    sqlstate_of,
     statement_timeout,
     transfer_funds,
-    translate_error,
 )
 
 __all__ = [
@@ -205,7 +205,7 @@ __all__ = [
     "tags_frame",
     "top_tags",
     "transfer_funds",
-    "translate_error",
+    "translate_db_error",
     "users_by_role",
     "users_frame",
     "verify_password",

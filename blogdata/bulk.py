@@ -45,11 +45,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.errors import AlreadyExistsError, BlogdataError, InvalidInputError, QueryError
+from blogdata.errors import (
+    AlreadyExistsError,
+    BlogdataError,
+    InvalidInputError,
+    sqlstate_of,
+    translate_db_error,
+)
 from blogdata.models import Tag, User
 from blogdata.schemas import UserCreate, normalize_tag_name
 from blogdata.security import get_password_hash
-from blogdata.transactions import sqlstate_of, translate_error
 
 __all__ = [
     "COPY_THRESHOLD",
@@ -190,7 +195,7 @@ def _copy_error(exc: Exception) -> BlogdataError:
             field=getattr(exc, "column_name", None),
         )
     if isinstance(exc, asyncpg.PostgresError):
-        return QueryError(f"COPY into users failed: {exc}", sqlstate=state)
+        return translate_db_error(exc, doing="COPY into users")
     return InvalidInputError(f"a value does not fit its users column: {exc}")
 
 
@@ -242,7 +247,7 @@ async def insert_hashed_users(
                 connection = await db.connection()
                 await connection.execute(insert(User), [dict(row) for row in rows])
     except DBAPIError as exc:
-        error = translate_error(exc, User.metadata.tables["users"])
+        error = translate_db_error(exc, table=User.__table__)
         if isinstance(error, AlreadyExistsError) and check_duplicates:
             await _name_existing(db, rows, error)
         raise error from exc
@@ -304,7 +309,7 @@ async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, 
     try:
         await db.execute(stmt)
     except DBAPIError as exc:
-        raise translate_error(exc, Tag.metadata.tables["tags"]) from exc
+        raise translate_db_error(exc, table=Tag.__table__) from exc
     found = await db.execute(
         select(Tag.name, Tag.id).where(
             Tag.name == any_(bindparam("names", cleaned, type_=ARRAY(Tag.name.type)))

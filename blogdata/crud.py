@@ -21,7 +21,6 @@ Deliberately unlike the guide:
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
@@ -32,15 +31,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 from blogdata.errors import (
-    AlreadyExistsError,
     BlogdataError,
     InvalidInputError,
     NotFoundError,
     QueryError,
-    RelatedRowMissingError,
+    translate_db_error,
 )
 from blogdata.models import Base, Post, Tag, User
 from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
@@ -61,76 +58,12 @@ __all__ = [
     "CRUDUser",
     "post",
     "tag",
-    "translate_db_error",
     "user",
 ]
 
 ModelType = TypeVar("ModelType", bound=Base)
 CreateSchemaType = TypeVar("CreateSchemaType", bound=BaseModel)
 UpdateSchemaType = TypeVar("UpdateSchemaType", bound=BaseModel)
-
-_KEY_RE = re.compile(r"Key \(([^)]*)\)=")
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return str(code) if code else None
-
-
-def _constraint_columns(table: Table, name: str | None) -> list[str]:
-    """Return the columns of the constraint or index called ``name`` on ``table``."""
-    if not name:
-        return []
-    for constraint in table.constraints:
-        if isinstance(constraint, ColumnCollectionConstraint) and constraint.name == name:
-            return [c.name for c in constraint.columns]
-    for index in table.indexes:
-        if index.name == name:
-            return [c.name for c in index.columns]
-    return []
-
-
-def _referred_table(table: Table | None, name: str | None) -> str | None:
-    if table is None:
-        return None
-    for fk in table.foreign_key_constraints:
-        if fk.name == name:
-            return fk.referred_table.name
-    return None
-
-
-def translate_db_error(exc: DBAPIError, table: Table | None = None) -> BlogdataError:
-    """Translate a database error into a blogdata error by its SQLSTATE.
-
-    23505 (unique) becomes ``AlreadyExistsError`` with ``field`` set, 23503 (foreign key)
-    ``RelatedRowMissingError``, anything else ``QueryError`` carrying the SQLSTATE. Raise the
-    result ``from exc``.
-    """
-    state = _sqlstate(exc)
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    constraint = getattr(cause, "constraint_name", None)
-    detail = getattr(cause, "detail", None) or ""
-    table_name = getattr(cause, "table_name", None) or (table.name if table is not None else "")
-    columns = _constraint_columns(table, constraint) if table is not None else []
-    if not columns:
-        match = _KEY_RE.search(detail)
-        columns = [c.strip() for c in match.group(1).split(",")] if match else []
-    field = ", ".join(columns) or None
-    if state == "23505":
-        what = field or constraint or "this unique value"
-        return AlreadyExistsError(
-            f"a {table_name} row with this {what} already exists; "
-            f"choose another {what} or update the existing row",
-            field=field,
-        )
-    if state == "23503":
-        referred = _referred_table(table, constraint) or "another table"
-        return RelatedRowMissingError(
-            f"{table_name}.{field or constraint} refers to a {referred} row that does not exist; "
-            "create that row first or fix the id"
-        )
-    message = str(exc.orig).strip() if exc.orig is not None else str(exc)
-    return QueryError(f"the database rejected the statement: {message}", sqlstate=state)
 
 
 def _set_fields(obj_in: BaseModel | dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
@@ -149,7 +82,7 @@ async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise
-        raise translate_db_error(exc, table) from exc
+        raise translate_db_error(exc, table=table) from exc
 
 
 async def _refresh_expired(db: AsyncSession, obj: Base) -> None:

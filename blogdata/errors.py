@@ -13,11 +13,18 @@ Every message names what failed and what to do about it::
     ├── InsufficientFundsError      a transfer would make a balance negative
     └── QueryError                  the database rejected a statement; carries its message
         └── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
+
+Database errors are translated at one boundary, :func:`translate_db_error`, by SQLSTATE; it
+takes SQLAlchemy's wrapped errors and asyncpg's own (from COPY and other driver-level calls).
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 __all__ = [
+    "RETRYABLE_SQLSTATES",
     "AlreadyExistsError",
     "BlogdataError",
     "ConfigurationError",
@@ -29,7 +36,14 @@ __all__ = [
     "QueryError",
     "RelatedRowMissingError",
     "StatementTimeoutError",
+    "sqlstate_of",
+    "translate_db_error",
 ]
+
+#: Serialization failure and deadlock: the whole unit of work may be run again.
+RETRYABLE_SQLSTATES: frozenset[str] = frozenset({"40001", "40P01"})
+
+_KEY_RE = re.compile(r"Key \(([^)]*)\)=")
 
 
 class BlogdataError(Exception):
@@ -82,3 +96,89 @@ class PoolExhaustedError(DatabaseUnavailableError):
 
 class StatementTimeoutError(QueryError):
     """A statement ran longer than ``statement_timeout``; the transaction must be rolled back."""
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """Return asyncpg's exception behind a SQLAlchemy one (or ``exc`` itself)."""
+    orig: BaseException | None = getattr(exc, "orig", None)
+    if orig is None:
+        return exc
+    return orig.__cause__ if orig.__cause__ is not None else orig
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the PostgreSQL SQLSTATE behind a SQLAlchemy, asyncpg or ADBC error, or None."""
+    for candidate in (exc, getattr(exc, "orig", None), _driver_error(exc)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str) and state:
+            return state
+    return None
+
+
+def _server_words(exc: BaseException) -> str:
+    # ADBC appends the whole COPY statement after a blank line: keep the server's words only.
+    return str(_driver_error(exc)).split("\n\n", 1)[0].strip()
+
+
+def _columns(table: Any, constraint: str | None, detail: str) -> list[str]:
+    """Return the columns of ``constraint`` on ``table``, else those named in the detail."""
+    if table is not None and constraint:
+        for item in (*table.constraints, *table.indexes):
+            if item.name == constraint and hasattr(item, "columns"):
+                return [c.name for c in item.columns]
+    match = _KEY_RE.search(detail)
+    return [c.strip() for c in match.group(1).split(",")] if match else []
+
+
+def _referred(table: Any, constraint: str | None) -> str:
+    for fk in getattr(table, "foreign_key_constraints", ()):
+        if fk.name == constraint:
+            return str(fk.referred_table.name)
+    return "another table"
+
+
+def translate_db_error(
+    exc: BaseException, *, table: Any = None, doing: str = "the statement"
+) -> BlogdataError:
+    """Translate a database error into blogdata's tree by its SQLSTATE; raise it ``from exc``.
+
+    23505 gives ``AlreadyExistsError`` (``field`` from ``table``'s constraint, a SQLAlchemy
+    ``Table``, or the server's detail), 23503 ``RelatedRowMissingError``, 57014
+    ``StatementTimeoutError``, 40001/40P01 a ``QueryError`` saying to rerun the unit of work,
+    anything else a ``QueryError`` with the server's message and SQLSTATE. ``doing`` names the
+    operation in the message ("the query", "seeding" ...).
+    """
+    state = sqlstate_of(exc)
+    driver = _driver_error(exc)
+    said = _server_words(exc)
+    constraint = getattr(driver, "constraint_name", None)
+    table_name = getattr(driver, "table_name", None) or getattr(table, "name", "") or "the"
+    field = ", ".join(_columns(table, constraint, getattr(driver, "detail", None) or "")) or None
+    if state == "23505":
+        what = field or constraint or "this unique value"
+        return AlreadyExistsError(
+            f"a {table_name} row with this {what} already exists; "
+            f"choose another {what} or update the existing row",
+            field=field,
+        )
+    if state == "23503":
+        return RelatedRowMissingError(
+            f"{table_name}.{field or constraint} refers to a {_referred(table, constraint)} row "
+            "that does not exist; create that row first or fix the id"
+        )
+    if state == "57014":
+        return StatementTimeoutError(
+            f"{doing} was cancelled ({said}); roll back, then narrow the query or allow more time",
+            sqlstate=state,
+        )
+    if state in RETRYABLE_SQLSTATES:
+        return QueryError(
+            f"{doing} conflicted with a concurrent transaction ({said}); roll back and run the "
+            "whole unit of work again",
+            sqlstate=state,
+        )
+    hint = " (is the database migrated? run `blogdata migrate upgrade`)" if state == "42P01" else ""
+    return QueryError(
+        f"{doing} failed: {said}{hint} (SQLSTATE {state}); fix the statement and retry",
+        sqlstate=state,
+    )

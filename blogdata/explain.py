@@ -18,8 +18,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from blogdata.errors import InvalidInputError
-from blogdata.transactions import translate_error
+from blogdata.errors import InvalidInputError, translate_db_error
 
 __all__ = ["explain", "plan_indexes", "plan_nodes"]
 
@@ -65,7 +64,7 @@ async def explain(
         else:
             raw = (await db.execute(query)).scalar_one()
     except DBAPIError as exc:
-        raise translate_error(exc) from exc
+        raise translate_db_error(exc) from exc
     plans = json.loads(raw) if isinstance(raw, str) else raw
     plan: dict[str, Any] = plans[0]
     return plan

@@ -59,7 +59,7 @@ from blogdata._columns import (
     table_to_frame,
 )
 from blogdata._copy import copy_to_arrow
-from blogdata.errors import InvalidInputError, QueryError, StatementTimeoutError
+from blogdata.errors import BlogdataError, InvalidInputError, QueryError, translate_db_error
 
 __all__ = [
     "APPLICATION_NAME",
@@ -167,15 +167,9 @@ async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, 
     return conn, driver
 
 
-def _query_error(exc: Exception) -> QueryError:
+def _query_error(exc: Exception) -> BlogdataError:
     """Translate a driver error into ours, keeping the server's message and SQLSTATE."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    # ADBC appends the whole COPY statement after a blank line: keep the server's words only.
-    said = str(exc).split("\n\n", 1)[0].strip()
-    message = f"PostgreSQL rejected the query: {said} (SQLSTATE {sqlstate})"
-    if sqlstate == "57014":
-        return StatementTimeoutError(message, sqlstate=sqlstate)
-    return QueryError(message, sqlstate=sqlstate)
+    return translate_db_error(exc, doing="the query")
 
 
 def _check(stmt: object, dtype_backend: str) -> None:

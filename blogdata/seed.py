@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tqdm import tqdm
 
-from blogdata.errors import InvalidInputError, QueryError
+from blogdata.errors import BlogdataError, InvalidInputError, translate_db_error
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 
 __all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
@@ -392,13 +392,8 @@ async def _connection(target: Target) -> AsyncIterator[AsyncConnection]:
         )
 
 
-def _query_error(exc: Exception, doing: str) -> QueryError:
-    orig = getattr(exc, "orig", exc)
-    sqlstate = getattr(orig, "sqlstate", None)
-    hint = (
-        " (is the database migrated? run `blogdata migrate upgrade`)" if sqlstate == "42P01" else ""
-    )
-    return QueryError(f"{doing} failed: {orig}{hint}", sqlstate=sqlstate)
+def _query_error(exc: Exception, doing: str) -> BlogdataError:
+    return translate_db_error(exc, doing=doing)
 
 
 async def _nonempty_tables(conn: AsyncConnection) -> list[str]:

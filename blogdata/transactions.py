@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Generic, Literal, TypeVar
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from blogdata.crud import translate_db_error
 from blogdata.errors import (
+    RETRYABLE_SQLSTATES,
     AlreadyExistsError,
     BlogdataError,
     InsufficientFundsError,
@@ -44,29 +44,26 @@ from blogdata.errors import (
     NotFoundError,
     QueryError,
     RelatedRowMissingError,
-    StatementTimeoutError,
+    sqlstate_of,
+    translate_db_error,
 )
 from blogdata.models import Account, Base
 
 __all__ = [
-    "RETRYABLE_SQLSTATES",
     "BatchReport",
     "IsolationLevel",
     "RowFailure",
     "TransferResult",
     "insert_each_in_savepoint",
     "savepoint",
-    "sqlstate_of",
     "statement_timeout",
     "transfer_funds",
-    "translate_error",
 ]
 
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 _LEVELS: tuple[str, ...] = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 #: serialization_failure and deadlock_detected: the transaction may succeed if run again.
-RETRYABLE_SQLSTATES: frozenset[str] = frozenset({"40001", "40P01"})
 
 _CENT = Decimal("0.01")
 _MAX_AMOUNT = Decimal("9999999999.99")  # what Numeric(12, 2) can hold
@@ -86,42 +83,6 @@ class TransferResult:
     from_balance: Decimal
     to_balance: Decimal
     attempts: int = 1
-
-
-def sqlstate_of(exc: BaseException) -> str | None:
-    """Return the PostgreSQL SQLSTATE behind a SQLAlchemy/asyncpg error, or None."""
-    orig = getattr(exc, "orig", exc)
-    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return state if isinstance(state, str) else None
-
-
-def _server_message(exc: DBAPIError) -> str:
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    return text.split("\n", 1)[0].split(": ", 1)[-1]
-
-
-def translate_error(exc: DBAPIError, table: Table | None = None) -> BlogdataError:
-    """Translate a database error by SQLSTATE, including the transaction-level ones.
-
-    57014 (statement timeout or cancel) becomes ``StatementTimeoutError``; 40001 and 40P01
-    (serialization failure, deadlock) a ``QueryError`` telling the caller to run its unit of
-    work again; everything else goes through ``blogdata.crud.translate_db_error`` (23505
-    ``AlreadyExistsError``, 23503 ``RelatedRowMissingError``, else ``QueryError``).
-    """
-    state = sqlstate_of(exc)
-    if state == "57014":
-        return StatementTimeoutError(
-            f"the statement was cancelled ({_server_message(exc)}); roll back, then narrow the "
-            "query or allow more time",
-            sqlstate=state,
-        )
-    if state in RETRYABLE_SQLSTATES:
-        return QueryError(
-            f"the transaction conflicted with a concurrent one ({_server_message(exc)}); roll "
-            "back and run the whole unit of work again",
-            sqlstate=state,
-        )
-    return translate_db_error(exc, table)
 
 
 def _check_amount(amount: object) -> Decimal:
@@ -237,7 +198,7 @@ async def transfer_funds(
             async with db.begin_nested():
                 source, target = await _move(db, from_id, to_id, value)
         except DBAPIError as exc:
-            raise translate_error(exc) from exc
+            raise translate_db_error(exc) from exc
         return TransferResult(from_id, to_id, value, source.balance, target.balance)
 
     attempt = 0
@@ -255,7 +216,7 @@ async def transfer_funds(
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
                 await asyncio.sleep(_backoff(attempt))
                 continue
-            raise translate_error(exc) from exc
+            raise translate_db_error(exc) from exc
 
 
 @asynccontextmanager
@@ -269,7 +230,7 @@ async def savepoint(db: AsyncSession) -> AsyncIterator[AsyncSessionTransaction]:
         async with db.begin_nested() as nested:
             yield nested
     except DBAPIError as exc:
-        raise translate_error(exc) from exc
+        raise translate_db_error(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -330,5 +291,5 @@ async def statement_timeout(db: AsyncSession, seconds: float) -> AsyncIterator[N
     try:
         yield
     except DBAPIError as exc:
-        raise translate_error(exc) from exc
+        raise translate_db_error(exc) from exc
     await db.execute(select(func.set_config("statement_timeout", previous, True)))
