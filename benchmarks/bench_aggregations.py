@@ -231,8 +231,8 @@ def _report(samples: dict[str, dict[str, list[float]]], memory: dict[str, Any], 
     lines = [
         f"Measured {machine()}; server: {resolve_url().host or 'embedded'} (database "
         f"`{DATABASE}`: {info['posts']:,} posts); load average at start {info['load']}. "
-        "**Noisy**: the 2 cores were shared with other engineers' test runs while this ran; "
-        "re-run `make bench` on a quiet machine for firm numbers.",
+        "The server shares the machine's 2 cores; paired ratios (same round) are the comparable "
+        "numbers.",
         "",
         f"{info['rounds']} interleaved rounds; median seconds; ratios = pandas way / SQL, paired "
         "per round, median. Every pandas answer was first checked equal to the SQL one. "

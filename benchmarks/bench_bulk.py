@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -42,6 +43,10 @@ from blogdata.transactions import transfer_funds
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"
 COLUMNS = ("email", "username", "hashed_password", "full_name", "role", "created_at")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -234,8 +239,8 @@ async def main() -> None:
         "## Bulk inserts, transfers, hashing (`bench_bulk.py`)",
         "",
         f"Measured {machine()}; server: {where} "
-        f"(scratch database). **Noisy**: the 2 cores were shared with other engineers' test runs "
-        "while this ran; re-run with `make bench` on a quiet machine for firm numbers.",
+        f"(scratch database); load average at start {_load()}. The server shares the machine's "
+        "2 cores; paired ratios (same round) are the comparable numbers.",
         "",
         f"{heading}; {args.rounds} interleaved rounds after a warm-up",
         "",

@@ -293,9 +293,8 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, posts: int, l
         "every variant's connections, including the one `load_frame_new_connection` keeps, are "
         "open before the clock starts). Peak RSS is the child process's; RSS growth is that peak "
         "minus the RSS just before the load (psql runs as its own process: no RSS shown).",
-        f"Load average when the run started: {load}. Other engineers were running test suites "
-        "on the same 2 cores during this run, so absolute times are noisy; the paired ratios "
-        "(same round) are the comparable numbers.",
+        f"Load average when the run started: {load}. The server shares the machine's 2 cores; "
+        "the paired ratios (same round) are the comparable numbers.",
         "",
         "| variant | median s | min | max | vs adbc_to_pandas (paired) | peak RSS MB | "
         "RSS growth MB | views / content / created_at dtypes |",

@@ -112,9 +112,8 @@ def _report(samples: dict[str, list[dict[str, Any]]], rounds: int, load: str) ->
     floor = samples["copy_rebuild"]
     lines = [
         f"Measured {machine()}; server: {_url().host or 'embedded'} (database `{DATABASE}`); "
-        f"load average at start {load}. **Noisy**: the 2 cores were shared with other "
-        "engineers' test runs while this ran; re-run `make bench` on a quiet machine for firm "
-        "numbers.",
+        f"load average at start {load}. The server shares the machine's 2 cores; paired "
+        "ratios (same round) are the comparable numbers.",
         "",
         f"1,000,000 posts (50,000 users and accounts, 40 tags, ~1.79M post_tags); "
         f"{rounds} interleaved rounds, each run in a fresh child process; ratios paired per round.",
