@@ -102,6 +102,13 @@ TagName = Annotated[str, AfterValidator(normalize_tag_name)]
 TagList = Annotated[list[str], AfterValidator(_unique_tags)]
 
 
+def _reject_null(value: object) -> object:
+    """Refuse None in an update: leave the field out to keep it (the column is NOT NULL)."""
+    if value is None:
+        raise ValueError("leave the field out instead of setting it to null")
+    return value
+
+
 class _Schema(BaseModel):
     # Input values never appear in validation errors: they may be passwords.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -127,13 +134,7 @@ class UserUpdate(_Schema):
     role: Role | None = None
     is_active: bool | None = None
 
-    @field_validator("email", "username", "password", "role", "is_active")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Leave a field out to keep it; None would mean "erase", which these columns forbid.
-        if value is None:
-            raise ValueError("leave the field out instead of setting it to null")
-        return value
+    _not_null = field_validator("email", "username", "password", "role", "is_active")(_reject_null)
 
 
 class UserRead(BaseModel):
@@ -170,12 +171,7 @@ class PostUpdate(_Schema):
     tags: TagList | None = None
     published_at: AwareDatetime | None = None
 
-    @field_validator("title", "tags")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("leave the field out instead of setting it to null")
-        return value
+    _not_null = field_validator("title", "tags")(_reject_null)
 
 
 class PostRead(BaseModel):
