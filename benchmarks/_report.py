@@ -48,6 +48,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for the report's header."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def median(values: Sequence[float]) -> float:
     """The median of ``values``."""
     return statistics.median(values)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _report import machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
+from _report import load_average, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
 from bench_loaders import DATABASE, ensure_database  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -290,7 +289,7 @@ def main() -> None:
         return
     posts = asyncio.run(ensure_database())
     print(f"{posts:,} posts in {DATABASE}", flush=True)
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     memory = {way: _memory(way) for way in WAYS}  # first: children inherit nothing heavy
     samples = asyncio.run(bench(args.rounds))
     body = _report(samples, memory, posts=posts, load=load, rounds=args.rounds)

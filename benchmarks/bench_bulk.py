@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -27,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from _report import machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
+from _report import load_average, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,10 +42,6 @@ from blogdata.transactions import transfer_funds
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"
 COLUMNS = ("email", "username", "hashed_password", "full_name", "role", "created_at")
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -239,8 +234,8 @@ async def main() -> None:
         "## Bulk inserts, transfers, hashing (`bench_bulk.py`)",
         "",
         f"Measured {machine()}; server: {where} "
-        f"(scratch database); load average at start {_load()}. The server shares the machine's "
-        "2 cores; paired ratios (same round) are the comparable numbers.",
+        f"(scratch database); load average at start {load_average()}. The server shares the "
+        "machine's 2 cores; paired ratios (same round) are the comparable numbers.",
         "",
         f"{heading}; {args.rounds} interleaved rounds after a warm-up",
         "",

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _report import interleaved, machine, median, write_section  # type: ignore[import-not-found]
+from _report import interleaved, load_average, machine, median, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
@@ -383,7 +383,7 @@ def main() -> None:
     if args.prepare:
         return
     variants = [v for v in args.only.split(",") if v] or VARIANTS
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     _measure("blogdata_default")  # warm the server's cache
     samples = interleaved(variants, args.rounds, _measure)
     body = _report(samples, args.rounds, posts, load)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine, median, write_section  # noqa: E402
+from _report import load_average, machine, median, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EACH_BUDGET_S = 20.0
@@ -26,7 +26,7 @@ TOTAL_BUDGET_S = 120.0
 
 
 #: Load average when the script started (the machine is shared with the server).
-LOAD = " ".join(f"{x:.1f}" for x in os.getloadavg())
+LOAD = load_average()
 
 
 def _execute_module():  # notebooks/execute.py is a script, not a package module

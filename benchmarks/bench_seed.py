@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _report import interleaved, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
+from _report import interleaved, load_average, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
@@ -167,7 +167,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(_child(args.child))))
         return
     asyncio.run(prepare())
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    load = load_average()
     samples = interleaved(VARIANTS, args.rounds, _measure)
     body = _report(samples, args.rounds, load)
     print(body)
