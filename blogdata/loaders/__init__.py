@@ -45,7 +45,8 @@ driver's answer, and the one taken is ``frame.attrs["blogdata.route"]`` (and a D
   the session's snapshot. Only when the session has no writes in its transaction, no temporary
   tables, the same role and the same settings that shape results (a fingerprint of ``pg_settings``
   compared with the ADBC connection's), every column has a type ADBC maps exactly, and every
-  bound value has a literal form. Any failure there falls back: the read is read-only.
+  bound value has a literal form; ``"auto"`` takes it only for results the planner expects to be
+  large (8 MB or more), where it is fastest. Any failure there falls back: the read is read-only.
 - ``"copy"``: ``COPY (query) TO STDOUT (FORMAT csv)`` on the session's own connection (so it
   sees the session's uncommitted writes), parsed by pyarrow in a thread while it streams. Only
   when the values have literal forms, ``standard_conforming_strings`` is on, dates and times are
@@ -320,6 +321,22 @@ async def _describe(guard: _Guard, query: CompiledQuery, backend: str, state: _S
     return _Plan(query, prepared, columns, literal, why_not)
 
 
+#: Results the planner expects to be smaller than this read faster on the session's connection
+#: than through a thread and a second connection. Either route gives the same frame.
+_ADBC_MIN_BYTES = 8 << 20
+
+
+async def _small(guard: _Guard, plan: _Plan) -> bool:
+    """Whether the planner expects a result too small for the ADBC route to pay off."""
+    try:
+        async with guard.savepoint():
+            explained = await plan.prepared.explain(*plan.query.args)
+        top = explained[0]["Plan"]
+        return float(top["Plan Rows"]) * float(top["Plan Width"]) < _ADBC_MIN_BYTES
+    except (BlogdataError, LookupError, TypeError, ValueError):
+        return True
+
+
 async def _checked_literal(guard: _Guard, literal: str, attributes: Sequence[Any]) -> str | None:
     """Return ``literal`` if it prepares as one statement with the same column types, else None."""
     try:
@@ -497,6 +514,8 @@ async def load_frame(
     guard = _Guard(conn, driver)
     state = await guard.read(_state(driver))
     plan = await _describe(guard, query, dtype_backend, state)
+    if route == "auto" and "adbc" not in plan.why_not and await _small(guard, plan):
+        plan.why_not["adbc"] = "the planner expects a small result, read faster on the session"
     chosen = _choose(route, plan, stream=False)
     if chosen == "adbc":
         frame = await _load_adbc(guard, plan, state, dtype_backend)
