@@ -70,11 +70,11 @@ from blogdata.frames import (
 )
 from blogdata.loaders import (
     APPLICATION_NAME,
-    DtypeBackend,
-    Statement,
     ROUTE_ATTR,
+    DtypeBackend,
     Route,
     RouteUnavailableError,
+    Statement,
     close_idle_connections,
     load_frame,
     stream_frames,
@@ -214,3 +214,10 @@ __all__ = [
     "users_frame",
     "verify_password",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """Register the ``%sql`` and ``%%sql`` magics: ``%load_ext blogdata``."""
+    from blogdata.magic import SqlMagics
+
+    ipython.register_magics(SqlMagics)  # type: ignore[attr-defined]
