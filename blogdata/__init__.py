@@ -44,7 +44,7 @@ from blogdata.frames import posts_frame, tags_frame, users_frame
 from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import Account, Post, Tag, User, post_tags
 from blogdata.schemas import PostCreate, PostUpdate, UserCreate, UserUpdate
-from blogdata.transactions import savepoint, transfer_funds
+from blogdata.transactions import run_transaction, savepoint, transfer_funds
 
 __all__ = [
     "Account",
@@ -79,6 +79,7 @@ __all__ = [
     "posts_per_month",
     "posts_per_tag",
     "queries",
+    "run_transaction",
     "savepoint",
     "session_scope",
     "stream_frames",

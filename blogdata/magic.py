@@ -2,8 +2,8 @@
 
 A line or a cell of SQL runs through :func:`blogdata.loaders.load_frame` on the notebook's
 database: the engine given to :func:`use_engine`, else the one the latest
-``blogdata.notebook.connect`` opened, else the configured one (``BLOGDATA_DATABASE_URL``, else
-the embedded server). Each run is one unit of work, committed
+``blogdata.notebook.open_database`` or ``tutorial_database`` opened, else the configured one
+(``BLOGDATA_DATABASE_URL``, else the embedded server). Each run is one unit of work, committed
 when it succeeds (so ``%sql UPDATE ...`` sticks) and rolled back when it fails::
 
     df = %sql SELECT title, views FROM posts WHERE views > :least

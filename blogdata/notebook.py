@@ -1,9 +1,15 @@
-"""Jupyter helpers: a fresh database per notebook, ``show_sql``, ``run`` and the statement counter.
+"""Jupyter helpers: open a database, make a tutorial's own, ``show_sql``, ``run``, a counter.
 
-``await connect("01-engine-and-sessions")`` drops and recreates the database
-``nb_01_engine_and_sessions`` on the configured server (``BLOGDATA_DATABASE_URL``, else the
-embedded one), migrates it with Alembic and seeds it deterministically, so a notebook never sees
-another's leftovers and gives the same outputs on every run, in any order, in parallel.
+Two ways to get a database, named for what they do:
+
+- ``await open_database()`` opens an existing database for analysis (the configured one, or the
+  URL given) and never drops, migrates or seeds anything;
+- ``await tutorial_database("01-engine-and-sessions")`` drops and recreates the database
+  ``nb_01_engine_and_sessions`` on the configured server (``BLOGDATA_DATABASE_URL``, else the
+  embedded one), migrates it with Alembic and seeds it deterministically, so a tutorial never sees
+  another's leftovers and gives the same outputs on every run, in any order, in parallel.
+
+Either is where ``%sql`` then runs. Both entry points own their transactions (the seed commits).
 
 Notebooks ``await`` at top level; ``run`` is only for code that cannot (a sync function that must
 call async code). It applies nest-asyncio2 to the running loop on its first call, never on import.
@@ -39,7 +45,8 @@ from blogdata.errors import InvalidInputError
 
 __all__ = [
     "Notebook",
-    "connect",
+    "open_database",
+    "tutorial_database",
     "count_statements",
     "database_name",
     "echo_sql",
@@ -91,9 +98,19 @@ class Notebook:
     engine: AsyncEngine = field(repr=False)
     sessions: async_sessionmaker[AsyncSession] = field(repr=False)
     url: str = field(repr=False)
+    made_here: bool = field(default=True, repr=False)  # False: opened, someone else's data
 
     async def close(self, *, drop: bool = False) -> None:
-        """Close the engine's connections; with ``drop=True`` also drop the database."""
+        """Close the engine's connections; with ``drop=True`` also drop a tutorial's database.
+
+        Raises:
+            InvalidInputError: ``drop=True`` on a database ``open_database`` opened.
+        """
+        if drop and not self.made_here:
+            raise InvalidInputError(
+                f"{self.database} was opened for analysis, not made by tutorial_database; "
+                "blogdata never drops it (close() without drop=True closes the connections)"
+            )
         await self.engine.dispose()
         if _open.get(self.name) is self:
             del _open[self.name]
@@ -116,8 +133,38 @@ async def _recreate(url: URL, database: str, *, create: bool = True) -> None:
         await admin.dispose()
 
 
-async def connect(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
-    """Give notebook ``name`` a fresh database: dropped, recreated, migrated and seeded.
+async def open_database(url: str | URL | None = None) -> Notebook:
+    """Open an existing database for analysis; nothing is dropped, migrated or seeded.
+
+    ``url`` defaults to the configured one (``BLOGDATA_DATABASE_URL``, else the embedded server).
+    The server is asked ``SELECT 1`` first, so a wrong URL fails here, with a blogdata error.
+    """
+    resolved = resolve_url(url)
+    engine = create_engine(resolved)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except BaseException:
+        await engine.dispose()
+        raise
+    database = resolved.database or "postgres"
+    previous = _open.pop(database, None)
+    if previous is not None:
+        await previous.engine.dispose()
+    notebook = Notebook(
+        name=database,
+        database=database,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        url=resolved.render_as_string(hide_password=True),
+        made_here=False,
+    )
+    _open[database] = notebook
+    return notebook
+
+
+async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
+    """Give tutorial notebook ``name`` a fresh database: dropped, recreated, migrated, seeded.
 
     Args:
         name: the notebook's name, e.g. ``"01-engine-and-sessions"``; the database is

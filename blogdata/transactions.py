@@ -1,24 +1,20 @@
-"""Money transfers that hold under concurrency, savepoints, statement timeouts, and retries.
+"""Money transfers that hold under concurrency, the unit-of-work runner, savepoints, timeouts.
 
-How ``transfer_funds`` treats the transaction (the guide's version fails on a session that has
-already run a statement, with "A transaction is already begun on this Session."):
+**Operations never commit; entry points own transactions.** ``transfer_funds`` always runs in a
+SAVEPOINT of the caller's transaction (a fresh session autobegins one) and never commits: the
+caller's unit of work commits or rolls back the transfer together with its own work, and a
+failed transfer rolls back its savepoint only. (The guide's version wraps itself in
+``async with db.begin()``, which fails on a session that has already run a statement, and
+commits work the caller may not want committed.)
 
-* **The caller has a transaction open** (any earlier statement autobegan one, or the caller is
-  inside ``async with db.begin()``), or has pending changes (``db.add`` not yet flushed): the
-  transfer runs in a SAVEPOINT inside that transaction and never commits. The caller's unit
-  of work commits or rolls back the transfer together with its own work. A failed transfer
-  rolls back its savepoint only; the caller's transaction stays usable.
-* **The session is idle** (a fresh session, or right after a commit or rollback, with nothing
-  pending): the transfer owns the
-  transaction and commits it before returning, like the guide's ``async with db.begin()``.
-
-Only in the second case can blogdata choose the isolation level and retry: a serialization
-failure or deadlock (SQLSTATE 40001, 40P01) aborts the whole transaction, so only the code that
-began it can run it again (by default up to 12 times, after a random wait under a ceiling that
-doubles from 0.02 s to 2 s: exponential backoff with full jitter, which spreads a crowd of
-conflicting transfers out instead of letting them collide again together). Inside a caller's
-transaction these errors are raised as ``QueryError`` for the caller to retry its whole unit of
-work.
+``run_transaction(sessions, fn)`` is the unit of work: it opens a session, begins (at the
+isolation level asked for), awaits ``fn(session)``, commits, and when the database reports a
+serialization failure or deadlock (SQLSTATE 40001, 40P01; ``RetryableConflictError``) runs the
+whole unit again on a fresh session, by default up to 12 times, after a random wait under a
+ceiling that doubles from 0.02 s to 2 s: exponential backoff with full jitter, which spreads a
+crowd of conflicting transactions out instead of letting them collide again together. Only the
+code that began a transaction can run it again, so inside a caller's own transaction these
+errors are raised for the caller to retry its whole unit of work.
 
 Arguments are checked before any SQL (``InvalidInputError`` naming the argument): ids within
 PostgreSQL ``integer``, amounts finite, positive, in cents and within ``Numeric(12, 2)``, timeouts
@@ -33,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -41,7 +37,12 @@ from typing import Generic, Literal, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    AsyncSessionTransaction,
+    async_sessionmaker,
+)
 
 from blogdata._checks import check_count, check_id, check_seconds, check_text
 from blogdata.errors import (
@@ -53,17 +54,20 @@ from blogdata.errors import (
     NotFoundError,
     QueryError,
     RelatedRowMissingError,
+    RetryableConflictError,
     sqlstate_of,
     translate_db_error,
 )
 from blogdata.models import Account, Base
 
 __all__ = [
+    "DEFAULT_RETRIES",
     "BatchReport",
     "IsolationLevel",
     "RowFailure",
     "TransferResult",
     "insert_each_in_savepoint",
+    "run_transaction",
     "savepoint",
     "statement_timeout",
     "transfer_funds",
@@ -99,7 +103,6 @@ class TransferResult:
     amount: Decimal
     from_balance: Decimal
     to_balance: Decimal
-    attempts: int = 1
 
 
 def _check_amount(amount: object) -> Decimal:
@@ -183,70 +186,80 @@ def _backoff(attempt: int) -> float:
 
 
 async def transfer_funds(
-    db: AsyncSession,
-    from_id: int,
-    to_id: int,
-    amount: Decimal,
-    *,
-    isolation_level: IsolationLevel | None = None,
-    retries: int = DEFAULT_RETRIES,
+    db: AsyncSession, from_id: int, to_id: int, amount: Decimal
 ) -> TransferResult:
-    """Move ``amount`` from one account to another, atomically and safely under concurrency.
+    """Move ``amount`` from one account to another in a SAVEPOINT; never commit.
 
-    Runs in a savepoint of the caller's transaction if one is open (no commit), else in its
-    own transaction, which it commits (see the module docstring).
+    Both rows are locked in id order (``SELECT ... FOR UPDATE``), so concurrent transfers cannot
+    lose updates and opposite ones cannot deadlock. The caller's unit of work commits: wrap it
+    in ``run_transaction`` to commit and retry on serialization failures, or commit yourself.
 
     Args:
         db: the session.
         from_id: the account that pays.
         to_id: the account that receives.
         amount: a positive Decimal (int or numeric str accepted) with at most 2 decimal places.
-        isolation_level: for a transaction the transfer owns; refused inside a caller's one.
-        retries: how many times (0 to 100) to run the transfer again after SQLSTATE
-            40001/40P01, waiting a random time up to a ceiling that doubles from 0.02 s to 2 s
-            (full jitter); only when the transfer owns the transaction.
 
     Raises:
         InvalidInputError: bad amount or ids (checked before any lock is taken).
         NotFoundError: an account does not exist.
         InsufficientFundsError: the payer holds less than ``amount``; nothing changed.
-        QueryError: the database refused (e.g. a serialization failure after all retries).
+        RetryableConflictError: a serialization failure or deadlock; rerun the unit of work.
+        QueryError: the database refused otherwise.
     """
     value = _check_amount(amount)
     _check_ids(from_id, to_id)
+    try:
+        async with db.begin_nested():
+            source, target = await _move(db, from_id, to_id, value)
+    except DBAPIError as exc:
+        raise translate_db_error(exc) from exc
+    return TransferResult(from_id, to_id, value, source.balance, target.balance)
+
+
+T = TypeVar("T")
+
+
+async def run_transaction(
+    sessions: async_sessionmaker[AsyncSession] | AsyncEngine | None,
+    fn: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    isolation_level: IsolationLevel | None = None,
+    retries: int = DEFAULT_RETRIES,
+) -> T:
+    """Run ``fn(session)`` as one unit of work: begin, commit; rerun it all on 40001/40P01.
+
+    Args:
+        sessions: a session factory, an engine, or None for the default engine.
+        fn: the unit of work; it may run several times, so keep side effects outside it.
+        isolation_level: ``"READ COMMITTED"``, ``"REPEATABLE READ"`` or ``"SERIALIZABLE"``.
+        retries: how many times (0 to 100) to run the unit again after a serialization failure
+            or deadlock, each after a random wait under a ceiling doubling from 0.02 s to 2 s.
+
+    Raises:
+        RetryableConflictError: still conflicting after ``retries`` reruns.
+        BlogdataError: whatever ``fn`` raised (nothing is committed then).
+    """
     check_count(retries, "retries", maximum=MAX_RETRIES)
     if isolation_level is not None and isolation_level not in _LEVELS:
         raise InvalidInputError(
             f"isolation_level must be one of {_LEVELS}, got {isolation_level!r}"
         )
+    if isinstance(sessions, async_sessionmaker):
+        factory = sessions
+    else:
+        from blogdata.database import create_sessionmaker, get_engine
 
-    # Pending changes count as work in progress: never commit them behind the caller's back.
-    if db.in_transaction() or db.new or db.dirty or db.deleted:
-        if isolation_level is not None:
-            raise InvalidInputError(
-                "isolation_level can only be chosen when transfer_funds owns the transaction, "
-                "but this session already has one open: commit or roll back first, or set the "
-                "level when you begin your own transaction"
-            )
-        try:
-            async with db.begin_nested():
-                source, target = await _move(db, from_id, to_id, value)
-        except DBAPIError as exc:
-            raise translate_db_error(exc) from exc
-        return TransferResult(from_id, to_id, value, source.balance, target.balance)
-
+        factory = create_sessionmaker(sessions if sessions is not None else get_engine())
     attempt = 0
     while True:
         attempt += 1
         try:
-            async with db.begin():
+            async with factory() as db, db.begin():
                 if isolation_level is not None:
                     await db.connection(execution_options={"isolation_level": isolation_level})
-                source, target = await _move(db, from_id, to_id, value)
-            return TransferResult(
-                from_id, to_id, value, source.balance, target.balance, attempts=attempt
-            )
-        except DBAPIError as exc:
+                return await fn(db)
+        except (DBAPIError, RetryableConflictError) as exc:
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
                 await asyncio.sleep(_backoff(attempt))
                 continue

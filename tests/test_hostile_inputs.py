@@ -10,6 +10,7 @@ exception, and afterwards the session still answers ``SELECT 1``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import math
 from collections.abc import Awaitable, Callable
@@ -23,10 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from blogdata import aggregations, bulk, crud, frames, loaders, queries, transactions
 from blogdata.crud import CRUDBase
+from blogdata.describe import describe as describe_table
 from blogdata.errors import BlogdataError, InvalidInputError
 from blogdata.models import Account, Post, Tag, User
 from blogdata.schemas import PostCreate, TagCreate, UserCreate
@@ -317,6 +319,7 @@ AMOUNTS = hostile(st.one_of(decimals, ints, texts, floats))
 DURATIONS = hostile(st.one_of(floats, ints, decimals))
 DATETIMES = hostile(datetimes)
 LOADING = hostile(st.one_of(st.sampled_from(["lazy", "selectin", "joined"]), texts))
+ROUTES = hostile(st.one_of(st.sampled_from(["auto", "adbc", "copy", "rows"]), texts))
 BACKENDS = hostile(st.one_of(st.sampled_from(["numpy_nullable", "pyarrow"]), texts))
 MODELS = st.sampled_from([User, Post, Tag, Account])  # model arguments are classes, not data
 
@@ -479,10 +482,11 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "queries.count_statements": _statement_count,
     # transactions
     "transactions.transfer_funds": lambda db, d: transactions.transfer_funds(
-        db,
-        d(IDS),
-        d(IDS),
-        d(AMOUNTS),
+        db, d(IDS), d(IDS), d(AMOUNTS)
+    ),
+    "transactions.run_transaction": lambda db, d: transactions.run_transaction(
+        async_sessionmaker(bind=db.bind, join_transaction_mode="create_savepoint"),
+        lambda inner: transactions.transfer_funds(inner, d(IDS), d(IDS), d(AMOUNTS)),
         isolation_level=d(st.one_of(st.none(), texts)),
         retries=d(COUNTS),
     ),
@@ -532,13 +536,12 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "frames.tags_frame": lambda db, d: frames.tags_frame(db),
     # loaders: hostile chunk sizes and dtype backends on fixed statements
     "loaders.load_frame": lambda db, d: loaders.load_frame(
-        db, select(User.id, User.email), dtype_backend=d(BACKENDS)
+        db, select(User.id, User.email), dtype_backend=d(BACKENDS), route=d(ROUTES)
     ),
     "loaders.stream_frames": _stream,
-    "loaders.load_frame_new_connection": lambda db, d: loaders.load_frame_new_connection(
-        db, select(User.id, User.email), dtype_backend=d(BACKENDS)
-    ),
-    "loaders.close_kept_connections": lambda db, d: _value(loaders.close_kept_connections()),
+    "loaders.close_idle_connections": lambda db, d: _value(loaders.close_idle_connections()),
+    # describe: a table name is only ever a value
+    "describe.describe": lambda db, d: describe_table(db, d(st.one_of(st.none(), texts))),
 }
 
 MODULES: dict[str, ModuleType] = {
@@ -548,6 +551,7 @@ MODULES: dict[str, ModuleType] = {
     "aggregations": aggregations,
     "frames": frames,
     "loaders": loaders,
+    "describe": importlib.import_module("blogdata.describe"),  # the package's name is the function
 }
 
 

@@ -15,18 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata import migrate
 from blogdata.database import create_engine
-from blogdata.errors import InvalidInputError
+from blogdata.errors import BlogdataError, InvalidInputError
 from blogdata.models import Post, Tag, User
 from blogdata.notebook import (
     Notebook,
-    connect,
     count_statements,
     database_name,
     echo_sql,
+    open_database,
     render_sql,
     show_sql,
+    tutorial_database,
 )
-from tests.conftest import drop_database
+from tests.conftest import create_database, drop_database
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def test_connect_gives_a_migrated_empty_database_named_after_the_notebook(
     notebook_names: Callable[[], str],
 ) -> None:
     name = notebook_names()
-    nb = await connect(name, seed=None)
+    nb = await tutorial_database(name, seed=None)
     try:
         assert nb.database == "nb_" + name.replace("-", "_")
         assert nb.engine.url.database == nb.database
@@ -70,12 +71,12 @@ async def test_connect_again_starts_from_a_fresh_database(
     notebook_names: Callable[[], str],
 ) -> None:
     name = notebook_names()
-    first = await connect(name, seed=None)
+    first = await tutorial_database(name, seed=None)
     async with first.sessions() as session:
         session.add(Tag(name="leftover"))
         await session.commit()
     # The first notebook still holds pooled connections: the drop must not wait for them.
-    second = await connect(name, seed=None)
+    second = await tutorial_database(name, seed=None)
     try:
         assert await _count(second, "tags") == 0
     finally:
@@ -85,8 +86,8 @@ async def test_connect_again_starts_from_a_fresh_database(
 async def test_two_notebooks_do_not_see_each_others_rows(
     notebook_names: Callable[[], str],
 ) -> None:
-    one = await connect(notebook_names(), seed=None)
-    two = await connect(notebook_names(), seed=None)
+    one = await tutorial_database(notebook_names(), seed=None)
+    two = await tutorial_database(notebook_names(), seed=None)
     try:
         async with one.sessions() as session:
             session.add(Tag(name="only-in-one"))
@@ -103,7 +104,7 @@ async def test_connect_seeds_the_same_data_every_time(
     name = notebook_names()
     snapshots = []
     for _ in range(2):
-        nb = await connect(name, scale=0.1)
+        nb = await tutorial_database(name, scale=0.1)
         try:
             async with nb.sessions() as session:
                 users = (
@@ -129,7 +130,7 @@ async def test_connect_seeds_the_same_data_every_time(
 async def test_the_seed_argument_changes_the_data(notebook_names: Callable[[], str]) -> None:
     emails = []
     for seed in (1, 2):
-        nb = await connect(notebook_names(), seed=seed, scale=0.05)
+        nb = await tutorial_database(notebook_names(), seed=seed, scale=0.05)
         try:
             async with nb.sessions() as session:
                 emails.append((await session.scalars(select(User.email).order_by(User.id))).all())
@@ -141,7 +142,7 @@ async def test_the_seed_argument_changes_the_data(notebook_names: Callable[[], s
 async def test_close_with_drop_removes_the_database(
     notebook_names: Callable[[], str], server_url: URL
 ) -> None:
-    nb = await connect(notebook_names(), seed=None)
+    nb = await tutorial_database(notebook_names(), seed=None)
     await nb.close(drop=True)
     admin = create_engine(server_url, poolclass=NullPool)
     try:
@@ -171,26 +172,26 @@ async def test_close_with_drop_removes_the_database(
 )
 async def test_connect_rejects_a_name_that_is_not_a_safe_identifier(name: str) -> None:
     with pytest.raises(InvalidInputError, match="notebook name"):
-        await connect(name, seed=None)
+        await tutorial_database(name, seed=None)
 
 
 @pytest.mark.parametrize("scale", [0, -1.0, float("nan")], ids=["zero", "negative", "nan"])
 async def test_connect_rejects_a_scale_that_is_not_positive(scale: float) -> None:
     with pytest.raises(InvalidInputError, match="scale"):
-        await connect("test-bad-scale", scale=scale)
+        await tutorial_database("test-bad-scale", scale=scale)
 
 
 async def test_a_name_with_underscores_is_refused_and_leaves_the_dashed_notebook_alive(
     notebook_names: Callable[[], str],
 ) -> None:
     dashed = notebook_names() + "-q1"  # e.g. "test-1a2b-q1" uses nb_test_1a2b_q1
-    nb = await connect(dashed, seed=None)
+    nb = await tutorial_database(dashed, seed=None)
     try:
         async with nb.engine.begin() as conn:
             await conn.execute(text("INSERT INTO tags (name) VALUES ('kept')"))
         underscored = dashed.replace("-", "_")
         with pytest.raises(InvalidInputError, match=f'write it with "-" instead .*{dashed}'):
-            await connect(underscored, seed=None)
+            await tutorial_database(underscored, seed=None)
         assert await _count(nb, "tags") == 1  # its database was not dropped behind its back
     finally:
         await nb.close(drop=True)
@@ -346,3 +347,43 @@ async def test_count_statements_is_reexported_and_counts_on_the_engine(engine: A
             await conn.execute(select(Post.id).limit(1))
     assert counter.count == 2
     assert any("FROM posts" in statement for statement in counter.statements)
+
+
+async def test_open_database_reads_what_is_there_and_never_drops_migrates_or_seeds(
+    server_url: URL,
+) -> None:
+    name = f"analysis_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    try:
+        seeder = create_engine(url, poolclass=NullPool)
+        async with seeder.begin() as conn:
+            await conn.execute(text("CREATE TABLE findings (n int)"))
+            await conn.execute(text("INSERT INTO findings VALUES (42)"))
+        await seeder.dispose()
+        nb = await open_database(url)
+        try:
+            assert nb.database == name and "findings" in repr(await _tables(nb))
+            async with nb.sessions() as db:
+                assert await db.scalar(text("SELECT n FROM findings")) == 42
+                assert await db.scalar(text("SELECT to_regclass('alembic_version')")) is None
+            with pytest.raises(InvalidInputError, match="never drops"):
+                await nb.close(drop=True)
+        finally:
+            await nb.close()
+        again = await open_database(url)  # still there, untouched
+        async with again.sessions() as db:
+            assert await db.scalar(text("SELECT count(*) FROM findings")) == 1
+        await again.close()
+    finally:
+        await drop_database(server_url, name)
+
+
+async def _tables(nb: Notebook) -> list[str]:
+    async with nb.sessions() as db:
+        rows = await db.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+        return [r[0] for r in rows]
+
+
+async def test_open_database_on_a_missing_database_is_one_blogdata_error(server_url: URL) -> None:
+    with pytest.raises(BlogdataError):
+        await open_database(server_url.set(database=f"missing_{uuid.uuid4().hex[:8]}"))

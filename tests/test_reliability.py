@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata import embedded
 from blogdata.database import create_engine, create_sessionmaker, session_scope
@@ -27,11 +27,17 @@ from blogdata.errors import (
     RETRYABLE_SQLSTATES,
     InsufficientFundsError,
     QueryError,
+    RetryableConflictError,
     StatementTimeoutError,
 )
 from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.models import Account, User
-from blogdata.transactions import IsolationLevel, statement_timeout, transfer_funds
+from blogdata.transactions import (
+    IsolationLevel,
+    run_transaction,
+    statement_timeout,
+    transfer_funds,
+)
 
 ACCOUNTS = 10
 OPENING = Decimal("1000.00")
@@ -104,6 +110,7 @@ async def test_concurrent_transfers_conserve_money_and_never_deadlock(
             for payer, payee, amount in plan:
                 try:
                     await transfer_funds(db, payer, payee, amount)
+                    await db.commit()
                 except InsufficientFundsError:
                     rejected += 1
                 else:
@@ -164,13 +171,16 @@ async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retri
 
         async def transfer(index: int) -> bool:
             pair = (payer, payee) if index % 2 else (payee, payer)
-            async with sessions() as db:
-                try:
-                    await transfer_funds(db, *pair, Decimal("1.25"), isolation_level=level)
-                except QueryError as exc:
-                    assert exc.sqlstate in RETRYABLE_SQLSTATES, exc
-                    return False
-                return True
+            try:
+                await run_transaction(
+                    sessions,
+                    lambda db: transfer_funds(db, *pair, Decimal("1.25")),
+                    isolation_level=level,
+                )
+            except QueryError as exc:
+                assert exc.sqlstate in RETRYABLE_SQLSTATES, exc
+                return False
+            return True
 
         async with asyncio.timeout(120):
             outcomes = await asyncio.gather(*(transfer(i) for i in range(HOT_SPOT_TRANSFERS)))
@@ -188,7 +198,7 @@ async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retri
         await engine.dispose()
 
 
-async def test_a_serialization_failure_is_retried_when_the_transfer_owns_the_transaction(
+async def test_run_transaction_reruns_the_whole_unit_after_a_serialization_failure(
     engine: AsyncEngine,
 ) -> None:
     payer, payee = (await _open_accounts(engine))[:2]
@@ -198,12 +208,15 @@ async def test_a_serialization_failure_is_retried_when_the_transfer_owns_the_tra
             text("UPDATE accounts SET balance = balance + 1 WHERE id = :id"), {"id": payer}
         )
 
+        runs = []
+
+        async def unit(db: AsyncSession) -> None:
+            runs.append(1)
+            await transfer_funds(db, payer, payee, Decimal("10.00"))
+
         async def transfer() -> int:
-            async with sessions() as db:
-                result = await transfer_funds(
-                    db, payer, payee, Decimal("10.00"), isolation_level="REPEATABLE READ"
-                )
-                return result.attempts
+            await run_transaction(sessions, unit, isolation_level="REPEATABLE READ")
+            return len(runs)
 
         task = asyncio.create_task(transfer())
         await _wait_until_blocked(engine)
@@ -219,21 +232,25 @@ async def test_with_no_retries_left_the_serialization_failure_is_raised(
 ) -> None:
     payer, payee = (await _open_accounts(engine))[:2]
     sessions = create_sessionmaker(engine)
-    async with asyncio.timeout(30), engine.connect() as blocker, sessions() as db:
+    async with asyncio.timeout(30), engine.connect() as blocker:
         await blocker.execute(
             text("UPDATE accounts SET balance = balance + 1 WHERE id = :id"), {"id": payer}
         )
         task = asyncio.create_task(
-            transfer_funds(
-                db, payer, payee, Decimal("10.00"), isolation_level="SERIALIZABLE", retries=0
+            run_transaction(
+                sessions,
+                lambda db: transfer_funds(db, payer, payee, Decimal("10.00")),
+                isolation_level="SERIALIZABLE",
+                retries=0,
             )
         )
         await _wait_until_blocked(engine)
         await blocker.commit()
-        with pytest.raises(QueryError, match="run the whole unit of work again") as info:
+        with pytest.raises(
+            RetryableConflictError, match="run the whole unit of work again"
+        ) as info:
             await task
         assert info.value.sqlstate == "40001"
-        assert not db.in_transaction()  # its own transaction was rolled back
     balances = await _balances(engine)
     assert (balances[payer], balances[payee]) == (Decimal("1001.00"), Decimal("1000.00"))
 

@@ -167,6 +167,19 @@ def _literal(selectable: Selectable, dialect: Dialect) -> str | None:
     return str(compiler.string)
 
 
+def _refuse_unencodable(sql: str, args: tuple[Any, ...] | list[Any]) -> None:
+    """Refuse text UTF-8 cannot encode (a lone surrogate): the driver would drop the connection."""
+    for where, value in (("the statement", sql), *(("a bound value", a) for a in args)):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInputError(
+                    f"{where} holds a lone surrogate character (not valid UTF-8); PostgreSQL "
+                    "text cannot hold it: fix the string, e.g. s.encode('utf-8', 'replace')"
+                ) from None
+
+
 def compile_statement(stmt: object, dialect: Dialect) -> CompiledQuery:
     """Compile ``stmt`` for asyncpg (values stay parameters), and literally where that is safe."""
     selectable = as_selectable(stmt)
@@ -177,6 +190,7 @@ def compile_statement(stmt: object, dialect: Dialect) -> CompiledQuery:
     for name in compiled.positiontup or []:
         processor: Callable[[Any], Any] | None = processors.get(name)  # type: ignore[assignment]
         args.append(processor(params[name]) if processor is not None else params[name])
+    _refuse_unencodable(compiled.string, args)
     literal: str | None = compiled.string
     if args:
         try:
