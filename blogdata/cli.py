@@ -96,31 +96,40 @@ def db_stop() -> None:
     typer.echo("stopped" if embedded.stop() else "not running")
 
 
+def _answer(url: URL) -> str | None:
+    """Return the server's version, or None after printing why it does not answer."""
+    try:
+        return asyncio.run(_server_version(url))
+    except BlogdataError as exc:
+        typer.echo(f"not answering: {exc}")
+        return None
+
+
 @db_app.command("status")
 def db_status() -> None:
     """Say which server is configured and whether it answers (exit code 3 if it does not)."""
     configured = get_settings().url
     if configured is not None:
         shown = configured.render_as_string(hide_password=True)
-        try:
-            answer = asyncio.run(_server_version(configured))
-        except BlogdataError as exc:
-            typer.echo(f"configured: {shown} (BLOGDATA_DATABASE_URL); not answering: {exc}")
-            raise typer.Exit(3) from None
-        typer.echo(f"configured: {shown} (BLOGDATA_DATABASE_URL); answering: {answer}")
+        typer.echo(f"configured: {shown} (BLOGDATA_DATABASE_URL); ", nl=False)
+        answer = _answer(configured)
+        if answer is None:
+            raise typer.Exit(3)
+        typer.echo(f"answering: {answer}")
         return
+    typer.echo("configured: the embedded server (BLOGDATA_DATABASE_URL is unset); ", nl=False)
     server = embedded.status()
     if server is None:
         typer.echo(
-            "configured: the embedded server (BLOGDATA_DATABASE_URL is unset); not running "
-            f"(data directory {embedded.data_directory()}); start it with `blogdata db start`"
+            f"not running (data directory {embedded.data_directory()}); "
+            "start it with `blogdata db start`"
         )
         raise typer.Exit(3)
-    answer = asyncio.run(_server_version(server.url()))
-    typer.echo(
-        f"configured: the embedded server (BLOGDATA_DATABASE_URL is unset); running (pid "
-        f"{server.pid}), answering: {answer}; data in {server.pgdata}, log {server.log_file}"
-    )
+    typer.echo(f"running (pid {server.pid}), data in {server.pgdata}; ", nl=False)
+    answer = _answer(server.url())
+    if answer is None:
+        raise typer.Exit(3)
+    typer.echo(f"answering: {answer}")
 
 
 @db_app.command("url")
@@ -227,22 +236,25 @@ def demo_command(
     )
 
 
-def _wait_for(child: subprocess.Popen[bytes]) -> int:
-    """Wait until ``child`` exits by itself; Ctrl-C is its to handle, SIGTERM is passed on.
+def _run_until_exit(args: list[str], env: dict[str, str]) -> int:
+    """Run ``args`` until it exits by itself; Ctrl-C is its to handle, SIGTERM is passed on.
 
     Ctrl-C in a terminal reaches the whole foreground process group, so Jupyter gets it
     directly (and asks "Shut down this Jupyter server?"); this process only keeps waiting,
     however long Jupyter takes to shut its kernels down.
     """
+    started: list[subprocess.Popen[bytes]] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if signum != signal.SIGINT:
-            child.send_signal(signum)
+        if signum != signal.SIGINT and started:
+            started[0].send_signal(signum)
 
+    # Installed before the start (handlers are not inherited), so no Ctrl-C slips between.
     stops = [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)]
     previous = {signum: signal.signal(signum, on_signal) for signum in stops}
     try:
-        return child.wait()
+        started.append(subprocess.Popen(args, env=env))
+        return started[0].wait()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -280,7 +292,7 @@ def lab(
     args.extend(ctx.args)
     host = "localhost" if ip in ("", "0.0.0.0", "*") else f"[{ip}]" if ":" in ip else ip
     typer.echo(f"JupyterLab: http://{host}:{port}/lab?token={token} (Ctrl-C to stop)")
-    raise typer.Exit(_wait_for(subprocess.Popen(args, env=env)))
+    raise typer.Exit(_run_until_exit(args, env))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -46,7 +46,9 @@ def test_db_start_status_url_and_stop(own_home: Path, capsys: pytest.CaptureFixt
     assert main(["db", "start"]) == 0
     assert str(own_home) in capsys.readouterr().out
     assert main(["db", "status"]) == 0
-    assert "running (pid" in capsys.readouterr().out
+    status = capsys.readouterr().out
+    assert "the embedded server" in status and "running (pid" in status
+    assert "answering: PostgreSQL" in status
     assert main(["db", "url"]) == 0
     assert capsys.readouterr().out.startswith("postgresql+asyncpg://postgres@/postgres?host=")
     assert main(["db", "stop"]) == 0
