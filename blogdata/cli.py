@@ -1,24 +1,33 @@
 """The ``blogdata`` command: manage the embedded server, migrate, seed, and open the notebooks.
 
-Each command runs one ``asyncio.run``; a BlogdataError prints one line to stderr and exits 1.
+Each command runs one ``asyncio.run``. An expected failure (a BlogdataError, a database error, a
+file that cannot be written) prints one line, ``blogdata: error: <what failed>; <the fix>``, to
+stderr and exits 1; a usage error exits 2. ``--debug`` (or ``BLOGDATA_DEBUG=1``) also prints
+the traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import signal
 import subprocess
 import sys
+import traceback
+from importlib.metadata import version
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import NullPool
+from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
 from blogdata import embedded, migrate
+from blogdata.config import get_settings
 from blogdata.database import create_engine, resolve_url
-from blogdata.errors import BlogdataError
+from blogdata.errors import BlogdataError, translate_db_error
 
 if TYPE_CHECKING:
     from blogdata.seed import SeedSummary
@@ -29,11 +38,48 @@ app = typer.Typer(
     help="Explore a PostgreSQL blog database: server, migrations, seed data, notebooks.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold a URL with its password
 )
 db_app = typer.Typer(help="Manage the embedded PostgreSQL server.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Apply and inspect the Alembic migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
+
+_state = {"debug": False}
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"blogdata {version('blogdata')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="BLOGDATA_DEBUG", help="show the traceback of a failure as well"
+        ),
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Explore a PostgreSQL blog database: server, migrations, seed data, notebooks."""
+    _state["debug"] = debug
+
+
+async def _server_version(url: URL) -> str:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return f"PostgreSQL {await conn.scalar(text('SHOW server_version'))}"
+    finally:
+        await engine.dispose()
 
 
 @db_app.command("start")
@@ -50,14 +96,40 @@ def db_stop() -> None:
     typer.echo("stopped" if embedded.stop() else "not running")
 
 
+def _answer(url: URL) -> str | None:
+    """Return the server's version, or None after printing why it does not answer."""
+    try:
+        return asyncio.run(_server_version(url))
+    except BlogdataError as exc:
+        typer.echo(f"not answering: {exc}")
+        return None
+
+
 @db_app.command("status")
 def db_status() -> None:
-    """Say whether the embedded server is running (exit code 3 if not)."""
+    """Say which server is configured and whether it answers (exit code 3 if it does not)."""
+    configured = get_settings().url
+    if configured is not None:
+        shown = configured.render_as_string(hide_password=True)
+        typer.echo(f"configured: {shown} (BLOGDATA_DATABASE_URL); ", nl=False)
+        answer = _answer(configured)
+        if answer is None:
+            raise typer.Exit(3)
+        typer.echo(f"answering: {answer}")
+        return
+    typer.echo("configured: the embedded server (BLOGDATA_DATABASE_URL is unset); ", nl=False)
     server = embedded.status()
     if server is None:
-        typer.echo(f"not running (data directory {embedded.data_directory()})")
+        typer.echo(
+            f"not running (data directory {embedded.data_directory()}); "
+            "start it with `blogdata db start`"
+        )
         raise typer.Exit(3)
-    typer.echo(f"running (pid {server.pid}), data in {server.pgdata}, log {server.log_file}")
+    typer.echo(f"running (pid {server.pid}), data in {server.pgdata}; ", nl=False)
+    answer = _answer(server.url())
+    if answer is None:
+        raise typer.Exit(3)
+    typer.echo(f"answering: {answer}")
 
 
 @db_app.command("url")
@@ -70,20 +142,29 @@ def db_url() -> None:
 def migrate_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Upgrade the database to REVISION (default: head)."""
     asyncio.run(migrate.upgrade(None, revision))
-    typer.echo(f"at {asyncio.run(migrate.current())}")
+    typer.echo(f"at {_revision(asyncio.run(migrate.current()))}")
 
 
 @migrate_app.command("downgrade")
 def migrate_downgrade(revision: Annotated[str, typer.Argument()] = "-1") -> None:
     """Downgrade the database to REVISION (default: one step; "base" removes every table)."""
     asyncio.run(migrate.downgrade(None, revision))
-    typer.echo(f"at {asyncio.run(migrate.current()) or 'base'}")
+    typer.echo(f"at {_revision(asyncio.run(migrate.current()))}")
+
+
+def _revision(current: str | None) -> str:
+    """Describe ``current`` against the newest migration: ``abc123 (head)``."""
+    newest = migrate.head()
+    if current == newest:
+        return f"{current} (head)"
+    where = current or "base (not migrated)"
+    return f"{where}; head is {newest}: run `blogdata migrate upgrade`"
 
 
 @migrate_app.command("current")
 def migrate_current() -> None:
-    """Print the database's current revision."""
-    typer.echo(asyncio.run(migrate.current()) or "base (not migrated)")
+    """Print the database's current revision, marked (head) when it is the newest."""
+    typer.echo(_revision(asyncio.run(migrate.current())))
 
 
 @migrate_app.command("check")
@@ -155,34 +236,91 @@ def demo_command(
     )
 
 
-@app.command("lab")
+def _run_until_exit(args: list[str], env: dict[str, str]) -> int:
+    """Run ``args`` until it exits by itself; Ctrl-C is its to handle, SIGTERM is passed on.
+
+    Ctrl-C in a terminal reaches the whole foreground process group, so Jupyter gets it
+    directly (and asks "Shut down this Jupyter server?"); this process only keeps waiting,
+    however long Jupyter takes to shut its kernels down.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGINT and started:
+            started[0].send_signal(signum)
+
+    # Installed before the start (handlers are not inherited), so no Ctrl-C slips between.
+    stops = [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)]
+    previous = {signum: signal.signal(signum, on_signal) for signum in stops}
+    try:
+        started.append(subprocess.Popen(args, env=env))
+        return started[0].wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@app.command("lab", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def lab(
+    ctx: typer.Context,
     notebooks: Annotated[Path, typer.Option(help="folder to open")] = Path("notebooks"),
-    port: Annotated[int, typer.Option(help="port for JupyterLab")] = 8888,
-    no_browser: Annotated[bool, typer.Option(help="do not open a browser")] = False,
+    ip: Annotated[str, typer.Option(help="address JupyterLab listens on")] = "localhost",
+    port: Annotated[int, typer.Option(help="port for JupyterLab (fails if it is taken)")] = 8888,
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="open a browser tab")
+    ] = True,
 ) -> None:
-    """Start the database, migrate it, and open JupyterLab on the notebooks with it configured."""
+    """Start the database, migrate it, and open JupyterLab on the notebooks with it configured.
+
+    Extra arguments go to Jupyter; Ctrl-C is Jupyter's, and blogdata waits for it to exit.
+    """
     url = resolve_url()
     asyncio.run(migrate.upgrade(url))
     env = dict(os.environ)
     # Kernels inherit this, so every notebook's connect() uses the same server.
     env["BLOGDATA_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    token = env.setdefault("JUPYTER_TOKEN", secrets.token_hex(24))
     typer.echo(f"database: {url.render_as_string(hide_password=True)} (migrated)")
-    args = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}", f"--port={port}"]
+    args = [
+        sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}",
+        f"--ServerApp.ip={ip}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+    ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
-    if no_browser:
+    if not browser:
         args.append("--no-browser")
-    raise typer.Exit(subprocess.call(args, env=env))
+    args.extend(ctx.args)
+    host = "localhost" if ip in ("", "0.0.0.0", "*") else f"[{ip}]" if ":" in ip else ip
+    typer.echo(f"JupyterLab: http://{host}:{port}/lab?token={token} (Ctrl-C to stop)")
+    raise typer.Exit(_run_until_exit(args, env))
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BlogdataError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}; check the path"
+    return str(translate_db_error(exc, doing="the command"))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code instead of exiting."""
+    _state["debug"] = False
     try:
         app(args=argv, prog_name="blogdata")
-    except BlogdataError as exc:
-        typer.echo(f"blogdata: error: {exc}", err=True)
-        return 1
     except SystemExit as exc:  # usage errors, --help and typer.Exit end here
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        expected = isinstance(exc, BlogdataError | DBAPIError | OSError) or type(
+            exc
+        ).__module__.startswith("asyncpg")
+        if not expected:
+            raise  # a bug: the full traceback is the useful report
+        if _state["debug"] or os.environ.get("BLOGDATA_DEBUG", "").lower() in ("1", "true"):
+            traceback.print_exception(exc, file=sys.stderr)
+        first = " ".join(_one_line(exc).split())  # one line, whatever the message holds
+        typer.echo(f"blogdata: error: {first}", err=True)
+        return 1
     return 0

@@ -416,31 +416,31 @@ class translating:  # noqa: N801 - a context manager used like contextlib's func
             exc, table=self.table, doing=self.doing, connection=self.connection
         )
 
-    def _raise(self, exc: BaseException, error: BlogdataError) -> bool:
+    def _raise(self, exc: BaseException, error: BlogdataError) -> None:
         if error is exc:
-            return False  # re-raised as it is by the with statement
+            return  # re-raised as it is by the with statement
         raise error from (exc.__cause__ if isinstance(exc, ConnectionLostError) else exc)
 
     async def __aenter__(self) -> None:
         """Enter the block."""
 
-    async def __aexit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
+    async def __aexit__(self, typ: object, exc: BaseException | None, tb: object) -> None:
         """Translate ``exc``; invalidate the connection first if it was lost."""
         error = None if exc is None else self._error(exc)
         if exc is None or error is None:
-            return False
+            return
         if isinstance(error, ConnectionLostError):
             await invalidate_connection(self.connection)
-        return self._raise(exc, error)
+        self._raise(exc, error)
 
     def __enter__(self) -> None:
         """Enter the block (sync code)."""
 
-    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, typ: object, exc: BaseException | None, tb: object) -> None:
         """Translate ``exc``; invalidate a sync connection first if it was lost."""
         error = None if exc is None else self._error(exc)
         if exc is None or error is None:
-            return False
+            return
         if isinstance(error, ConnectionLostError):
             _invalidate_sync(self.connection)
-        return self._raise(exc, error)
+        self._raise(exc, error)

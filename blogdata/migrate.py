@@ -4,6 +4,9 @@ Alembic's commands call ``asyncio.run``, which fails inside a running loop (a no
 an app). These helpers open the connection themselves and hand it to ``migrations/env.py``
 through ``config.attributes["connection"]``, so they work from async code. The scripts are found
 through the installed package (``blogdata.migrations``), so a wheel install works too.
+
+An unknown revision raises ``InvalidInputError``; a database error while migrating is translated
+like any other (``QueryError``, ``ConnectionLostError`` ...).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import NullPool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from blogdata.errors import InvalidInputError, translating
 
 __all__ = [
     "CONFIGURE_OPTIONS",
@@ -58,7 +65,8 @@ def head() -> str:
 async def _on_connection(target: Target, work: Callable[[Connection], Any]) -> Any:
     """Run ``work`` on a sync connection of ``target``, committing when we own the transaction."""
     if isinstance(target, AsyncConnection):
-        return await target.run_sync(work)
+        async with translating("migrating", connection=target):
+            return await target.run_sync(work)
     from blogdata.database import create_engine
 
     if isinstance(target, AsyncEngine):
@@ -66,18 +74,24 @@ async def _on_connection(target: Target, work: Callable[[Connection], Any]) -> A
     else:
         engine = create_engine(target, poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
+        async with engine.begin() as conn, translating("migrating", connection=conn):
             return await conn.run_sync(work)
     finally:
         if engine is not target:
             await engine.dispose()
 
 
-def _command(fn: Callable[..., Any], *args: Any) -> Callable[[Connection], None]:
+def _command(fn: Callable[..., Any], revision: str) -> Callable[[Connection], None]:
     def work(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
-        fn(cfg, *args)
+        try:
+            fn(cfg, revision)
+        except (CommandError, RevisionError) as exc:
+            raise InvalidInputError(
+                f"cannot migrate to {revision!r}: {exc}; use head, base, a relative step such "
+                "as -1, or a revision id from `alembic history`"
+            ) from exc
 
     return work
 
