@@ -28,20 +28,20 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from blogdata import User, create_engine, get_db, session_scope
 from blogdata.config import get_settings, parse_database_url
 from blogdata.database import dispose_default_engine
-from blogdata.notebook import connect, echo_sql
+from blogdata.errors import ConnectionLostError
+from blogdata.notebook import echo_sql, tutorial_database
 from blogdata.seed import SEED_NOW
 from blogdata.security import get_password_hash
 
-nb = await connect("01-engine-and-sessions")
+nb = await tutorial_database("01-engine-and-sessions")
 nb
 
 # %% [markdown]
-# `connect` gave this notebook its own database, freshly migrated and filled with a
+# `tutorial_database` gave this notebook its own database, freshly migrated and filled with a
 # deterministic demo blog. The server is the one in `BLOGDATA_DATABASE_URL` or, when that is
 # unset, an embedded PostgreSQL that blogdata starts for you.
 #
@@ -143,8 +143,10 @@ async def kill_pooled_connection(engine):
 
 
 # %% [markdown]
-# Without pre-ping, the next caller gets the dead connection and its statement fails with a
-# `DBAPIError` (which subclass depends on the moment the driver notices the loss):
+# Without pre-ping, the next caller gets the dead connection and its statement fails. SQLAlchemy
+# notices the disconnect and invalidates the connection; blogdata turns the driver's error
+# (which one depends on the moment the driver notices the loss) into one `ConnectionLostError`
+# that names the server and says what to do:
 
 # %%
 no_ping = create_engine(nb.engine.url, pool_size=1, pool_pre_ping=False)
@@ -152,14 +154,14 @@ await kill_pooled_connection(no_ping)
 try:
     async with no_ping.connect() as conn:
         await conn.scalar(text("SELECT 1"))
-except DBAPIError as exc:
-    print("the statement failed; connection invalidated:", exc.connection_invalidated)
+except ConnectionLostError as exc:
+    print(type(exc).__name__, "| says what to do:", "run the unit of work again" in str(exc))
 await no_ping.dispose()
 
 # %% [markdown]
-# SQLAlchemy notices the disconnect and throws the connection away, but the statement that hit
-# it is lost. With `pool_pre_ping=True` (blogdata's default) the pool runs a cheap ping first,
-# sees the connection is dead, and quietly opens a new one:
+# The connection is thrown away, but the statement that hit it is lost. With
+# `pool_pre_ping=True` (blogdata's default) the pool runs a cheap ping first, sees the
+# connection is dead, and quietly opens a new one:
 
 # %%
 with_ping = create_engine(nb.engine.url, pool_size=1, pool_pre_ping=True)

@@ -26,9 +26,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, sel
 
 from blogdata import Account, Post, Tag, User
 from blogdata.models import Base
-from blogdata.notebook import connect, count_statements
+from blogdata.notebook import count_statements, tutorial_database
 
-nb = await connect("02-models-and-relationships")
+nb = await tutorial_database("02-models-and-relationships")
 nb
 
 # %% [markdown]
@@ -105,7 +105,7 @@ async with nb.engine.connect() as conn:
 sorted(live_tables)
 
 # %% [markdown]
-# `connect` also seeded a demo blog. How many rows does each table hold?
+# `tutorial_database` also seeded a demo blog. How many rows does each table hold?
 
 # %%
 async with nb.sessions() as db:

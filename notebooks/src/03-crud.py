@@ -19,12 +19,12 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from blogdata import Post, PostCreate, User, UserCreate, UserUpdate, crud
-from blogdata.notebook import connect
+from blogdata.notebook import tutorial_database
 from blogdata.schemas import UserRead
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD
 
-nb = await connect("03-crud")
+nb = await tutorial_database("03-crud")
 nb
 
 # %% [markdown]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 
 from blogdata import Post, User
-from blogdata.notebook import connect, show_sql
+from blogdata.notebook import show_sql, tutorial_database
 from blogdata.queries import (
     MAX_LIMIT,
     active_users,
@@ -33,7 +33,7 @@ from blogdata.queries import (
 )
 from blogdata.seed import SEED_NOW
 
-nb = await connect("04-query-patterns")
+nb = await tutorial_database("04-query-patterns")
 db = nb.sessions()
 nb
 

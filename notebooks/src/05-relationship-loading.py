@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, raiseload, selectinload
 
 from blogdata import Post, Tag, User, post_tags
-from blogdata.notebook import connect, count_statements
+from blogdata.notebook import count_statements, tutorial_database
 from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
 
-nb = await connect("05-relationship-loading")
+nb = await tutorial_database("05-relationship-loading")
 db = nb.sessions()
 await db.scalar(select(1))  # start the session's transaction before we count anything
 nb

@@ -33,10 +33,10 @@ from blogdata import (
     top_tags,
     users_by_role,
 )
-from blogdata.notebook import connect, count_statements
+from blogdata.notebook import count_statements, tutorial_database
 from blogdata.seed import SEED_NOW
 
-nb = await connect("06-aggregations")
+nb = await tutorial_database("06-aggregations")
 db = nb.sessions()
 nb
 

@@ -8,7 +8,7 @@
 #
 # **What you will learn**
 # - why money is `Decimal`, never `float`;
-# - how `transfer_funds` behaves on a fresh session and inside your own transaction;
+# - why `transfer_funds` never commits, and how `run_transaction` owns (and retries) the unit;
 # - the lost update, made visible with concurrent tasks, and how row locks prevent it;
 # - why locking both rows in id order means opposite transfers never deadlock;
 # - savepoints: keep the good rows of a batch, report the bad ones, keep the transaction alive.
@@ -27,14 +27,15 @@ from blogdata import (
     InsufficientFundsError,
     InvalidInputError,
     Tag,
+    run_transaction,
     savepoint,
     transfer_funds,
 )
 from blogdata.guide_patterns import guide_transfer_unlocked
-from blogdata.notebook import connect
+from blogdata.notebook import tutorial_database
 from blogdata.transactions import insert_each_in_savepoint
 
-nb = await connect("07-transactions-and-savepoints")
+nb = await tutorial_database("07-transactions-and-savepoints")
 nb
 
 # %% [markdown]
@@ -88,14 +89,16 @@ async with nb.sessions() as db:
     await transfer_funds(db, 1, 2, 10.5)
 
 # %% [markdown]
-# ## A transfer on a fresh session
+# ## A transfer never commits; the unit of work does
 #
-# On a session with no transaction open, `transfer_funds` begins one, locks both rows, moves the
-# money and commits. It returns what it did.
+# `transfer_funds` locks both rows, moves the money inside a savepoint of the session's
+# transaction, and returns what it did, but it never commits: like every blogdata operation, it
+# leaves that to the code that owns the transaction. `run_transaction` is that owner: it opens a
+# session, begins, runs the function you give it, commits, and if PostgreSQL reports a
+# serialization failure or a deadlock it runs the whole unit again (with a random, growing wait).
 
 # %%
-async with nb.sessions() as db:
-    result = await transfer_funds(db, 1, 2, Decimal("25.00"))
+result = await run_transaction(nb.sessions, lambda db: transfer_funds(db, 1, 2, Decimal("25.00")))
 result
 
 # %%
@@ -122,7 +125,7 @@ async with nb.sessions() as db:
     await guide_transfer_unlocked(db, 1, 2, Decimal("1.00"))
 
 # %% [markdown]
-# blogdata's transfer sees the open transaction and runs inside it, in a savepoint, **without
+# blogdata's transfer always runs inside the open transaction, in a savepoint, **without
 # committing**: your unit of work decides. Here we roll it back, and the money stays put.
 
 # %%
@@ -169,8 +172,7 @@ async with nb.sessions() as db, db.begin():
 
 
 async def customer():
-    async with nb.sessions() as db:
-        await transfer_funds(db, 3, 4, Decimal("1.00"))
+    await run_transaction(nb.sessions, lambda db: transfer_funds(db, 3, 4, Decimal("1.00")))
 
 
 await asyncio.gather(*(customer() for _ in range(10)))
@@ -186,8 +188,7 @@ await balances(3, 4)
 
 # %%
 async def back_and_forth(payer, payee):
-    async with nb.sessions() as db:
-        await transfer_funds(db, payer, payee, Decimal("2.50"))
+    await run_transaction(nb.sessions, lambda db: transfer_funds(db, payer, payee, Decimal("2.50")))
 
 
 pairs = [(3, 4), (4, 3)] * 20
@@ -270,8 +271,7 @@ await balances(1, 2, 3, 4)
 
 # %%
 before = sum(Decimal(v) for v in (await balances(1, 2, 3, 4)).values())
-async with nb.sessions() as db:
-    await transfer_funds(db, 2, 4, Decimal("12.34"))
+await run_transaction(nb.sessions, lambda db: transfer_funds(db, 2, 4, Decimal("12.34")))
 after = sum(Decimal(v) for v in (await balances(1, 2, 3, 4)).values())
 before == after, after
 

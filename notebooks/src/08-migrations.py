@@ -29,9 +29,9 @@ from sqlalchemy import Column, Index, MetaData, Text, inspect
 
 from blogdata import migrate
 from blogdata.models import Base
-from blogdata.notebook import connect
+from blogdata.notebook import tutorial_database
 
-nb = await connect("08-migrations")
+nb = await tutorial_database("08-migrations")
 nb
 
 # %% [markdown]
@@ -46,7 +46,7 @@ for rev in reversed(list(scripts.walk_revisions())):
     print(f"{rev.down_revision or '(base)':>12} -> {rev.revision}  {rev.doc.splitlines()[0]}")
 
 # %% [markdown]
-# `connect` migrated this notebook's database to the newest revision, the *head*. Alembic records
+# `tutorial_database` migrated this notebook's database to the newest revision, the *head*. Alembic records
 # where a database is in a one-row table, `alembic_version`:
 
 # %%

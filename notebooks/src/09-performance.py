@@ -31,11 +31,11 @@ from blogdata.config import get_settings
 from blogdata import User, create_engine, load_frame
 from blogdata.explain import explain, plan_indexes, plan_nodes
 from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError
-from blogdata.notebook import connect, count_statements
+from blogdata.notebook import count_statements, tutorial_database
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD, SEED_NOW
 
-nb = await connect("09-performance")
+nb = await tutorial_database("09-performance")
 nb
 
 # %% [markdown]

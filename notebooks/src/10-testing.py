@@ -28,9 +28,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User
-from blogdata.notebook import connect
+from blogdata.notebook import tutorial_database
 
-nb = await connect("10-testing")
+nb = await tutorial_database("10-testing")
 nb
 
 # %% [markdown]

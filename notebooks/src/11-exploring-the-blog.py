@@ -28,10 +28,10 @@ from blogdata import (
     top_tags,
     users_frame,
 )
-from blogdata.notebook import connect
+from blogdata.notebook import tutorial_database
 from blogdata.seed import SEED_NOW
 
-nb = await connect("11-exploring-the-blog")
+nb = await tutorial_database("11-exploring-the-blog")
 db = nb.sessions()
 nb
 
