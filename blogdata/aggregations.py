@@ -90,11 +90,12 @@ def users_by_role_query() -> Select[str, int]:
     roles = values(column("role", String), column("rank", Integer), name="roles").data(
         [(role, rank) for rank, role in enumerate(ROLES)]
     )
+    # Group the users first (a handful of rows), then give every known role its count or 0.
+    counts = select(User.role, func.count().label("users")).group_by(User.role).subquery()
     return (
-        select(roles.c.role.label("role"), func.count(User.id).label("users"))
+        select(roles.c.role.label("role"), func.coalesce(counts.c.users, 0).label("users"))
         .select_from(roles)
-        .outerjoin(User, User.role == roles.c.role)
-        .group_by(roles.c.role, roles.c.rank)
+        .outerjoin(counts, counts.c.role == roles.c.role)
         .order_by(roles.c.rank)
     )
 
