@@ -159,11 +159,12 @@ async def top_tags(db: Db, *, n: int = 10) -> pd.DataFrame:
     return await load_frame(db, top_tags_query(n=n))
 
 
-MonthColumn = Literal["created_at", "published_at"]
 _MONTH_COLUMNS: dict[str, Any] = {"created_at": Post.created_at, "published_at": Post.published_at}
 
 
-def posts_per_month_query(*, by: MonthColumn = "created_at") -> Select[datetime, int]:
+def posts_per_month_query(
+    *, by: Literal["created_at", "published_at"] = "created_at"
+) -> Select[datetime, int]:
     """Return the statement behind :func:`posts_per_month`: ``month`` (UTC), ``posts``."""
     if by not in _MONTH_COLUMNS:
         raise InvalidInputError(f"by must be 'created_at' or 'published_at', not {by!r}")
