@@ -1,5 +1,11 @@
 """Counts and group-bys over the blog, computed by PostgreSQL and returned as DataFrames.
 
+Every aggregation is a statement first: ``posts_per_author_query()`` returns the SQLAlchemy
+``Select`` that ``posts_per_author(db)`` runs, and so for each ``name``/``name_query`` pair
+(builders take the same keyword arguments and check them the same way). Hand a builder's
+statement to ``blogdata.notebook.show_sql``, ``blogdata.explain.explain``, ``load_frame`` or
+``stream_frames``, or refine it with ``.where()``/``.limit()`` first.
+
 Every function takes the session (or connection) first and runs one statement: the grouping
 happens in the database, and only the (small) result travels. Each returns a DataFrame with the
 documented columns, in that order, sorted by a documented key with a tie-breaker so the same
@@ -22,14 +28,16 @@ import pandas as pd
 from sqlalchemy import (
     Double,
     Integer,
+    Interval,
+    Select,
     String,
     and_,
     case,
     column,
     func,
     literal,
+    literal_column,
     select,
-    text,
     values,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -48,28 +56,57 @@ from blogdata.models import ROLES, Post, Tag, User, post_tags
 
 __all__ = [
     "active_authors",
+    "active_authors_query",
     "author_activity",
+    "author_activity_query",
     "count_users",
+    "count_users_query",
     "posts_per_author",
+    "posts_per_author_query",
     "posts_per_month",
+    "posts_per_month_query",
     "posts_per_tag",
+    "posts_per_tag_query",
     "tag_cooccurrence",
+    "tag_cooccurrence_query",
     "top_tags",
+    "top_tags_query",
     "users_by_role",
+    "users_by_role_query",
 ]
 
 Db = AsyncSession | AsyncConnection
 
 
-async def count_users(db: Db, *, active: bool | None = None) -> int:
-    """Return the number of users (only active or inactive ones if ``active`` is given)."""
+def count_users_query(*, active: bool | None = None) -> Select[int]:
+    """Return the statement behind :func:`count_users`: one row, one column ``users``."""
     if active is not None and not isinstance(active, bool):
         raise InvalidInputError(f"active must be True, False or None, not {active!r}")
-    stmt = select(func.count()).select_from(User)
+    stmt = select(func.count().label("users")).select_from(User)
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
-    count = await db.scalar(stmt)
+    return stmt
+
+
+async def count_users(db: Db, *, active: bool | None = None) -> int:
+    """Return the number of users (only active or inactive ones if ``active`` is given)."""
+    count = await db.scalar(count_users_query(active=active))
     return int(count or 0)
+
+
+def users_by_role_query() -> Select[str, int]:
+    """Return the statement behind :func:`users_by_role`: ``role``, ``users``; every known role."""
+    roles = values(column("role", String), column("rank", Integer), name="roles").data(
+        [(role, rank) for rank, role in enumerate(ROLES)]
+    )
+    # Group the users first (a handful of rows), then give every known role its count or 0.
+    counts = select(User.role, func.count().label("users")).group_by(User.role).subquery()
+    return (
+        select(roles.c.role.label("role"), func.coalesce(counts.c.users, 0).label("users"))
+        .select_from(roles)
+        .outerjoin(counts, counts.c.role == roles.c.role)
+        .order_by(roles.c.rank)
+    )
 
 
 async def users_by_role(db: Db) -> pd.DataFrame:
@@ -77,17 +114,18 @@ async def users_by_role(db: Db) -> pd.DataFrame:
 
     A role nobody has is listed with 0 users.
     """
-    roles = values(column("role", String), column("rank", Integer), name="roles").data(
-        [(role, rank) for rank, role in enumerate(ROLES)]
+    return await load_frame(db, users_by_role_query())
+
+
+def posts_per_author_query() -> Select[int, str, int]:
+    """Return the statement behind :func:`posts_per_author`: posts counted per author."""
+    # Count first, join the names after: the count can read the author_id index alone.
+    counts = select(Post.author_id, func.count().label("posts")).group_by(Post.author_id).subquery()
+    return (
+        select(User.id.label("author_id"), User.username.label("username"), counts.c.posts)
+        .join(counts, counts.c.author_id == User.id)
+        .order_by(counts.c.posts.desc(), User.id)
     )
-    stmt = (
-        select(roles.c.role.label("role"), func.count(User.id).label("users"))
-        .select_from(roles)
-        .outerjoin(User, User.role == roles.c.role)
-        .group_by(roles.c.role, roles.c.rank)
-        .order_by(roles.c.rank)
-    )
-    return await load_frame(db, stmt)
 
 
 async def posts_per_author(db: Db) -> pd.DataFrame:
@@ -95,17 +133,11 @@ async def posts_per_author(db: Db) -> pd.DataFrame:
 
     Only users with at least one post are listed; ties are ordered by ``author_id``.
     """
-    # Count first, join the names after: the count can read the author_id index alone.
-    counts = select(Post.author_id, func.count().label("posts")).group_by(Post.author_id).subquery()
-    stmt: Any = (  # Any: loaders.Statement's Select[Any] does not accept typed selects yet
-        select(User.id.label("author_id"), User.username.label("username"), counts.c.posts)
-        .join(counts, counts.c.author_id == User.id)
-        .order_by(counts.c.posts.desc(), User.id)
-    )
-    return await load_frame(db, stmt)
+    return await load_frame(db, posts_per_author_query())
 
 
-def _tag_counts() -> Any:
+def posts_per_tag_query() -> Select[str, int]:
+    """Return the statement behind :func:`posts_per_tag`: ``tag``, ``posts``; unused tags as 0."""
     counts = (
         select(post_tags.c.tag_id, func.count().label("posts"))
         .group_by(post_tags.c.tag_id)
@@ -121,37 +153,54 @@ def _tag_counts() -> Any:
 
 async def posts_per_tag(db: Db) -> pd.DataFrame:
     """Count posts per tag: ``tag``, ``posts``; most used first, then by name; unused tags as 0."""
-    return await load_frame(db, _tag_counts())
+    return await load_frame(db, posts_per_tag_query())
+
+
+def top_tags_query(*, n: int = 10) -> Select[str, int]:
+    """Return the statement behind :func:`top_tags`: :func:`posts_per_tag_query`'s first ``n``."""
+    check_count(n, "n", minimum=1, maximum=INT8_MAX)
+    return posts_per_tag_query().limit(n)
 
 
 async def top_tags(db: Db, *, n: int = 10) -> pd.DataFrame:
     """Return the ``n`` most used tags: ``tag``, ``posts``; ties broken by name."""
-    check_count(n, "n", minimum=1, maximum=INT8_MAX)
-    return await load_frame(db, _tag_counts().limit(n))
+    return await load_frame(db, top_tags_query(n=n))
 
 
-_MONTHLY = """
-WITH bounds AS (
-    SELECT date_trunc('month', min({col}) AT TIME ZONE 'UTC') AS first_month,
-           date_trunc('month', max({col}) AT TIME ZONE 'UTC') AS last_month
-    FROM posts
-),
-months AS (
-    SELECT generate_series(first_month, last_month, interval '1 month') AS month
-    FROM bounds WHERE first_month IS NOT NULL
-)
-SELECT months.month AT TIME ZONE 'UTC' AS month,
-       (SELECT count(*) FROM posts AS p
-        WHERE p.{col} >= months.month AT TIME ZONE 'UTC'
-          AND p.{col} < (months.month + interval '1 month') AT TIME ZONE 'UTC') AS posts
-FROM months
-ORDER BY months.month
-"""
+_MONTH_COLUMNS: dict[str, Any] = {"created_at": Post.created_at, "published_at": Post.published_at}
 
-# Months are built as UTC wall-clock timestamps and turned into instants with AT TIME ZONE, so the
-# session's TimeZone never matters; one range count per month reads the column's index alone.
-# The two allowed columns map to fixed SQL; nothing the caller passes is formatted into it.
-_MONTHLY_SQL = {name: _MONTHLY.format(col=name) for name in ("created_at", "published_at")}
+
+def posts_per_month_query(
+    *, by: Literal["created_at", "published_at"] = "created_at"
+) -> Select[datetime, int]:
+    """Return the statement behind :func:`posts_per_month`: ``month`` (UTC), ``posts``."""
+    if not isinstance(by, str) or by not in _MONTH_COLUMNS:
+        raise InvalidInputError(f"by must be 'created_at' or 'published_at', not {by!r}")
+    stamp = _MONTH_COLUMNS[by]
+    one_month = literal_column("interval '1 month'", Interval)
+    # Months are UTC wall-clock timestamps, turned into instants with AT TIME ZONE (timezone()),
+    # so the session's TimeZone never matters; one range count per month reads an index alone.
+    bounds = select(
+        func.date_trunc("month", func.timezone("UTC", func.min(stamp))).label("first_month"),
+        func.date_trunc("month", func.timezone("UTC", func.max(stamp))).label("last_month"),
+    ).cte("bounds")
+    months = (
+        select(
+            func.generate_series(bounds.c.first_month, bounds.c.last_month, one_month).label(
+                "month"
+            )
+        )
+        .where(bounds.c.first_month.is_not(None))
+        .cte("months")
+    )
+    start = func.timezone("UTC", months.c.month)
+    posts = (
+        select(func.count())
+        .select_from(Post)
+        .where(stamp >= start, stamp < func.timezone("UTC", months.c.month + one_month))
+        .scalar_subquery()
+    )
+    return select(start.label("month"), posts.label("posts")).order_by(months.c.month)
 
 
 async def posts_per_month(
@@ -162,17 +211,11 @@ async def posts_per_month(
     Every month from the first post's to the last post's is present, with 0 where no post falls;
     no posts give an empty frame. ``by="published_at"`` counts publications (drafts left out).
     """
-    if not isinstance(by, str) or by not in _MONTHLY_SQL:
-        raise InvalidInputError(f"by must be 'created_at' or 'published_at', not {by!r}")
-    return await load_frame(db, text(_MONTHLY_SQL[by]))
+    return await load_frame(db, posts_per_month_query(by=by))
 
 
-async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
-    """List authors who wrote a post in the ``days`` before ``now``.
-
-    Columns ``author_id``, ``username``, ``posts`` (in the window), ``last_post``; most posts
-    first, then by ``author_id``. The window is ``now - days < created_at <= now``.
-    """
+def active_authors_query(*, days: int, now: datetime) -> Select[int, str, int, datetime]:
+    """Return the statement behind :func:`active_authors`: who wrote in the window."""
     check_count(days, "days", minimum=1, maximum=MAX_DAYS)
     check_aware_datetime(now, "now")
     since = check_days_before(now, days)
@@ -186,7 +229,7 @@ async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
         .group_by(Post.author_id)
         .subquery()
     )
-    stmt: Any = (
+    return (
         select(
             User.id.label("author_id"),
             User.username.label("username"),
@@ -196,14 +239,19 @@ async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
         .join(recent, recent.c.author_id == User.id)
         .order_by(recent.c.posts.desc(), User.id)
     )
-    return await load_frame(db, stmt)
 
 
-async def tag_cooccurrence(db: Db, *, min_posts: int = 1) -> pd.DataFrame:
-    """Count posts carrying each pair of tags: ``tag_a``, ``tag_b`` (``tag_a < tag_b``), ``posts``.
+async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
+    """List authors who wrote a post in the ``days`` before ``now``.
 
-    Only pairs on at least ``min_posts`` posts are listed; most frequent first, then by names.
+    Columns ``author_id``, ``username``, ``posts`` (in the window), ``last_post``; most posts
+    first, then by ``author_id``. The window is ``now - days < created_at <= now``.
     """
+    return await load_frame(db, active_authors_query(days=days, now=now))
+
+
+def tag_cooccurrence_query(*, min_posts: int = 1) -> Select[str, str, int]:
+    """Return the statement behind :func:`tag_cooccurrence`: ``tag_a``, ``tag_b``, ``posts``."""
     check_count(min_posts, "min_posts", minimum=1, maximum=INT8_MAX)
     a, b = post_tags.alias("a"), post_tags.alias("b")
     # Count each unordered pair once (by id), then name it with the names in code-point order.
@@ -218,25 +266,27 @@ async def tag_cooccurrence(db: Db, *, min_posts: int = 1) -> pd.DataFrame:
     x_first = tag_x.name.collate("C") < tag_y.name.collate("C")
     tag_a = case((x_first, tag_x.name), else_=tag_y.name).label("tag_a")
     tag_b = case((x_first, tag_y.name), else_=tag_x.name).label("tag_b")
-    stmt: Any = (
+    return (
         select(tag_a, tag_b, pairs.c.posts)
         .join(tag_x, tag_x.id == pairs.c.x)
         .join(tag_y, tag_y.id == pairs.c.y)
         .order_by(pairs.c.posts.desc(), tag_a.collate("C"), tag_b.collate("C"))
     )
-    return await load_frame(db, stmt)
 
 
-async def author_activity(db: Db) -> pd.DataFrame:
-    """Summarise each author's writing, most posts first (ties by ``author_id``).
+async def tag_cooccurrence(db: Db, *, min_posts: int = 1) -> pd.DataFrame:
+    """Count posts carrying each pair of tags: ``tag_a``, ``tag_b`` (``tag_a < tag_b``), ``posts``.
 
-    Columns: ``author_id``, ``username``, ``role``, ``posts``, ``first_post``, ``last_post``
-    (``created_at`` bounds, UTC), ``mean_length`` (mean characters of content, posts without
-    content left out; NA if none has content). Only users with at least one post are listed.
+    Only pairs on at least ``min_posts`` posts are listed; most frequent first, then by names.
     """
+    return await load_frame(db, tag_cooccurrence_query(min_posts=min_posts))
+
+
+def author_activity_query() -> Select[int, str, str, int, datetime, datetime, float]:
+    """Return the statement behind :func:`author_activity`: one row per author."""
     # Integer sum over count in float8: one correctly rounded division, as pandas' mean does.
-    mean_length = func.sum(func.length(Post.content)).cast(Double()) / func.nullif(
-        func.count(Post.content), 0
+    mean_length = func.sum(Post.content_length).cast(Double()) / func.nullif(
+        func.count(Post.content_length), 0
     )
     # Aggregate posts alone (a parallel scan), then join the 1-per-author rows to their users.
     per_author = (
@@ -250,7 +300,7 @@ async def author_activity(db: Db) -> pd.DataFrame:
         .group_by(Post.author_id)
         .subquery()
     )
-    stmt: Any = (
+    return (
         select(
             User.id.label("author_id"),
             User.username.label("username"),
@@ -263,4 +313,13 @@ async def author_activity(db: Db) -> pd.DataFrame:
         .join(per_author, per_author.c.author_id == User.id)
         .order_by(per_author.c.posts.desc(), User.id)
     )
-    return await load_frame(db, stmt)
+
+
+async def author_activity(db: Db) -> pd.DataFrame:
+    """Summarise each author's writing, most posts first (ties by ``author_id``).
+
+    Columns: ``author_id``, ``username``, ``role``, ``posts``, ``first_post``, ``last_post``
+    (``created_at`` bounds, UTC), ``mean_length`` (mean characters of content, posts without
+    content left out; NA if none has content). Only users with at least one post are listed.
+    """
+    return await load_frame(db, author_activity_query())

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -139,7 +140,15 @@ class Post(Base):
     __tablename__ = "posts"
     __repr_attrs__ = ("id", "title", "author_id")
     __table_args__ = (
-        Index("idx_post_created_id", "created_at", "id"),
+        # author_id rides along so "who wrote in this window" reads the index alone.
+        Index("idx_post_created_id", "created_at", "id", postgresql_include=["author_id"]),
+        # Per-author summaries (count, first/last post, mean length) read this index alone.
+        Index(
+            "ix_posts_author_created",
+            "author_id",
+            "created_at",
+            postgresql_include=["content_length"],
+        ),
         Index(
             "idx_post_published",
             "published_at",
@@ -165,6 +174,15 @@ class Post(Base):
         comment="when it went public (UTC); null for drafts"
     )
     views: Mapped[int | None] = mapped_column(Integer, comment="page views; null where not tracked")
+    # Stored, so aggregations need not detoast ~430 MB of text; deferred (and raising if read
+    # unloaded) so select(Post) and the frames keep their columns and no access does hidden IO.
+    content_length: Mapped[int | None] = mapped_column(
+        Integer,
+        Computed("length(content)", persisted=True),
+        deferred=True,
+        deferred_raiseload=True,
+        comment="characters of content, kept by PostgreSQL (generated); null when content is",
+    )
 
     author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
     tags: Mapped[list[Tag]] = relationship(

@@ -7,13 +7,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata import aggregations as agg
 from blogdata.errors import InvalidInputError
-from blogdata.loaders import load_frame
+from blogdata.explain import explain, plan_indexes
+from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import ROLES, Post, Tag, User, post_tags
+from blogdata.notebook import render_sql
 from blogdata.seed import SEED_NOW, seed
 
 COUNT, NAME, TIME, MEAN = "Int64", "string", "datetime64[us, UTC]", "Float64"
@@ -247,3 +249,131 @@ async def test_active_authors_window_excludes_its_start_and_includes_now(db: Asy
     await db.flush()
     frame = await agg.active_authors(db, days=7, now=SEED_NOW)
     assert frame["author_id"].tolist() == [2]
+
+
+# --- every aggregation is a statement first ------------------------------------------------------
+
+FRAME_CASES: dict[str, dict[str, Any]] = {
+    "users_by_role": {},
+    "posts_per_author": {},
+    "posts_per_tag": {},
+    "top_tags": {"n": 3},
+    "posts_per_month": {"by": "published_at"},
+    "active_authors": {"days": 30, "now": SEED_NOW},
+    "tag_cooccurrence": {"min_posts": 2},
+    "author_activity": {},
+}
+
+
+@pytest.mark.parametrize("name", list(FRAME_CASES), ids=list(FRAME_CASES))
+async def test_each_aggregation_is_the_frame_of_its_builders_select(
+    seeded_db: AsyncSession, name: str
+) -> None:
+    kwargs = FRAME_CASES[name]
+    stmt = getattr(agg, f"{name}_query")(**kwargs)
+    assert isinstance(stmt, Select)
+    frame = await getattr(agg, name)(seeded_db, **kwargs)
+    assert len(frame) > 0
+    pd.testing.assert_frame_equal(await load_frame(seeded_db, stmt), frame, check_exact=True)
+    chunks = [chunk async for chunk in stream_frames(seeded_db, stmt, chunk_size=7)]
+    streamed = pd.concat(chunks, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, frame, check_exact=True)
+
+
+@pytest.mark.parametrize("name", list(FRAME_CASES), ids=list(FRAME_CASES))
+async def test_each_builders_select_can_be_shown_and_explained(
+    seeded_db: AsyncSession, name: str
+) -> None:
+    stmt = getattr(agg, f"{name}_query")(**FRAME_CASES[name])
+    assert render_sql(stmt).startswith(("SELECT", "WITH"))
+    plan = await explain(seeded_db, stmt, analyze=True)
+    assert plan["Plan"]["Actual Rows"] > 0
+
+
+@pytest.mark.parametrize("active", [None, True, False], ids=["all", "active", "inactive"])
+async def test_count_users_is_the_scalar_of_its_builders_select(
+    seeded_db: AsyncSession, active: bool | None
+) -> None:
+    stmt = agg.count_users_query(active=active)
+    assert await seeded_db.scalar(stmt) == await agg.count_users(seeded_db, active=active)
+    assert list((await load_frame(seeded_db, stmt)).columns) == ["users"]
+
+
+async def test_posts_per_month_is_a_select_without_text_sql() -> None:
+    stmt = agg.posts_per_month_query()
+    assert isinstance(stmt, Select)
+    assert list(stmt.selected_columns.keys()) == ["month", "posts"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: agg.top_tags_query(n=0), "n must be a positive integer"),
+        (lambda: agg.active_authors_query(days=0, now=SEED_NOW), "days must be a positive"),
+        (lambda: agg.posts_per_month_query(by="views"), "by must be 'created_at'"),
+        (lambda: agg.tag_cooccurrence_query(min_posts=0), "min_posts must be a positive"),
+    ],
+    ids=["zero-top-tags", "zero-days", "unknown-month-column", "zero-min-posts"],
+)
+def test_builders_reject_bad_arguments_as_their_functions_do(call: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        call()
+
+
+# --- speed without rollups: the stored length and the covering indexes ---------------------------
+
+
+async def test_author_activity_follows_content_edits_through_the_stored_length(
+    db: AsyncSession,
+) -> None:
+    await seed(db, users=2, posts_per_user=0, tags=0)
+    db.add_all(
+        [
+            Post(title="a", author_id=1, content="four", created_at=SEED_NOW),
+            Post(title="b", author_id=1, content="sixsix", created_at=SEED_NOW),
+        ]
+    )
+    await db.flush()
+    assert (await agg.author_activity(db))["mean_length"].tolist() == [5.0]
+    await db.execute(update(Post).where(Post.title == "b").values(content="twelve chars"))
+    await db.execute(update(Post).where(Post.title == "a").values(content=None))
+    assert (await agg.author_activity(db))["mean_length"].tolist() == [12.0]
+
+
+async def test_the_stored_length_is_length_of_content_on_every_seeded_post(
+    seeded_db: AsyncSession,
+) -> None:
+    differing = select(Post.id).where(
+        Post.content_length.is_distinct_from(text("length(posts.content)"))
+    )
+    assert (await seeded_db.execute(differing)).all() == []
+
+
+def _nodes_on(node: dict[str, Any], table: str) -> list[str]:
+    found = [node["Node Type"]] if node.get("Relation Name") == table else []
+    for child in node.get("Plans", []):
+        found += _nodes_on(child, table)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("builder", "index"),
+    [
+        (agg.author_activity_query, "ix_posts_author_created"),
+        (lambda: agg.active_authors_query(days=30, now=SEED_NOW), "idx_post_created_id"),
+    ],
+    ids=["author-activity", "active-authors"],
+)
+async def test_the_per_author_scans_read_their_covering_index_alone(
+    seeded_engine: AsyncEngine, seeded_db: AsyncSession, builder: Any, index: str
+) -> None:
+    async with seeded_engine.connect() as conn:  # as on a real database: statistics, visibility
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE posts"))
+    # The seeded blog is small enough for a seq scan: forbid it, so the plan shows which index
+    # PostgreSQL would read. One lacking a column the query needs could not be read alone.
+    await seeded_db.execute(text("SET LOCAL enable_seqscan = off"))
+    await seeded_db.execute(text("SET LOCAL enable_bitmapscan = off"))
+    plan = await explain(seeded_db, builder())
+    assert index in plan_indexes(plan)
+    assert _nodes_on(plan["Plan"], "posts") == ["Index Only Scan"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from blogdata import frames
+from blogdata.explain import explain
 from blogdata.frames import posts_frame, tags_frame, users_frame
-from blogdata.loaders import load_frame
+from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import Post, Tag, User, post_tags
+from blogdata.notebook import render_sql
 from blogdata.seed import seed
 
 USER_COLUMNS = [
@@ -78,3 +84,36 @@ async def test_frames_of_an_empty_blog_are_empty_with_their_columns(db: AsyncSes
     assert (await posts_frame(db)).empty
     await seed(db, users=2, posts_per_user=0, tags=2)
     assert (await tags_frame(db))["posts"].tolist() == [0, 0]
+
+
+BUILDERS: dict[str, dict[str, Any]] = {
+    "users_frame": {},
+    "posts_frame": {},
+    "posts_frame-content": {"content": True},
+    "tags_frame": {},
+}
+
+
+@pytest.mark.parametrize("case", list(BUILDERS), ids=list(BUILDERS))
+async def test_each_frame_is_the_load_of_its_builders_select(
+    seeded_db: AsyncSession, case: str
+) -> None:
+    name, kwargs = case.split("-")[0], BUILDERS[case]
+    stmt = getattr(frames, f"{name}_query")(**kwargs)
+    assert isinstance(stmt, Select)
+    frame = await getattr(frames, name)(seeded_db, **kwargs)
+    pd.testing.assert_frame_equal(await load_frame(seeded_db, stmt), frame, check_exact=True)
+    streamed = [chunk async for chunk in stream_frames(seeded_db, stmt, chunk_size=500)]
+    pd.testing.assert_frame_equal(pd.concat(streamed, ignore_index=True), frame, check_exact=True)
+    assert render_sql(stmt).startswith("SELECT")
+    assert (await explain(seeded_db, stmt))["Plan"]["Plan Rows"] > 0
+
+
+async def test_a_frames_builder_can_be_narrowed_before_loading(seeded_db: AsyncSession) -> None:
+    author = await seeded_db.scalar(select(Post.author_id).order_by(Post.id).limit(1))
+    frame = await load_frame(seeded_db, frames.posts_frame_query().where(Post.author_id == author))
+    assert list(frame.columns) == POST_COLUMNS
+    assert len(frame) > 0 and set(frame["author_id"]) == {author}
+    assert len(frame) == await seeded_db.scalar(
+        select(func.count()).select_from(Post).where(Post.author_id == author)
+    )

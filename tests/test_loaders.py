@@ -89,8 +89,12 @@ async def test_posts_load_with_the_dtype_contract_from_every_kind_of_statement(
     db: AsyncSession, backend: str, make_stmt: object
 ) -> None:
     await _blog(db)
-    frame = await load_frame(db, make_stmt(), dtype_backend=backend)  # type: ignore[operator]
-    assert frame.dtypes.to_dict() == EXPECTED[backend]
+    stmt = make_stmt()  # type: ignore[operator]
+    frame = await load_frame(db, stmt, dtype_backend=backend)
+    expected = EXPECTED[backend]
+    if stmt is Post.__table__:  # the whole table: the generated content_length (an integer) too
+        expected = {**expected, "content_length": expected["views"]}
+    assert frame.dtypes.to_dict() == expected
     assert len(frame) == 5
     # updated_at is NULL in every row: its dtype still comes from the column type.
     assert frame["updated_at"].isna().all()
