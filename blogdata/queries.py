@@ -120,10 +120,10 @@ def users_matching(
         text: a case-insensitive substring of the username, email or full name.
     """
     conditions: list[ColumnElement[bool]] = []
-    if active is not None:
-        conditions.append(User.is_active.is_(active))
     if active is not None and not isinstance(active, bool):
         raise InvalidInputError(f"active must be True, False or None, not {active!r}")
+    if active is not None:
+        conditions.append(User.is_active.is_(active))
     if roles is not None:
         wanted = check_list(roles, "roles")
         if not all(isinstance(role, str) for role in wanted):
