@@ -71,7 +71,7 @@ async def test_the_migration_keeps_valid_balances_and_then_refuses_nan(scratch_u
     with pytest.raises(IntegrityError, match="ck_accounts_balance_not_negative"):
         await _execute(scratch_url, "UPDATE accounts SET balance = 'NaN'")
 
-    await migrate.downgrade(scratch_url, "-1")  # the old CHECK again: NaN gets in
+    await migrate.downgrade(scratch_url, BEFORE_NAN_CHECK)  # the old CHECK again: NaN gets in
     await _execute(scratch_url, "UPDATE accounts SET balance = 'NaN' WHERE balance = 0")
 
 
