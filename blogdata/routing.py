@@ -154,7 +154,7 @@ async def dispose_read_engine() -> None:
 async def read_session(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
     """Open a read-only session on the read server; its transaction is rolled back at the end.
 
-    ``load_frame``, ``stream_frames``, the aggregations, ``describe`` and ``%sql`` take it like
+    ``load_frame``, ``stream_frames``, the aggregations, the frames and ``explain`` take it like
     any session. A write raises ReadOnlySessionError.
     """
     async with read_sessionmaker(engine)() as session:
