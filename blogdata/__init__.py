@@ -70,11 +70,11 @@ from blogdata.frames import (
 )
 from blogdata.loaders import (
     APPLICATION_NAME,
-    DtypeBackend,
-    Statement,
     ROUTE_ATTR,
+    DtypeBackend,
     Route,
     RouteUnavailableError,
+    Statement,
     close_idle_connections,
     load_frame,
     stream_frames,
