@@ -108,7 +108,8 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
     Args:
         url: a ``postgresql+asyncpg://`` URL; None means the settings, then the embedded server.
         **overrides: any ``create_async_engine`` argument, e.g. ``echo=True`` or
-            ``poolclass=NullPool`` (which drops the pool-size options).
+            ``poolclass=NullPool`` (which drops the pool-size options); ``pgbouncer=True``
+            overrides ``BLOGDATA_PGBOUNCER``.
     """
     settings = get_settings()
     resolved = resolve_url(url)
@@ -127,7 +128,7 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         for name in _POOL_ARGS:
             options.pop(name, None)
     timeout = options.pop("connect_timeout", settings.connect_timeout)
-    if settings.pgbouncer:
+    if options.pop("pgbouncer", settings.pgbouncer):
         return _pgbouncer_engine(resolved, timeout, options)
     connect = options.pop("async_creator", None) or _connector(resolved, timeout)
     return _create_async_engine(resolved, async_creator=connect, **options)

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import textwrap
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -37,6 +29,7 @@ from blogdata.database import create_engine, create_sessionmaker, session_scope
 from blogdata.errors import InsufficientFundsError
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
+from blogdata.pooler import PgBouncer, start_pgbouncer
 from blogdata.schemas import PostCreate, UserCreate, UserUpdate
 from blogdata.transactions import transfer_funds
 from tests.test_reliability import (
@@ -51,88 +44,16 @@ from tests.test_reliability import (
 )
 
 POOL = 5
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-
-
-@dataclass(frozen=True)
-class Bouncer:
-    """A running PgBouncer: its port, and the URL of a database on the server behind it."""
-
-    port: int
-    log: Path
-
-    def url(self, database: str) -> URL:
-        """The URL of ``database`` through this PgBouncer."""
-        return URL.create(
-            "postgresql+asyncpg", username="postgres", host="127.0.0.1", port=self.port,
-            database=database,
-        )  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _backend(server: URL) -> tuple[str, int]:
-    host = server.host or server.query.get("host") or "127.0.0.1"
-    assert isinstance(host, str)
-    return host, server.port or 5432
 
 
 @pytest.fixture(scope="session")
-def pgbouncer(server_url: URL) -> Iterator[Bouncer]:
+def pgbouncer(server_url: URL) -> Iterator[PgBouncer]:
     """PgBouncer in transaction mode in front of the test server, stopped after the run."""
-    folder = Path(tempfile.mkdtemp(prefix="blogdata-pgbouncer-"))
-    folder.chmod(0o755)
-    host, port = _backend(server_url)
-    listen = _free_port()
-    config = folder / "pgbouncer.ini"
-    config.write_text(
-        textwrap.dedent(f"""\
-        [databases]
-        * = host={host} port={port} user=postgres
-
-        [pgbouncer]
-        listen_addr = 127.0.0.1
-        listen_port = {listen}
-        unix_socket_dir =
-        auth_type = any
-        pool_mode = transaction
-        default_pool_size = {POOL}
-        max_db_connections = {POOL}
-        reserve_pool_size = 0
-        max_client_conn = 500
-        ignore_startup_parameters = extra_float_digits
-        """)
-    )
-    config.chmod(0o644)
-    args = [PGBOUNCER]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # PgBouncer refuses to run as root; run it as the user who may reach the server's socket.
-        owner = Path(host).stat().st_uid if host.startswith("/") else None
-        args += ["-u", pwd.getpwuid(owner).pw_name if owner is not None else "nobody"]
-    log = folder / "pgbouncer.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([*args, str(config)], stdout=out, stderr=subprocess.STDOUT)
+    bouncer = start_pgbouncer(server_url, pool_size=POOL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited at start:\n{log.read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"pgbouncer did not listen:\n{log.read_text()}") from None
-                time.sleep(0.05)
-        yield Bouncer(listen, log)
+        yield bouncer
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        shutil.rmtree(folder, ignore_errors=True)
+        bouncer.stop()
 
 
 @asynccontextmanager
@@ -151,12 +72,12 @@ async def bounced(url: URL, **overrides: object) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-def _no_prepared_statement_errors(bouncer: Bouncer) -> None:
-    assert "prepared statement" not in bouncer.log.read_text()
+def _no_prepared_statement_errors(bouncer: PgBouncer) -> None:
+    assert "prepared statement" not in bouncer.log_file.read_text()
 
 
 async def test_the_pgbouncer_setting_turns_off_caches_and_the_pool(
-    pgbouncer: Bouncer, database_url: URL
+    pgbouncer: PgBouncer, database_url: URL
 ) -> None:
     async with bounced(pgbouncer.url(database_url.database or "")) as engine:
         assert isinstance(engine.pool, NullPool)  # PgBouncer is the pool (SQLAlchemy's advice)
@@ -171,10 +92,15 @@ async def test_the_pgbouncer_setting_turns_off_caches_and_the_pool(
             assert driver is not None
             assert driver._stmt_cache.get_max_size() == 0  # type: ignore[attr-defined]
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    explicit = create_engine(pgbouncer.url(database_url.database or ""), pgbouncer=True)
+    try:
+        assert isinstance(explicit.pool, NullPool)  # the argument overrides the setting
+    finally:
+        await explicit.dispose()
 
 
 async def test_fifty_concurrent_transfer_sessions_through_pgbouncer_conserve_money(
-    pgbouncer: Bouncer, committed_url: URL
+    pgbouncer: PgBouncer, committed_url: URL
 ) -> None:
     async with bounced(pgbouncer.url(committed_url.database or "")) as engine:
         ids = await _open_accounts(engine)
@@ -219,7 +145,7 @@ async def test_fifty_concurrent_transfer_sessions_through_pgbouncer_conserve_mon
     _no_prepared_statement_errors(pgbouncer)
 
 
-async def test_crud_through_pgbouncer(pgbouncer: Bouncer, committed_url: URL) -> None:
+async def test_crud_through_pgbouncer(pgbouncer: PgBouncer, committed_url: URL) -> None:
     async with bounced(pgbouncer.url(committed_url.database or "")) as engine:
         async with engine.begin() as conn:
             await conn.execute(text("TRUNCATE users, tags RESTART IDENTITY CASCADE"))
@@ -247,7 +173,7 @@ async def test_crud_through_pgbouncer(pgbouncer: Bouncer, committed_url: URL) ->
 
 
 async def test_every_loader_route_through_pgbouncer_gives_the_direct_frame(
-    pgbouncer: Bouncer, seeded_url: URL, seeded_engine: AsyncEngine
+    pgbouncer: PgBouncer, seeded_url: URL, seeded_engine: AsyncEngine
 ) -> None:
     stmt = select(Post.id, Post.title, Post.content, Post.author_id, Post.created_at).order_by(
         Post.id
@@ -277,7 +203,7 @@ async def test_every_loader_route_through_pgbouncer_gives_the_direct_frame(
 
 
 async def test_every_aggregation_through_pgbouncer_equals_the_direct_answer(
-    pgbouncer: Bouncer, seeded_url: URL, seeded_engine: AsyncEngine
+    pgbouncer: PgBouncer, seeded_url: URL, seeded_engine: AsyncEngine
 ) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -331,7 +257,7 @@ print("ok")
 
 
 def test_many_notebook_processes_share_the_pgbouncer_pool_without_statement_name_clashes(
-    pgbouncer: Bouncer, seeded_url: URL
+    pgbouncer: PgBouncer, seeded_url: URL
 ) -> None:
     url = pgbouncer.url(seeded_url.database or "").render_as_string(hide_password=False)
     env = {**os.environ, "BLOGDATA_PGBOUNCER": "true"}
@@ -359,7 +285,7 @@ def test_many_notebook_processes_share_the_pgbouncer_pool_without_statement_name
 
 
 async def test_without_the_setting_asyncpgs_cached_statements_break_through_pgbouncer(
-    pgbouncer: Bouncer, seeded_url: URL
+    pgbouncer: PgBouncer, seeded_url: URL
 ) -> None:
     # What BLOGDATA_PGBOUNCER prevents: the fixture really is a transaction-mode pooler.
     engine = create_engine(pgbouncer.url(seeded_url.database or ""))
