@@ -3,13 +3,26 @@
 The names below are the public API. Modules with their own vocabulary stay namespaced:
 ``blogdata.crud`` (the guide's ``crud.user``/``crud.post``/``crud.tag``), ``blogdata.queries``,
 ``blogdata.seed``, ``blogdata.migrate``, ``blogdata.embedded``, ``blogdata.explain``,
-``blogdata.notebook``, and the command line's ``blogdata.cli`` and ``blogdata.demo`` (imported
-on first use: they pull in typer and matplotlib). Importing blogdata opens no connection.
+``blogdata.notebook``, ``blogdata.routing`` (read sessions on a standby), ``blogdata.replica``
+(the embedded standby), ``blogdata.pooler`` (a local PgBouncer), and the command line's
+``blogdata.cli`` and ``blogdata.demo`` (imported on first use: they pull in typer and
+matplotlib). Importing blogdata opens no connection.
 """
 
 from __future__ import annotations
 
-from blogdata import crud, embedded, explain, migrate, notebook, queries, seed
+from blogdata import (
+    crud,
+    embedded,
+    explain,
+    migrate,
+    notebook,
+    pooler,
+    queries,
+    replica,
+    routing,
+    seed,
+)
 from blogdata.aggregations import (
     active_authors,
     author_activity,
@@ -36,6 +49,7 @@ from blogdata.config import (
     Settings,
     get_settings,
     parse_database_url,
+    parse_read_url,
 )
 from blogdata.database import (
     create_engine,
@@ -58,7 +72,9 @@ from blogdata.errors import (
     NotFoundError,
     PoolExhaustedError,
     QueryError,
+    ReadOnlySessionError,
     RelatedRowMissingError,
+    ReplicationLagError,
     StatementTimeoutError,
     sqlstate_of,
     translate_db_error,
@@ -148,7 +164,9 @@ __all__ = [
     "RETRYABLE_SQLSTATES",
     "ROLES",
     "ROUTE_ATTR",
+    "ReadOnlySessionError",
     "RelatedRowMissingError",
+    "ReplicationLagError",
     "Route",
     "RouteUnavailableError",
     "RowFailure",
@@ -191,13 +209,17 @@ __all__ = [
     "normalize_tag_name",
     "notebook",
     "parse_database_url",
+    "parse_read_url",
+    "pooler",
     "post_tags",
     "posts_frame",
     "posts_per_author",
     "posts_per_month",
     "posts_per_tag",
     "queries",
+    "replica",
     "resolve_url",
+    "routing",
     "savepoint",
     "seed",
     "server_address",

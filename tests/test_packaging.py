@@ -78,7 +78,18 @@ FLAT = {
     "security",
     "transactions",
 }
-NAMESPACED = {"crud", "embedded", "explain", "migrate", "notebook", "queries", "seed"}
+NAMESPACED = {
+    "crud",
+    "embedded",
+    "explain",
+    "migrate",
+    "notebook",
+    "pooler",
+    "queries",
+    "replica",
+    "routing",
+    "seed",
+}
 INTERNAL = {"cli", "demo", "guide_patterns"}
 
 
