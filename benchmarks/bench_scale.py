@@ -149,9 +149,11 @@ async def _run(home: Path, users: int, rounds: int) -> str:
         )
     lines += [
         "",
-        "- Both servers share the same 2 cores and disk, so the standby is not faster here: the "
-        "point of a standby is that this work leaves the primary's CPU and I/O free, which one "
-        "machine cannot show. What the ratio shows is that a read session costs nothing extra.",
+        "- Both servers share the same 2 cores and disk (and, here, a machine busy with other "
+        "work: see the load average), so the standby cannot be faster by design: the point of a "
+        "standby is that this work leaves the primary's CPU and I/O free, which one machine "
+        "cannot show. What the ratio shows is that a read session on the standby costs no more "
+        "than one on the primary; a gap of 10-20 % either way is within this machine's noise.",
         "- Through PgBouncer every session opens a new client connection (`NullPool`, as "
         "SQLAlchemy advises) and every statement is prepared afresh (no statement cache); that "
         "fixed cost per call matters for the millisecond aggregations and vanishes in the long "
