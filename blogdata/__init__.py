@@ -38,6 +38,7 @@ from blogdata.errors import (
     InvalidInputError,
     NotFoundError,
     QueryError,
+    ReadOnlySessionError,
     RetryableConflictError,
 )
 from blogdata.frames import posts_frame, tags_frame, users_frame
@@ -58,6 +59,7 @@ __all__ = [
     "PostCreate",
     "PostUpdate",
     "QueryError",
+    "ReadOnlySessionError",
     "RetryableConflictError",
     "Tag",
     "User",

@@ -42,7 +42,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the embedded PostgreSQL server.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Apply and inspect the Alembic migrations.", no_args_is_help=True)
+replica_app = typer.Typer(
+    help="Manage a hot standby of the embedded server (for read sessions).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
+db_app.add_typer(replica_app, name="replica")
 app.add_typer(migrate_app, name="migrate")
 
 _state = {"debug": False}
@@ -130,12 +134,87 @@ def db_status() -> None:
     if answer is None:
         raise typer.Exit(3)
     typer.echo(f"answering: {answer}")
+    _replica_status_line(server)
 
 
 @db_app.command("url")
-def db_url() -> None:
+def db_url(
+    read: Annotated[bool, typer.Option("--read", help="print the read sessions' URL")] = False,
+) -> None:
     """Print the database URL blogdata uses (starting the embedded server if needed)."""
+    if read:
+        from blogdata.routing import read_url
+
+        configured = read_url()
+        if configured is not None:
+            typer.echo(configured.render_as_string(hide_password=True))
+            return
     typer.echo(resolve_url().render_as_string(hide_password=True))
+
+
+def _replica_status_line(primary: embedded.EmbeddedServer) -> None:
+    """Print the embedded standby's state and its replay lag, if it exists."""
+    from blogdata import replica
+
+    standby = replica.status()
+    if standby is None:
+        if replica.replica_directory().exists():
+            typer.echo("replica: not running (`blogdata db replica start`)")
+        return
+    lag = asyncio.run(_replay_lag(primary.url(), standby.url()))
+    typer.echo(
+        f"replica: running (pid {standby.pid}), data in {standby.pgdata}, replay lag {lag} bytes"
+    )
+
+
+async def _replay_lag(primary: URL, standby: URL) -> int | None:
+    from blogdata.routing import replay_lag_bytes
+
+    engines = [create_engine(u, poolclass=NullPool) for u in (primary, standby)]
+    try:
+        return await replay_lag_bytes(engines[0], engines[1])
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+@replica_app.command("start")
+def replica_start() -> None:
+    """Make (first time) and start a hot standby of the embedded server; print its URL."""
+    from blogdata import replica
+
+    standby = replica.start()
+    url = standby.url().render_as_string(hide_password=True)
+    typer.echo(f"standby running (pid {standby.pid}), data in {standby.pgdata}")
+    typer.echo(url)
+    typer.echo(f"read from it: export BLOGDATA_READ_URL='{url}'")
+
+
+@replica_app.command("stop")
+def replica_stop() -> None:
+    """Stop the embedded standby."""
+    from blogdata import replica
+
+    typer.echo("stopped" if replica.stop() else "not running")
+
+
+@replica_app.command("status")
+def replica_status() -> None:
+    """Say whether the embedded standby is running, and its replay lag (exit code 3 if not)."""
+    from blogdata import replica
+
+    standby = replica.status()
+    if standby is None:
+        typer.echo(f"not running (data directory {replica.replica_directory()})")
+        raise typer.Exit(3)
+    primary = embedded.status()
+    lag = "unknown: the primary is not running"
+    if primary is not None:
+        lag = f"{asyncio.run(_replay_lag(primary.url(), standby.url()))} bytes"
+    typer.echo(
+        f"running (pid {standby.pid}), data in {standby.pgdata}, log {standby.log_file}, "
+        f"replay lag {lag}"
+    )
 
 
 @migrate_app.command("upgrade")

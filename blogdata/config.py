@@ -17,7 +17,13 @@ from sqlalchemy.exc import ArgumentError
 
 from blogdata.errors import ConfigurationError
 
-__all__ = ["EXPECTED_URL_FORM", "Settings", "get_settings", "parse_database_url"]
+__all__ = [
+    "EXPECTED_URL_FORM",
+    "Settings",
+    "get_settings",
+    "parse_database_url",
+    "parse_read_url",
+]
 
 EXPECTED_URL_FORM = "postgresql+asyncpg://user:password@host:5432/dbname"
 
@@ -59,6 +65,22 @@ def parse_database_url(value: str | URL) -> URL:
     return url
 
 
+def parse_read_url(value: str | URL) -> URL:
+    """Parse and check the read server's URL (``BLOGDATA_READ_URL``) like the main one."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"BLOGDATA_READ_URL could not be parsed as a URL; use the form {EXPECTED_URL_FORM}"
+        ) from None
+    if url.drivername != "postgresql+asyncpg":
+        raise ConfigurationError(
+            f"BLOGDATA_READ_URL uses the driver {url.drivername!r}, but blogdata needs asyncpg; "
+            f"use the form {EXPECTED_URL_FORM}, or unset it to read from the primary"
+        )
+    return url
+
+
 class Settings(BaseSettings):
     """blogdata's settings; each field is read from ``BLOGDATA_<FIELD>``.
 
@@ -82,6 +104,15 @@ class Settings(BaseSettings):
     pool_recycle: int = Field(default=1800, description="reconnect connections older than this (s)")
     pool_pre_ping: bool = Field(default=True, description="test a connection before handing it out")
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the server")
+    read_url: SecretStr | None = Field(
+        default=None, description="postgresql+asyncpg:// URL of a read server (a hot standby)"
+    )
+    read_fallback: bool = Field(
+        default=False, description="read from the primary while the read server is unreachable"
+    )
+    pgbouncer: bool = Field(
+        default=False, description="connect through PgBouncer in transaction mode"
+    )
 
     def __init__(self, **values: Any) -> None:
         """Read the settings (``values`` override the environment); raise ConfigurationError.
@@ -105,6 +136,24 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
             return value
         return None
+
+    @field_validator("read_url", mode="after")
+    @classmethod
+    def _check_read_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            try:
+                parse_read_url(value.get_secret_value())
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+            return value
+        return None
+
+    @property
+    def read(self) -> URL | None:
+        """The configured read server's URL, or None when reads use the primary."""
+        if self.read_url is None:
+            return None
+        return parse_read_url(self.read_url.get_secret_value())
 
     @property
     def url(self) -> URL | None:

@@ -23,6 +23,7 @@ work again; ``session_scope`` and ``get_db`` do that rollback themselves.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -84,8 +85,11 @@ def server_address(url: URL) -> str:
     return f"{host}:{url.port or 5432}"
 
 
-def _connector(url: URL, timeout: float) -> Any:
-    """Build an asyncpg connect function that fails fast and names the server it tried."""
+def _connector(url: URL, timeout: float, **extra: Any) -> Any:
+    """Build an asyncpg connect function that fails fast and names the server it tried.
+
+    ``extra`` goes to ``asyncpg.connect`` (e.g. ``statement_cache_size=0`` for PgBouncer).
+    """
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
     _, kwargs = dialect().create_connect_args(url)  # type: ignore[no-untyped-call]
@@ -94,7 +98,7 @@ def _connector(url: URL, timeout: float) -> Any:
 
     async def connect() -> Any:
         try:
-            return await asyncpg.connect(**kwargs, timeout=timeout)
+            return await asyncpg.connect(**kwargs, **extra, timeout=timeout)
         except (
             OSError,
             TimeoutError,
@@ -197,7 +201,8 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
     Args:
         url: a ``postgresql+asyncpg://`` URL; None means the settings, then the embedded server.
         **overrides: any ``create_async_engine`` argument, e.g. ``echo=True`` or
-            ``poolclass=NullPool`` (which drops the pool-size options).
+            ``poolclass=NullPool`` (which drops the pool-size options); ``pgbouncer=True``
+            overrides ``BLOGDATA_PGBOUNCER``.
     """
     settings = get_settings()
     resolved = resolve_url(url)
@@ -216,8 +221,42 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         for name in _POOL_ARGS:
             options.pop(name, None)
     timeout = options.pop("connect_timeout", settings.connect_timeout)
-    engine = _create_async_engine(resolved, async_creator=_connector(resolved, timeout), **options)
-    return _harden(engine)
+    if options.pop("pgbouncer", settings.pgbouncer):
+        return _pgbouncer_engine(resolved, timeout, options)
+    connect = options.pop("async_creator", None) or _connector(resolved, timeout)
+    return _harden(_create_async_engine(resolved, async_creator=connect, **options))
+
+
+def _unique_statement_name() -> str:
+    return f"__blogdata_{uuid.uuid4().hex}__"
+
+
+def _pgbouncer_engine(url: URL, timeout: float, options: dict[str, Any]) -> AsyncEngine:
+    """Build an engine safe behind PgBouncer in transaction mode (``BLOGDATA_PGBOUNCER=true``).
+
+    SQLAlchemy's documented asyncpg + PgBouncer recipe: no prepared-statement cache (neither
+    SQLAlchemy's nor asyncpg's), a unique name for every prepared statement, and ``NullPool``
+    (PgBouncer is the pool; pass ``poolclass=`` to override).
+    """
+    if "poolclass" not in options or options["poolclass"] is _QueuePool:
+        options["poolclass"] = NullPool
+    if options["poolclass"] is NullPool:
+        for name in _POOL_ARGS:
+            options.pop(name, None)
+    connect = options.pop("async_creator", None) or _connector(url, timeout, statement_cache_size=0)
+    holder: list[AsyncEngine] = []
+
+    def creator() -> Any:
+        # async_creator would drop the adapter's arguments: pass them as SQLAlchemy does.
+        return holder[0].sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=connect,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unique_statement_name,
+        )
+
+    engine = _harden(_create_async_engine(url, creator=creator, **options))
+    holder.append(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -266,13 +305,23 @@ async def _quietly_rollback(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    engine: AsyncEngine | None = None, *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
     """Open one unit of work: commit on success, roll back on any exception.
 
     Usage: ``async with session_scope() as db: ...``; pass ``engine`` to use your own. A commit
     that fails is raised as blogdata's error (``ConnectionLostError`` if the connection was
     lost: run the unit of work again); the rollback and close after it never raise.
+    ``read_only=True`` opens a read session on the read server instead (``BLOGDATA_READ_URL``,
+    else the primary; see :mod:`blogdata.routing`): writes there raise ReadOnlySessionError.
     """
+    if read_only:
+        from blogdata.routing import read_session
+
+        async with read_session(engine) as reader:
+            yield reader
+        return
     session = _sessions(engine)()
     try:
         try:

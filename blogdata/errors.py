@@ -12,9 +12,11 @@ Every message names what failed and what to do about it::
     ├── AlreadyExistsError          a unique constraint was violated (SQLSTATE 23505)
     ├── RelatedRowMissingError      a foreign key points nowhere (SQLSTATE 23503)
     ├── InsufficientFundsError      a transfer would make a balance negative
+    ├── ReplicationLagError         the read server did not replay the primary's writes in time
     └── QueryError                  the database rejected a statement; carries its message
         ├── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
-        └── RetryableConflictError  a serialization failure or deadlock (SQLSTATE 40001, 40P01)
+        ├── RetryableConflictError  a serialization failure or deadlock (SQLSTATE 40001, 40P01)
+        └── ReadOnlySessionError    a write was attempted on a read session (SQLSTATE 25006)
 
 Database errors are translated at one boundary. :func:`translate_db_error` maps one error by its
 SQLSTATE; it takes SQLAlchemy's wrapped errors, asyncpg's own (from COPY, cursors and other
@@ -48,8 +50,10 @@ __all__ = [
     "NotFoundError",
     "PoolExhaustedError",
     "QueryError",
+    "ReadOnlySessionError",
     "RelatedRowMissingError",
     "RetryableConflictError",
+    "ReplicationLagError",
     "StatementTimeoutError",
     "invalidate_connection",
     "is_connection_lost",
@@ -133,6 +137,14 @@ class StatementTimeoutError(QueryError):
 
 class RetryableConflictError(QueryError):
     """A serialization failure or deadlock: roll back and run the whole unit of work again."""
+
+
+class ReadOnlySessionError(QueryError):
+    """A write was attempted on a read session (or on a hot standby): writes go to the primary."""
+
+
+class ReplicationLagError(BlogdataError):
+    """The read server had not replayed the primary's writes when the wait timed out."""
 
 
 def _driver_error(exc: BaseException) -> BaseException:
@@ -322,6 +334,12 @@ def translate_db_error(
     if state == "57014":
         return StatementTimeoutError(
             f"{doing} was cancelled ({said}); roll back, then narrow the query or allow more time",
+            sqlstate=state,
+        )
+    if state == "25006":
+        return ReadOnlySessionError(
+            f"{doing} tried to write on a read session ({said}); reads go to the read server, "
+            "writes must use a normal session on the primary (session_scope())",
             sqlstate=state,
         )
     if state in RETRYABLE_SQLSTATES:
