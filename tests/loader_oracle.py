@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pandas.testing import assert_frame_equal
+from pandas.testing import assert_frame_equal, assert_series_equal
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -261,27 +261,39 @@ def _float_cells(series: pd.Series) -> list[str | None]:
 
 
 def assert_same_frame(got: pd.DataFrame, expected: pd.DataFrame, what: str = "") -> None:
-    """Assert ``got`` equals the oracle's frame: labels, order, dtypes, every cell exactly."""
+    """Assert ``got`` equals the oracle's frame: labels, order, dtypes, every cell exactly.
+
+    Every column is checked and every differing one reported (dtype, or cells through
+    ``assert_series_equal``), then the whole frame through ``assert_frame_equal``.
+    """
     assert isinstance(got, pd.DataFrame), f"{what}: got {type(got).__name__}, not a DataFrame"
     assert list(got.columns) == list(expected.columns), (
         f"{what}: labels {list(got.columns)} != oracle's {list(expected.columns)}"
     )
-    assert list(got.dtypes) == list(expected.dtypes), (
-        f"{what}: dtypes {list(got.dtypes)} != oracle's {list(expected.dtypes)}"
-    )
     assert len(got) == len(expected), f"{what}: {len(got)} rows, the oracle has {len(expected)}"
-    assert_frame_equal(
-        _canonical_frame(got),
-        _canonical_frame(expected),
-        check_exact=True,
-        check_dtype=True,
-        obj=what or "DataFrame",
-    )
+    left, right = _canonical_frame(got), _canonical_frame(expected)
+    problems = []
     for i, dtype in enumerate(expected.dtypes):
+        label = f"column {i} {expected.columns[i]!r}"
+        if got.dtypes.iloc[i] != dtype:
+            problems.append(f"{label}: dtype {got.dtypes.iloc[i]} != oracle's {dtype}")
+            continue
+        try:
+            assert_series_equal(
+                left.iloc[:, i], right.iloc[:, i], check_exact=True, check_index=False, obj=label
+            )
+        except AssertionError as exc:
+            problems.append(" ".join(str(exc).split())[:700])
+            continue
         if str(dtype).lower().startswith(("float", "double")):
-            left, right = _float_cells(got.iloc[:, i]), _float_cells(expected.iloc[:, i])
-            bad = [(r, a, b) for r, (a, b) in enumerate(zip(left, right, strict=True)) if a != b]
-            assert not bad, f"{what}: column {i} float cells (row, got, oracle): {bad[:5]}"
+            cells = zip(
+                _float_cells(got.iloc[:, i]), _float_cells(expected.iloc[:, i]), strict=True
+            )
+            bad = [(r, a, b) for r, (a, b) in enumerate(cells) if a != b]
+            if bad:
+                problems.append(f"{label}: float cells (row, got, oracle) {bad[:5]}")
+    assert not problems, f"{what}: " + "\n".join(problems)
+    assert_frame_equal(left, right, check_exact=True, check_dtype=True, obj=what or "DataFrame")
     assert isinstance(got.index, pd.RangeIndex) and got.index.start == 0, (
         f"{what}: index {got.index!r} is not a RangeIndex from 0"
     )
