@@ -45,7 +45,8 @@ driver's answer, and the one taken is ``frame.attrs["blogdata.route"]`` (and a D
   the session's snapshot. Only when the session has no writes in its transaction, no temporary
   tables, the same role and the same settings that shape results (a fingerprint of ``pg_settings``
   compared with the ADBC connection's), every column has a type ADBC maps exactly, and every
-  bound value has a literal form. Any failure there falls back: the read is read-only.
+  bound value has a literal form; ``"auto"`` takes it only for results the planner expects to be
+  large (8 MB or more), where it is fastest. Any failure there falls back: the read is read-only.
 - ``"copy"``: ``COPY (query) TO STDOUT (FORMAT csv)`` on the session's own connection (so it
   sees the session's uncommitted writes), parsed by pyarrow in a thread while it streams. Only
   when the values have literal forms, ``standard_conforming_strings`` is on, dates and times are
@@ -78,7 +79,14 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from blogdata.errors import BlogdataError, InvalidInputError, QueryError, translate_db_error
+from blogdata.errors import (
+    BlogdataError,
+    InvalidInputError,
+    QueryError,
+    invalidate_connection,
+    is_connection_lost,
+    translate_db_error,
+)
 from blogdata.loaders._adbc import SESSION_FINGERPRINT, AdbcRead, close_idle_connections
 from blogdata.loaders._copy import copy_batches, copy_to_table
 from blogdata.loaders._dtypes import (
@@ -188,7 +196,9 @@ class _Guard:
         try:
             return await work
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise translate_db_error(exc, doing="the query") from exc
+            if is_connection_lost(exc, self.conn):
+                await invalidate_connection(self.conn)
+            raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
 
     async def _recover(self, savepoint: bool) -> None:
         """Bring the connection back to where the load began, or invalidate it."""
@@ -204,15 +214,16 @@ class _Guard:
                 return
             except asyncpg.InterfaceError:
                 # The cancelled COPY has not finished unwinding: asyncpg sent the server a
-                # cancel request; wait for its answer.
-                if asyncio.get_running_loop().time() < deadline:
+                # cancel request; wait for its answer (unless the connection is gone).
+                alive = not self.driver.is_closed()
+                if alive and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.01)
                     continue
             except (asyncpg.PostgresError, OSError, TimeoutError):
                 pass
             break
         # State unknown: never let the pool hand this connection out again.
-        await self.conn.invalidate()
+        await invalidate_connection(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -228,7 +239,7 @@ class _Guard:
             if not self.conn.invalidated:
                 await _finally(self._recover(inside))
             if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-                raise translate_db_error(exc, doing="the query") from exc
+                raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
             raise
 
 
@@ -318,6 +329,22 @@ async def _describe(guard: _Guard, query: CompiledQuery, backend: str, state: _S
     if adbc_problem:
         why_not["adbc"] = adbc_problem
     return _Plan(query, prepared, columns, literal, why_not)
+
+
+#: Results the planner expects to be smaller than this read faster on the session's connection
+#: than through a thread and a second connection. Either route gives the same frame.
+_ADBC_MIN_BYTES = 8 << 20
+
+
+async def _small(guard: _Guard, plan: _Plan) -> bool:
+    """Whether the planner expects a result too small for the ADBC route to pay off."""
+    try:
+        async with guard.savepoint():
+            explained = await plan.prepared.explain(*plan.query.args)
+        top = explained[0]["Plan"]
+        return float(top["Plan Rows"]) * float(top["Plan Width"]) < _ADBC_MIN_BYTES
+    except (BlogdataError, LookupError, TypeError, ValueError):
+        return True
 
 
 async def _checked_literal(guard: _Guard, literal: str, attributes: Sequence[Any]) -> str | None:
@@ -497,6 +524,8 @@ async def load_frame(
     guard = _Guard(conn, driver)
     state = await guard.read(_state(driver))
     plan = await _describe(guard, query, dtype_backend, state)
+    if route == "auto" and "adbc" not in plan.why_not and await _small(guard, plan):
+        plan.why_not["adbc"] = "the planner expects a small result, read faster on the session"
     chosen = _choose(route, plan, stream=False)
     if chosen == "adbc":
         frame = await _load_adbc(guard, plan, state, dtype_backend)
