@@ -15,7 +15,7 @@ The guide's group-by on ``User.role`` failed because its model had no ``role`` c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -35,6 +35,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
+from blogdata._checks import (
+    INT8_MAX,
+    MAX_DAYS,
+    check_aware_datetime,
+    check_count,
+    check_days_before,
+)
 from blogdata.errors import InvalidInputError
 from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Post, Tag, User, post_tags
@@ -56,6 +63,8 @@ Db = AsyncSession | AsyncConnection
 
 async def count_users(db: Db, *, active: bool | None = None) -> int:
     """Return the number of users (only active or inactive ones if ``active`` is given)."""
+    if active is not None and not isinstance(active, bool):
+        raise InvalidInputError(f"active must be True, False or None, not {active!r}")
     stmt = select(func.count()).select_from(User)
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
@@ -117,8 +126,7 @@ async def posts_per_tag(db: Db) -> pd.DataFrame:
 
 async def top_tags(db: Db, *, n: int = 10) -> pd.DataFrame:
     """Return the ``n`` most used tags: ``tag``, ``posts``; ties broken by name."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise InvalidInputError(f"n must be a positive integer, got {n!r}")
+    check_count(n, "n", minimum=1, maximum=INT8_MAX)
     return await load_frame(db, _tag_counts().limit(n))
 
 
@@ -154,7 +162,7 @@ async def posts_per_month(
     Every month from the first post's to the last post's is present, with 0 where no post falls;
     no posts give an empty frame. ``by="published_at"`` counts publications (drafts left out).
     """
-    if by not in _MONTHLY_SQL:
+    if not isinstance(by, str) or by not in _MONTHLY_SQL:
         raise InvalidInputError(f"by must be 'created_at' or 'published_at', not {by!r}")
     return await load_frame(db, text(_MONTHLY_SQL[by]))
 
@@ -165,17 +173,16 @@ async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
     Columns ``author_id``, ``username``, ``posts`` (in the window), ``last_post``; most posts
     first, then by ``author_id``. The window is ``now - days < created_at <= now``.
     """
-    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
-        raise InvalidInputError(f"days must be a positive integer, got {days!r}")
-    if not isinstance(now, datetime) or now.utcoffset() is None:
-        raise InvalidInputError(f"now must be a time-zone-aware datetime, got {now!r}")
+    check_count(days, "days", minimum=1, maximum=MAX_DAYS)
+    check_aware_datetime(now, "now")
+    since = check_days_before(now, days)
     recent = (
         select(
             Post.author_id,
             func.count().label("posts"),
             func.max(Post.created_at).label("last_post"),
         )
-        .where(Post.created_at > now - timedelta(days=days), Post.created_at <= now)
+        .where(Post.created_at > since, Post.created_at <= now)
         .group_by(Post.author_id)
         .subquery()
     )
@@ -197,8 +204,7 @@ async def tag_cooccurrence(db: Db, *, min_posts: int = 1) -> pd.DataFrame:
 
     Only pairs on at least ``min_posts`` posts are listed; most frequent first, then by names.
     """
-    if isinstance(min_posts, bool) or not isinstance(min_posts, int) or min_posts <= 0:
-        raise InvalidInputError(f"min_posts must be a positive integer, got {min_posts!r}")
+    check_count(min_posts, "min_posts", minimum=1, maximum=INT8_MAX)
     a, b = post_tags.alias("a"), post_tags.alias("b")
     # Count each unordered pair once (by id), then name it with the names in code-point order.
     pairs = (

@@ -24,7 +24,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, cast
 
@@ -45,6 +45,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from blogdata._checks import (
+    MAX_DAYS,
+    check_aware_datetime,
+    check_count,
+    check_days_before,
+    check_id,
+    check_list,
+    check_text,
+)
 from blogdata.errors import (
     AlreadyExistsError,
     BlogdataError,
@@ -87,6 +96,7 @@ _REQUIRED = USER_COLUMNS[:3]
 _TIMESTAMPS = frozenset({"created_at", "updated_at", "last_login"})
 _UNIQUE = ("email", "username")
 _SHOWN = 5  # offending rows named in an error message
+_MAX_WORKERS = 1024  # hashing threads; far more than any machine has cores
 
 
 def hash_passwords(passwords: Sequence[str], *, workers: int | None = None) -> list[str]:
@@ -97,7 +107,10 @@ def hash_passwords(passwords: Sequence[str], *, workers: int | None = None) -> l
     pays on machines with more than a few cores: on 2 shared cores it measured 0.8x-1.4x of one
     thread (benchmarks/RESULTS.md). Threads suffice; processes would add pickling only.
     """
+    for password in passwords:
+        check_text(password, "password", secret=True)
     count = workers if workers is not None else (os.cpu_count() or 1)
+    check_count(count, "workers", minimum=1, maximum=_MAX_WORKERS)
     if count <= 1 or len(passwords) <= 1:
         return [get_password_hash(p) for p in passwords]
     with ThreadPoolExecutor(max_workers=min(count, len(passwords))) as pool:
@@ -235,6 +248,7 @@ async def insert_hashed_users(
     ``copy_threshold`` picks the path (see the module docstring). Flushes pending work first;
     never commits.
     """
+    check_count(copy_threshold, "copy_threshold")
     columns = _check_rows(rows)
     if not columns:
         return 0
@@ -277,6 +291,11 @@ async def bulk_create_users(
     Returns the number of users created. Duplicates are reported (by row) before any password
     is hashed; ``workers`` is the number of hashing threads (default: CPU cores).
     """
+    for index, user in enumerate(users):
+        if not isinstance(user, UserCreate):
+            raise InvalidInputError(
+                f"users[{index}] must be a UserCreate, not {type(user).__name__}"
+            )
     rows: list[dict[str, Any]] = [
         {**user.model_dump(exclude={"password"}), "hashed_password": ""} for user in users
     ]
@@ -298,8 +317,15 @@ async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, 
     NOTHING``). New names are inserted in sorted order so concurrent upserts cannot deadlock.
     """
     try:
-        cleaned = sorted({normalize_tag_name(name) for name in names})
-    except (ValueError, AttributeError) as exc:
+        cleaned = sorted(
+            {
+                normalize_tag_name(check_text(name, "tag name"))
+                for name in check_list(names, "names")
+            }
+        )
+    except InvalidInputError:
+        raise
+    except ValueError as exc:
         raise InvalidInputError(f"bad tag name: {exc}") from exc
     if not cleaned:
         return {}
@@ -326,15 +352,9 @@ async def deactivate_old_users(db: AsyncSession, *, days: int, now: datetime | N
     ``now`` defaults to the current UTC time and must be timezone-aware. Users who never logged
     in (``last_login`` is NULL) are left alone, as in the guide. Returns how many were changed.
     """
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise InvalidInputError(f"days must be an int >= 0, got {days!r}")
-    if now is None:
-        now = datetime.now(UTC)
-    elif now.utcoffset() is None:
-        raise InvalidInputError(
-            "now is a naive datetime; pass an aware one such as datetime.now(UTC)"
-        )
-    cutoff = now - timedelta(days=days)
+    check_count(days, "days", maximum=MAX_DAYS)
+    now = datetime.now(UTC) if now is None else check_aware_datetime(now, "now")
+    cutoff = check_days_before(now, days)
     stmt = (
         update(User)
         .where(User.is_active.is_(True), User.last_login < cutoff)
@@ -350,8 +370,10 @@ async def bulk_delete_users(db: AsyncSession, ids: Sequence[int]) -> int:
 
     Unknown ids are ignored. The ids travel as one array parameter, so any number fits.
     """
-    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
-        raise InvalidInputError("ids must all be ints")
+    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence):
+        raise InvalidInputError(f"ids must be a list of ints, not {type(ids).__name__}")
+    for index, value in enumerate(ids):
+        check_id(value, f"ids[{index}]")
     if not ids:
         return 0
     stmt = (

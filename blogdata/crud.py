@@ -25,13 +25,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import Table, exists, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from blogdata._checks import check_id, check_list, check_text
 from blogdata.errors import (
     BlogdataError,
     DatabaseUnavailableError,
@@ -43,6 +44,7 @@ from blogdata.errors import (
 from blogdata.models import Base, Post, Tag, User
 from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
 from blogdata.schemas import (
+    PASSWORD_MAX_LENGTH,
     PostCreate,
     PostUpdate,
     TagCreate,
@@ -67,10 +69,32 @@ CreateSchemaType = TypeVar("CreateSchemaType", bound=BaseModel)
 UpdateSchemaType = TypeVar("UpdateSchemaType", bound=BaseModel)
 
 
+#: Longest email or username a look-up accepts (the columns hold 255 and 50 characters).
+_MAX_LOOKUP = 1000
+
+
 def _set_fields(obj_in: BaseModel | dict[str, Any], schema: type[BaseModel]) -> dict[str, Any]:
     """Return the fields the caller set, validating a plain dict through ``schema`` first."""
-    model = obj_in if isinstance(obj_in, BaseModel) else schema.model_validate(obj_in)
+    if isinstance(obj_in, BaseModel):
+        return obj_in.model_dump(exclude_unset=True)
+    if not isinstance(obj_in, dict):
+        raise InvalidInputError(
+            f"obj_in must be a {schema.__name__} or a dict, not {type(obj_in).__name__}"
+        )
+    try:
+        model = schema.model_validate(obj_in)
+    except ValidationError as exc:  # hide_input_in_errors: the message quotes no value
+        raise InvalidInputError(f"obj_in is not a valid {schema.__name__}: {exc}") from None
     return model.model_dump(exclude_unset=True)
+
+
+def _require_schema(obj_in: object) -> BaseModel:
+    """Refuse anything but a validated pydantic schema (e.g. a plain dict) before any SQL."""
+    if not isinstance(obj_in, BaseModel):
+        raise InvalidInputError(
+            f"obj_in must be a validated schema (e.g. UserCreate(...)), not {type(obj_in).__name__}"
+        )
+    return obj_in
 
 
 @asynccontextmanager
@@ -101,7 +125,7 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
 
     async def get(self, db: AsyncSession, id: int) -> ModelType | None:
         """Return the row with primary key ``id``, or None."""
-        return await db.get(self.model, id)
+        return await db.get(self.model, check_id(id))
 
     async def get_or_raise(self, db: AsyncSession, id: int) -> ModelType:
         """Return the row with primary key ``id``; raise NotFoundError if there is none."""
@@ -142,11 +166,11 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
     async def exists(self, db: AsyncSession, id: int) -> bool:
         """Return whether a row with primary key ``id`` exists."""
         pk = inspect(self.model).primary_key[0]
-        return bool(await db.scalar(select(exists().where(pk == id))))
+        return bool(await db.scalar(select(exists().where(pk == check_id(id)))))
 
     async def create(self, db: AsyncSession, *, obj_in: CreateSchemaType) -> ModelType:
         """Insert a row from ``obj_in`` and flush it (the caller commits)."""
-        return await self._insert(db, self.model(**obj_in.model_dump()))
+        return await self._insert(db, self.model(**_require_schema(obj_in).model_dump()))
 
     async def _insert(self, db: AsyncSession, db_obj: ModelType) -> ModelType:
         async with _write(db, self.table):
@@ -170,8 +194,15 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
         Raises:
             NotFoundError: ``id`` names no row.
         """
+        if isinstance(obj_in, BaseModel):
+            data = obj_in.model_dump(exclude_unset=True)
+        elif isinstance(obj_in, dict):
+            data = obj_in
+        else:
+            raise InvalidInputError(
+                f"obj_in must be a schema or a dict, not {type(obj_in).__name__}"
+            )
         target = await self._target(db, db_obj, id)
-        data = obj_in.model_dump(exclude_unset=True) if isinstance(obj_in, BaseModel) else obj_in
         return await self._apply(db, target, data)
 
     async def _target(
@@ -179,11 +210,17 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
     ) -> ModelType:
         if (db_obj is None) == (id is None):
             raise InvalidInputError("pass exactly one of db_obj= or id=")
-        return db_obj if db_obj is not None else await self.get_or_raise(db, id)  # type: ignore[arg-type]
+        if db_obj is None:
+            return await self.get_or_raise(db, check_id(id))
+        if not isinstance(db_obj, self.model):
+            raise InvalidInputError(
+                f"db_obj must be a {self.model.__name__}, not {type(db_obj).__name__}"
+            )
+        return db_obj
 
     async def _apply(self, db: AsyncSession, db_obj: ModelType, data: dict[str, Any]) -> ModelType:
         columns = {attr.key for attr in inspect(self.model).column_attrs}
-        unknown = sorted(set(data) - columns)
+        unknown = sorted(map(str, set(data) - columns))
         if unknown:
             raise InvalidInputError(f"{self.table.name} has no column(s) {unknown}")
         try:
@@ -214,11 +251,13 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
 
     async def get_by_email(self, db: AsyncSession, *, email: str) -> User | None:
         """Return the user with this email (compared lower-case), or None."""
-        return await db.scalar(select(User).where(User.email == email.strip().lower()))
+        wanted = check_text(email, "email", max_length=_MAX_LOOKUP).strip().lower()
+        return await db.scalar(select(User).where(User.email == wanted))
 
     async def get_by_username(self, db: AsyncSession, *, username: str) -> User | None:
         """Return the user with this username, or None."""
-        return await db.scalar(select(User).where(User.username == username.strip()))
+        wanted = check_text(username, "username", max_length=_MAX_LOOKUP).strip()
+        return await db.scalar(select(User).where(User.username == wanted))
 
     async def create(self, db: AsyncSession, *, obj_in: UserCreate) -> User:
         """Insert a user with a hashed password and flush; the plain password is not kept.
@@ -226,7 +265,7 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
         Raises:
             AlreadyExistsError: the email or username is taken (``err.field`` says which).
         """
-        data = obj_in.model_dump(exclude={"password"})
+        data = _require_schema(obj_in).model_dump(exclude={"password"})
         hashed = await asyncio.to_thread(get_password_hash, obj_in.password)
         return await self._insert(db, User(**data, hashed_password=hashed))
 
@@ -239,8 +278,8 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
         id: int | None = None,
     ) -> User:
         """Write the set fields to the user and flush; a given password is hashed first."""
-        target = await self._target(db, db_obj, id)
         data = _set_fields(obj_in, UserUpdate)
+        target = await self._target(db, db_obj, id)
         password = data.pop("password", None)
         if password is not None:
             data["hashed_password"] = await asyncio.to_thread(get_password_hash, password)
@@ -253,7 +292,13 @@ class CRUDUser(CRUDBase[User, UserCreate, UserUpdate]):
 
         An unknown email still costs one password verification (against ``DUMMY_HASH``), so
         the time taken does not tell an attacker whether the email is registered.
+
+        Raises:
+            InvalidInputError: the email or password holds a character no stored one can (a
+                NUL, a lone surrogate) or is too long; the message never quotes the password.
         """
+        plain = password.get_secret_value() if isinstance(password, SecretStr) else password
+        check_text(plain, "password", max_length=PASSWORD_MAX_LENGTH, secret=True)
         found = await self.get_by_email(db, email=email)
         stored = found.hashed_password if found is not None else DUMMY_HASH
         ok = await asyncio.to_thread(verify_password, password, stored)
@@ -277,7 +322,7 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
         under READ COMMITTED) sees it. Names are inserted sorted so two writers lock them in the
         same order and cannot deadlock. Call it inside a savepoint or transaction you control.
         """
-        wanted = list(dict.fromkeys(_tag_name(n) for n in names))
+        wanted = list(dict.fromkeys(_tag_name(n) for n in check_list(names, "names")))
         if not wanted:
             return []
         insert = pg_insert(Tag).values([{"name": n} for n in sorted(wanted)])
@@ -293,10 +338,11 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
 
 
 def _tag_name(name: str) -> str:
+    check_text(name, "tag name")
     try:
         return normalize_tag_name(name)
     except ValueError as exc:
-        raise InvalidInputError(f"bad tag name {name!r}: {exc}") from None
+        raise InvalidInputError(f"bad tag name {name[:60]!r}: {exc}") from None
 
 
 class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
@@ -304,7 +350,7 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
 
     async def get_with_tags(self, db: AsyncSession, id: int) -> Post | None:
         """Return the post ``id`` with its tags loaded, or None."""
-        stmt = select(Post).where(Post.id == id).options(selectinload(Post.tags))
+        stmt = select(Post).where(Post.id == check_id(id)).options(selectinload(Post.tags))
         return await db.scalar(stmt)
 
     async def create(self, db: AsyncSession, *, obj_in: PostCreate) -> Post:
@@ -313,7 +359,7 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         Raises:
             RelatedRowMissingError: ``author_id`` names no user.
         """
-        data = obj_in.model_dump(exclude={"tags"})
+        data = _require_schema(obj_in).model_dump(exclude={"tags"})
         async with _write(db, self.table):
             tags = await tag.get_or_create_many(db, names=obj_in.tags)
             db_obj = Post(**data)
@@ -331,8 +377,8 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         id: int | None = None,
     ) -> Post:
         """Write the set fields to the post and flush; ``tags`` replaces the whole tag set."""
-        target = await self._target(db, db_obj, id)
         data = _set_fields(obj_in, PostUpdate)
+        target = await self._target(db, db_obj, id)
         names = data.pop("tags", None)
         if names is None:
             return await self._apply(db, target, data)
@@ -362,7 +408,7 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         check_page(skip=skip, limit=limit)
         stmt = (
             select(Post)
-            .where(Post.author_id == author_id)
+            .where(Post.author_id == check_id(author_id, "author_id"))
             .order_by(*order_by_clause(Post, order_by))
             .offset(skip)
             .limit(limit)

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from blogdata.errors import InvalidInputError
 from blogdata.loaders import load_frame
 from blogdata.models import Post, Tag, User, post_tags
 
@@ -48,6 +49,8 @@ async def posts_frame(db: Db, *, content: bool = False) -> pd.DataFrame:
     ``created_at``, ``published_at`` (NaT for drafts), ``views`` (NA where not tracked), ``tags``
     (a Python list of tag names, sorted; empty if none).
     """
+    if not isinstance(content, bool):
+        raise InvalidInputError(f"content must be True or False, not {content!r}")
     tag_names = (
         select(Tag.name)
         .join(post_tags, post_tags.c.tag_id == Tag.id)

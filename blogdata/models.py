@@ -1,9 +1,10 @@
 """The blog's tables as typed SQLAlchemy 2.x declarative models.
 
 Fixes over the guide: ``role`` and ``last_login`` exist (the guide queries both but never defines
-them), every timestamp is ``timestamptz``, money is ``Numeric(12, 2)`` with a CHECK instead of a
-float, and relationships say how they load: ``User.posts`` is ``selectin`` as in the guide, every
-other relationship is ``raise``, so a forgotten eager load fails loudly instead of doing hidden IO.
+them), every timestamp is ``timestamptz``, money is ``Numeric(12, 2)`` with a CHECK (not negative,
+not NaN) instead of a float, and relationships say how they load: ``User.posts`` is ``selectin``
+as in the guide, every other relationship is ``raise``, so a forgotten eager load fails loudly
+instead of doing hidden IO.
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ class Account(Base):
     __tablename__ = "accounts"
     __repr_attrs__ = ("id", "owner_id", "balance")
     __table_args__ = (
-        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        # numeric admits 'NaN', and 'NaN' >= 0 is true: refuse it by name (migration 0003).
+        CheckConstraint("balance >= 0 AND balance <> 'NaN'", name="balance_not_negative"),
         {"comment": "money accounts; balances in exact decimal"},
     )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import sys
 from collections.abc import Coroutine, Iterator
@@ -49,7 +50,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# No "_": it is what "-" becomes, so "sales-q1" and "sales_q1" would share nb_sales_q1.
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _MAX_NAME = 60  # PostgreSQL truncates identifiers at 63 bytes; "nb_" takes three
 _open: dict[str, Notebook] = {}
 
@@ -57,13 +59,24 @@ _open: dict[str, Notebook] = {}
 def database_name(name: str) -> str:
     """Return the database name for notebook ``name`` (``"01-engine"`` → ``"nb_01_engine"``).
 
+    One name, one database: names are lowercase letters, digits and ``-`` only, so no two
+    names map to the same database (``_`` is refused, as it is what ``-`` turns into).
+
     Raises:
-        InvalidInputError: ``name`` is not lowercase letters, digits, ``-`` and ``_``.
+        InvalidInputError: ``name`` is not lowercase letters, digits and ``-``.
     """
+    dashed = name.replace("_", "-") if isinstance(name, str) else ""
+    if "_" in name and _NAME.fullmatch(dashed) and len(name) <= _MAX_NAME:
+        raise InvalidInputError(
+            f'notebook name {name!r} contains "_"; write it with "-" instead '
+            f"({dashed!r}): both would use the database "
+            f"{'nb_' + name!r}, so one notebook would drop the other's"
+        )
     if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > _MAX_NAME:
         raise InvalidInputError(
-            f"notebook name {name!r} is not valid; use up to {_MAX_NAME} lowercase letters, "
-            'digits, "-" and "_", starting with a letter or digit, e.g. "01-engine-and-sessions"'
+            f"notebook name {name[:80] if isinstance(name, str) else name!r} is not valid; use "
+            f'up to {_MAX_NAME} lowercase letters, digits and "-", starting with a letter or '
+            'digit, e.g. "01-engine-and-sessions"'
         )
     return "nb_" + name.replace("-", "_")
 
@@ -116,7 +129,7 @@ async def connect(name: str, *, seed: int | None = 42, scale: float = 1.0) -> No
         InvalidInputError: the name or the scale is not valid.
     """
     database = database_name(name)
-    if not scale > 0:
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
         raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
     previous = _open.pop(name, None)
     if previous is not None:  # re-running the setup cell: release the old pool first

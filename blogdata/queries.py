@@ -21,13 +21,14 @@ import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, event, inspect, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import joinedload, lazyload, selectinload
 
+from blogdata._checks import INT8_MAX, check_id, check_list, check_text
 from blogdata.errors import InvalidInputError
 from blogdata.models import ROLES, Base, Post, Tag, User
 
@@ -80,6 +81,12 @@ def _require_aware(value: datetime, name: str) -> None:
             f"{name} is a naive datetime; give it a time zone, "
             "e.g. datetime(2024, 1, 1, tzinfo=timezone.utc)"
         )
+    try:
+        value.astimezone(UTC)  # what the driver sends; fails at the calendar's ends
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name} {value.isoformat()} is outside the years 1 to 9999 once converted to UTC"
+        ) from None
 
 
 def active_users() -> Select[User]:
@@ -115,8 +122,12 @@ def users_matching(
     conditions: list[ColumnElement[bool]] = []
     if active is not None:
         conditions.append(User.is_active.is_(active))
+    if active is not None and not isinstance(active, bool):
+        raise InvalidInputError(f"active must be True, False or None, not {active!r}")
     if roles is not None:
-        wanted = list(roles)
+        wanted = check_list(roles, "roles")
+        if not all(isinstance(role, str) for role in wanted):
+            raise InvalidInputError(f"roles must all be str; roles are {', '.join(ROLES)}")
         unknown = sorted(set(wanted) - set(ROLES))
         if unknown:
             raise InvalidInputError(f"unknown role(s) {unknown}; roles are {', '.join(ROLES)}")
@@ -138,14 +149,15 @@ def users_matching(
 
 def escape_like(text: str) -> str:
     r"""Escape ``\\``, ``%`` and ``_`` so ``text`` matches literally inside a LIKE pattern."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _contains_pattern(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError("search text is empty; give at least one non-space character")
-    if len(text) > _MAX_SEARCH_LENGTH:
-        raise InvalidInputError(f"search text is longer than {_MAX_SEARCH_LENGTH} characters")
+    check_text(text, "search text", max_length=_MAX_SEARCH_LENGTH)
     return f"%{escape_like(text.strip())}%"
 
 
@@ -165,7 +177,7 @@ def search_posts(text: str) -> Select[Post]:
 
 def posts_by_tag(name: str) -> Select[Post]:
     """Select the posts carrying the tag ``name`` (trimmed, any case); newest first."""
-    cleaned = " ".join(str(name).split()).lower()
+    cleaned = " ".join(check_text(name, "tag name").split()).lower()
     if not cleaned:
         raise InvalidInputError("tag name is empty")
     return (
@@ -194,15 +206,13 @@ def order_by_clause(model: type[Base], keys: str | Sequence[str]) -> list[Column
     Raises:
         InvalidInputError: a key is not a sortable column; the message suggests the closest one.
     """
-    if isinstance(keys, str):
-        keys = [keys]
+    keys = [keys] if isinstance(keys, str) else check_list(keys, "sort keys")
     allowed = sortable_columns(model)
     mapper = inspect(model)
     terms: list[ColumnElement[Any]] = []
     used: set[str] = set()
     for raw in keys:
-        if not isinstance(raw, str):
-            raise InvalidInputError(f"sort keys must be strings, not {type(raw).__name__}")
+        check_text(raw, "sort key", max_length=100)
         descending = raw.startswith("-")
         name = raw[1:] if descending else raw
         if name not in allowed:
@@ -232,6 +242,8 @@ def check_page(*, skip: int, limit: int) -> None:
             raise InvalidInputError(f"{name} must be an integer, not {type(value).__name__}")
     if skip < 0:
         raise InvalidInputError(f"skip must be 0 or more, got {skip}")
+    if skip > INT8_MAX:  # OFFSET is a bigint
+        raise InvalidInputError(f"skip must be at most {INT8_MAX}, got {skip}")
     if limit < 1:
         raise InvalidInputError(f"limit must be at least 1, got {limit}")
     if limit > MAX_LIMIT:
@@ -268,6 +280,7 @@ class Keyset:
 
     def __post_init__(self) -> None:
         _require_aware(self.created_at, "Keyset.created_at")
+        check_id(self.id, "Keyset.id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +292,10 @@ class Page(Generic[RowT]):
 
 
 def _seek(model: type[Post] | type[User], after: Keyset | None, limit: int) -> Select[Any]:
+    if after is not None and not isinstance(after, Keyset):
+        raise InvalidInputError(
+            f"after must be a Keyset (a page's .next), not {type(after).__name__}"
+        )
     # Newest first; the row comparison matches the (created_at, id) index and is exact.
     stmt = select(model).order_by(model.created_at.desc(), model.id.desc()).limit(limit)
     if after is not None:

@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
 )
 
+from blogdata._checks import text_problem
+
 __all__ = [
     "MAX_TAGS_PER_POST",
     "PASSWORD_MAX_LENGTH",
@@ -49,9 +51,19 @@ MAX_TAGS_PER_POST = 20
 Role = Literal["reader", "author", "editor", "admin"]
 
 
+def _storable(value: str) -> str:
+    """Refuse text PostgreSQL cannot store (a NUL character, a lone surrogate)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"text {problem}")
+    return value
+
+
 def normalize_tag_name(name: str) -> str:
-    """Return ``name`` trimmed and lower-cased; raise ValueError if empty or too long."""
-    cleaned = " ".join(name.split()).lower()
+    """Return ``name`` trimmed and lower-cased; raise ValueError if empty, too long or NUL."""
+    if not isinstance(name, str):
+        raise ValueError(f"a tag name must be a str, not {type(name).__name__}")
+    cleaned = _storable(" ".join(name.split()).lower())
     if not cleaned:
         raise ValueError("a tag name must not be empty")
     if len(cleaned) > TAG_MAX_LENGTH:
@@ -74,6 +86,8 @@ def _check_username(value: str) -> str:
 
 
 def _check_password(value: SecretStr) -> SecretStr:
+    if text_problem(value.get_secret_value()) is not None:  # the message must not say where
+        raise ValueError("password must not contain a NUL character or a lone surrogate")
     length = len(value.get_secret_value())
     if length < PASSWORD_MIN_LENGTH:
         raise ValueError(f"password must be at least {PASSWORD_MIN_LENGTH} characters")
@@ -96,8 +110,17 @@ Username = Annotated[
     Field(description="3 to 50 letters, digits, '_', '.' or '-'"),
 ]
 Password = Annotated[SecretStr, AfterValidator(_check_password)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+FullName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_storable),
+]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_storable),
+]
+Content = Annotated[str, AfterValidator(_storable)]
 TagName = Annotated[str, AfterValidator(normalize_tag_name)]
 TagList = Annotated[list[str], AfterValidator(_unique_tags)]
 
@@ -157,7 +180,7 @@ class PostCreate(_Schema):
     """A new post; ``tags`` are names, created on the fly if they do not exist yet."""
 
     title: Title
-    content: str | None = None
+    content: Content | None = None
     author_id: Annotated[int, Field(gt=0)]
     tags: TagList = Field(default_factory=list)
     published_at: AwareDatetime | None = None
@@ -167,7 +190,7 @@ class PostUpdate(_Schema):
     """Changes to a post; ``tags``, when given, replaces the post's whole tag set."""
 
     title: Title | None = None
-    content: str | None = None
+    content: Content | None = None
     tags: TagList | None = None
     published_at: AwareDatetime | None = None
 

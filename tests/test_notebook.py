@@ -180,6 +180,38 @@ async def test_connect_rejects_a_scale_that_is_not_positive(scale: float) -> Non
         await connect("test-bad-scale", scale=scale)
 
 
+async def test_a_name_with_underscores_is_refused_and_leaves_the_dashed_notebook_alive(
+    notebook_names: Callable[[], str],
+) -> None:
+    dashed = notebook_names() + "-q1"  # e.g. "test-1a2b-q1" uses nb_test_1a2b_q1
+    nb = await connect(dashed, seed=None)
+    try:
+        async with nb.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO tags (name) VALUES ('kept')"))
+        underscored = dashed.replace("-", "_")
+        with pytest.raises(InvalidInputError, match=f'write it with "-" instead .*{dashed}'):
+            await connect(underscored, seed=None)
+        assert await _count(nb, "tags") == 1  # its database was not dropped behind its back
+    finally:
+        await nb.close(drop=True)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [("sales-q1", "sales_q1"), ("a-b-c", "a_b-c"), ("x", "x_")],
+    ids=["dash-or-underscore", "mixed", "trailing-underscore"],
+)
+def test_no_two_notebook_names_share_a_database(names: tuple[str, str]) -> None:
+    accepted = {}
+    for name in names:
+        try:
+            accepted[name] = database_name(name)
+        except InvalidInputError:
+            continue
+    assert accepted  # the dashed spelling stays valid
+    assert len(set(accepted.values())) == len(accepted)
+
+
 def test_database_name_turns_dashes_into_underscores_with_a_prefix() -> None:
     assert database_name("01-engine-and-sessions") == "nb_01_engine_and_sessions"
 

@@ -23,10 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata import embedded
 from blogdata.database import create_engine, create_sessionmaker, session_scope
-from blogdata.errors import InsufficientFundsError, QueryError, StatementTimeoutError
+from blogdata.errors import (
+    RETRYABLE_SQLSTATES,
+    InsufficientFundsError,
+    QueryError,
+    StatementTimeoutError,
+)
 from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.models import Account, User
-from blogdata.transactions import statement_timeout, transfer_funds
+from blogdata.transactions import IsolationLevel, statement_timeout, transfer_funds
 
 ACCOUNTS = 10
 OPENING = Decimal("1000.00")
@@ -141,6 +146,46 @@ async def test_the_guides_unlocked_transfer_loses_updates_under_the_same_load(
 
     total = sum((await _balances(engine)).values())
     assert total != OPENING * ACCOUNTS  # money was created or destroyed
+
+
+HOT_SPOT_TRANSFERS = 40  # half each way between the same two accounts, all at once
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE"])
+async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retries(
+    committed_url: URL, level: IsolationLevel
+) -> None:
+    # Every transfer fights for the same two rows: under these levels each one that waited for
+    # the lock fails with 40001, so only the retries (backoff with full jitter) get them through.
+    engine = create_engine(committed_url, pool_size=HOT_SPOT_TRANSFERS, max_overflow=0)
+    try:
+        payer, payee = (await _open_accounts(engine))[:2]
+        sessions = create_sessionmaker(engine)
+
+        async def transfer(index: int) -> bool:
+            pair = (payer, payee) if index % 2 else (payee, payer)
+            async with sessions() as db:
+                try:
+                    await transfer_funds(db, *pair, Decimal("1.25"), isolation_level=level)
+                except QueryError as exc:
+                    assert exc.sqlstate in RETRYABLE_SQLSTATES, exc
+                    return False
+                return True
+
+        async with asyncio.timeout(120):
+            outcomes = await asyncio.gather(*(transfer(i) for i in range(HOT_SPOT_TRANSFERS)))
+        succeeded = sum(outcomes)
+        balances = await _balances(engine)
+        assert sum(balances.values()) == OPENING * ACCOUNTS  # to the cent
+        moved = Decimal("1.25") * (
+            sum(ok for i, ok in enumerate(outcomes) if i % 2)
+            - sum(ok for i, ok in enumerate(outcomes) if not i % 2)
+        )
+        assert (balances[payer], balances[payee]) == (OPENING - moved, OPENING + moved)
+        print(f"hot spot under {level}: {succeeded}/{HOT_SPOT_TRANSFERS} succeeded")  # noqa: T201
+        assert succeeded / HOT_SPOT_TRANSFERS >= 0.95
+    finally:
+        await engine.dispose()
 
 
 async def test_a_serialization_failure_is_retried_when_the_transfer_owns_the_transaction(

@@ -240,6 +240,12 @@ class _Guard:
                 await _finally(self._recover(inside))
             if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
                 raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
+            if isinstance(exc, ValueError | OverflowError) and not isinstance(exc, BlogdataError):
+                # The driver could not turn a value into Python (a date before year 1 ...).
+                raise QueryError(
+                    f"a value in the result has no Python form ({exc}); filter it out or cast "
+                    "it to text in the query"
+                ) from exc
             raise
 
 

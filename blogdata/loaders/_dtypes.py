@@ -9,6 +9,7 @@ column by column, letting go of each source column as they go. Every route ends 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -161,7 +162,11 @@ def _parse_time(text: str, column: ResultColumn) -> Any:
     """Parse one ISO-DateStyle value the vectorized cast refused (infinity, BC, odd offsets)."""
     if text in ("infinity", "-infinity"):
         return _INFINITE[column.kind][text == "-infinity"]
-    if text.endswith(" BC"):
+    try:
+        value = _outside_python_years(text) if column.kind == "timestamptz" else None
+    except (ValueError, OverflowError):
+        value = None  # the instant itself is outside Python's years
+    if value is None and text.endswith(" BC"):
         raise QueryError(
             f"column {column.name!r} holds {text!r}, a date before year 1 that Python cannot "
             "represent; filter it out or cast it to text in the query"
@@ -169,13 +174,36 @@ def _parse_time(text: str, column: ResultColumn) -> Any:
     try:
         if column.kind == "date":
             return dt.date.fromisoformat(text)
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
+        value = value or dt.datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
         raise QueryError(
             f"column {column.name!r} holds {text!r}, which does not read as a {column.kind}; "
             "cast it to text in the query"
         ) from None
     return value.astimezone(dt.UTC) if value.tzinfo is not None else value
+
+
+_YEAR = re.compile(r"(\d{4,})(-.*?)( BC)?")
+_GREGORIAN_CYCLE = dt.timedelta(days=146097)  # 400 years, to the day
+
+
+def _outside_python_years(text: str) -> dt.datetime | None:
+    """Read a timestamptz whose local year is outside 1..9999 but whose instant is inside.
+
+    ``datetime.max`` seen from an eastern zone is written as year 10000, and year 1 seen from
+    a western one as 1 BC: shift by whole 400-year cycles (exactly 146097 days), read, shift back.
+    """
+    match = _YEAR.fullmatch(text)
+    if match is None:
+        return None
+    year = int(match.group(1)) if match.group(3) is None else 1 - int(match.group(1))
+    if 1 <= year <= 9999:
+        return None
+    cycles = (5000 - year) // 400
+    local = dt.datetime.fromisoformat(f"{year + 400 * cycles:04d}{match.group(2)}")
+    if local.tzinfo is None:
+        raise ValueError(text)
+    return local.astimezone(dt.UTC) - cycles * _GREGORIAN_CYCLE
 
 
 def _times_from_text(chunk: pa.Array, column: ResultColumn) -> pa.Array:
@@ -188,12 +216,25 @@ def _times_from_text(chunk: pa.Array, column: ResultColumn) -> pa.Array:
         return pa.array(values, type=target)
 
 
+def _decimal(text: str) -> Decimal:
+    """Read numeric text as the Decimal asyncpg decodes from the binary form, digit for digit.
+
+    PostgreSQL stores base-10000 digits and drops trailing zero ones; asyncpg turns each dropped
+    group of an integer into an exponent (``10e200`` is ``Decimal('1.0E+201')``, not 201 zeros).
+    """
+    if "." not in text and text[-1:] == "0" and text.lstrip("-").isdigit():
+        groups = (len(text) - len(text.rstrip("0"))) // 4
+        if groups:
+            return Decimal(f"{text[: -4 * groups]}E{4 * groups}")
+    return Decimal(text)
+
+
 def _decimals(chunks: Sequence[pa.Array], column: ResultColumn) -> _Built:
     texts = [v for c in chunks for v in c.to_pylist()]
     if column.arrow is None:
-        return [None if v is None else Decimal(v) for v in texts]
+        return [None if v is None else _decimal(v) for v in texts]
     try:
-        return pa.array([None if v is None else Decimal(v) for v in texts], type=column.arrow)
+        return pa.array([None if v is None else _decimal(v) for v in texts], type=column.arrow)
     except (pa.ArrowInvalid, ArithmeticError):
         raise QueryError(
             f"numeric column {column.name!r} holds a value {column.arrow} cannot hold (NaN, "
