@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from blogdata.errors import InvalidInputError, QueryError
 from blogdata.loaders import (
     APPLICATION_NAME,
+    ROUTE_ATTR,
+    RouteUnavailableError,
     load_frame,
-    load_frame_new_connection,
     stream_frames,
 )
 from blogdata.models import Account, Post, User
@@ -234,20 +235,24 @@ async def test_a_sql_error_carries_the_databases_message_and_sqlstate(
     assert caught.value.sqlstate == sqlstate
 
 
-async def test_the_new_connection_path_refuses_inside_a_transaction_that_has_written(
+async def test_the_adbc_route_is_refused_inside_a_transaction_that_has_written(
     db: AsyncSession,
 ) -> None:
     await _blog(db)
-    with pytest.raises(InvalidInputError, match="uncommitted writes"):
-        await load_frame_new_connection(db, select(Post))
+    with pytest.raises(RouteUnavailableError, match="has written"):
+        await load_frame(db, select(Post), route="adbc")
+    frame = await load_frame(db, select(Post))  # auto reads on the session's own connection
+    assert frame.attrs[ROUTE_ATTR] == "copy" and len(frame) == 5
 
 
-async def test_the_new_connection_path_refuses_while_orm_changes_are_pending(
+async def test_pending_orm_changes_are_flushed_and_keep_the_load_on_the_sessions_connection(
     db: AsyncSession,
 ) -> None:
     db.add(User(email="p@example.com", username="pending", hashed_password="x"))
-    with pytest.raises(InvalidInputError, match="pending changes"):
-        await load_frame_new_connection(db, select(User))
+    frame = await load_frame(db, select(User.username))
+    assert frame["username"].tolist() == ["pending"] and frame.attrs[ROUTE_ATTR] == "copy"
+    with pytest.raises(RouteUnavailableError, match="has written"):
+        await load_frame(db, select(User), route="adbc")
 
 
 @pytest.fixture
@@ -276,7 +281,7 @@ async def _add_post(engine: AsyncEngine, author_id: int, title: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
-async def test_the_new_connection_path_reads_the_sessions_snapshot_with_the_same_dtypes(
+async def test_the_adbc_route_reads_the_sessions_snapshot_with_the_same_dtypes(
     engine: AsyncEngine, committed_posts: int, backend: str
 ) -> None:
     stmt = select(Post).where(Post.author_id == committed_posts).order_by(Post.id)
@@ -285,29 +290,29 @@ async def test_the_new_connection_path_reads_the_sessions_snapshot_with_the_same
         before = await load_frame(db, stmt, dtype_backend=backend)
         # Committed elsewhere after the session's snapshot was taken: invisible to both paths.
         await _add_post(engine, committed_posts, "late")
-        fast = await load_frame_new_connection(db, stmt, dtype_backend=backend)
+        fast = await load_frame(db, stmt, dtype_backend=backend, route="adbc")
         pd.testing.assert_frame_equal(fast, before)
         assert len(fast) == 3 and fast.dtypes.to_dict() == EXPECTED[backend]
     async with AsyncSession(engine) as fresh:
-        assert len(await load_frame_new_connection(fresh, stmt)) == 4
+        assert len(await load_frame(fresh, stmt, route="adbc")) == 4
 
 
-async def test_the_new_connection_path_outside_a_transaction_sees_the_latest_commits(
+async def test_the_adbc_route_outside_a_transaction_sees_the_latest_commits(
     engine: AsyncEngine, committed_posts: int
 ) -> None:
     stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        assert (await load_frame_new_connection(conn, stmt))["title"].tolist() == [
+        assert (await load_frame(conn, stmt, route="adbc"))["title"].tolist() == [
             "c0",
             "c1",
             "c2",
         ]
         await _add_post(engine, committed_posts, "c3")
-        assert len(await load_frame_new_connection(conn, stmt)) == 4
+        assert len(await load_frame(conn, stmt, route="adbc")) == 4
 
 
-async def test_the_new_connection_path_passes_bound_parameters_safely(
+async def test_the_adbc_route_passes_bound_parameters_safely(
     engine: AsyncEngine, committed_posts: int
 ) -> None:
     async with AsyncSession(engine) as db:
@@ -316,14 +321,14 @@ async def test_the_new_connection_path_passes_bound_parameters_safely(
             .where(Post.author_id == committed_posts, Post.title.in_(["c0", "c2", "x'); --"]))
             .order_by(Post.title)
         )
-        frame = await load_frame_new_connection(db, stmt)
+        frame = await load_frame(db, stmt, route="adbc")
         assert frame["title"].tolist() == ["c0", "c2"]
         assert frame["views"].dtype == pd.Int64Dtype() and frame["views"].isna().tolist() == [
             False,
             True,
         ]
         with pytest.raises(QueryError, match="nope") as caught:
-            await load_frame_new_connection(db, text("SELECT nope FROM posts"))
+            await load_frame(db, text("SELECT nope FROM posts"), route="adbc")
         assert caught.value.sqlstate == "42703"
 
 
@@ -373,7 +378,7 @@ async def test_a_kept_separate_connection_that_was_killed_is_replaced(
 ) -> None:
     stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
     async with AsyncSession(engine) as db:
-        assert len(await load_frame_new_connection(db, stmt)) == 3
+        assert len(await load_frame(db, stmt, route="adbc")) == 3
     async with engine.connect() as admin:
         killed = await admin.scalar(
             text(
@@ -385,7 +390,7 @@ async def test_a_kept_separate_connection_that_was_killed_is_replaced(
         await admin.commit()
     assert killed >= 1  # the kept connection was there, and is now dead
     async with AsyncSession(engine) as db:
-        assert len(await load_frame_new_connection(db, stmt)) == 3
+        assert len(await load_frame(db, stmt, route="adbc")) == 3
 
 
 async def test_many_concurrent_copy_loads_with_tiny_buffers_all_finish(engine: AsyncEngine) -> None:
@@ -395,15 +400,14 @@ async def test_many_concurrent_copy_loads_with_tiny_buffers_all_finish(engine: A
 
     import pyarrow as pa
 
-    from blogdata._copy import copy_to_arrow
+    from blogdata.loaders._copy import copy_to_table
 
     async def one(n: int) -> int:
         async with engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            table = await copy_to_arrow(
+            table = await copy_to_table(
                 driver,
-                "SELECT g, repeat('x', 200) FROM generate_series(1, $1::int) AS g",
-                [2_000 + n],
+                f"SELECT g, repeat('x', 200) FROM generate_series(1, {2_000 + n}) AS g",
                 [pa.int64(), pa.large_string()],
                 limit=4_096,
             )
@@ -425,10 +429,16 @@ async def test_a_session_time_zone_does_not_shift_the_instants(db: AsyncSession)
     assert frame["later"].min() == pd.Timestamp("2026-01-01 00:00:00.123456", tz="UTC")
 
 
-async def test_stream_frames_outside_a_transaction_says_it_needs_one(engine: AsyncEngine) -> None:
+async def test_stream_frames_outside_a_transaction_streams_copy_and_says_a_cursor_needs_one(
+    engine: AsyncEngine,
+) -> None:
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
         assert list((await load_frame(conn, select(Post.id))).columns) == ["id"]  # loads work
+        stmt = text("SELECT g FROM generate_series(1, 5) AS g")
+        chunks = [c async for c in stream_frames(conn, stmt, chunk_size=2)]
+        assert [len(c) for c in chunks] == [2, 2, 1]
+        assert {c.attrs[ROUTE_ATTR] for c in chunks} == {"copy"}
         with pytest.raises(InvalidInputError, match="transaction"):
-            async for _ in stream_frames(conn, select(Post.id)):
+            async for _ in stream_frames(conn, select(Post.id), route="rows"):
                 pass
