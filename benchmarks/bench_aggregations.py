@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
 from blogdata.database import create_engine, resolve_url
-from blogdata.loaders import load_frame
+from blogdata.loaders import ROUTE_ATTR, load_frame
 from blogdata.models import ROLES, Post, Tag, User, post_tags
 from blogdata.seed import SEED_NOW
 
@@ -58,7 +58,7 @@ async def _load(db: AsyncConnection, names: list[str], way: str) -> dict[str, pd
     for name in names:
         stmt = select(*COLUMNS[name]) if way == "columns_adbc" else select(TABLES[name])
         frame = await load_frame(db, stmt, route="auto" if way == "tables" else "adbc")
-        ROUTES.setdefault(way, set()).add(str(frame.attrs.get("blogdata.route")))
+        ROUTES.setdefault(way, set()).add(str(frame.attrs.get(ROUTE_ATTR)))
         frames[name] = frame
     return frames
 

@@ -5,6 +5,8 @@ Variants (each run in a fresh Python process, so its peak RSS is its own):
 * ``load_frame``: ``load_frame(db, select(Post))`` with its defaults in a read-only session
   (``route="auto"``: the route it picks is recorded from ``frame.attrs["blogdata.route"]``);
 * ``load_frame_arrow``: the same with ``dtype_backend="pyarrow"``;
+* ``load_frame_adbc``: ``load_frame(db, select(Post), route="adbc")``, the route forced (what
+  ``auto`` gives where it takes ADBC);
 * ``load_frame_dirty``: ``load_frame`` with its defaults in a session holding an uncommitted
   write (an ``UPDATE`` of one post), where ``auto`` must read on the session's own connection;
 * ``stream_frames``: iterate ``stream_frames(db, select(Post), chunk_size=50_000)`` in a
@@ -18,7 +20,8 @@ Variants (each run in a fresh Python process, so its peak RSS is its own):
   threads, ``pg_pages_per_task = 1000``), ``.to_arrow_table().to_pandas()``;
 * ``pd_read_sql_psycopg``: ``pandas.read_sql`` on a SQLAlchemy + psycopg 3 engine;
 * ``sqla_async_rows``: SQLAlchemy async ``session.execute(text(SELECT ...)).all()`` -> DataFrame;
-* ``sqla_async_tuples``: the same, with ``[tuple(r) for r in rows]`` before the DataFrame;
+* ``sqla_async_tuples``: the same, with ``[tuple(r) for r in rows]`` before the DataFrame (these
+  two take about 10x ADBC's time; run them with ``--only``, they are not in the default set);
 * ``psql_copy_binary`` / ``psql_copy_csv``: ``psql -c "COPY (SELECT ...) TO STDOUT (FORMAT
   binary|csv)" > /dev/null``, the floors: the server produces and ships the bytes, the client
   discards them. Their ratio is what the server's CSV encoding costs.
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import resource
 import shutil
@@ -70,10 +74,12 @@ COLUMNS = "id, title, content, author_id, created_at, updated_at, published_at, 
 SQL = f"SELECT {COLUMNS} FROM posts"
 HERE = Path(__file__).resolve()
 REFERENCE = "adbc_to_pandas"
+ROUTE_ATTR = "blogdata.route"  # blogdata.loaders.ROUTE_ATTR, without importing it in every child
 
 VARIANTS = [
     "load_frame",
     "load_frame_arrow",
+    "load_frame_adbc",
     "load_frame_dirty",
     "stream_frames",
     "adbc_to_pandas",
@@ -82,12 +88,17 @@ VARIANTS = [
     "connectorx_p2",
     "duckdb_scanner",
     "pd_read_sql_psycopg",
-    "sqla_async_rows",
-    "sqla_async_tuples",
     "psql_copy_binary",
     "psql_copy_csv",
 ]
-BLOGDATA = {"load_frame", "load_frame_arrow", "load_frame_dirty", "stream_frames"}
+OPTIONAL = ["sqla_async_rows", "sqla_async_tuples"]
+BLOGDATA = {
+    "load_frame",
+    "load_frame_arrow",
+    "load_frame_adbc",
+    "load_frame_dirty",
+    "stream_frames",
+}
 FLOORS = {"psql_copy_binary", "psql_copy_csv"}
 
 # The loaders' dtype contract for posts' columns (blogdata.loaders' docstring).
@@ -215,6 +226,26 @@ class _Clock:
         }
 
 
+class _RouteLog(logging.Handler):
+    """Collects blogdata.loaders' DEBUG lines (the route taken, and why not the others)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def __enter__(self) -> _RouteLog:
+        logger = logging.getLogger("blogdata.loaders")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("blogdata.loaders").removeHandler(self)
+
+
 def _describe(frame: Any) -> dict[str, Any]:
     """Facts about a loaded frame, gathered after the clock stopped."""
     content = frame["content"]
@@ -224,7 +255,7 @@ def _describe(frame: Any) -> dict[str, Any]:
         "null_content": int(content.isna().sum()),
         "empty_content": int((content.fillna("x") == "").sum()),
         "null_views": int(frame["views"].isna().sum()),
-        "route": frame.attrs.get("blogdata.route"),
+        "route": frame.attrs.get(ROUTE_ATTR),
     }
 
 
@@ -235,13 +266,8 @@ async def _blogdata(variant: str) -> dict[str, Any]:
     from blogdata.loaders import load_frame, stream_frames
     from blogdata.models import Post
 
-    if variant in {"load_frame", "load_frame_arrow"}:  # TEMPORARY until main has route=
-        import inspect
-
-        if "route" not in inspect.signature(load_frame).parameters:
-            from blogdata.loaders import load_frame_new_connection as load_frame  # type: ignore[attr-defined,no-redef]
-
     backend = "pyarrow" if variant == "load_frame_arrow" else "numpy_nullable"
+    route = "adbc" if variant == "load_frame_adbc" else "auto"
     engine = create_engine(_url())
     try:
         async with create_sessionmaker(engine)() as db:
@@ -249,17 +275,20 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                 # An uncommitted write (rolled back when the session closes): the session now
                 # has a transaction id, so the separate connection cannot see what it sees.
                 await db.execute(text("UPDATE posts SET views = views WHERE id = 1"))
-            # Untimed: opens every connection the load will use (the kept ADBC one included).
+            # Untimed: opens every connection the load will use. A LIMIT 1 load under "auto"
+            # stays on the session's connection, so the ADBC one (kept for the next load) is
+            # opened by forcing its route where the session allows it.
             if variant == "stream_frames":
                 async for _ in stream_frames(db, select(Post).limit(1), chunk_size=50_000):
                     pass
             else:
-                await load_frame(db, select(Post).limit(1), dtype_backend=backend)
+                warm = "auto" if variant == "load_frame_dirty" else "adbc"
+                await load_frame(db, select(Post).limit(1), dtype_backend=backend, route=warm)
             if variant == "stream_frames":
                 rows, nulls, empty = 0, [0, 0], 0
                 dtypes: dict[str, set[str]] = {}
                 routes: set[str] = set()
-                with _Clock() as clock:
+                with _Clock() as clock, _RouteLog() as log:
                     async for chunk in stream_frames(db, select(Post), chunk_size=50_000):
                         rows += len(chunk)
                         nulls[0] += int(chunk["content"].isna().sum())
@@ -267,7 +296,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                         empty += int((chunk["content"].fillna("x") == "").sum())
                         for c, t in chunk.dtypes.items():
                             dtypes.setdefault(str(c), set()).add(str(t))
-                        routes.add(str(chunk.attrs.get("blogdata.route")))
+                        routes.add(str(chunk.attrs.get(ROUTE_ATTR)))
                         del chunk
                 return clock.result(
                     rows=rows,
@@ -276,10 +305,11 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                     empty_content=empty,
                     null_views=nulls[1],
                     route=",".join(sorted(routes)),
+                    why=log.lines,
                 )
-            with _Clock() as clock:
-                frame = await load_frame(db, select(Post), dtype_backend=backend)
-            return clock.result(**_describe(frame))
+            with _Clock() as clock, _RouteLog() as log:
+                frame = await load_frame(db, select(Post), dtype_backend=backend, route=route)
+            return clock.result(**_describe(frame), why=log.lines)
     finally:
         await engine.dispose()
 
@@ -496,37 +526,54 @@ def _counts_agree(st: _Stats) -> list[str]:
     ]
 
 
+def _why(st: _Stats, v: str) -> str:
+    """The loader's own DEBUG line(s) for ``v``'s load, from its first round."""
+    lines = st.samples[v][0].get("why") or []
+    return "; ".join(f"`{line}`" for line in lines) or "(no log line)"
+
+
+def _limits(st: _Stats, v: str, floor: str) -> str:
+    """What bounds variant ``v``, by the route it took."""
+    route = st.route(v)
+    cores = f"busy cores during its loads: {st.med(v, 'busy_cores'):.2f} of 2"
+    if route == "adbc":
+        return (
+            "ADBC's binary COPY on a second connection, as by hand: both wait on one server "
+            "backend producing binary COPY and the client decoding it on the same 2 shared "
+            f"cores ({cores}); `load_frame` adds its checks (prepare, settings fingerprint, "
+            "EXPLAIN, snapshot) and the conversion to the contract's dtypes, so parity is its "
+            "ceiling"
+        )
+    if route == "copy":
+        return (
+            "it took the CSV COPY route on the session's own connection, so the server's CSV "
+            f"encoding bounds it ({cores}). {floor}"
+        )
+    return f"route `{route}` ({cores})"
+
+
 def _checks(st: _Stats, loads: list[float]) -> list[str]:
     out: list[str] = []
-    busy_load = f"{median(loads):.1f}" if loads else "?"
     floor = ""
     if st.has("psql_copy_csv", "psql_copy_binary"):
         csv, binary = median(st.times["psql_copy_csv"]), median(st.times["psql_copy_binary"])
         floor = (
             "The server alone, into psql and /dev/null, takes "
             f"{st.ratio('psql_copy_csv', 'psql_copy_binary'):.2f}x as long for CSV as for "
-            f"binary COPY (paired; {csv:.2f} s against {binary:.2f} s)"
+            f"binary COPY (paired; {csv:.2f} s against {binary:.2f} s)."
         )
-    if st.has("load_frame", REFERENCE):
+    has_ref = st.has(REFERENCE)
+    if has_ref and st.has("load_frame"):
         r = st.ratio("load_frame", REFERENCE)
-        floor_ratio = (
-            f"; binary COPY into /dev/null is {st.ratio('psql_copy_binary', REFERENCE):.2f}x"
-            if st.has("psql_copy_binary")
-            else ""
-        )
         out.append(
-            f"- {_verdict(r <= 1.0)} `load_frame` with its defaults in a read-only session "
-            f"(route taken: `{st.route('load_frame')}`) vs ADBC by hand: **{r:.2f}x** (paired "
-            f"median; per round {st.rounds('load_frame', REFERENCE)}); target <= 1.0x. Dtypes: "
-            f"{_contract(st.samples['load_frame'][0], 'numpy_nullable')}; ADBC by hand gives "
+            f"- {_verdict(r <= 1.0)} `load_frame` with its defaults in a read-only session vs "
+            f"ADBC by hand: **{r:.2f}x** (paired median; per round "
+            f"{st.rounds('load_frame', REFERENCE)}); target <= 1.0x. Route taken: "
+            f"`{st.route('load_frame')}`; the loader's log: {_why(st, 'load_frame')}. Dtypes: "
+            f"{_contract(st.samples['load_frame'][0], 'numpy_nullable')} (ADBC by hand gives "
             f"`{st.samples[REFERENCE][0]['dtypes']['views']}` for the nullable `views` and "
-            f"`{st.samples[REFERENCE][0]['dtypes']['content']}` text. What limits it: both wait "
-            "on one server backend producing binary COPY on the 2 shared cores (busy cores "
-            f"{st.med('load_frame', 'busy_cores'):.2f} / {st.med(REFERENCE, 'busy_cores'):.2f} "
-            f"during the two loads{floor_ratio}); `load_frame` adds its route checks, the "
-            "snapshot export/import and the conversion to the contract's dtypes on top, so "
-            "parity is its ceiling and the round-to-round spread is of the same size as the "
-            "difference."
+            f"`{st.samples[REFERENCE][0]['dtypes']['content']}` text). What limits it: "
+            f"{_limits(st, 'load_frame', floor)}."
         )
         peak, ref_peak = st.peak("load_frame"), st.peak(REFERENCE)
         grow, ref_grow = st.growth("load_frame"), st.growth(REFERENCE)
@@ -534,41 +581,55 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"- {_verdict(peak <= ref_peak)} Peak RSS: `load_frame` {peak:.0f} MB vs ADBC by "
             f"hand {ref_peak:.0f} MB (target <=); growth during the load {grow:.0f} MB vs "
             f"{ref_grow:.0f} MB ({_verdict(grow <= ref_grow)} on that reading). The blogdata "
-            "process also holds SQLAlchemy, asyncpg and blogdata (the RSS before the load: "
+            "process also holds SQLAlchemy, asyncpg and blogdata (RSS before the load: "
             f"{st.med('load_frame', 'base_mb'):.0f} vs {st.med(REFERENCE, 'base_mb'):.0f} MB)."
         )
-    if st.has("load_frame_arrow", REFERENCE):
+    if has_ref and st.has("load_frame_adbc"):
+        r = st.ratio("load_frame_adbc", REFERENCE)
+        peak, ref_peak = st.peak("load_frame_adbc"), st.peak(REFERENCE)
+        out.append(
+            f"- {_verdict(r <= 1.0)} (time) / {_verdict(peak <= ref_peak)} (peak RSS) The same "
+            f'targets for `load_frame(route="adbc")`, what `auto` gives where it takes ADBC: '
+            f"**{r:.2f}x** ADBC by hand (per round {st.rounds('load_frame_adbc', REFERENCE)}), "
+            f"peak RSS {peak:.0f} vs {ref_peak:.0f} MB, growth "
+            f"{st.growth('load_frame_adbc'):.0f} vs {st.growth(REFERENCE):.0f} MB; dtypes: "
+            f"{_contract(st.samples['load_frame_adbc'][0], 'numpy_nullable')}. What limits it: "
+            f"{_limits(st, 'load_frame_adbc', floor)}."
+        )
+    if has_ref and st.has("load_frame_arrow"):
         out.append(
             f'- `load_frame(dtype_backend="pyarrow")` (route `{st.route("load_frame_arrow")}`):'
             f" {st.ratio('load_frame_arrow', REFERENCE):.2f}x ADBC by hand, peak RSS "
             f"{st.peak('load_frame_arrow'):.0f} MB; dtypes: "
             f"{_contract(st.samples['load_frame_arrow'][0], 'pyarrow')}."
         )
-    if st.has("load_frame_dirty", REFERENCE):
+    if has_ref and st.has("load_frame_dirty"):
         r = st.ratio("load_frame_dirty", REFERENCE)
         out.append(
-            f"- Reported (no target; about 1.5x before): `load_frame` in a session with an "
-            f"uncommitted write takes route `{st.route('load_frame_dirty')}` and is **{r:.2f}x** "
-            f"ADBC by hand (per round {st.rounds('load_frame_dirty', REFERENCE)}); peak RSS "
-            f"{st.peak('load_frame_dirty'):.0f} MB; dtypes: "
+            f"- Reported (no target; about 1.5x before the rewrite): `load_frame` in a session "
+            f"with an uncommitted write takes route `{st.route('load_frame_dirty')}` and is "
+            f"**{r:.2f}x** ADBC by hand (per round {st.rounds('load_frame_dirty', REFERENCE)}); "
+            f"peak RSS {st.peak('load_frame_dirty'):.0f} MB; the loader's log: "
+            f"{_why(st, 'load_frame_dirty')}; dtypes: "
             f"{_contract(st.samples['load_frame_dirty'][0], 'numpy_nullable')}. What limits it: "
-            "the server's CSV encoding. " + (floor + "." if floor else "")
+            f"{_limits(st, 'load_frame_dirty', floor)}"
         )
     if st.has("stream_frames", "load_frame"):
         r = st.ratio("stream_frames", "load_frame")
-        vs_copy = (
-            f"; against `load_frame` on the same COPY route (`load_frame_dirty`) it is "
-            f"{st.ratio('stream_frames', 'load_frame_dirty'):.2f}x"
-            if st.has("load_frame_dirty")
-            else ""
-        )
+        also = [
+            f"{st.ratio('stream_frames', v):.2f}x `{v}` (route `{st.route(v)}`)"
+            for v in ("load_frame_adbc", "load_frame_dirty")
+            if st.has(v)
+        ]
         out.append(
             f"- {_verdict(r <= 1.3)} `stream_frames` (50k-row chunks, route "
-            f"`{st.route('stream_frames')}`) total time vs `load_frame`'s: **{r:.2f}x** (paired; "
-            f"per round {st.rounds('stream_frames', 'load_frame')}); target <= 1.3x{vs_copy}. "
-            "What limits it: it streams CSV COPY on the session's own connection (ADBC gives "
-            "the whole result at once), so it pays the server's CSV encoding that `load_frame`'s "
-            "ADBC route does not. " + (floor + "." if floor else "")
+            f"`{st.route('stream_frames')}`) total time vs `load_frame`'s (route "
+            f"`{st.route('load_frame')}`): **{r:.2f}x** (paired; per round "
+            f"{st.rounds('stream_frames', 'load_frame')}); target <= 1.3x. "
+            + (f"Against the other loads: {', '.join(also)}. " if also else "")
+            + "What limits it: it streams CSV COPY on the session's own connection (chunks "
+            "cannot come from ADBC's one-shot table), so it pays the server's CSV encoding "
+            f"wherever `load_frame` reads binary COPY. {floor}"
         )
         s_grow, f_grow = st.growth("stream_frames"), st.growth("load_frame")
         out.append(
@@ -580,33 +641,44 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             "chunk."
         )
     peers = []
-    if st.has("connectorx_p2", "connectorx"):
+    if has_ref and st.has("connectorx_p2", "connectorx"):
         peers.append(
             f'connectorx with `partition_on="id", partition_num=2` is '
-            f"{st.ratio('connectorx_p2', 'connectorx'):.2f}x connectorx on one connection "
-            f"({st.ratio('connectorx_p2', REFERENCE):.2f}x ADBC; client CPU "
-            f"{st.med('connectorx_p2', 'cpu_s'):.2f} s, busy cores "
-            f"{st.med('connectorx_p2', 'busy_cores'):.2f}): two server backends and the "
-            "decoder share the 2 cores"
+            f"{st.ratio('connectorx_p2', 'connectorx'):.2f}x connectorx on one connection and "
+            f"{st.ratio('connectorx_p2', REFERENCE):.2f}x ADBC (client CPU "
+            f"{st.med('connectorx_p2', 'cpu_s'):.2f} s against "
+            f"{st.med('connectorx', 'cpu_s'):.2f} s): its two server backends and its decoder "
+            "share the 2 cores"
         )
-    if st.has("duckdb_scanner", REFERENCE):
+    if has_ref and st.has("duckdb_scanner"):
+        d = st.samples["duckdb_scanner"][0]["dtypes"]
         peers.append(
-            f"DuckDB's scanner is {st.ratio('duckdb_scanner', REFERENCE):.2f}x ADBC (busy cores "
-            f"{st.med('duckdb_scanner', 'busy_cores'):.2f}); it gives "
-            f"`{st.samples['duckdb_scanner'][0]['dtypes']['views']}` for `views`"
+            f"DuckDB's scanner is {st.ratio('duckdb_scanner', REFERENCE):.2f}x ADBC (client CPU "
+            f"{st.med('duckdb_scanner', 'cpu_s'):.2f} s, peak RSS "
+            f"{st.peak('duckdb_scanner'):.0f} MB); it gives `{d['id']}` ids, `{d['views']}` "
+            f"`views` and `{d['created_at']}` timestamps"
+        )
+    if has_ref and st.has("pd_read_sql_adbc"):
+        peers.append(
+            f"`pandas.read_sql` on ADBC is {st.ratio('pd_read_sql_adbc', REFERENCE):.2f}x ADBC"
+        )
+    if has_ref and st.has("pd_read_sql_psycopg"):
+        peers.append(
+            f"`pandas.read_sql` on SQLAlchemy + psycopg 3 is "
+            f"{st.ratio('pd_read_sql_psycopg', REFERENCE):.2f}x ADBC"
         )
     if peers:
         out.append("- Peers: " + "; ".join(peers) + ".")
-    out.append(
-        f"- The machine: 2 cores shared by the server, the loading client and other engineers' "
-        f"work; the 1-minute load average sampled before each of the run's loads had median "
-        f"{busy_load}, range {min(loads):.1f}-{max(loads):.1f} (this benchmark's own client and "
-        "server backend account for up to about 2 of it). 'busy cores' is how many of the 2 "
-        "cores were busy during the load (the client, the server and anything else); 'client "
-        "CPU s' is the loading process's own CPU time (all its threads)."
-        if loads
-        else "- The machine: 2 shared cores."
-    )
+    if loads:
+        out.append(
+            "- The machine: 2 cores shared by the server, the loading client and other "
+            "engineers' work; the 1-minute load average sampled before each load of the run had "
+            f"median {median(loads):.1f}, range {min(loads):.1f}-{max(loads):.1f} (this "
+            "benchmark's own client and server backend account for up to about 2 of it). "
+            "'busy cores' is how many of the 2 cores were busy during the load (the client, the "
+            "server and anything else); 'client CPU s' is the loading process's own CPU time "
+            "(all its threads)."
+        )
     return out
 
 
@@ -674,7 +746,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.prepare:
         return None
     variants = [v for v in args.only.split(",") if v] or VARIANTS
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(set(variants) - set(VARIANTS) - set(OPTIONAL))
     if unknown:
         raise SystemExit(f"unknown variants: {', '.join(unknown)}")
     facts = asyncio.run(_server_facts())
