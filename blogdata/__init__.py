@@ -47,11 +47,13 @@ from blogdata.database import (
     server_address,
     session_scope,
 )
+from blogdata.describe import TableDescription, describe
 from blogdata.errors import (
     RETRYABLE_SQLSTATES,
     AlreadyExistsError,
     BlogdataError,
     ConfigurationError,
+    ConnectionLostError,
     DatabaseUnavailableError,
     InsufficientFundsError,
     InvalidInputError,
@@ -59,9 +61,13 @@ from blogdata.errors import (
     PoolExhaustedError,
     QueryError,
     RelatedRowMissingError,
+    RetryableConflictError,
     StatementTimeoutError,
+    invalidate_connection,
+    is_connection_lost,
     sqlstate_of,
     translate_db_error,
+    translating,
 )
 from blogdata.frames import (
     posts_frame,
@@ -70,11 +76,11 @@ from blogdata.frames import (
 )
 from blogdata.loaders import (
     APPLICATION_NAME,
-    DtypeBackend,
-    Statement,
     ROUTE_ATTR,
+    DtypeBackend,
     Route,
     RouteUnavailableError,
+    Statement,
     close_idle_connections,
     load_frame,
     stream_frames,
@@ -106,6 +112,7 @@ from blogdata.security import (
     DUMMY_HASH,
     get_password_hash,
     needs_rehash,
+    redact_password_hashes,
     verify_password,
 )
 from blogdata.transactions import (
@@ -128,6 +135,7 @@ __all__ = [
     "BlogdataError",
     "COPY_THRESHOLD",
     "ConfigurationError",
+    "ConnectionLostError",
     "DUMMY_HASH",
     "DatabaseUnavailableError",
     "DtypeBackend",
@@ -149,12 +157,14 @@ __all__ = [
     "ROLES",
     "ROUTE_ATTR",
     "RelatedRowMissingError",
+    "RetryableConflictError",
     "Route",
     "RouteUnavailableError",
     "RowFailure",
     "Settings",
     "Statement",
     "StatementTimeoutError",
+    "TableDescription",
     "Tag",
     "TagCreate",
     "TagRead",
@@ -175,6 +185,7 @@ __all__ = [
     "create_sessionmaker",
     "crud",
     "deactivate_old_users",
+    "describe",
     "dispose_default_engine",
     "embedded",
     "explain",
@@ -185,6 +196,8 @@ __all__ = [
     "hash_passwords",
     "insert_each_in_savepoint",
     "insert_hashed_users",
+    "invalidate_connection",
+    "is_connection_lost",
     "load_frame",
     "migrate",
     "needs_rehash",
@@ -197,6 +210,7 @@ __all__ = [
     "posts_per_month",
     "posts_per_tag",
     "queries",
+    "redact_password_hashes",
     "resolve_url",
     "savepoint",
     "seed",
@@ -210,7 +224,15 @@ __all__ = [
     "top_tags",
     "transfer_funds",
     "translate_db_error",
+    "translating",
     "users_by_role",
     "users_frame",
     "verify_password",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """Register the ``%sql`` and ``%%sql`` magics: ``%load_ext blogdata``."""
+    from blogdata.magic import SqlMagics
+
+    ipython.register_magics(SqlMagics)  # type: ignore[attr-defined]

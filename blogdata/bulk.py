@@ -51,6 +51,7 @@ from blogdata.errors import (
     InvalidInputError,
     sqlstate_of,
     translate_db_error,
+    translating,
 )
 from blogdata.models import Tag, User
 from blogdata.schemas import UserCreate, normalize_tag_name
@@ -207,12 +208,13 @@ async def _copy(
     driver: asyncpg.Connection = raw.driver_connection
     row_values = itemgetter(*columns)  # columns has at least 3 names, so this gives tuples
     records = [row_values(row) for row in rows]
-    try:
-        await driver.copy_records_to_table(
-            User.__tablename__, records=records, columns=list(columns)
-        )
-    except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError) as exc:
-        raise _copy_error(exc) from exc
+    async with translating("COPY into users", connection=connection):  # names a lost server
+        try:
+            await driver.copy_records_to_table(
+                User.__tablename__, records=records, columns=list(columns)
+            )
+        except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError) as exc:
+            raise _copy_error(exc) from exc
 
 
 async def insert_hashed_users(

@@ -23,12 +23,28 @@ EXPECTED_URL_FORM = "postgresql+asyncpg://user:password@host:5432/dbname"
 
 
 def parse_database_url(value: str | URL) -> URL:
-    """Parse and check a database URL; raise ConfigurationError unless it is postgresql+asyncpg."""
+    """Parse and check a database URL; raise ConfigurationError unless it is postgresql+asyncpg.
+
+    No part of the URL is ever quoted in the error: it may hold a password.
+    """
+    if isinstance(value, str) and value.count("@") > 1:
+        # "u:p@ss@host" parses as host "ss@host": refuse instead of guessing where the
+        # password ends (and then naming its tail as a host in a connection error).
+        raise ConfigurationError(
+            "BLOGDATA_DATABASE_URL has more than one '@', so its user name, password and host "
+            "cannot be told apart; percent-encode '@' inside the user name or password as %40 "
+            "(and ':' as %3A, '/' as %2F), e.g. with urllib.parse.quote(password, safe='')"
+        )
     try:
         url = make_url(value)
     except ArgumentError:
         raise ConfigurationError(
             f"BLOGDATA_DATABASE_URL could not be parsed as a URL; use the form {EXPECTED_URL_FORM}"
+        ) from None
+    except ValueError:  # int() of the port: its message would quote the URL
+        raise ConfigurationError(
+            "BLOGDATA_DATABASE_URL has a port that is not a number; use the form "
+            f"{EXPECTED_URL_FORM} (percent-encode ':' in the password as %3A)"
         ) from None
     if url.drivername != "postgresql+asyncpg":
         hint = (
@@ -49,7 +65,9 @@ class Settings(BaseSettings):
     Pool defaults follow the guide's performance section.
     """
 
-    model_config = SettingsConfigDict(env_prefix="BLOGDATA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BLOGDATA_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: SecretStr | None = Field(
         default=None, description="postgresql+asyncpg:// URL; unset means the embedded server"
@@ -64,6 +82,18 @@ class Settings(BaseSettings):
     pool_recycle: int = Field(default=1800, description="reconnect connections older than this (s)")
     pool_pre_ping: bool = Field(default=True, description="test a connection before handing it out")
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to wait for the server")
+
+    def __init__(self, **values: Any) -> None:
+        """Read the settings (``values`` override the environment); raise ConfigurationError.
+
+        The error names each bad variable and the fix, never the value given (a URL may hold a
+        password).
+        """
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(_describe(err) for err in exc.errors(include_input=False))
+            raise ConfigurationError(problems) from None
 
     @field_validator("database_url", mode="after")
     @classmethod
@@ -96,12 +126,7 @@ def _cached_settings() -> Settings:
 
 
 def get_settings(*, reload: bool = False) -> Settings:
-    """Return the settings from the environment, as a ConfigurationError when they are invalid."""
+    """Return the settings from the environment; raise ConfigurationError when they are invalid."""
     if reload:
         _cached_settings.cache_clear()
-    try:
-        return _cached_settings()
-    except ValidationError as exc:
-        # Never echo the input: it may hold a password.
-        problems = "; ".join(_describe(err) for err in exc.errors(include_input=False))
-        raise ConfigurationError(problems) from None
+    return _cached_settings()  # a ConfigurationError is not cached: the next call reads afresh

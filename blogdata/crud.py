@@ -34,6 +34,7 @@ from sqlalchemy.orm import selectinload
 
 from blogdata.errors import (
     BlogdataError,
+    DatabaseUnavailableError,
     InvalidInputError,
     NotFoundError,
     QueryError,
@@ -80,9 +81,7 @@ async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
             yield
             await db.flush()
     except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise
-        raise translate_db_error(exc, table=table) from exc
+        raise translate_db_error(exc, table=table, connection=db) from exc
 
 
 async def _refresh_expired(db: AsyncSession, obj: Base) -> None:
@@ -191,8 +190,9 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
             async with _write(db, self.table):
                 for name, value in data.items():
                     setattr(db_obj, name, value)
-        except BlogdataError:
-            await db.refresh(db_obj)
+        except BlogdataError as error:
+            if not isinstance(error, DatabaseUnavailableError):  # a lost connection cannot refresh
+                await db.refresh(db_obj)
             raise
         await _refresh_expired(db, db_obj)
         return db_obj
@@ -342,8 +342,9 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
                 target.tags = await tag.get_or_create_many(db, names=names)
                 for name, value in data.items():
                     setattr(target, name, value)
-        except BlogdataError:
-            await db.refresh(target)
+        except BlogdataError as error:
+            if not isinstance(error, DatabaseUnavailableError):  # a lost connection cannot refresh
+                await db.refresh(target)
             raise
         await _refresh_expired(db, target)
         return target

@@ -4,24 +4,49 @@ No engine exists until one is asked for. The default engine (used by ``get_db`` 
 ``session_scope`` without arguments) is built once from the settings, or on the embedded server
 when ``BLOGDATA_DATABASE_URL`` is unset; an asyncpg pool belongs to one event loop, so code that
 calls ``asyncio.run`` more than once should pass its own engine, or call ``dispose_default_engine``.
+
+Every engine made here also:
+
+- turns a lost connection (server restart, ``pg_terminate_backend``, a dropped socket) into
+  ``ConnectionLostError`` naming the server, and invalidates that connection (SQLAlchemy's
+  ``handle_error`` hook), so no raw driver error escapes and no dead connection is reused;
+- makes ``rollback()`` and ``close()`` after a loss succeed: a connection whose socket is
+  already closed is invalidated instead of being sent a ROLLBACK;
+- keeps password hashes out of its log lines at every echo level (``echo=True`` parameters and
+  ``echo="debug"`` rows) and out of the parameters shown in SQLAlchemy's error messages.
+
+After a ``DatabaseUnavailableError`` (``ConnectionLostError`` included) a caller with a session
+of their own rolls it back (``await db.rollback()``, which does not raise) and runs the unit of
+work again; ``session_scope`` and ``get_db`` do that rollback themselves.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import NullPool
+from sqlalchemy import NullPool, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from blogdata.config import get_settings, parse_database_url
-from blogdata.errors import DatabaseUnavailableError, PoolExhaustedError
+from blogdata.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    PoolExhaustedError,
+    _driver_closed,
+    invalidate_connection,
+    is_connection_lost,
+    translate_db_error,
+    translating,
+)
+from blogdata.security import redact_password_hashes
 
 __all__ = [
     "create_engine",
@@ -70,7 +95,13 @@ def _connector(url: URL, timeout: float) -> Any:
     async def connect() -> Any:
         try:
             return await asyncpg.connect(**kwargs, timeout=timeout)
-        except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,
+        ) as exc:
             fix = (
                 "start that server, or unset BLOGDATA_DATABASE_URL to use the embedded one"
                 if not where.startswith("the Unix socket")
@@ -79,8 +110,67 @@ def _connector(url: URL, timeout: float) -> Any:
             raise DatabaseUnavailableError(
                 f"cannot reach PostgreSQL at {where} ({exc.__class__.__name__}: {exc}); {fix}"
             ) from exc
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise ConfigurationError(
+                f"PostgreSQL at {where} has no database {url.database!r} ({exc}); create it "
+                "(e.g. `createdb`), or fix the database name in the URL (BLOGDATA_DATABASE_URL)"
+            ) from exc
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:
+            raise ConfigurationError(
+                f"PostgreSQL at {where} refused the login as {url.username!r} ({exc}); fix the "
+                "user name or password in the URL (BLOGDATA_DATABASE_URL), or create that role"
+            ) from exc
 
     return connect
+
+
+class _HideHashes(logging.Filter):
+    """Replace password hashes in SQLAlchemy's log lines: echoed parameters and debug rows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "$" in message:
+            clean = redact_password_hashes(message)
+            if clean != message:
+                record.msg, record.args = clean, None
+        return True
+
+
+_HIDE_HASHES = _HideHashes()
+
+
+def _on_error(context: ExceptionContext) -> BaseException | None:
+    """Hide hashes in the error's parameters; make a lost connection a ConnectionLostError."""
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.params is not None:
+        shown = repr(wrapped.params)
+        if redact_password_hashes(shown) != shown:
+            wrapped.hide_parameters = True
+    if context.is_pre_ping:  # a failed ping only makes the pool reconnect
+        return None
+    if context.is_disconnect or is_connection_lost(context.original_exception):
+        context.is_disconnect = True  # SQLAlchemy then invalidates the connection
+        url = context.engine.url if context.engine is not None else None
+        return translate_db_error(context.original_exception, doing="a statement", connection=url)
+    return None
+
+
+def _discard_if_closed(conn: Connection, *args: Any) -> None:
+    """Before a ROLLBACK, invalidate a connection whose socket is gone (so rollback succeeds)."""
+    if not conn.invalidated and _driver_closed(conn):
+        conn.invalidate()
+
+
+def _harden(engine: AsyncEngine) -> AsyncEngine:
+    sync = engine.sync_engine
+    event.listen(sync, "handle_error", _on_error)
+    event.listen(sync, "rollback", _discard_if_closed)
+    event.listen(sync, "rollback_savepoint", _discard_if_closed)
+    logger: Any = sync.logger  # a Logger, or an InstanceLogger wrapping one when echo is set
+    underlying: logging.Logger = getattr(logger, "logger", logger)
+    if _HIDE_HASHES not in underlying.filters:
+        underlying.addFilter(_HIDE_HASHES)
+    return engine
 
 
 class _QueuePool(AsyncAdaptedQueuePool):
@@ -100,6 +190,9 @@ class _QueuePool(AsyncAdaptedQueuePool):
 
 def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine:
     """Create an ``AsyncEngine`` on asyncpg with the pool options from the settings.
+
+    The engine reports a lost connection as ``ConnectionLostError`` and never logs a password
+    hash (see the module docstring).
 
     Args:
         url: a ``postgresql+asyncpg://`` URL; None means the settings, then the embedded server.
@@ -123,7 +216,8 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         for name in _POOL_ARGS:
             options.pop(name, None)
     timeout = options.pop("connect_timeout", settings.connect_timeout)
-    return _create_async_engine(resolved, async_creator=_connector(resolved, timeout), **options)
+    engine = _create_async_engine(resolved, async_creator=_connector(resolved, timeout), **options)
+    return _harden(engine)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -160,19 +254,40 @@ def _sessions(engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
     return factory
 
 
+async def _quietly_rollback(session: AsyncSession) -> None:
+    """Roll back ``session``; after a lost connection, discard the connection instead of failing."""
+    try:
+        await session.rollback()
+    except Exception as exc:
+        if not (is_connection_lost(exc, session) or isinstance(exc, DatabaseUnavailableError)):
+            raise
+        await invalidate_connection(session)
+        await session.rollback()  # the transaction is gone with its connection: now a no-op
+
+
 @asynccontextmanager
 async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
     """Open one unit of work: commit on success, roll back on any exception.
 
-    Usage: ``async with session_scope() as db: ...``; pass ``engine`` to use your own.
+    Usage: ``async with session_scope() as db: ...``; pass ``engine`` to use your own. A commit
+    that fails is raised as blogdata's error (``ConnectionLostError`` if the connection was
+    lost: run the unit of work again); the rollback and close after it never raise.
     """
-    async with _sessions(engine)() as session:
+    session = _sessions(engine)()
+    try:
         try:
             yield session
-            await session.commit()
+            async with translating("committing the unit of work", connection=session):
+                await session.commit()
         except BaseException:
-            await session.rollback()
+            await _quietly_rollback(session)
             raise
+    finally:
+        try:
+            await session.close()
+        except Exception:  # only after a loss: the connection is discarded, not pooled
+            await invalidate_connection(session)
+            await session.close()
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:

@@ -10,11 +10,19 @@ Hashing costs about 0.1 s of CPU (argon2id, 64 MiB); async callers should run it
 
 from __future__ import annotations
 
+import re
+
 from pwdlib import PasswordHash
 from pwdlib.exceptions import PwdlibError
 from pydantic import SecretStr
 
-__all__ = ["DUMMY_HASH", "get_password_hash", "needs_rehash", "verify_password"]
+__all__ = [
+    "DUMMY_HASH",
+    "get_password_hash",
+    "needs_rehash",
+    "redact_password_hashes",
+    "verify_password",
+]
 
 _hasher = PasswordHash.recommended()
 
@@ -54,3 +62,15 @@ def needs_rehash(hashed_password: str) -> bool:
         return _hasher.current_hasher.check_needs_rehash(hashed_password)
     except (PwdlibError, TypeError, ValueError):
         return True
+
+
+#: A password hash in modular crypt form, as pwdlib writes them: ``$argon2id$...``, ``$2b$...``.
+_HASH_RE = re.compile(
+    r"\$(?:argon2(?:id|i|d)|2[abxy]?|bcrypt[\w-]*|pbkdf2[\w-]*|scrypt|[156])\$[^'\"\s]*"
+)
+_REDACTED = "<password hash hidden>"
+
+
+def redact_password_hashes(text: str) -> str:
+    """Return ``text`` with every password hash (``$argon2id$...``, ``$2b$...``) replaced."""
+    return _HASH_RE.sub(_REDACTED, text)

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tqdm import tqdm
 
-from blogdata.errors import BlogdataError, InvalidInputError, translate_db_error
+from blogdata.errors import BlogdataError, InvalidInputError, translate_db_error, translating
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 
 __all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
@@ -378,14 +378,17 @@ def _check_arguments(
 @asynccontextmanager
 async def _connection(target: Target) -> AsyncIterator[AsyncConnection]:
     """Yield a connection in a transaction: ours (committed) for an engine, else the caller's."""
+    # translating: a lost connection is discarded and named, raw driver errors included.
     if isinstance(target, AsyncEngine):
-        async with target.begin() as conn:
+        async with target.begin() as conn, translating("seeding", connection=conn):
             yield conn
     elif isinstance(target, AsyncSession):
         await target.flush()
-        yield await target.connection()
+        async with translating("seeding", connection=target):
+            yield await target.connection()
     elif isinstance(target, AsyncConnection):
-        yield target
+        async with translating("seeding", connection=target):
+            yield target
     else:
         raise InvalidInputError(
             f"seed needs an AsyncEngine, AsyncConnection or AsyncSession, got {type(target)!r}"

@@ -70,6 +70,7 @@ FLAT = {
     "bulk",
     "config",
     "database",
+    "describe",
     "errors",
     "frames",
     "loaders",
@@ -79,7 +80,7 @@ FLAT = {
     "transactions",
 }
 NAMESPACED = {"crud", "embedded", "explain", "migrate", "notebook", "queries", "seed"}
-INTERNAL = {"cli", "demo", "guide_patterns"}
+INTERNAL = {"cli", "demo", "guide_patterns", "magic"}
 
 
 def _modules() -> set[str]:

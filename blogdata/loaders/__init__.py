@@ -79,7 +79,14 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from blogdata.errors import BlogdataError, InvalidInputError, QueryError, translate_db_error
+from blogdata.errors import (
+    BlogdataError,
+    InvalidInputError,
+    QueryError,
+    invalidate_connection,
+    is_connection_lost,
+    translate_db_error,
+)
 from blogdata.loaders._adbc import SESSION_FINGERPRINT, AdbcRead, close_idle_connections
 from blogdata.loaders._copy import copy_batches, copy_to_table
 from blogdata.loaders._dtypes import (
@@ -189,7 +196,9 @@ class _Guard:
         try:
             return await work
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise translate_db_error(exc, doing="the query") from exc
+            if is_connection_lost(exc, self.conn):
+                await invalidate_connection(self.conn)
+            raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
 
     async def _recover(self, savepoint: bool) -> None:
         """Bring the connection back to where the load began, or invalidate it."""
@@ -205,15 +214,16 @@ class _Guard:
                 return
             except asyncpg.InterfaceError:
                 # The cancelled COPY has not finished unwinding: asyncpg sent the server a
-                # cancel request; wait for its answer.
-                if asyncio.get_running_loop().time() < deadline:
+                # cancel request; wait for its answer (unless the connection is gone).
+                alive = not self.driver.is_closed()
+                if alive and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(0.01)
                     continue
             except (asyncpg.PostgresError, OSError, TimeoutError):
                 pass
             break
         # State unknown: never let the pool hand this connection out again.
-        await self.conn.invalidate()
+        await invalidate_connection(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -229,7 +239,7 @@ class _Guard:
             if not self.conn.invalidated:
                 await _finally(self._recover(inside))
             if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-                raise translate_db_error(exc, doing="the query") from exc
+                raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
             raise
 
 

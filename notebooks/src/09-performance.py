@@ -10,7 +10,7 @@
 # - what the pool settings mean, and what happens when every connection is busy;
 # - three ways to insert many rows (ORM `add_all`, multi-row `INSERT`, `COPY`) and their costs;
 # - how to check with `EXPLAIN` that a query uses the index you expect;
-# - blogdata's loader against `pandas.read_sql`.
+# - blogdata's loader against `pandas.read_sql`, and the three routes it chooses between.
 #
 # Timings in this notebook depend on the machine (cells marked to be ignored by the checks);
 # the facts around them do not.
@@ -24,13 +24,13 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 import pandas as pd
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 
 from blogdata.bulk import deactivate_old_users, insert_hashed_users
 from blogdata.config import get_settings
 from blogdata.database import create_engine
 from blogdata.explain import explain, plan_indexes, plan_nodes
-from blogdata.loaders import load_frame
+from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError, load_frame
 from blogdata.models import User
 from blogdata.notebook import connect, count_statements
 from blogdata.security import get_password_hash
@@ -266,6 +266,39 @@ pd.DataFrame({"load_frame": ours.dtypes.astype(str), "read_sql": theirs.dtypes.a
 
 # %%
 len(ours) == len(theirs), (ours["email"] == theirs["email"]).all()
+
+# %% [markdown]
+# ### One loader, three routes
+#
+# `load_frame` is the only loader: it picks how the rows travel and says which in
+# `frame.attrs["blogdata.route"]`. `"adbc"` is ADBC's binary COPY on a second connection that
+# imports the session's snapshot (the fastest for big results, but it cannot see this session's
+# uncommitted writes); `"copy"` is CSV COPY on the session's own connection; `"rows"` is the
+# driver's records. Each route is used only where it gives exactly what `session.execute` gives,
+# so forcing each one returns the same frame:
+
+# %%
+async with nb.sessions() as db:
+    frames = {route: await load_frame(db, stmt, route=route) for route in ("adbc", "copy", "rows")}
+    chosen = (await load_frame(db, stmt)).attrs[ROUTE_ATTR]
+{route: frame.equals(frames["rows"]) for route, frame in frames.items()}, chosen
+
+# %% [markdown]
+# With a few hundred kilobytes the planner's estimate is small, so the default stays on the
+# session's connection (`copy`); a big read goes to ADBC. Once the session has written, another
+# connection cannot see the write, so the ADBC route refuses rather than return stale rows, and
+# the default reads the write on the session's own connection:
+
+# %%
+async with nb.sessions() as db:
+    await db.execute(update(User).where(User.id == 1).values(full_name="Changed, not committed"))
+    try:
+        await load_frame(db, stmt, route="adbc")
+    except RouteUnavailableError as err:
+        print(err)
+    mine = await load_frame(db, select(User.full_name).where(User.id == 1))
+    await db.rollback()
+mine.attrs[ROUTE_ATTR], mine["full_name"].item()
 
 # %% [markdown]
 # We remove the bulk rows again, so the worked example runs on the seeded blog alone.

@@ -1,0 +1,128 @@
+"""The %sql magics in a real IPython shell, against the run's migrated database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from sqlalchemy import NullPool, text
+from sqlalchemy.engine import URL
+
+from blogdata import magic
+from blogdata.database import create_engine
+from blogdata.magic import SqlFrame
+
+
+@pytest.fixture(scope="module")
+def shell(database_url: URL) -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "blogdata")
+    engine = create_engine(database_url, poolclass=NullPool)
+    magic.use_engine(engine)
+    try:
+        yield ip
+    finally:
+        magic.use_engine(None)
+        magic._run(engine.dispose())
+
+
+def run(ip: InteractiveShell, source: str) -> Any:
+    result = ip.run_cell(source)
+    if result.error_in_exec is not None or result.error_before_exec is not None:
+        raise result.error_in_exec or result.error_before_exec  # type: ignore[misc]
+    return result.result
+
+
+def test_a_line_returns_the_whole_frame_with_a_capped_display(shell: InteractiveShell) -> None:
+    run(shell, "df = %sql SELECT g, g * 2 AS twice FROM generate_series(1, 25) AS g ORDER BY g")
+    df = shell.user_ns["df"]
+    assert isinstance(df, pd.DataFrame) and isinstance(df, SqlFrame)
+    assert len(df) == 25 and df["twice"].tolist() == [2 * g for g in range(1, 26)]
+    assert df["g"].dtype == pd.Int64Dtype()
+    shown = repr(df)
+    assert "10 of 25 rows shown" in shown and " 24 " not in shown
+    assert "10 of 25 rows shown" in df._repr_html_()
+    assert type(df.head(3)) is pd.DataFrame  # derived frames are plain frames again
+
+
+def test_a_bound_variable_is_a_parameter_never_sql(shell: InteractiveShell) -> None:
+    shell.user_ns["hostile"] = "x'); DROP TABLE posts; -- $1 $$"
+    frame = run(shell, "%sql SELECT :hostile AS value, '$1' AS dollar")
+    assert frame["value"].tolist() == ["x'); DROP TABLE posts; -- $1 $$"]
+    assert frame["dollar"].tolist() == ["$1"]
+    assert run(shell, "%sql SELECT to_regclass('posts') IS NOT NULL AS still_there").iloc[0, 0]
+
+
+def test_a_missing_variable_is_one_clear_line(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%sql SELECT :nowhere_defined")
+    assert "there is no variable 'nowhere_defined'" in str(result.error_in_exec)
+
+
+def test_a_sqlalchemy_statement_in_a_variable_runs(shell: InteractiveShell) -> None:
+    shell.user_ns["stmt"] = text("SELECT 7 AS seven")
+    assert run(shell, "%sql stmt")["seven"].tolist() == [7]
+
+
+def test_cells_assign_with_o_or_arrows_and_display_options_apply(shell: InteractiveShell) -> None:
+    run(shell, "%%sql -o first --display 2\nSELECT g FROM generate_series(1, 5) AS g")
+    run(shell, "%%sql second <<\nSELECT 'b' AS letter")
+    assert len(shell.user_ns["first"]) == 5 and "2 of 5 rows shown" in repr(shell.user_ns["first"])
+    assert shell.user_ns["second"]["letter"].tolist() == ["b"]
+
+
+def test_a_server_error_is_one_line_with_its_sqlstate(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%sql SELECT nope FROM posts")
+    message = str(result.error_in_exec)
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert "SQLSTATE 42703" in message and "nope" in message and "\n" not in message
+    assert run(shell, "%sql SELECT 1 AS ok")["ok"].tolist() == [1]  # and the next cell works
+
+
+def test_explain_and_describe_answer_too(shell: InteractiveShell) -> None:
+    plan = run(shell, "%sql --explain SELECT * FROM posts WHERE id = 1")
+    assert "posts" in str(plan) and "Scan" in str(plan)
+    tables = run(shell, "%sql --describe")
+    assert {"posts", "users", "tags", "post_tags", "accounts"} <= set(tables["name"])
+    posts = run(shell, "%sql --describe posts")
+    assert "author_id" in posts.columns["name"].tolist()
+
+
+def test_the_magic_works_inside_a_cell_that_awaits(shell: InteractiveShell) -> None:
+    run(shell, "import asyncio\nawait asyncio.sleep(0)\nawaited = %sql SELECT 3 AS three")
+    assert shell.user_ns["awaited"]["three"].tolist() == [3]
+
+
+def test_an_interrupt_cancels_the_query_on_the_server(shell: InteractiveShell) -> None:
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    result = shell.run_cell("%sql SELECT pg_sleep(30), 'slow-magic-query' AS tag")
+    timer.join()
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+
+    async def still_running() -> int:
+        probe = create_engine(magic._notebook_engine().url, poolclass=NullPool)
+        try:
+            async with probe.connect() as conn:
+                for _ in range(50):
+                    count = await conn.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                            " AND query LIKE '%slow-magic-query%' AND pid <> pg_backend_pid()"
+                        )
+                    )
+                    if not count:
+                        return 0
+                    await asyncio.sleep(0.1)
+                return int(count)
+        finally:
+            await probe.dispose()
+
+    assert magic._run(still_running()) == 0
+    assert run(shell, "%sql SELECT 1 AS after")["after"].tolist() == [1]
