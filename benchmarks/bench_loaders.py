@@ -215,11 +215,14 @@ class _Clock:
         self.seconds = time.perf_counter() - self._start
         self.cpu_s = _cpu_s(self.who) - self._cpu
         self.busy = busy_cores(self._jiffies, machine_busy_jiffies())
+        # Before anything else is computed: counting the frame's values afterwards allocates.
+        self.peak_mb = _rss_mb()
 
     def result(self, **info: Any) -> dict[str, Any]:
         return {
             "seconds": self.seconds,
             "base_mb": self.base_mb,
+            "peak_mb": self.peak_mb,
             "cpu_s": self.cpu_s,
             "busy_cores": self.busy,
             **info,
@@ -253,7 +256,7 @@ def _describe(frame: Any) -> dict[str, Any]:
         "rows": len(frame),
         "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
         "null_content": int(content.isna().sum()),
-        "empty_content": int((content.fillna("x") == "").sum()),
+        "empty_content": int((content.str.len() == 0).sum()),
         "null_views": int(frame["views"].isna().sum()),
         "route": frame.attrs.get(ROUTE_ATTR),
     }
@@ -285,19 +288,22 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                 warm = "auto" if variant == "load_frame_dirty" else "adbc"
                 await load_frame(db, select(Post).limit(1), dtype_backend=backend, route=warm)
             if variant == "stream_frames":
-                rows, nulls, empty = 0, [0, 0], 0
+                rows, nulls, empty, counting = 0, [0, 0], 0, 0.0
                 dtypes: dict[str, set[str]] = {}
                 routes: set[str] = set()
                 with _Clock() as clock, _RouteLog() as log:
                     async for chunk in stream_frames(db, select(Post), chunk_size=50_000):
+                        tick = time.perf_counter()
                         rows += len(chunk)
                         nulls[0] += int(chunk["content"].isna().sum())
                         nulls[1] += int(chunk["views"].isna().sum())
-                        empty += int((chunk["content"].fillna("x") == "").sum())
+                        empty += int((chunk["content"].str.len() == 0).sum())
                         for c, t in chunk.dtypes.items():
                             dtypes.setdefault(str(c), set()).add(str(t))
                         routes.add(str(chunk.attrs.get(ROUTE_ATTR)))
                         del chunk
+                        counting += time.perf_counter() - tick
+                clock.seconds -= counting  # the stream's time, not this loop's bookkeeping
                 return clock.result(
                     rows=rows,
                     dtypes={c: ",".join(sorted(t)) for c, t in dtypes.items()},
@@ -542,14 +548,14 @@ def _limits(st: _Stats, v: str, floor: str) -> str:
             "backend producing binary COPY and the client decoding it on the same 2 shared "
             f"cores ({cores}); `load_frame` adds its checks (prepare, settings fingerprint, "
             "EXPLAIN, snapshot) and the conversion to the contract's dtypes, so parity is its "
-            "ceiling"
+            "ceiling."
         )
     if route == "copy":
         return (
             "it took the CSV COPY route on the session's own connection, so the server's CSV "
             f"encoding bounds it ({cores}). {floor}"
-        )
-    return f"route `{route}` ({cores})"
+        ).strip()
+    return f"route `{route}` ({cores})."
 
 
 def _checks(st: _Stats, loads: list[float]) -> list[str]:
@@ -573,7 +579,14 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"{_contract(st.samples['load_frame'][0], 'numpy_nullable')} (ADBC by hand gives "
             f"`{st.samples[REFERENCE][0]['dtypes']['views']}` for the nullable `views` and "
             f"`{st.samples[REFERENCE][0]['dtypes']['content']}` text). What limits it: "
-            f"{_limits(st, 'load_frame', floor)}."
+            f"{_limits(st, 'load_frame', floor)}"
+            + (
+                " In a read-only session `auto` should take ADBC for this result (the "
+                "`load_frame_adbc` row shows that route gives the contract here); it did not, "
+                "for the reason in its log line."
+                if st.route("load_frame") != "adbc" and st.has("load_frame_adbc")
+                else ""
+            )
         )
         peak, ref_peak = st.peak("load_frame"), st.peak(REFERENCE)
         grow, ref_grow = st.growth("load_frame"), st.growth(REFERENCE)
@@ -592,9 +605,11 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f'targets for `load_frame(route="adbc")`, what `auto` gives where it takes ADBC: '
             f"**{r:.2f}x** ADBC by hand (per round {st.rounds('load_frame_adbc', REFERENCE)}), "
             f"peak RSS {peak:.0f} vs {ref_peak:.0f} MB, growth "
-            f"{st.growth('load_frame_adbc'):.0f} vs {st.growth(REFERENCE):.0f} MB; dtypes: "
+            f"{st.growth('load_frame_adbc'):.0f} vs {st.growth(REFERENCE):.0f} MB (the "
+            "contract's `Int64` holds the three int4 columns as 8-byte values and a mask where "
+            "ADBC's `to_pandas()` keeps int32, or float64 for the nullable `views`); dtypes: "
             f"{_contract(st.samples['load_frame_adbc'][0], 'numpy_nullable')}. What limits it: "
-            f"{_limits(st, 'load_frame_adbc', floor)}."
+            f"{_limits(st, 'load_frame_adbc', floor)}"
         )
     if has_ref and st.has("load_frame_arrow"):
         out.append(
@@ -626,16 +641,30 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"`{st.route('stream_frames')}`) total time vs `load_frame`'s (route "
             f"`{st.route('load_frame')}`): **{r:.2f}x** (paired; per round "
             f"{st.rounds('stream_frames', 'load_frame')}); target <= 1.3x. "
+            + (
+                f"`load_frame` itself took `{st.route('load_frame')}` here, so this pairs "
+                "COPY with COPY. "
+                if st.route("load_frame") != "adbc"
+                else ""
+            )
             + (f"Against the other loads: {', '.join(also)}. " if also else "")
             + "What limits it: it streams CSV COPY on the session's own connection (chunks "
             "cannot come from ADBC's one-shot table), so it pays the server's CSV encoding "
-            f"wherever `load_frame` reads binary COPY. {floor}"
+            f"wherever `load_frame` reads binary COPY. {floor}".strip()
         )
         s_grow, f_grow = st.growth("stream_frames"), st.growth("load_frame")
         out.append(
             f"- {_verdict(s_grow / f_grow < 0.25)} `stream_frames` RSS growth {s_grow:.0f} MB vs "
             f"{f_grow:.0f} MB for the full frame (`load_frame`): **{s_grow / f_grow:.0%}**; "
-            f"target < 25%. Whole-process peak {st.peak('stream_frames'):.0f} vs "
+            f"target < 25%"
+            + (
+                f" (against the ADBC route's full frame, `load_frame_adbc`, "
+                f"{st.growth('load_frame_adbc'):.0f} MB: "
+                f"{s_grow / st.growth('load_frame_adbc'):.0%})"
+                if st.has("load_frame_adbc")
+                else ""
+            )
+            + f". Whole-process peak {st.peak('stream_frames'):.0f} vs "
             f"{st.peak('load_frame'):.0f} MB (the imported libraries count in both). Chunk "
             f"dtypes: {_contract(st.samples['stream_frames'][0], 'numpy_nullable')} in every "
             "chunk."
@@ -720,20 +749,22 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help="only create/seed the database")
     parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
-    parser.add_argument("--save", type=Path, help="also write the raw samples to this JSON file")
-    parser.add_argument("--render", type=Path, help="only re-render a --save file's report")
+    parser.add_argument(
+        "--save", type=Path, help="write the raw samples to this JSON file, after every load"
+    )
+    parser.add_argument(
+        "--render", type=Path, help="only re-render a --save file's report (its complete rounds)"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(args.child)))
         return
     if args.render:
-        run = json.loads(args.render.read_text())
+        run = _complete_rounds(json.loads(args.render.read_text()))
     else:
         run = _run(args)
         if run is None:
             return
-    if args.save:
-        args.save.write_text(json.dumps(run, indent=1))
     body = _report(**run)
     print(body)
     if not args.no_write:
@@ -753,16 +784,45 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     measured, load_start = machine(), load_average()
     _measure(REFERENCE)  # warm the server's cache
     loads: list[float] = []
-    samples = interleaved(variants, args.rounds, _measure, loads)
-    return {
-        "samples": samples,
+    partial: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    run: dict[str, Any] = {
+        "samples": partial,
         "rounds": args.rounds,
         "posts": posts,
         "loads": loads,
         "facts": facts,
         "load_start": load_start,
-        "load_end": load_average(),
+        "load_end": "",
         "measured": measured,
+    }
+
+    def measure(variant: str) -> dict[str, Any]:
+        result = _measure(variant)
+        partial[variant].append(result)
+        if args.save:  # a run cut short can still be rendered from its complete rounds
+            args.save.write_text(json.dumps({**run, "load_end": load_average()}, indent=1))
+        return result
+
+    run["samples"] = interleaved(variants, args.rounds, measure, loads)
+    run["load_end"] = load_average()
+    if args.save:
+        args.save.write_text(json.dumps(run, indent=1))
+    return run
+
+
+def _complete_rounds(run: dict[str, Any]) -> dict[str, Any]:
+    """Keep the rounds every variant finished (a saved run may have been cut short)."""
+    samples = run["samples"]
+    rounds = min(len(s) for s in samples.values())
+    if rounds == 0:
+        raise SystemExit("the saved run has no complete round")
+    # Within a round every variant ran once: trim the load samples to those rounds too.
+    loads = run["loads"][: rounds * len(samples)]
+    return {
+        **run,
+        "samples": {v: s[:rounds] for v, s in samples.items()},
+        "rounds": rounds,
+        "loads": loads,
     }
 
 
