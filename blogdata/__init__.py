@@ -1,15 +1,22 @@
 """blogdata: explore a PostgreSQL blog database from Jupyter with async SQLAlchemy and pandas.
 
-The names below are the public API. Modules with their own vocabulary stay namespaced:
-``blogdata.crud`` (the guide's ``crud.user``/``crud.post``/``crud.tag``), ``blogdata.queries``,
-``blogdata.seed``, ``blogdata.migrate``, ``blogdata.embedded``, ``blogdata.explain``,
-``blogdata.notebook``, and the command line's ``blogdata.cli`` and ``blogdata.demo`` (imported
-on first use: they pull in typer and matplotlib). Importing blogdata opens no connection.
+**Operations never commit; entry points own transactions.** A function that takes a session or
+a connection (CRUD, queries, aggregations, loaders, ``transfer_funds``, bulk) flushes but never
+commits or rolls back the caller's work. The entry points own the transaction: ``session_scope``,
+``get_db``, the command line, the notebook helpers, and functions that take an engine (``seed``).
+
+The names below are what analysts and learners use, each importable from ``blogdata``. The rest
+stays in its module, one import away: ``blogdata.crud`` (the guide's ``crud.user``, ...),
+``blogdata.queries``, ``blogdata.bulk``, ``blogdata.seed``, ``blogdata.migrate``,
+``blogdata.explain``, ``blogdata.notebook`` (``connect``, ``show_sql``), ``blogdata.errors`` (the
+whole error tree), ``blogdata.config``, ``blogdata.security``, ``blogdata.embedded``. Importing
+blogdata opens no connection and loads no Faker, matplotlib, typer, IPython or Jupyter;
+``%load_ext blogdata`` registers the ``%sql`` magics.
 """
 
 from __future__ import annotations
 
-from blogdata import crud, embedded, explain, migrate, notebook, queries, seed
+from blogdata import crud, migrate, notebook, queries
 from blogdata.aggregations import (
     active_authors,
     author_activity,
@@ -21,213 +28,66 @@ from blogdata.aggregations import (
     top_tags,
     users_by_role,
 )
-from blogdata.bulk import (
-    COPY_THRESHOLD,
-    USER_COLUMNS,
-    bulk_create_users,
-    bulk_delete_users,
-    bulk_upsert_tags,
-    deactivate_old_users,
-    hash_passwords,
-    insert_hashed_users,
-)
-from blogdata.config import (
-    EXPECTED_URL_FORM,
-    Settings,
-    get_settings,
-    parse_database_url,
-)
-from blogdata.database import (
-    create_engine,
-    create_sessionmaker,
-    dispose_default_engine,
-    get_db,
-    get_engine,
-    resolve_url,
-    server_address,
-    session_scope,
-)
-from blogdata.describe import TableDescription, describe
+from blogdata.database import create_engine, get_db, session_scope
+from blogdata.describe import describe
 from blogdata.errors import (
-    RETRYABLE_SQLSTATES,
     AlreadyExistsError,
     BlogdataError,
-    ConfigurationError,
-    ConnectionLostError,
     DatabaseUnavailableError,
     InsufficientFundsError,
     InvalidInputError,
     NotFoundError,
-    PoolExhaustedError,
     QueryError,
-    RelatedRowMissingError,
     RetryableConflictError,
-    StatementTimeoutError,
-    invalidate_connection,
-    is_connection_lost,
-    sqlstate_of,
-    translate_db_error,
-    translating,
 )
-from blogdata.frames import (
-    posts_frame,
-    tags_frame,
-    users_frame,
-)
-from blogdata.loaders import (
-    APPLICATION_NAME,
-    ROUTE_ATTR,
-    DtypeBackend,
-    Route,
-    RouteUnavailableError,
-    Statement,
-    close_idle_connections,
-    load_frame,
-    stream_frames,
-)
-from blogdata.models import (
-    ROLES,
-    Account,
-    Base,
-    Post,
-    Tag,
-    User,
-    post_tags,
-)
-from blogdata.schemas import (
-    MAX_TAGS_PER_POST,
-    PASSWORD_MAX_LENGTH,
-    PASSWORD_MIN_LENGTH,
-    PostCreate,
-    PostRead,
-    PostUpdate,
-    TagCreate,
-    TagRead,
-    UserCreate,
-    UserRead,
-    UserUpdate,
-    normalize_tag_name,
-)
-from blogdata.security import (
-    DUMMY_HASH,
-    get_password_hash,
-    needs_rehash,
-    redact_password_hashes,
-    verify_password,
-)
-from blogdata.transactions import (
-    BatchReport,
-    IsolationLevel,
-    RowFailure,
-    TransferResult,
-    insert_each_in_savepoint,
-    savepoint,
-    statement_timeout,
-    transfer_funds,
-)
+from blogdata.frames import posts_frame, tags_frame, users_frame
+from blogdata.loaders import load_frame, stream_frames
+from blogdata.models import Account, Post, Tag, User, post_tags
+from blogdata.schemas import PostCreate, PostUpdate, UserCreate, UserUpdate
+from blogdata.transactions import savepoint, transfer_funds
 
 __all__ = [
-    "APPLICATION_NAME",
     "Account",
     "AlreadyExistsError",
-    "Base",
-    "BatchReport",
     "BlogdataError",
-    "COPY_THRESHOLD",
-    "ConfigurationError",
-    "ConnectionLostError",
-    "DUMMY_HASH",
     "DatabaseUnavailableError",
-    "DtypeBackend",
-    "EXPECTED_URL_FORM",
     "InsufficientFundsError",
     "InvalidInputError",
-    "IsolationLevel",
-    "MAX_TAGS_PER_POST",
     "NotFoundError",
-    "PASSWORD_MAX_LENGTH",
-    "PASSWORD_MIN_LENGTH",
-    "PoolExhaustedError",
     "Post",
     "PostCreate",
-    "PostRead",
     "PostUpdate",
     "QueryError",
-    "RETRYABLE_SQLSTATES",
-    "ROLES",
-    "ROUTE_ATTR",
-    "RelatedRowMissingError",
     "RetryableConflictError",
-    "Route",
-    "RouteUnavailableError",
-    "RowFailure",
-    "Settings",
-    "Statement",
-    "StatementTimeoutError",
-    "TableDescription",
     "Tag",
-    "TagCreate",
-    "TagRead",
-    "TransferResult",
-    "USER_COLUMNS",
     "User",
     "UserCreate",
-    "UserRead",
     "UserUpdate",
     "active_authors",
     "author_activity",
-    "bulk_create_users",
-    "bulk_delete_users",
-    "bulk_upsert_tags",
-    "close_idle_connections",
     "count_users",
     "create_engine",
-    "create_sessionmaker",
     "crud",
-    "deactivate_old_users",
     "describe",
-    "dispose_default_engine",
-    "embedded",
-    "explain",
     "get_db",
-    "get_engine",
-    "get_password_hash",
-    "get_settings",
-    "hash_passwords",
-    "insert_each_in_savepoint",
-    "insert_hashed_users",
-    "invalidate_connection",
-    "is_connection_lost",
     "load_frame",
     "migrate",
-    "needs_rehash",
-    "normalize_tag_name",
     "notebook",
-    "parse_database_url",
     "post_tags",
     "posts_frame",
     "posts_per_author",
     "posts_per_month",
     "posts_per_tag",
     "queries",
-    "redact_password_hashes",
-    "resolve_url",
     "savepoint",
-    "seed",
-    "server_address",
     "session_scope",
-    "sqlstate_of",
-    "statement_timeout",
     "stream_frames",
     "tag_cooccurrence",
     "tags_frame",
     "top_tags",
     "transfer_funds",
-    "translate_db_error",
-    "translating",
     "users_by_role",
     "users_frame",
-    "verify_password",
 ]
 
 

@@ -30,10 +30,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from blogdata import create_engine, get_db, get_settings, session_scope
-from blogdata.config import parse_database_url
+from blogdata import User, create_engine, get_db, session_scope
+from blogdata.config import get_settings, parse_database_url
 from blogdata.database import dispose_default_engine
-from blogdata.models import User
 from blogdata.notebook import connect, echo_sql
 from blogdata.seed import SEED_NOW
 from blogdata.security import get_password_hash

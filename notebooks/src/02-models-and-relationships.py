@@ -24,7 +24,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, selectinload
 
-from blogdata.models import Account, Base, Post, Tag, User
+from blogdata import Account, Post, Tag, User
+from blogdata.models import Base
 from blogdata.notebook import connect, count_statements
 
 nb = await connect("02-models-and-relationships")

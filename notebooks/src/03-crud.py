@@ -18,10 +18,9 @@
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from blogdata import crud
-from blogdata.models import Post, User
+from blogdata import Post, PostCreate, User, UserCreate, UserUpdate, crud
 from blogdata.notebook import connect
-from blogdata.schemas import PostCreate, UserCreate, UserRead, UserUpdate
+from blogdata.schemas import UserRead
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, text
 
-from blogdata.models import Post, User
+from blogdata import Post, User
 from blogdata.notebook import connect, show_sql
 from blogdata.queries import (
     MAX_LIMIT,

@@ -18,7 +18,7 @@
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, raiseload, selectinload
 
-from blogdata.models import Post, Tag, User, post_tags
+from blogdata import Post, Tag, User, post_tags
 from blogdata.notebook import connect, count_statements
 from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
 

@@ -20,18 +20,19 @@ import matplotlib.pyplot as plt
 from sqlalchemy import String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from blogdata.aggregations import (
+from blogdata import (
+    Post,
+    User,
     active_authors,
     author_activity,
     count_users,
+    load_frame,
     posts_per_author,
     posts_per_month,
     posts_per_tag,
     top_tags,
     users_by_role,
 )
-from blogdata.loaders import load_frame
-from blogdata.models import Post, User
 from blogdata.notebook import connect, count_statements
 from blogdata.seed import SEED_NOW
 

@@ -22,11 +22,17 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import InvalidRequestError
 
-from blogdata.errors import InsufficientFundsError, InvalidInputError
+from blogdata import (
+    Account,
+    InsufficientFundsError,
+    InvalidInputError,
+    Tag,
+    savepoint,
+    transfer_funds,
+)
 from blogdata.guide_patterns import guide_transfer_unlocked
-from blogdata.models import Account, Tag
 from blogdata.notebook import connect
-from blogdata.transactions import insert_each_in_savepoint, savepoint, transfer_funds
+from blogdata.transactions import insert_each_in_savepoint
 
 nb = await connect("07-transactions-and-savepoints")
 nb

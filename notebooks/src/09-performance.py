@@ -28,10 +28,9 @@ from sqlalchemy import delete, func, select, text, update
 
 from blogdata.bulk import deactivate_old_users, insert_hashed_users
 from blogdata.config import get_settings
-from blogdata.database import create_engine
+from blogdata import User, create_engine, load_frame
 from blogdata.explain import explain, plan_indexes, plan_nodes
-from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError, load_frame
-from blogdata.models import User
+from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError
 from blogdata.notebook import connect, count_statements
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD, SEED_NOW

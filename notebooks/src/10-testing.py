@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.models import User
+from blogdata import User
 from blogdata.notebook import connect
 
 nb = await connect("10-testing")

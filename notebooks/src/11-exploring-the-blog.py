@@ -20,8 +20,14 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from blogdata.aggregations import author_activity, posts_per_month, top_tags
-from blogdata.frames import posts_frame, tags_frame, users_frame
+from blogdata import (
+    author_activity,
+    posts_frame,
+    posts_per_month,
+    tags_frame,
+    top_tags,
+    users_frame,
+)
 from blogdata.notebook import connect
 from blogdata.seed import SEED_NOW
 
