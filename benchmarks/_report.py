@@ -53,22 +53,47 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def machine_busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine so far, all cores, from /proc/stat.
+
+    The difference of two readings divided by the wall time (in jiffies, ``os.sysconf
+    ("SC_CLK_TCK")`` a second) says how many cores were busy in between: this process, the
+    database server and whatever else runs on the machine.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+    return total - idle, total
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many of the machine's cores were busy between two ``machine_busy_jiffies`` readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / total if total else 0.0
+
+
 def median(values: Sequence[float]) -> float:
     """The median of ``values``."""
     return statistics.median(values)
 
 
 def interleaved(
-    variants: Sequence[str], rounds: int, measure: Callable[[str], dict[str, Any]]
+    variants: Sequence[str],
+    rounds: int,
+    measure: Callable[[str], dict[str, Any]],
+    loads: list[float] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run every variant once per round, rotating the order each round; return the samples.
 
-    ``measure(variant)`` returns a dict with at least ``seconds`` and ``peak_mb``.
+    ``measure(variant)`` returns a dict with at least ``seconds`` and ``peak_mb``. When
+    ``loads`` is given, the 1-minute load average is appended to it before every measurement.
     """
     samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for r in range(rounds):
         shift = r % len(variants)
         for variant in [*variants[shift:], *variants[:shift]]:
+            if loads is not None:
+                loads.append(os.getloadavg()[0])
             result = measure(variant)
             samples[variant].append(result)
             print(

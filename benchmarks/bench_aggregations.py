@@ -5,9 +5,10 @@ On the shared 1M-post database ``blogdata_bench_1m`` (created by ``bench_loaders
 every function of ``blogdata.aggregations``, four ways, interleaved over ``--rounds`` rounds:
 
 - ``sql``: the blogdata function (one statement; only the result travels);
-- ``tables``: load the whole tables it needs with blogdata's default loader (``load_frame``)
-  and compute the same frame in pandas (the target's "load-then-groupby");
-- ``tables_adbc``: the same with the fastest loader (``load_frame_new_connection``, ADBC);
+- ``tables``: load the whole tables it needs with blogdata's loader as an analyst calls it
+  (``load_frame`` with its defaults, ``route="auto"``; the routes it took are reported) and
+  compute the same frame in pandas (the target's "load-then-groupby");
+- ``tables_adbc``: the same with the ADBC route forced (``load_frame(..., route="adbc")``);
 - ``columns_adbc``: ADBC again, loading only the columns it needs (a careful analyst).
 
 Before timing, each pandas answer is checked equal to the SQL one. Peak RSS (VmHWM) is
@@ -36,12 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
 from blogdata.database import create_engine, resolve_url
-from blogdata.loaders import load_frame, load_frame_new_connection
+from blogdata.loaders import ROUTE_ATTR, load_frame
 from blogdata.models import ROLES, Post, Tag, User, post_tags
 from blogdata.seed import SEED_NOW
 
 HERE = Path(__file__).resolve()
 WAYS = ["sql", "tables", "tables_adbc", "columns_adbc"]
+ROUTES: dict[str, set[str]] = {}  # way -> the routes load_frame reported taking
 TABLES: dict[str, Any] = {"users": User, "posts": Post, "tags": Tag, "links": post_tags}
 COLUMNS: dict[str, Any] = {
     "users": [User.id, User.username, User.role, User.is_active],
@@ -55,8 +57,9 @@ async def _load(db: AsyncConnection, names: list[str], way: str) -> dict[str, pd
     frames = {}
     for name in names:
         stmt = select(*COLUMNS[name]) if way == "columns_adbc" else select(TABLES[name])
-        loader = load_frame if way == "tables" else load_frame_new_connection
-        frames[name] = await loader(db, stmt)
+        frame = await load_frame(db, stmt, route="auto" if way == "tables" else "adbc")
+        ROUTES.setdefault(way, set()).add(str(frame.attrs.get(ROUTE_ATTR)))
+        frames[name] = frame
     return frames
 
 
@@ -235,8 +238,9 @@ def _report(samples: dict[str, dict[str, list[float]]], memory: dict[str, Any], 
         "",
         f"{info['rounds']} interleaved rounds; median seconds; ratios = pandas way / SQL, paired "
         "per round, median. Every pandas answer was first checked equal to the SQL one. "
-        "`load_frame` is blogdata's default loader (the session's own connection); ADBC is "
-        "`load_frame_new_connection`, the fastest.",
+        '`load_frame` is blogdata\'s loader with its defaults (`route="auto"`; routes it '
+        f"took: {', '.join(sorted(ROUTES.get('tables', set()))) or '?'}); ADBC is "
+        '`load_frame(..., route="adbc")`, forced.',
         "",
         "| aggregation | SQL s | load_frame tables + pandas s | ratio | ADBC tables + pandas s "
         "| ratio | ADBC columns + pandas s | ratio |",
