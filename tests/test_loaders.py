@@ -446,3 +446,18 @@ async def test_stream_frames_outside_a_transaction_streams_copy_and_says_a_curso
         with pytest.raises(InvalidInputError, match="transaction"):
             async for _ in stream_frames(conn, select(Post.id), route="rows"):
                 pass
+
+
+async def test_auto_takes_adbc_for_a_big_result_of_a_read_only_session(
+    engine: AsyncEngine, committed_posts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the planner's estimate came back already decoded by SQLAlchemy's json codec,
+    # asyncpg's explain() failed on it, and every result counted as small (auto never chose ADBC).
+    import blogdata.loaders as loaders
+
+    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
+    async with AsyncSession(engine) as db:
+        assert (await load_frame(db, stmt)).attrs[ROUTE_ATTR] == "copy"  # three rows: small
+        monkeypatch.setattr(loaders, "_ADBC_MIN_BYTES", 1)  # now every result counts as big
+        big = await load_frame(db, stmt)
+        assert big.attrs[ROUTE_ATTR] == "adbc" and big["title"].tolist() == ["c0", "c1", "c2"]

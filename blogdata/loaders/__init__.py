@@ -344,13 +344,16 @@ _ADBC_MIN_BYTES = 8 << 20
 
 async def _small(guard: _Guard, plan: _Plan) -> bool:
     """Whether the planner expects a result too small for the ADBC route to pay off."""
-    try:
-        async with guard.savepoint():
-            explained = await plan.prepared.explain(*plan.query.args)
-        top = explained[0]["Plan"]
-        return float(top["Plan Rows"]) * float(top["Plan Width"]) < _ADBC_MIN_BYTES
-    except (BlogdataError, LookupError, TypeError, ValueError):
-        return True
+    async with guard.savepoint():
+        # SQLAlchemy's json codec decodes EXPLAIN's json column already (asyncpg's explain()
+        # would json.loads it a second time): ask for it directly.
+        explained = await guard.driver.fetchval(
+            "EXPLAIN (FORMAT JSON) " + plan.query.sql, *plan.query.args
+        )
+    if isinstance(explained, str | bytes):
+        explained = json.loads(explained)
+    top = explained[0]["Plan"]
+    return float(top["Plan Rows"]) * float(top["Plan Width"]) < _ADBC_MIN_BYTES
 
 
 async def _checked_literal(guard: _Guard, literal: str, attributes: Sequence[Any]) -> str | None:
