@@ -22,7 +22,7 @@ float4 / float8            ``Float32`` / ``Float64``, built      ``float`` / ``d
                            NaN and only NULL is NA
 bool                       ``boolean``                          ``bool[pyarrow]``
 text, varchar, bpchar,     ``string`` (``pd.StringDtype()``)    ``string[pyarrow]``
-name, enum
+name
 timestamptz                ``datetime64[us, UTC]``              ``timestamp[us, tz=UTC][pyarrow]``
 timestamp                  ``datetime64[us]``                   ``timestamp[us][pyarrow]``
 date                       ``object`` (``datetime.date``)       ``date32[day][pyarrow]``
@@ -30,10 +30,11 @@ numeric                    ``object`` (``Decimal``)             ``object`` (``De
 numeric(p,s) (a table      ``object`` (``Decimal``)             ``decimal128(38, s)``; a NaN or
 column declared so)                                             infinity makes the oracle expect
                                                                 ``QueryError``
-json, jsonb, and anything  ``object``: asyncpg's values          the same
-else                       exactly (JSON text as ``str``, so
-                           JSON null is ``'null'``; SQL NULL
-                           is ``None``)
+json, jsonb, enums, and    ``object``: the values              the same
+anything else              ``session.execute`` gives, exactly
+                           (json decoded by SQLAlchemy's
+                           asyncpg codec, so JSON null and SQL
+                           NULL are both None; enums as str)
 =========================  ===================================  ==================================
 
 Normalisation, the whole of it:
@@ -65,7 +66,6 @@ import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -87,7 +87,7 @@ from blogdata.models import Post, User
 INTS = frozenset({"int2", "int4", "int8", "oid"})
 FLOATS = {"float4": (np.float32, pa.float32(), pd.Float32Dtype()),
           "float8": (np.float64, pa.float64(), pd.Float64Dtype())}  # fmt: skip
-TEXTS = frozenset({"text", "varchar", "bpchar", "name", "enum"})
+TEXTS = frozenset({"text", "varchar", "bpchar", "name"})
 _SCALED = re.compile(r"numeric\((\d+),\s*(\d+)\)")
 ROUTES = ("adbc", "copy", "rows")
 BACKENDS = ("numpy_nullable", "pyarrow")
@@ -184,29 +184,6 @@ def expected_frame(
     return frame
 
 
-JSONS = frozenset({"json", "jsonb", "json[]", "jsonb[]"})
-
-
-@asynccontextmanager
-async def _json_as_text(db: Any) -> AsyncIterator[None]:
-    """For the oracle's own execute: asyncpg's default json/jsonb codecs (the JSON text).
-
-    SQLAlchemy's asyncpg dialect installs ``json.loads`` as the json/jsonb decoder on every
-    connection, so ``db.execute`` returns parsed JSON, with JSON null and SQL NULL both None.
-    The contract wants the JSON text as plain asyncpg returns it; the dialect's codecs are put
-    back afterwards, so the loaders then run on the connection as the analyst has it.
-    """
-    conn = await db.connection()
-    raw = await conn.get_raw_connection()
-    for name in ("json", "jsonb"):
-        await raw.driver_connection.reset_type_codec(name, schema="pg_catalog")
-    try:
-        yield
-    finally:
-        await conn.dialect.setup_asyncpg_json_codec(raw.dbapi_connection)
-        await conn.dialect.setup_asyncpg_jsonb_codec(raw.dbapi_connection)
-
-
 async def oracle(db: Any, stmt: Any, types: Sequence[str], backend: str) -> Expected:
     """Run ``stmt`` through ``db.execute`` on the same session and build the expected frame.
 
@@ -214,13 +191,8 @@ async def oracle(db: Any, stmt: Any, types: Sequence[str], backend: str) -> Expe
     transaction may be aborted: the caller rolls back (and re-applies its settings).
     """
     try:
-        if JSONS.intersection(types):
-            async with _json_as_text(db):
-                result = await db.execute(stmt)
-                labels, rows = list(result.keys()), [tuple(r) for r in result.all()]
-        else:
-            result = await db.execute(stmt)
-            labels, rows = list(result.keys()), [tuple(r) for r in result.all()]
+        result = await db.execute(stmt)
+        labels, rows = list(result.keys()), [tuple(r) for r in result.all()]
     except Exception as exc:  # the driver's answer is an error: loaders must raise too
         return Expected(None, exc)
     try:
