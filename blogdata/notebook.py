@@ -133,14 +133,23 @@ async def _recreate(url: URL, database: str, *, create: bool = True) -> None:
         await admin.dispose()
 
 
-async def open_database(url: str | URL | None = None) -> Notebook:
+async def open_database(url: str | URL | None = None, *, read: bool = False) -> Notebook:
     """Open an existing database for analysis; nothing is dropped, migrated or seeded.
 
     ``url`` defaults to the configured one (``BLOGDATA_DATABASE_URL``, else the embedded server).
-    The server is asked ``SELECT 1`` first, so a wrong URL fails here, with a blogdata error.
+    With ``read=True`` the connection is an analysis connection on the read server
+    (``BLOGDATA_READ_URL``, or ``url``; else the primary): every transaction is READ ONLY and a
+    write raises ``ReadOnlySessionError``. The server is asked ``SELECT 1`` first, so a wrong URL
+    fails here, with a blogdata error.
     """
-    resolved = resolve_url(url)
-    engine = create_engine(resolved)
+    if read:
+        from blogdata.routing import create_read_engine, read_url
+
+        engine = create_read_engine(url)
+        resolved = engine.url if url is not None or read_url() is not None else resolve_url()
+    else:
+        resolved = resolve_url(url)
+        engine = create_engine(resolved)
     try:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -274,3 +274,30 @@ async def test_with_the_standby_stopped_a_read_fails_naming_it_unless_fallback_i
             await lenient.dispose()
     finally:
         replica.start(topology.home)
+
+
+async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_standby(
+    topology: Topology,
+) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from blogdata import describe, magic
+    from blogdata.notebook import open_database
+
+    nb = await open_database(topology.standby_url, read=True)
+    try:
+        async with nb.sessions() as db:
+            assert await db.scalar(text("SELECT pg_is_in_recovery()")) is True
+            tables = await describe(db)
+            assert "posts" in set(tables["name"])
+            with pytest.raises(ReadOnlySessionError):
+                await db.execute(text("DELETE FROM posts"))
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "blogdata")
+        magic.use_engine(None)  # %sql goes to the database the notebook opened: the standby
+        magics = magic.SqlMagics(shell)
+        query = "SELECT pg_is_in_recovery() AS r"
+        frame = await magics._execute(magic.parse_argstring(magics.sql, query), query, {})
+        assert frame["r"].tolist() == [True]
+    finally:
+        await nb.close()
