@@ -1,6 +1,25 @@
 """The loaders' fixed differential matrix: every route, forced one by one and by default, and
 ``stream_frames``, in both dtype backends, must give exactly what ``session.execute`` gives on
-the same session (the oracle and its normalisation are in ``loader_oracle``)."""
+the same session (the oracle and its normalisation are in ``loader_oracle``).
+
+What it caught on the loaders before the rewrite (9604a52, through a scratch adapter: copy =
+the old load_frame, adbc = load_frame_new_connection), 226 of 862 cases on PostgreSQL 15:
+
+- defect 1, rows lost: one-column NULL rows (20 of 40 posts' views, 0 of 10 all-NULL rows);
+- defect 2, spliced values: the issue's statement dropped table ``victim`` on copy and auto,
+  ``$1`` inside dollar quotes and E'' strings took the bound value, ``'over $100'`` raised a raw
+  IndexError, quoted identifiers and comments gave syntax errors;
+- defect 3, identity: a role without SELECT got rows on adbc, RLS gave 5 rows for 3;
+- defect 4, ADBC types: oid 4294967295 as -1, infinity timestamps as year -290278, inet/timetz
+  as bytes, json as text where the other routes gave objects;
+- defect 5, CSV values: a leading U+FEFF stripped, float NaN as NA, floats rounded under
+  extra_float_digits 0 (the largest double became inf);
+- defect 7: NaN in numeric(10,2) a raw ArrowInvalid with pyarrow dtypes; a BC date a raw
+  ValueError.
+
+On the rewrite it then caught 10e200's digits, datetime.max written as year 10000 in an eastern
+zone, year 1 written as 1 BC in a western one, and the raw ValueError of a BC date on rows.
+"""
 
 from __future__ import annotations
 
