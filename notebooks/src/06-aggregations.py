@@ -11,6 +11,7 @@
 # - ready-made aggregations (`users_by_role`, `posts_per_tag`, `posts_per_month`, ...) that run
 #   one SQL statement each and return tidy frames;
 # - months in UTC with empty months filled in, and a first chart;
+# - the statement behind each aggregation (its `_query` builder), and asking in SQL with `%sql`;
 # - writing your own pushed-down aggregation with `load_frame`.
 #
 # Previous: [05 · Relationship loading](05-relationship-loading.ipynb)
@@ -33,9 +34,11 @@ from blogdata import (
     top_tags,
     users_by_role,
 )
-from blogdata.notebook import count_statements, tutorial_database
+from blogdata.aggregations import users_by_role_query
+from blogdata.notebook import count_statements, show_sql, tutorial_database
 from blogdata.seed import SEED_NOW
 
+%load_ext blogdata
 nb = await tutorial_database("06-aggregations")
 db = nb.sessions()
 nb
@@ -96,6 +99,20 @@ sorted(rows)
 
 # %%
 await users_by_role(db)
+
+# %% [markdown]
+# Each aggregation is a statement first: `users_by_role_query()` returns the `Select` that
+# `users_by_role` runs, so you can read it (or `EXPLAIN` it, or stream it):
+
+# %%
+show_sql(users_by_role_query())
+
+# %% [markdown]
+# And when a question is quicker to ask in SQL, a `%sql` cell runs it on this notebook's database
+# and returns a DataFrame, here the same count as above:
+
+# %%
+%sql SELECT role, count(*) AS users FROM users GROUP BY role ORDER BY users DESC, role
 
 # %% [markdown]
 # Each aggregation is a single statement. The grouping happens in PostgreSQL and only the result

@@ -12,6 +12,8 @@
 # - group-bys in pandas, and the same answers from SQL aggregations;
 # - a time series of posts, with a rolling mean;
 # - top tags (from a column of lists) and author activity, with charts;
+# - looking around with `describe`, asking in SQL with `%sql`, and reading the SQL behind an
+#   aggregation;
 # - an exercise: which tags get the most views?
 #
 # Previous: [10 · Testing](10-testing.ipynb)
@@ -22,18 +24,51 @@ import pandas as pd
 
 from blogdata import (
     author_activity,
+    describe,
     posts_frame,
     posts_per_month,
     tags_frame,
     top_tags,
     users_frame,
 )
-from blogdata.notebook import tutorial_database
+from blogdata.aggregations import posts_per_author_query
+from blogdata.notebook import show_sql, tutorial_database
 from blogdata.seed import SEED_NOW
 
+%load_ext blogdata
 nb = await tutorial_database("11-exploring-the-blog")
 db = nb.sessions()
 nb
+
+# %% [markdown]
+# ## Looking around
+#
+# Before loading anything, `describe` lists what the database holds; given a table name it shows
+# the columns with their types, whether they may be NULL, and their defaults.
+
+# %%
+(await describe(db))[["schema", "name"]]
+
+# %%
+(await describe(db, "posts")).columns[["name", "type", "nullable"]]
+
+# %% [markdown]
+# A question that is easiest in SQL goes in a `%sql` cell. It runs through the same loader on
+# this notebook's database and returns a DataFrame; `:since` binds the notebook variable `since`
+# as a query parameter (never pasted into the SQL), and the display shows a few rows while the
+# frame keeps them all.
+
+# %%
+since = SEED_NOW - pd.Timedelta(days=30)
+recent = %sql SELECT title, views FROM posts WHERE created_at > :since ORDER BY views DESC NULLS LAST, id
+len(recent), recent.head(3)
+
+# %% [markdown]
+# Every aggregation below is a statement first: its `_query` builder returns the SQL it runs,
+# which you can read, `EXPLAIN` or stream:
+
+# %%
+show_sql(posts_per_author_query())
 
 # %% [markdown]
 # ## The frames
