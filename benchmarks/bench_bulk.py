@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,9 +37,21 @@ from blogdata import migrate
 from blogdata.bulk import hash_passwords, insert_hashed_users
 from blogdata.database import create_engine, create_sessionmaker, resolve_url
 from blogdata.errors import InsufficientFundsError
-from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.models import Account, User
-from blogdata.transactions import transfer_funds
+from blogdata.transactions import run_transaction, transfer_funds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' copy of the guide's code
+from tests.guide_patterns import guide_transfer_unlocked  # noqa: E402
+
+
+def _transfer(payer: int, payee: int, amount: Decimal) -> Any:
+    """One transfer as a unit of work for run_transaction."""
+
+    async def unit(db: Any) -> Any:
+        return await transfer_funds(db, payer, payee, amount)
+
+    return unit
+
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo"
@@ -176,7 +190,7 @@ async def _transfers(engine: AsyncEngine, rounds: int, *, unlocked: bool) -> lis
                         if unlocked:
                             await guide_transfer_unlocked(db, payer, payee, amount)
                         else:
-                            await transfer_funds(db, payer, payee, amount)
+                            await run_transaction(sessions, _transfer(payer, payee, amount))
                     except InsufficientFundsError:
                         pass
                     except Exception:  # the unlocked version also hits CHECK violations

@@ -30,7 +30,6 @@ from blogdata.errors import (
     RetryableConflictError,
     StatementTimeoutError,
 )
-from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.models import Account, User
 from blogdata.transactions import (
     IsolationLevel,
@@ -38,6 +37,7 @@ from blogdata.transactions import (
     statement_timeout,
     transfer_funds,
 )
+from tests.guide_patterns import guide_transfer_unlocked
 
 ACCOUNTS = 10
 OPENING = Decimal("1000.00")

@@ -15,13 +15,13 @@ from blogdata.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.models import Account, User
 from blogdata.transactions import (
     insert_each_in_savepoint,
     savepoint,
     transfer_funds,
 )
+from tests.guide_patterns import guide_transfer_unlocked
 
 
 async def _accounts(db: AsyncSession, *balances: str) -> list[int]:

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import (
     Account,
@@ -31,7 +32,6 @@ from blogdata import (
     savepoint,
     transfer_funds,
 )
-from blogdata.guide_patterns import guide_transfer_unlocked
 from blogdata.notebook import tutorial_database
 from blogdata.transactions import insert_each_in_savepoint
 
@@ -115,14 +115,37 @@ async with nb.sessions() as db:
 await balances(1, 2)
 
 # %% [markdown]
-# ## The guide's `async with db.begin()` on a busy session
+# ## The guide's transfer, as it stands
 #
-# Any query autobegins a transaction. After that, the guide's transfer cannot start its own:
+# Here is the guide's code, verbatim but for its name (so it does not shadow blogdata's):
+
+# %%
+async def guide_transfer_funds(
+    db: AsyncSession,
+    from_id: int,
+    to_id: int,
+    amount: float
+):
+    async with db.begin():
+        from_account = await db.get(Account, from_id)
+        to_account = await db.get(Account, to_id)
+
+        if from_account.balance < amount:
+            raise ValueError("Insufficient funds")
+
+        from_account.balance -= amount
+        to_account.balance += amount
+        # Commit happens automatically on context exit
+
+
+# %% [markdown]
+# Any query autobegins a transaction. After that, the guide's `async with db.begin()` cannot
+# start its own:
 
 # %% tags=["raises-exception"]
 async with nb.sessions() as db:
     await db.scalar(select(func.count()).select_from(Account))  # autobegins
-    await guide_transfer_unlocked(db, 1, 2, Decimal("1.00"))
+    await guide_transfer_funds(db, 1, 2, Decimal("1.00"))
 
 # %% [markdown]
 # blogdata's transfer always runs inside the open transaction, in a savepoint, **without
@@ -142,15 +165,29 @@ await balances(1, 2)
 # Ten customers each send 1.00 from account 3 to account 4 at the same moment. The guide's
 # transfer reads both balances, then writes new ones, with no lock in between. Real races
 # depend on timing; here an `asyncio.Barrier` (awaited between the read and the write) makes
-# the unlucky timing happen every time: every customer reads before any of them writes.
+# the unlucky timing happen every time: every customer reads before any of them writes. The
+# guide's function again, with that one line added:
 
 # %%
 barrier = asyncio.Barrier(10)
 
 
+async def guide_transfer_funds_with_a_barrier(db, from_id, to_id, amount):
+    async with db.begin():
+        from_account = await db.get(Account, from_id)
+        to_account = await db.get(Account, to_id)
+
+        if from_account.balance < amount:
+            raise ValueError("Insufficient funds")
+
+        await barrier.wait()  # added: every customer has read before anyone writes
+        from_account.balance -= amount
+        to_account.balance += amount
+
+
 async def guide_customer():
     async with nb.sessions() as db:
-        await guide_transfer_unlocked(db, 3, 4, Decimal("1.00"), between=barrier.wait)
+        await guide_transfer_funds_with_a_barrier(db, 3, 4, Decimal("1.00"))
 
 
 await asyncio.gather(*(guide_customer() for _ in range(10)))
