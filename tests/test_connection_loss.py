@@ -32,7 +32,7 @@ from blogdata.models import Account, Tag, User
 from blogdata.queries import fetch_users_page
 from blogdata.schemas import TagCreate
 from blogdata.seed import seed
-from blogdata.transactions import transfer_funds
+from blogdata.transactions import run_transaction, transfer_funds
 from tests.conftest import migrated_database
 
 PASSWORD = "pw-Secret-4217"  # trust auth ignores it; it must never appear in a message
@@ -229,7 +229,7 @@ async def test_a_transfer_in_the_callers_transaction_reports_the_loss(loss_url: 
         await engine.dispose()
 
 
-async def test_a_transfer_that_owns_its_transaction_reports_the_loss(loss_url: URL) -> None:
+async def test_a_transfer_in_run_transaction_reports_the_loss(loss_url: URL) -> None:
     payer, payee = await _fill(loss_url)
     engine = _fragile_engine(loss_url)
     lock = f"SELECT id FROM accounts WHERE id = {payee} FOR UPDATE"
@@ -239,12 +239,16 @@ async def test_a_transfer_that_owns_its_transaction_reports_the_loss(loss_url: U
             _holding(loss_url, lock),
             create_sessionmaker(engine)() as db,
         ):
-            task = asyncio.create_task(transfer_funds(db, payer, payee, Decimal("1.00")))
+            task = asyncio.create_task(
+                run_transaction(
+                    create_sessionmaker(engine),
+                    lambda unit: transfer_funds(unit, payer, payee, Decimal("1.00")),
+                )
+            )
             dead = await _terminate_when_waiting(loss_url)
             with pytest.raises(DatabaseUnavailableError) as info:
                 await task
             _assert_clear(info.value, loss_url)
-            assert not db.in_transaction()
             await _still_works(db, dead)
 
         async with engine.connect() as conn:

@@ -113,6 +113,7 @@ async def test_fifty_concurrent_transfer_sessions_through_pgbouncer_conserve_mon
                 for payer, payee, amount in plan:
                     try:
                         await transfer_funds(db, payer, payee, amount)
+                        await db.commit()  # transfers never commit: each is its own unit here
                     except InsufficientFundsError:
                         rejected += 1
                     else:
