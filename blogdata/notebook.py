@@ -294,7 +294,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        # Not asyncio.run: once nest-asyncio2 is applied anywhere it replaces asyncio.run with a
+        # version that leaves its loop open. This loop is ours, and closed.
+        own = asyncio.new_event_loop()
+        try:
+            return own.run_until_complete(coro)
+        finally:
+            own.run_until_complete(own.shutdown_asyncgens())
+            own.close()
     import nest_asyncio2
 
     nest_asyncio2.apply(loop)  # idempotent: a patched loop is left as it is

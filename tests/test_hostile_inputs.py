@@ -448,6 +448,14 @@ def _rows(d: Draw) -> list[dict[str, Any]]:
     return d(st.lists(row, max_size=3))
 
 
+MAYBE_BOOLS = hostile(st.one_of(st.none(), st.booleans()))
+
+
+async def _built(db: AsyncSession, build: Any) -> Any:
+    """Build a statement (arguments are checked here), then run it through the loader."""
+    return await loaders.load_frame(db, build())
+
+
 MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     # queries: builders (run on db afterwards) and session-first fetchers
     "queries.active_users": lambda db, d: _value(queries.active_users()),
@@ -534,6 +542,38 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "frames.users_frame": lambda db, d: frames.users_frame(db),
     "frames.posts_frame": lambda db, d: frames.posts_frame(db, content=d(hostile(st.booleans()))),
     "frames.tags_frame": lambda db, d: frames.tags_frame(db),
+    # builders: the statement is built from hostile arguments, then loaded
+    "aggregations.count_users_query": lambda db, d: _built(
+        db,
+        lambda: aggregations.count_users_query(
+            active=d(hostile(st.one_of(st.none(), st.booleans())))
+        ),
+    ),
+    "aggregations.users_by_role_query": lambda db, d: _built(db, aggregations.users_by_role_query),
+    "aggregations.posts_per_author_query": lambda db, d: _built(
+        db, aggregations.posts_per_author_query
+    ),
+    "aggregations.posts_per_tag_query": lambda db, d: _built(db, aggregations.posts_per_tag_query),
+    "aggregations.top_tags_query": lambda db, d: _built(
+        db, lambda: aggregations.top_tags_query(n=d(COUNTS))
+    ),
+    "aggregations.posts_per_month_query": lambda db, d: _built(
+        db, lambda: aggregations.posts_per_month_query(by=d(TEXT))
+    ),
+    "aggregations.active_authors_query": lambda db, d: _built(
+        db, lambda: aggregations.active_authors_query(days=d(COUNTS), now=d(DATETIMES))
+    ),
+    "aggregations.tag_cooccurrence_query": lambda db, d: _built(
+        db, lambda: aggregations.tag_cooccurrence_query(min_posts=d(COUNTS))
+    ),
+    "aggregations.author_activity_query": lambda db, d: _built(
+        db, aggregations.author_activity_query
+    ),
+    "frames.users_frame_query": lambda db, d: _built(db, frames.users_frame_query),
+    "frames.posts_frame_query": lambda db, d: _built(
+        db, lambda: frames.posts_frame_query(content=d(hostile(st.booleans())))
+    ),
+    "frames.tags_frame_query": lambda db, d: _built(db, frames.tags_frame_query),
     # loaders: hostile chunk sizes and dtype backends on fixed statements
     "loaders.load_frame": lambda db, d: loaders.load_frame(
         db, select(User.id, User.email), dtype_backend=d(BACKENDS), route=d(ROUTES)

@@ -305,7 +305,17 @@ CASES = [
     Case(
         "posts-all-columns",
         lambda: select(*Post.__table__.c).order_by(Post.id),
-        ("int4", "varchar", "text", "int4", "timestamptz", "timestamptz", "timestamptz", "int4"),
+        (
+            "int4",
+            "varchar",
+            "text",
+            "int4",
+            "timestamptz",
+            "timestamptz",
+            "timestamptz",
+            "int4",
+            "int4",  # content_length, the stored generated column
+        ),
     ),
     Case(
         "composite-and-range",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
@@ -31,6 +33,12 @@ def shell(database_url: URL) -> Iterator[InteractiveShell]:
     finally:
         magic.use_engine(None)
         magic._run(engine.dispose())
+        # Plain IPython keeps one event loop for its cells: close it, and the shell, with us.
+        loop = get_asyncio_loop()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        InteractiveShell.clear_instance()
+        gc.collect()
 
 
 def run(ip: InteractiveShell, source: str) -> Any:

@@ -54,7 +54,7 @@ def test_replica_start_status_and_stop_and_db_status_shows_both_servers(
     assert "replay lag" in capsys.readouterr().out
     assert main(["db", "status"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("running (pid")
+    assert lines[0].startswith("configured: the embedded server") and "running (pid" in lines[0]
     assert lines[1].startswith("replica: running (pid") and lines[1].endswith(" bytes")
     assert main(["db", "replica", "stop"]) == 0
     assert capsys.readouterr().out.strip() == "stopped"

@@ -129,6 +129,8 @@ _SAVEPOINT = "blogdata_load"
 _RECOVERY_SECONDS = 3.0
 
 logger = logging.getLogger("blogdata.loaders")
+#: The driver's errors for "this connection is busy or gone" (not SQL errors).
+_BUSY = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 T = TypeVar("T")
 
 
@@ -195,7 +197,7 @@ class _Guard:
         """Await a driver call outside a savepoint, translating its errors."""
         try:
             return await work
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except (asyncpg.PostgresError, OSError, *_BUSY) as exc:
             if is_connection_lost(exc, self.conn):
                 await invalidate_connection(self.conn)
             raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
@@ -212,7 +214,7 @@ class _Guard:
             try:
                 await asyncio.wait_for(self.driver.execute(sql), _RECOVERY_SECONDS)
                 return
-            except asyncpg.InterfaceError:
+            except _BUSY:
                 # The cancelled COPY has not finished unwinding: asyncpg sent the server a
                 # cancel request; wait for its answer (unless the connection is gone).
                 alive = not self.driver.is_closed()
@@ -238,7 +240,7 @@ class _Guard:
         except BaseException as exc:
             if not self.conn.invalidated:
                 await _finally(self._recover(inside))
-            if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+            if isinstance(exc, (asyncpg.PostgresError, OSError, *_BUSY)):
                 raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
             if isinstance(exc, ValueError | OverflowError) and not isinstance(exc, BlogdataError):
                 # The driver could not turn a value into Python (a date before year 1 ...).
