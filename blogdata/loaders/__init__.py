@@ -429,14 +429,8 @@ def _adbc_frame(
             low, high = bounds["min"].as_py(), bounds["max"].as_py()
             if low is not None and (low < _MIN_US or high > _MAX_US):
                 return None
-    arrays = []
-    for column in columns:
-        values = table.column(0)
-        table = table.remove_column(0)
-        arrays.append(finish(column, values, backend))
-        del values
-    del table
-    return assemble(arrays, columns, backend)
+    frame: pd.DataFrame = _frame_from_table(table, columns, backend)
+    return frame
 
 
 async def _export_snapshot(driver: Any, state: _State) -> tuple[str | None, str]:
