@@ -6,6 +6,9 @@ import asyncio
 import gc
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -102,9 +105,28 @@ def test_explain_and_describe_answer_too(shell: InteractiveShell) -> None:
     assert "author_id" in posts.columns["name"].tolist()
 
 
-def test_the_magic_works_inside_a_cell_that_awaits(shell: InteractiveShell) -> None:
-    run(shell, "import asyncio\nawait asyncio.sleep(0)\nawaited = %sql SELECT 3 AS three")
-    assert shell.user_ns["awaited"]["three"].tolist() == [3]
+def test_the_magic_works_inside_a_cell_that_awaits(database_url: URL) -> None:
+    # In its own process: a running loop makes the magic apply nest-asyncio2, which patches
+    # asyncio for the whole interpreter (asyncio.run then leaves its loops open).
+    script = textwrap.dedent(
+        f"""
+        from IPython.core.interactiveshell import InteractiveShell
+        from blogdata import magic
+        from blogdata.database import create_engine
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "blogdata")
+        magic.use_engine(create_engine({database_url.render_as_string(hide_password=False)!r}))
+        cell = "import asyncio\\nawait asyncio.sleep(0)\\nawaited = %sql SELECT 3 AS three"
+        result = ip.run_cell(cell)
+        assert result.error_in_exec is None, result.error_in_exec
+        print(ip.user_ns["awaited"]["three"].tolist())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[3]"
 
 
 def test_an_interrupt_cancels_the_query_on_the_server(shell: InteractiveShell) -> None:
