@@ -12,6 +12,10 @@ without a source is executed as it is. Cell ids are stable (``cell-01`` …), ti
 dropped and the kernel metadata has no version numbers, so a re-run changes only what changed.
 The kernel is this Python (the venv with blogdata installed) and inherits the environment:
 ``BLOGDATA_DATABASE_URL`` if set, else the embedded server.
+
+Every notebook built from a source gets a generated navigation line as its first and last cell
+(``← previous · Contents · Glossary · next →``, titles taken from each source's first heading),
+and a cell tagged ``solution`` is stored collapsed (``jupyter.source_hidden``) but still runs.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
-NOTEBOOK = re.compile(r"\d\d-[a-z0-9-]+")
+NOTEBOOK = re.compile(r"\d\d-[a-z0-9-]+|glossary")
+CONTENTS = "00-start-here"
 _HEADER = re.compile(r"^# %%(?P<kind> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
@@ -54,14 +59,50 @@ def parse_source(text: str) -> nbformat.NotebookNode:
         while lines and not lines[0].strip():
             lines.pop(0)
         if kind == "markdown":
-            body = "\n".join(re.sub(r"^# ?", "", line) for line in lines)
+            body = "\n".join(re.sub(r"^# ?", "", line) for line in lines).strip()
             cell = new_markdown_cell(body)
         else:
             cell = new_code_cell("\n".join(lines))
         cell.id = f"cell-{index:02d}"
         if tags:
             cell.metadata["tags"] = tags
+        if "solution" in tags:  # collapsed in JupyterLab until the learner opens it; still run
+            cell.metadata["jupyter"] = {"source_hidden": True}
         nb.cells.append(cell)
+    return nb
+
+
+def title(stem: str) -> str:
+    """Return a notebook's title: the first heading of its source (``NN · Title``)."""
+    source = SOURCES / f"{stem}.py"
+    text = source.read_text() if source.exists() else ""
+    found = re.search(r"^# # (.+)$", text, re.MULTILINE)
+    return found[1].split(":")[0].strip() if found else stem
+
+
+def navigation(stem: str) -> str:
+    """Return the "← previous · contents · next →" line for notebook ``stem``."""
+    chain = [s for s in _stems() if s != "glossary"]
+    parts = []
+    if stem in chain and (at := chain.index(stem)) > 0:
+        previous = chain[at - 1]
+        parts.append(f"[← {title(previous)}]({previous}.ipynb)")
+    if stem != CONTENTS:
+        parts.append(f"[Contents]({CONTENTS}.ipynb)")
+    parts.append("[Glossary](glossary.ipynb)" if stem != "glossary" else "Glossary")
+    if stem in chain and (at := chain.index(stem)) < len(chain) - 1:
+        following = chain[at + 1]
+        parts.append(f"[{title(following)} →]({following}.ipynb)")
+    return " · ".join(parts)
+
+
+def from_source(source: Path) -> nbformat.NotebookNode:
+    """Build the notebook for a source file, with its navigation line first and last."""
+    nb = parse_source(source.read_text())
+    line = navigation(source.stem)
+    top, bottom = new_markdown_cell(line), new_markdown_cell(line)
+    top.id, bottom.id = "nav-top", "nav-bottom"
+    nb.cells = [top, *nb.cells, bottom]
     return nb
 
 
@@ -87,11 +128,14 @@ def _stderr_cells(nb: nbformat.NotebookNode) -> list[int]:
     ]
 
 
+def _stems() -> list[str]:
+    known = {p.stem for p in HERE.glob("*.ipynb")} | {p.stem for p in SOURCES.glob("*.py")}
+    return sorted(s for s in known if NOTEBOOK.fullmatch(s))
+
+
 def find(names: list[str]) -> list[Path]:
     """Resolve notebook arguments (numbers, names, paths) to .ipynb paths in this folder."""
-    known = {p.stem for p in HERE.glob("[0-9][0-9]-*.ipynb")}
-    known |= {p.stem for p in SOURCES.glob("[0-9][0-9]-*.py")}
-    stems = sorted(s for s in known if NOTEBOOK.fullmatch(s))
+    stems = _stems()
     if not names:
         return [HERE / f"{stem}.ipynb" for stem in stems]
     chosen: list[Path] = []
@@ -108,7 +152,7 @@ def build(path: Path) -> nbformat.NotebookNode:
     """Return the notebook for ``path``: rebuilt from its source if it has one."""
     source = SOURCES / f"{path.stem}.py"
     if source.exists():
-        return parse_source(source.read_text())
+        return from_source(source)
     return nbformat.read(path, as_version=4)
 
 

@@ -16,7 +16,10 @@ import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
-WITH_SOURCE = [p for p in NOTEBOOKS if (NOTEBOOKS_DIR / "src" / f"{p.stem}.py").exists()]
+WITH_SOURCE = [
+    p for p in [*NOTEBOOKS, NOTEBOOKS_DIR / "glossary.ipynb"]
+    if (NOTEBOOKS_DIR / "src" / f"{p.stem}.py").exists()
+]  # fmt: skip
 
 
 def _execute_script() -> ModuleType:
@@ -27,8 +30,11 @@ def _execute_script() -> ModuleType:
     return module
 
 
-def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
-    return [(c.cell_type, c.source, list(c.metadata.get("tags", []))) for c in nb.cells]
+def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str], dict[str, bool]]]:
+    return [
+        (c.cell_type, c.source, list(c.metadata.get("tags", [])), c.metadata.get("jupyter", {}))
+        for c in nb.cells
+    ]
 
 
 def test_the_notebooks_folder_holds_notebooks() -> None:
@@ -46,6 +52,26 @@ def test_every_code_cell_was_run_once_in_order_with_outputs_stored(path: Path) -
 @pytest.mark.parametrize("path", WITH_SOURCE, ids=[p.stem for p in WITH_SOURCE])
 def test_notebook_cells_match_their_source_in_notebooks_src(path: Path) -> None:
     source = NOTEBOOKS_DIR / "src" / f"{path.stem}.py"
-    built = _execute_script().parse_source(source.read_text())
+    built = _execute_script().from_source(source)
     stored = nbformat.read(path, as_version=4)
     assert _cells(stored) == _cells(built), f"run `make notebooks NB={path.stem[:2]}`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_notebook_opens_and_closes_with_its_navigation_line(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    first, last = nb.cells[0], nb.cells[-1]
+    assert (first.id, last.id) == ("nav-top", "nav-bottom")
+    assert first.source == last.source
+    assert "[Glossary](glossary.ipynb)" in first.source
+    if path.stem != "00-start-here":
+        assert "[Contents](00-start-here.ipynb)" in first.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_solutions_are_collapsed_and_still_run(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            assert cell.metadata["jupyter"] == {"source_hidden": True}
+            assert cell.execution_count is not None

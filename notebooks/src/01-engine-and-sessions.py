@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Engine and sessions
+# # 01 · Engine and sessions
 #
 # Everything blogdata does goes through two objects: an **engine**, which owns a pool of
 # connections to PostgreSQL, and **sessions**, short units of work that borrow a connection,
@@ -401,7 +401,6 @@ await engine.dispose()
 # %% [markdown]
 # With no overflow allowed, the third caller waits half a second and gets `PoolExhaustedError`.
 #
-# Next: [02 · Models and relationships](02-models-and-relationships.ipynb).
 
 # %%
 await nb.close()

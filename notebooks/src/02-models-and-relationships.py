@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Models and relationships
+# # 02 · Models and relationships
 #
 # The models in `blogdata.models` describe the blog's tables as typed Python classes: users,
 # their posts, tags on posts, and money accounts. This notebook reads the schema from them,
@@ -13,7 +13,6 @@
 # - how each relationship loads (`selectin` or `raise`), and what `MissingGreenlet` means;
 # - three fixes: `selectinload`, `awaitable_attrs`, and `expire_on_commit=False`.
 #
-# Previous: [01 · Engine and sessions](01-engine-and-sessions.ipynb)
 
 # %%
 from decimal import Decimal
@@ -303,7 +302,6 @@ print(counter.count, "statements")
 # is already on the loading path (posts → author → posts). `joinedload(Post.author)` would fetch
 # the authors in the same statement; notebook 05 compares the two.
 #
-# Next: [03 · CRUD](03-crud.ipynb).
 
 # %%
 await nb.close()

@@ -12,7 +12,6 @@
 # - what database errors become (`AlreadyExistsError`, `RelatedRowMissingError`, `NotFoundError`);
 # - why the guide's commit-per-call breaks a unit of work, and how blogdata's flush-only CRUD fixes it.
 #
-# Previous: [02 · Models and relationships](02-models-and-relationships.ipynb)
 
 # %%
 from pydantic import ValidationError

@@ -12,7 +12,6 @@
 #   rows are being added;
 # - a title search where `%` and `_` in the user's text mean themselves.
 #
-# Previous: [03 · CRUD](03-crud.ipynb)
 
 # %%
 from datetime import UTC, datetime

@@ -12,7 +12,6 @@
 # - when a result needs `.unique()`, and when the guide calls it for nothing;
 # - nested loading: users, their posts and the posts' tags in three queries.
 #
-# Previous: [04 · Query patterns](04-query-patterns.ipynb)
 
 # %%
 from sqlalchemy import func, select

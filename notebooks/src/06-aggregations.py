@@ -14,7 +14,6 @@
 # - the statement behind each aggregation (its `_query` builder), and asking in SQL with `%sql`;
 # - writing your own pushed-down aggregation with `load_frame`.
 #
-# Previous: [05 · Relationship loading](05-relationship-loading.ipynb)
 
 # %%
 import matplotlib.pyplot as plt

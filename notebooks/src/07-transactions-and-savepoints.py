@@ -13,7 +13,6 @@
 # - why locking both rows in id order means opposite transfers never deadlock;
 # - savepoints: keep the good rows of a batch, report the bad ones, keep the transaction alive.
 #
-# Previous: [06 · Aggregations](06-aggregations.ipynb)
 
 # %%
 import asyncio

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Migrations with Alembic
+# # 08 · Migrations with Alembic
 #
 # The models say what the schema *should* be; the database has whatever was last applied to it.
 # Alembic keeps the two in step with revision scripts: each one upgrades the schema by a step
@@ -13,7 +13,6 @@
 # - how to autogenerate a revision for a model change, read it, upgrade and downgrade;
 # - why the guide's `env.py` fails in a notebook or test, and the connection recipe that works.
 #
-# Previous: [07 · Transactions and savepoints](07-transactions-and-savepoints.ipynb)
 
 # %%
 import argparse
@@ -252,7 +251,6 @@ print("back at", await migrate.current(nb.engine), "| drift:", await migrate.che
 # %% [markdown]
 # Downgrading to a named revision runs every `downgrade()` in between, newest first.
 #
-# Next: [09 · Performance](09-performance.ipynb).
 
 # %%
 scratch.cleanup()

@@ -15,7 +15,6 @@
 # Timings in this notebook depend on the machine (cells marked to be ignored by the checks);
 # the facts around them do not.
 #
-# Previous: [08 · Migrations](08-migrations.ipynb)
 
 # %%
 import asyncio

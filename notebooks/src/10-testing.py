@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Testing against a real database
+# # 10 · Testing against a real database
 #
 # blogdata's tests run against a real PostgreSQL, never SQLite or mocks: the behaviour under
 # test (constraints, `FOR UPDATE`, `timestamptz`, error codes) only exists there. The trick that
@@ -14,7 +14,6 @@
 # - why the guide's test fixture leaks rows from one test into the next;
 # - how to run a small pytest session, with async tests, from a notebook.
 #
-# Previous: [09 · Performance](09-performance.ipynb)
 
 # %%
 import os
@@ -284,7 +283,6 @@ print(run_pytest({"pytest.ini": PYTEST_INI, "conftest.py": CONFTEST, "test_rollb
 # With `create_savepoint`, the code's `rollback()` returns to the last savepoint, which the
 # `commit()` of `kept` had started; the outer transaction, and so the test, carries on.
 #
-# Next: [11 · Exploring the blog](11-exploring-the-blog.ipynb).
 
 # %%
 await nb.close()

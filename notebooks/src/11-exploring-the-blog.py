@@ -16,7 +16,6 @@
 #   aggregation;
 # - an exercise: which tags get the most views?
 #
-# Previous: [10 · Testing](10-testing.ipynb)
 
 # %%
 import matplotlib.pyplot as plt

@@ -13,7 +13,6 @@
 #   `wait_for_replica`;
 # - the same aggregation through PgBouncer in transaction mode, with `BLOGDATA_PGBOUNCER`.
 #
-# Previous: [11 · Exploring the blog](11-exploring-the-blog.ipynb)
 
 # %% [markdown]
 # This notebook needs two servers of its own, a primary and its standby, so instead of
