@@ -1,18 +1,21 @@
 """Bulk operations: create, insert, upsert, update and delete many rows in few statements.
 
-Fixes over the guide: ``bulk_create_users`` hashes passwords (the guide stores
-``model_dump()`` with the plain password in it), checks duplicates first and reports them by row,
-and never commits; ``deactivate_old_users`` uses the real ``last_login`` column with an aware
+Fixes over the guide: ``bulk_create_users`` hashes passwords (the guide inserts
+``model_dump()``, whose ``password`` names no column: SQLAlchemy drops it and the INSERT fails on
+the missing ``hashed_password``), checks duplicates first and reports them by row, and never
+commits; ``deactivate_old_users`` uses the real ``last_login`` column with an aware
 clock (the guide's model has no such column and uses the naive ``utcnow()``).
 
 Insert paths for rows whose passwords are already hashed (``insert_hashed_users``):
 
-* fewer than ``COPY_THRESHOLD`` rows: one multi-row ``INSERT ... VALUES`` (SQLAlchemy's
-  insertmanyvalues), with no raw-driver work, through the session's connection;
+* fewer than ``COPY_THRESHOLD`` rows: one single-row ``INSERT ... VALUES`` with every row as a
+  parameter set, through the session's connection. With no ``RETURNING``, SQLAlchemy's asyncpg
+  dialect does not batch it into multi-row VALUES (insertmanyvalues); asyncpg's ``executemany``
+  prepares it once and pipelines the parameter sets;
 * from ``COPY_THRESHOLD`` rows up: binary ``COPY`` through asyncpg's ``copy_records_to_table``
   on the session's own driver connection, so it joins the session's transaction. COPY is ~2.5x
-  faster than insertmanyvalues on 100,000 rows (benchmarks/RESULTS.md) and its fixed cost is
-  a few round trips, which only pays back above about a thousand rows.
+  faster than that INSERT on 100,000 rows (benchmarks/RESULTS.md) and its fixed cost is a few
+  round trips, which only pays back above about a thousand rows.
 
 Every path runs inside a savepoint: if the database refuses a row, nothing of the batch stays.
 """

@@ -76,6 +76,64 @@ def _right(message: str) -> None:
 
 # -- 09 · Performance -----------------------------------------------------------------------
 
+__all__ += ["check_exercise_09"]
+
+_ROLE_INDEXES = (
+    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    " AND tablename = 'users' AND indexdef LIKE '%(role)%' ORDER BY indexname"
+)
+
+
+async def _role_uses_index(db: Any, role: str) -> bool:
+    from sqlalchemy import select
+
+    from blogdata.explain import explain, plan_nodes
+    from blogdata.models import User
+
+    plan = await explain(db, select(User).where(User.role == role))
+    return any("Index" in node for node in plan_nodes(plan))
+
+
+async def check_exercise_09(answer: Any, db: Any) -> None:
+    """Check ``{"admin": uses an index?, "reader": uses an index?}`` against real plans.
+
+    ``db`` is an ``AsyncSession`` on the notebook's database: the check looks for an index on
+    ``users.role`` there and explains both filters itself.
+    """
+    if not _answered(answer):
+        return
+    from sqlalchemy import text
+
+    _expect(
+        isinstance(answer, dict)
+        and set(answer) == {"admin", "reader"}
+        and all(isinstance(value, bool) for value in answer.values()),
+        'answer should be a dict {"admin": True or False, "reader": True or False}: for each '
+        "role, whether the plan of select(User).where(User.role == role) uses an index",
+    )
+    indexes = (await db.execute(text(_ROLE_INDEXES))).scalars().all()
+    _expect(
+        bool(indexes),
+        "users.role has no index yet: run CREATE INDEX ix_users_role ON users (role) (and "
+        "ANALYZE users) on this session, then explain both filters again",
+    )
+    uses = {role: await _role_uses_index(db, role) for role in ("admin", "reader")}
+    _expect(
+        uses["admin"] and not uses["reader"],
+        "the planner does not yet use the role index for the rare 'admin' only: run ANALYZE "
+        "users so its statistics know how few admins (and how many readers) there are",
+    )
+    for role in ("admin", "reader"):
+        _expect(
+            answer[role] == uses[role],
+            f"look again at the plan for role == {role!r}: plan_nodes(plan) "
+            f"{'has an index node' if uses[role] else 'is a Seq Scan, with no index node'}",
+        )
+    _right(
+        f"the index on role ({', '.join(indexes)}) finds the rare admins, while for the common "
+        "readers the planner still reads the whole table: an index pays for selective filters"
+    )
+
 
 # -- 10 · Testing ---------------------------------------------------------------------------
 

@@ -4,33 +4,39 @@
 # The guide's performance tips are a pool configuration, a bulk insert, a bulk update and a few
 # indexes. Each is worth measuring: the right bulk path is ten times faster than the obvious
 # one, an index only helps if the planner uses it, and a pool that is too small should fail
-# loudly rather than hang.
+# loudly rather than hang. And each is worth looking at closely: the guide's bulk insert does
+# not do what it seems to, and fails on its own schema.
 #
 # **What you will learn**
 # - what the pool settings mean, and what happens when every connection is busy;
-# - three ways to insert many rows (ORM `add_all`, multi-row `INSERT`, `COPY`) and their costs;
-# - how to check with `EXPLAIN` that a query uses the index you expect;
+# - three ways to insert many rows (ORM `add_all`, asyncpg's `executemany`, `COPY`), what each
+#   sends to the server, and when SQLAlchemy batches rows into multi-row `INSERT … VALUES`;
+# - why the guide's `bulk_create_users` fails, and blogdata's version;
+# - how to check with `EXPLAIN` that a query uses the index you expect, and why an index on
+#   `role` serves a rare value but not a common one;
 # - blogdata's loader against `pandas.read_sql`, and the three routes it chooses between.
 #
 # Timings in this notebook depend on the machine (cells marked to be ignored by the checks);
 # the facts around them do not.
-#
 
 # %%
 import asyncio
 import time
+from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import List
 
 import pandas as pd
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.bulk import deactivate_old_users, insert_hashed_users
+from blogdata import User, UserCreate, bulk, create_engine, load_frame
 from blogdata.config import get_settings
-from blogdata import User, create_engine, load_frame
+from blogdata.exercises import check_exercise_09
 from blogdata.explain import explain, plan_indexes, plan_nodes
 from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError
-from blogdata.notebook import count_statements, tutorial_database
+from blogdata.notebook import tutorial_database
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD, SEED_NOW
 
@@ -40,9 +46,10 @@ nb
 # %% [markdown]
 # ## The connection pool
 #
-# An engine keeps a pool of open connections: `pool_size` stay open, up to `max_overflow` more
-# are opened when all are busy, and a task that finds none free waits `pool_timeout` seconds.
-# blogdata reads these from the settings (`BLOGDATA_POOL_SIZE` …); the defaults:
+# An [engine](glossary.ipynb#engine) keeps a [connection pool](glossary.ipynb#connection-pool):
+# `pool_size` connections stay open, up to `max_overflow` more are opened when all are busy, and
+# a task that finds none free waits `pool_timeout` seconds. blogdata reads these from the
+# settings (`BLOGDATA_POOL_SIZE` …); the defaults:
 
 # %%
 settings = get_settings()
@@ -82,8 +89,9 @@ async with AsyncExitStack() as busy:
 await small.dispose()
 
 # %% [markdown]
-# `pool_pre_ping` tests a connection before handing it out, so a connection the server closed
-# (a restart, an idle timeout) is replaced silently instead of failing your first query.
+# `pool_pre_ping` ([pre-ping](glossary.ipynb#pre-ping)) tests a connection before handing it
+# out, so a connection the server closed (a restart, an idle timeout) is replaced silently
+# instead of failing your first query.
 #
 # ## Bulk inserts
 #
@@ -110,88 +118,190 @@ rows = [
 len(rows)
 
 # %% [markdown]
-# A small helper runs one insert method in its own session, commits, checks the count, and
-# removes the rows again.
+# To see what each path really sends, we listen to two of the dialect's events: `do_executemany`
+# fires when SQLAlchemy hands the driver one statement with many parameter sets, `do_execute`
+# when it hands over one statement (for an INSERT we count the rows in its `VALUES`).
 
 # %%
-async def timed(insert):
+calls = []
+
+
+@event.listens_for(nb.engine.sync_engine, "do_executemany")
+def on_executemany(cursor, statement, parameters, context):
+    calls.append(f"executemany: 1 INSERT, {len(parameters):,} parameter sets")
+
+
+@event.listens_for(nb.engine.sync_engine, "do_execute")
+def on_execute(cursor, statement, parameters, context):
+    if statement.startswith("INSERT"):
+        calls.append(f"execute: 1 INSERT, {statement.count('), (') + 1:,} rows of VALUES")
+
+# %% [markdown]
+# A small helper runs one insert method in its own session, commits, keeps the driver calls it
+# made, checks the count, and removes the rows again (unless asked to keep them).
+
+# %%
+sent = {}
+
+
+async def timed(method, keep=False):
+    calls.clear()
     async with nb.sessions() as db:
         started = time.perf_counter()
-        await insert(db)
+        await method(db)
         await db.commit()
         elapsed = time.perf_counter() - started
+        sent[method.__name__] = list(calls)
         added = await db.scalar(select(func.count()).where(User.username.startswith("bulk")))
-        await db.execute(delete(User).where(User.username.startswith("bulk")))
-        await db.commit()
+        if not keep:
+            await db.execute(delete(User).where(User.username.startswith("bulk")))
+            await db.commit()
     assert added == N
     return f"{N:,} rows in {elapsed:.2f} s"
 
+# %% [markdown]
+# The three methods: ORM objects, plain dictionaries through `insert_hashed_users`' INSERT path
+# (forced by a threshold above `N`), and the same function's default, `COPY`.
 
+# %%
 async def orm_add_all(db):
     db.add_all([User(**row) for row in rows])
 
 
-async def insert_values(db):
-    await insert_hashed_users(db, rows, copy_threshold=N + 1)
+async def insert_executemany(db):
+    await bulk.insert_hashed_users(db, rows, copy_threshold=N + 1)
 
 
 async def insert_copy(db):
-    await insert_hashed_users(db, rows)
+    await bulk.insert_hashed_users(db, rows)
 
 # %% [markdown]
-# **ORM `add_all`**: builds 10,000 `User` objects and lets the unit of work flush them.
+# **ORM `add_all`**: builds 10,000 `User` objects and lets the
+# [unit of work](glossary.ipynb#unit-of-work) [flush](glossary.ipynb#flush) them.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 await timed(orm_add_all)
 
 # %% [markdown]
-# **Multi-row `INSERT … VALUES`** (SQLAlchemy's insertmanyvalues): plain dictionaries, a thousand
-# rows per statement.
+# **`INSERT` with a list of dictionaries** (a Core `insert(User)` without `RETURNING`): the
+# driver's [executemany](glossary.ipynb#executemany).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-await timed(insert_values)
+await timed(insert_executemany)
 
 # %% [markdown]
-# **`COPY`**: asyncpg streams the rows in PostgreSQL's binary format on the session's own
-# connection, inside its transaction. `insert_hashed_users` switches to it from 1,000 rows.
+# **[`COPY`](glossary.ipynb#copy)**: asyncpg streams the rows in PostgreSQL's binary format on
+# the session's own connection, inside its transaction. `insert_hashed_users` switches to it
+# from 1,000 rows. We keep these rows for the rest of the notebook.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-await timed(insert_copy)
+await timed(insert_copy, keep=True)
 
 # %% [markdown]
-# On our machine COPY is about 2.5 times faster than multi-row `INSERT`, and ten times faster than
-# `add_all` (benchmarks/RESULTS.md). To SQLAlchemy's statement events both fast paths look like
-# a handful of statements: the multi-row INSERT is reported once although it travels in batches
-# of a thousand rows, and COPY bypasses the events altogether. The difference is in how the rows
-# travel: as bound parameters of INSERT statements that PostgreSQL must parse and plan, or as
-# one binary stream written straight into the table.
+# On our machine COPY is about 2.5 times faster than the INSERT path, and ten times faster than
+# `add_all` (benchmarks/RESULTS.md). What each one handed to the driver:
 
 # %%
+for method, seen in sent.items():
+    print(f"{method}: {dict(Counter(seen)) or 'no INSERT statement at all'}")
+
+# %% [markdown]
+# Three different mechanisms:
+#
+# - `add_all` needs each new row's `id` back, so the flush sends `INSERT … RETURNING`, and
+#   SQLAlchemy's [insertmanyvalues](glossary.ipynb#insertmanyvalues) packs the rows into
+#   multi-row `VALUES`, 1,000 rows per statement.
+# - The dictionaries went as **one** statement with 10,000 parameter sets: asyncpg's
+#   `executemany` prepares the single-row INSERT once and pipelines the parameter sets, without
+#   waiting for each reply. No multi-row `VALUES` at all: without `RETURNING`, the asyncpg
+#   dialect does not use insertmanyvalues.
+# - COPY sends no INSERT: it bypasses SQLAlchemy's execution events altogether, and the rows
+#   travel as one binary stream written straight into the table.
+#
+# The dialect says so itself:
+
+# %%
+dialect = nb.engine.dialect
+dialect.use_insertmanyvalues, dialect.use_insertmanyvalues_wo_returning
+
+# %% [markdown]
+# insertmanyvalues is on, but only for statements with `RETURNING`. Ask for the new ids, and
+# dictionaries like ours go in batches of `insertmanyvalues_page_size` rows: 2,500 new users
+# make three statements.
+
+# %%
+more = [
+    {**row, "email": f"more{i}@example.com", "username": f"more{i}"}
+    for i, row in enumerate(rows[:2500])
+]
+calls.clear()
 async with nb.sessions() as db:
-    with count_statements(nb.engine) as values_path:
-        await insert_values(db)
+    result = await db.execute(insert(User).returning(User.id), more)
+    ids = result.scalars().all()
     await db.rollback()
-    with count_statements(nb.engine) as copy_path:
-        await insert_copy(db)
-    await db.commit()
-values_path.count, copy_path.count
+dialect.insertmanyvalues_page_size, len(ids), calls
 
 # %% [markdown]
 # A duplicate is reported by row before anything is written:
 
 # %% tags=["raises-exception"]
 async with nb.sessions() as db:
-    await insert_hashed_users(db, rows[:3] + [rows[1]])
+    await bulk.insert_hashed_users(db, rows[:3] + [rows[1]])
+
+# %% [markdown]
+# ## The guide's `bulk_create_users`
+#
+# The guide's bulk insert, verbatim:
+
+# %%
+async def bulk_create_users(db: AsyncSession, users: List[UserCreate]):
+    await db.execute(
+        insert(User),
+        [user.model_dump() for user in users]
+    )
+    await db.commit()
+
+# %% [markdown]
+# It takes the sign-up schema, `UserCreate`, whose dump holds the password:
+
+# %%
+signups = [
+    UserCreate(email=f"guide{i}@example.com", username=f"guide{i}", password="correct horse")
+    for i in range(3)
+]
+signups[0].model_dump()
+
+# %% [markdown]
+# `User` has no `password` column; it has `hashed_password`, which may not be NULL. SQLAlchemy's
+# bulk INSERT takes the keys that name a column and silently drops the others, so the password
+# is simply lost, and the INSERT (note its column list) fails on the missing hash:
+
+# %% tags=["raises-exception"]
+async with nb.sessions() as db:
+    await bulk_create_users(db, signups)
+
+# %% [markdown]
+# blogdata's `bulk_create_users` leaves `password` out of the dump, hashes each password (on
+# threads: argon2 releases the GIL), reports duplicates first, inserts through
+# `insert_hashed_users`, and never commits: the caller owns the transaction.
+
+# %%
+async with nb.sessions() as db:
+    created = await bulk.bulk_create_users(db, signups)
+    stored = await db.scalars(select(User.hashed_password).where(User.username.like("guide%")))
+    await db.rollback()
+created, [hashed[:10] for hashed in stored]
 
 # %% [markdown]
 # ## Indexes and `EXPLAIN`
 #
 # The 10,000 rows from the COPY above are committed. After `ANALYZE` refreshes the planner's
-# statistics, `explain` returns PostgreSQL's plan as a dict. We look at the index names only:
-# costs and timings differ from run to run and between server versions.
+# statistics, [`explain`](glossary.ipynb#explain) returns PostgreSQL's plan as a dict. We look
+# at the node types and index names only: costs and timings differ from run to run and between
+# server versions.
 
 # %%
 db = nb.sessions()
@@ -206,7 +316,8 @@ plan_nodes(plan), plan_indexes(plan)
 lookups = {
     "username": select(User).where(User.username == "bulk00007"),
     "created_at range": select(User).where(
-        User.created_at >= SEED_NOW - timedelta(hours=2), User.created_at < SEED_NOW - timedelta(hours=1)
+        User.created_at >= SEED_NOW - timedelta(hours=2),
+        User.created_at < SEED_NOW - timedelta(hours=1),
     ),
 }
 {name: plan_indexes(await explain(db, stmt)) for name, stmt in lookups.items()}
@@ -217,10 +328,11 @@ lookups = {
 # smaller single-column index. Every index costs time on each insert, so keep the ones a plan
 # actually uses (`pg_stat_user_indexes.idx_scan` counts them over time).
 #
-# A filter on a column without an index reads the whole table:
+# A filter on a column without an index reads the whole table. `role` has none, so even the
+# few admins among 10,200 users are found by a sequential scan:
 
 # %%
-plan = await explain(db, select(User).where(User.full_name == "Nobody"))
+plan = await explain(db, select(User).where(User.role == "admin"))
 plan_nodes(plan), plan_indexes(plan)
 
 # %% [markdown]
@@ -270,10 +382,10 @@ len(ours) == len(theirs), (ours["email"] == theirs["email"]).all()
 #
 # `load_frame` is the only loader: it picks how the rows travel and says which in
 # `frame.attrs["blogdata.route"]`. `"adbc"` is ADBC's binary COPY on a second connection that
-# imports the session's snapshot (the fastest for big results, but it cannot see this session's
-# uncommitted writes); `"copy"` is CSV COPY on the session's own connection; `"rows"` is the
-# driver's records. Each route is used only where it gives exactly what `session.execute` gives,
-# so forcing each one returns the same frame:
+# imports the session's [snapshot](glossary.ipynb#snapshot) (the fastest for big results, but it
+# cannot see this session's uncommitted writes); `"copy"` is CSV COPY on the session's own
+# connection; `"rows"` is the driver's records. Each route is used only where it gives exactly
+# what `session.execute` gives, so forcing each one returns the same frame:
 
 # %%
 async with nb.sessions() as db:
@@ -299,44 +411,76 @@ async with nb.sessions() as db:
 mine.attrs[ROUTE_ATTR], mine["full_name"].item()
 
 # %% [markdown]
-# We remove the bulk rows again, so the worked example runs on the seeded blog alone.
-
-# %%
-async with nb.sessions() as db:
-    await db.execute(delete(User).where(User.username.startswith("bulk")))
-    await db.commit()
-
-# %% [markdown]
 # ## Worked example: an inactive-user clean-up
 #
 # The guide's bulk update queries a `last_login` column its model lacks, with a naive
 # `utcnow()`. blogdata's `deactivate_old_users` uses the real column and an aware clock, and
-# returns the number of users it changed. We pass the seed's fixed clock so the answer is stable.
+# returns the number of users it changed. We pass the seed's fixed clock so the answer is
+# stable, and check that no active user with an old login is left (our bulk users never logged
+# in, so they stay as they are).
 
 # %%
+cutoff = SEED_NOW - timedelta(days=180)
 async with nb.sessions() as db:
-    changed = await deactivate_old_users(db, days=180, now=SEED_NOW)
-    still_active = await db.scalar(select(func.count()).where(User.is_active))
+    changed = await bulk.deactivate_old_users(db, days=180, now=SEED_NOW)
+    left = await db.scalar(select(func.count()).where(User.is_active, User.last_login < cutoff))
     await db.rollback()
-changed, still_active
+changed, left
 
 # %% [markdown]
 # ## Exercise
 #
-# Does a filter on `role` use an index? Check with `explain`, then think about whether an index
-# would help for a column with only four values.
-#
-# ### Solution
+# `role` has four values on 10,200 users: nearly all are readers (our bulk rows), a handful are
+# admins. Create an index on `users.role` (`CREATE INDEX … ON users (role)`) and run `ANALYZE
+# users`. Then explain `select(User).where(User.role == ...)` for `"admin"` and for `"reader"`,
+# and set `answer` to a dict saying, for each, whether the plan uses an index (`True` when a
+# node type in `plan_nodes(plan)` contains `"Index"`). The check looks at the database too. Use
+# the session `db` opened here:
 
 # %%
-async with nb.sessions() as db:
-    plan = await explain(db, select(User).where(User.role == "admin"))
-plan_nodes(plan), plan_indexes(plan)
+db = nb.sessions()
+
+# %%
+answer = ...  # your {"admin": True or False, "reader": True or False}
+
+# %%
+await check_exercise_09(answer, db)
 
 # %% [markdown]
-# No index, a sequential scan. With four roles, most values match a large share of the rows, and
-# reading the table is cheaper than jumping through an index; only a rare value (a handful of
-# admins) would justify a partial index such as `WHERE role = 'admin'`.
+# ### Solution
+
+# %% tags=["solution"]
+await db.execute(text("CREATE INDEX IF NOT EXISTS ix_users_role ON users (role)"))
+await db.execute(text("ANALYZE users"))
+answer = {}
+for role in ("admin", "reader"):
+    plan = await explain(db, select(User).where(User.role == role))
+    answer[role] = any("Index" in node for node in plan_nodes(plan))
+await db.commit()
+print(answer)
+await check_exercise_09(answer, db)
+
+# %% [markdown]
+# The same index, two plans. From the statistics `ANALYZE` gathered, the planner knows that
+# almost every row is a reader: for them, reading the table in order is cheaper than jumping
+# through the index for each row. Admins are rare, so the index finds them in a few page reads.
+# An index on a low-cardinality column only pays for its rare values; a partial index
+# (`… ON users (role) WHERE role = 'admin'`) would serve them at a fraction of the size.
+
+# %%
+await db.close()
+
+# %% [markdown]
+# ## Summary
+#
+# - Without `RETURNING`, a list of dictionaries goes through asyncpg's `executemany` (one
+#   prepared statement, parameter sets pipelined); only `INSERT … RETURNING` (and so `add_all`)
+#   is batched by insertmanyvalues into multi-row `VALUES`, 1,000 rows per statement; `COPY` is
+#   fastest of all.
+# - The guide's `bulk_create_users` dumps a `password` the table has no column for: the key is
+#   silently dropped and the insert fails; blogdata's hashes each password and never commits.
+# - Check plans with `explain`: an index pays only when the planner uses it, for selective
+#   filters such as a rare `role`, and a pool should fail fast (`PoolExhaustedError`) when full.
 
 # %%
 await nb.close()
