@@ -137,6 +137,59 @@ async def check_exercise_09(answer: Any, db: Any) -> None:
 
 # -- 10 · Testing ---------------------------------------------------------------------------
 
+__all__ += ["check_exercise_10"]
+
+
+async def check_exercise_10(answer: Any, engine: Any) -> None:
+    """Check the usernames a savepoint-joined session sees after its own rollback: ``["kept"]``.
+
+    ``engine`` is the notebook's ``AsyncEngine``: the check also makes sure that nothing was
+    committed and that the exercise's connection went back to the pool.
+    """
+    if not _answered(answer):
+        return
+    from sqlalchemy import select
+
+    from blogdata.models import User
+
+    _expect(
+        isinstance(answer, list | tuple) and all(isinstance(name, str) for name in answer),
+        "answer should be the sorted list of usernames (among 'kept' and 'dropped') the session "
+        "sees after its rollback, e.g. ['someone']",
+    )
+    checked_out = getattr(engine.sync_engine.pool, "checkedout", lambda: 0)()
+    _expect(
+        checked_out == 0,
+        f"{checked_out} connection(s) still checked out of the engine's pool: finish as the "
+        "fixture does (await db.close(), await outer.rollback(), await conn.close())",
+    )
+    async with engine.connect() as other:
+        committed = sorted(
+            await other.scalars(select(User.username).where(User.username.in_(["kept", "dropped"])))
+        )
+    _expect(
+        not committed,
+        f"{committed} committed for everyone: the outer transaction must be rolled back at the "
+        "end (await outer.rollback()), and only the session may commit, inside it. Delete "
+        "them, then try again",
+    )
+    seen = sorted(answer)
+    _expect(
+        "dropped" not in seen,
+        "'dropped' should be gone: add it, await db.flush(), then await db.rollback() before "
+        "you query the usernames",
+    )
+    _expect(
+        seen == ["kept"],
+        "'kept' should survive the session's rollback: bind the session to the connection with "
+        'join_transaction_mode="create_savepoint", so that its commit() only releases a '
+        "savepoint and its rollback() returns to the next one, not to the start of the test",
+    )
+    _right(
+        "the session's rollback() undid only 'dropped' (back to the savepoint its commit() "
+        "had begun); the outer rollback then undid 'kept' too, and nothing was left behind"
+    )
+
 
 # -- 11 · Exploring the blog ----------------------------------------------------------------
 

@@ -8,12 +8,12 @@
 #
 # **What you will learn**
 #
-# - the fixtures in `tests/conftest.py`: one server, one migrated database, one transaction
-#   per test;
+# - the [fixtures](glossary.ipynb#fixture) in `tests/conftest.py`: one server, one migrated
+#   database, one transaction per test;
 # - how `join_transaction_mode="create_savepoint"` turns the code's `commit()` into a savepoint;
-# - why the guide's test fixture leaks rows from one test into the next;
+# - what happens when pytest runs the guide's own `test_create_user`, and why the guide's
+#   fixture leaks rows from one test into the next;
 # - how to run a small pytest session, with async tests, from a notebook.
-#
 
 # %%
 import os
@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User
+from blogdata.exercises import check_exercise_10
 from blogdata.notebook import tutorial_database
 
 nb = await tutorial_database("10-testing")
@@ -40,10 +41,11 @@ nb
 # - `server_url`: `BLOGDATA_TEST_DATABASE_URL` if set, else an embedded PostgreSQL in a
 #   temporary folder (one per test run, deleted afterwards);
 # - `database_url`: a throwaway database for the run, built with `alembic upgrade head`, so the
-#   migrations are tested on every run;
-# - `engine`: one pooled engine for the whole run (session-scoped, on pytest-asyncio's session
-#   event loop: a pool must stay on the loop that created it);
-# - `db`: for each test, a connection with an outer transaction, and a session joined to it.
+#   [migrations](glossary.ipynb#migration) are tested on every run;
+# - `engine`: one pooled [engine](glossary.ipynb#engine) for the whole run (session-scoped, on
+#   pytest-asyncio's session event loop: a pool must stay on the loop that created it);
+# - `db`: for each test, a connection with an outer transaction, and a
+#   [session](glossary.ipynb#session) joined to it.
 #
 # The last one is the heart of it. Here it is by hand. A helper counts users from a *separate*
 # connection, which sees only committed data:
@@ -66,7 +68,8 @@ outer = await conn.begin()
 db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
 
 # %% [markdown]
-# Now "the code under test" adds a user and commits, as an app's unit of work would:
+# Now "the code under test" adds a user and [commits](glossary.ipynb#commit), as an app's unit
+# of work would:
 
 # %%
 db.add(User(email="tess@example.com", username="tess", hashed_password="-"))
@@ -75,8 +78,9 @@ print("inside the test:", await db.scalar(select(func.count()).select_from(User)
 print("committed for everyone else:", await committed_users())
 
 # %% [markdown]
-# The session's `commit()` only released a savepoint; the outer transaction is still open, so
-# no one else sees the row. At the end of the test, the fixture rolls the outer transaction back:
+# The session's `commit()` only released a [savepoint](glossary.ipynb#savepoint); the outer
+# transaction is still open, so no one else sees the row. At the end of the test, the fixture
+# rolls the outer transaction back:
 
 # %%
 await db.close()
@@ -90,10 +94,8 @@ print("after the test:", await committed_users())
 # ## The pitfall: the guide's fixture
 #
 # The guide's `db_session` fixture opens a session on the engine, yields it, and calls
-# `session.rollback()` at the end. (It also builds the factory with
-# `sessionmaker(class_=AsyncSession)`, which notebook 01 showed mypy rejects, and recreates
-# every table with `create_all` for each test, which never runs the migrations.) The rollback
-# undoes only what is *not yet committed*, and the guide's CRUD functions commit:
+# `session.rollback()` at the end. The rollback undoes only what is *not yet committed*, and
+# the guide's CRUD functions commit:
 
 # %%
 async with AsyncSession(nb.engine, expire_on_commit=False) as guide_session:  # the guide's fixture
@@ -114,11 +116,142 @@ async with nb.sessions() as cleanup:
 await committed_users()
 
 # %% [markdown]
-# ## A pytest session from the notebook
+# ## Running pytest from the notebook
 #
-# To see both fixtures under pytest, we write a small test project into a temporary folder and
-# run pytest on it in a subprocess. Its `conftest.py` builds an engine on this notebook's
-# database and defines both fixtures: `db` (the savepoint recipe) and `guide_db` (the guide's).
+# To see fixtures under pytest, we write a small test project into a temporary folder and run
+# pytest on it in a subprocess. Its report is trimmed to one line per test, the reasons for
+# failures, and the summary without its duration:
+
+# %%
+def pytest_report(stdout):
+    report = []
+    for line in stdout.splitlines():
+        if "::" in line:  # one line per test, and the reasons for failures
+            report.append(re.sub(r"\s*\[\s*\d+%\]$", "", line))  # drop the progress percentage
+        elif summary := re.fullmatch(r"=+ (.*) in [\d.]+s.* =+", line):
+            report.append(summary[1])  # "1 failed, 3 passed", without the duration
+    return "\n".join(report)
+
+# %% [markdown]
+# `run_pytest` writes the files, runs pytest with only the pytest-asyncio plugin (it starts
+# faster), and passes the notebook's database URL on in the environment:
+
+# %%
+PYTEST = [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-p", "no:cacheprovider",
+          "-v", "--no-header", "-rfE", "--color=no"]  # fmt: skip
+
+
+def run_pytest(files):
+    url = nb.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "NOTEBOOK_DATABASE_URL": url, "COLUMNS": "250",
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for name, content in files.items():
+            Path(folder, name).write_text(content)
+        done = subprocess.run(PYTEST, cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+    return pytest_report(done.stdout)
+
+# %% [markdown]
+# ### The guide's `test_create_user`, as written
+#
+# The guide's test setup, verbatim, plus the import of `Base` it leaves out. First its imports
+# and its database URL (a database that does not exist here, which is as well: read on):
+
+# %%
+GUIDE_CONFTEST = '''
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine, AsyncSession
+from sqlalchemy.orm import sessionmaker
+
+from blogdata.models import Base
+
+TEST_DATABASE_URL = "postgresql+asyncpg://user:pass@localhost/test_db"
+'''
+
+# %% [markdown]
+# An engine fixture that builds every table with `create_all` before each test and drops every
+# table with `drop_all` after it (so the migrations never run, and whatever database the URL
+# names loses its tables):
+
+# %%
+GUIDE_CONFTEST += '''
+@pytest.fixture
+async def test_engine():
+    engine = create_async_engine(TEST_DATABASE_URL, echo=True)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield engine
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+'''
+
+# %% [markdown]
+# And the session fixture, rolled back at the end (with `sessionmaker(class_=AsyncSession)`,
+# which [notebook 01](01-engine-and-sessions.ipynb) showed mypy rejects):
+
+# %%
+GUIDE_CONFTEST += '''
+@pytest.fixture
+async def db_session(test_engine):
+    async_session = sessionmaker(
+        test_engine, class_=AsyncSession, expire_on_commit=False
+    )
+    async with async_session() as session:
+        yield session
+        await session.rollback()
+'''
+
+# %% [markdown]
+# The test itself, verbatim, after the imports it leaves out (blogdata's `CRUDUser`, `User`
+# and `UserCreate` have the guide's names):
+
+# %%
+GUIDE_TEST = '''
+import pytest
+
+from blogdata.crud import CRUDUser
+from blogdata.models import User
+from blogdata.schemas import UserCreate
+'''
+
+# %%
+GUIDE_TEST += '''
+@pytest.mark.asyncio
+async def test_create_user(db_session):
+    user_crud = CRUDUser(User)
+    user_in = UserCreate(
+        email="test@example.com",
+        username="testuser",
+        password="password123"
+    )
+
+    user = await user_crud.create(db_session, obj_in=user_in)
+
+    assert user.email == "test@example.com"
+    assert user.id is not None
+'''
+
+# %% [markdown]
+# The guide gives no pytest configuration, so pytest-asyncio runs in its default *strict* mode,
+# the one its `@pytest.mark.asyncio` marker is written for:
+
+# %%
+print(run_pytest({"pytest.ini": "[pytest]\n", "conftest.py": GUIDE_CONFTEST,
+                  "test_guide.py": GUIDE_TEST}))  # fmt: skip
+
+# %% [markdown]
+# The test never starts. In strict mode pytest-asyncio runs only the async fixtures declared
+# with `@pytest_asyncio.fixture`; the guide's are plain `@pytest.fixture`, so pytest itself
+# gets an async generator it cannot run, and refuses. Either decorator fixes that, or
+# `asyncio_mode = auto`, blogdata's choice, under which neither fixtures nor tests need a
+# marker. But even then the fixtures would rebuild and drop every table around each test, and
+# their rollback comes too late for code that commits. blogdata's way follows.
+#
+# ### blogdata's way
+#
+# The test project's `conftest.py` builds one engine on this notebook's database for the whole
+# session, like blogdata's `engine` fixture:
 
 # %%
 CONFTEST = '''
@@ -135,11 +268,15 @@ async def engine():
     engine = create_engine(os.environ["NOTEBOOK_DATABASE_URL"])
     yield engine
     await engine.dispose()
+'''
 
+# %% [markdown]
+# Then the recipe, `db`: one outer transaction per test, rolled back at the end:
 
+# %%
+CONFTEST += '''
 @pytest.fixture
 async def db(engine):
-    """blogdata's recipe: one outer transaction per test, rolled back at the end."""
     async with engine.connect() as conn:
         outer = await conn.begin()
         session = AsyncSession(
@@ -148,54 +285,55 @@ async def db(engine):
         yield session
         await session.close()
         await outer.rollback()
+'''
 
+# %% [markdown]
+# For comparison, the guide's fixture without its `create_all`/`drop_all`: a session on the
+# engine, rolled back at the end.
 
+# %%
+CONFTEST += '''
 @pytest.fixture
 async def guide_db(engine):
-    """The guide's fixture: a session on the engine, rolled back at the end."""
     async with AsyncSession(engine, expire_on_commit=False) as session:
         yield session
         await session.rollback()
 '''
 
 # %% [markdown]
-# The tests: each fixture gets a test that signs a user up and commits, followed by a test that
-# expects the original 200 users. The file runs top to bottom, so the second test of each pair
-# sees whatever the first one left behind.
+# The tests need the same imports as the guide's:
 
 # %%
 TESTS = '''
 from sqlalchemy import func, select
 
+from blogdata.crud import CRUDUser
 from blogdata.models import User
+from blogdata.schemas import UserCreate
+'''
+
+# %% [markdown]
+# Then the guide's `test_create_user`, committing as the guide's `CRUDUser.create` does
+# (blogdata's only flushes), and a test that expects no `testuser`. We write them once with a
+# placeholder and run the pair once per fixture; pytest runs the files in name order.
+
+# %%
+TESTS += '''
+async def test_create_user(FIXTURE):
+    user_in = UserCreate(email="test@example.com", username="testuser", password="password123")
+    user = await CRUDUser(User).create(FIXTURE, obj_in=user_in)
+    await FIXTURE.commit()  # the code under test may commit: the guide's CRUD always does
+    assert user.id is not None
 
 
-async def signup(session):
-    session.add(User(email="new@example.com", username="new", hashed_password="-"))
-    await session.commit()
-    return await session.scalar(select(func.count()).select_from(User))
-
-
-async def test_signup_commits_with_the_recipe(db):
-    assert await signup(db) == 201
-
-
-async def test_the_recipe_leaves_200_users(db):
-    assert await db.scalar(select(func.count()).select_from(User)) == 200
-
-
-async def test_signup_commits_with_the_guide_fixture(guide_db):
-    assert await signup(guide_db) == 201
-
-
-async def test_the_guide_fixture_leaves_200_users(guide_db):
-    assert await guide_db.scalar(select(func.count()).select_from(User)) == 200
+async def test_no_testuser_is_left(FIXTURE):
+    assert await FIXTURE.scalar(select(func.count()).where(User.username == "testuser")) == 0
 '''
 
 # %% [markdown]
 # The pytest settings match blogdata's own (`[tool.pytest.ini_options]` in `pyproject.toml`):
-# async tests without markers (`asyncio_mode = auto`), one event loop for the whole session so
-# the session-scoped engine's pool stays on its loop, and warnings as errors.
+# async tests and fixtures without markers (`asyncio_mode = auto`), one event loop for the
+# whole session so the session-scoped engine's pool stays on its loop, and warnings as errors.
 
 # %%
 PYTEST_INI = '''
@@ -206,38 +344,18 @@ asyncio_default_test_loop_scope = session
 filterwarnings = error
 '''
 
-
-def run_pytest(files):
-    """Run pytest on `files` in a temporary folder; return its report without timings."""
-    with tempfile.TemporaryDirectory() as folder:
-        for name, content in files.items():
-            Path(folder, name).write_text(content)
-        env = {
-            **os.environ,
-            "NOTEBOOK_DATABASE_URL": nb.engine.url.render_as_string(hide_password=False),
-            "COLUMNS": "200",  # pytest truncates report lines to the terminal width
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # load only pytest-asyncio: starts faster
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-v", "--no-header",
-             "-p", "no:cacheprovider", "-rf", "--color=no"],
-            cwd=folder, env=env, capture_output=True, text=True, timeout=120,
-        )
-    report = []
-    for line in done.stdout.splitlines():
-        if "::" in line:  # one line per test, and the reasons for failures
-            report.append(re.sub(r"\s*\[\s*\d+%\]$", "", line))  # drop the progress percentage
-        elif summary := re.fullmatch(r"=+ (.*) in [\d.]+s.* =+", line):
-            report.append(summary[1])  # "1 failed, 3 passed", without the duration
-    return "\n".join(report)
-
-
-print(run_pytest({"pytest.ini": PYTEST_INI, "conftest.py": CONFTEST, "test_signup.py": TESTS}))
+# %%
+print(run_pytest({
+    "pytest.ini": PYTEST_INI,
+    "conftest.py": CONFTEST,
+    "test_1_recipe.py": TESTS.replace("FIXTURE", "db"),
+    "test_2_guide_fixture.py": TESTS.replace("FIXTURE", "guide_db"),
+}))  # fmt: skip
 
 # %% [markdown]
-# The recipe's pair passes: the first test committed, yet the second still finds 200 users. The
-# guide's pair fails on its second test: the first test's commit leaked into it. The leaked user
-# is still in the database:
+# With the recipe, `test_create_user` committed, yet the next test finds no `testuser`. With
+# the guide's fixture the same commit leaked into the next test. The leaked user is still in
+# the database:
 
 # %%
 await committed_users()
@@ -255,34 +373,53 @@ await committed_users()
 #
 # ## Exercise
 #
-# Write a test for the recipe showing that a `rollback()` in the code under test only undoes
-# its own work: the test commits user `kept`, then adds user `dropped`, flushes, rolls back,
-# and asserts that `kept` is still there and `dropped` is not. Run it with `run_pytest`.
-#
-# ### Solution
+# Show that a `rollback()` in the code under test only undoes its own work. By hand, as the
+# `db` fixture does: open a connection on `nb.engine`, begin the outer transaction, and bind a
+# session with `join_transaction_mode="create_savepoint"`. Then, as the code under test: add
+# user `kept` and commit; add user `dropped`, flush, and roll back. Set `answer` to the sorted
+# usernames among `kept` and `dropped` that the session then sees. Finish as the fixture
+# does: close the session, roll back the outer transaction, close the connection.
 
 # %%
-EXERCISE = '''
-from sqlalchemy import select
+answer = ...  # your list of usernames, e.g. ["..."]
 
-from blogdata.models import User
-
-
-async def test_rollback_in_the_code_only_undoes_its_own_savepoint(db):
-    db.add(User(email="kept@example.com", username="kept", hashed_password="-"))
-    await db.commit()
-    db.add(User(email="dropped@example.com", username="dropped", hashed_password="-"))
-    await db.flush()
-    await db.rollback()
-    names = await db.scalars(select(User.username).where(User.username.in_(["kept", "dropped"])))
-    assert names.all() == ["kept"]
-'''
-print(run_pytest({"pytest.ini": PYTEST_INI, "conftest.py": CONFTEST, "test_rollback.py": EXERCISE}))
+# %%
+await check_exercise_10(answer, nb.engine)
 
 # %% [markdown]
-# With `create_savepoint`, the code's `rollback()` returns to the last savepoint, which the
-# `commit()` of `kept` had started; the outer transaction, and so the test, carries on.
+# ### Solution
+
+# %% tags=["solution"]
+conn = await nb.engine.connect()
+outer = await conn.begin()
+db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+db.add(User(email="kept@example.com", username="kept", hashed_password="-"))
+await db.commit()
+db.add(User(email="dropped@example.com", username="dropped", hashed_password="-"))
+await db.flush()
+await db.rollback()
+names = select(User.username).where(User.username.in_(["kept", "dropped"]))
+answer = sorted(await db.scalars(names))
+await db.close()
+await outer.rollback()
+await conn.close()
+await check_exercise_10(answer, nb.engine)
+
+# %% [markdown]
+# With `create_savepoint`, the code's `rollback()` returns to the savepoint that the `commit()`
+# of `kept` had started; the outer transaction, and so the test, carries on, and its rollback
+# at the end removes `kept` too.
 #
+# ## Summary
+#
+# - Run each test in one outer transaction, rolled back at the end, with the session joined by
+#   `join_transaction_mode="create_savepoint"`: the code's commits and rollbacks become
+#   savepoints, and no test sees another's rows.
+# - The guide's `test_create_user` does not even start under pytest-asyncio's default strict
+#   mode (plain `@pytest.fixture` on async fixtures); `asyncio_mode = auto` fixes that, not its
+#   fixture's leak of committed rows or its `create_all`/`drop_all` around every test.
+# - Test against the real PostgreSQL, with a database built by the migrations, as
+#   `tests/conftest.py` does.
 
 # %%
 await nb.close()
