@@ -195,3 +195,36 @@ async def check_exercise_10(answer: Any, engine: Any) -> None:
 
 
 # -- 12 · Scaling out -----------------------------------------------------------------------
+
+__all__ += ["check_exercise_12"]
+
+
+def check_exercise_12(answer: Any) -> None:
+    """Check how much the top tag's count grew on the standby after one new link: 1."""
+    if not _answered(answer):
+        return
+    import operator
+
+    try:
+        grown = operator.index(answer)  # int, or a NumPy integer taken from a DataFrame
+    except TypeError:
+        grown = None
+    _expect(
+        grown is not None and not isinstance(answer, bool),
+        f"answer should be a whole number (the top tag's posts after, minus before), not "
+        f"{type(answer).__name__}",
+    )
+    _expect(
+        grown != 0,
+        "the standby shows no change yet: commit the new post_tags row on the primary, then "
+        "await wait_for_replica(primary=primary, replica=reader) before you read top_tags again",
+    )
+    _expect(
+        grown == 1,
+        f"the count grew by {grown}, but one new link adds exactly one post: insert a single "
+        "post_tags row, for a post that did not carry the tag yet, and compare the same tag",
+    )
+    _right(
+        "the standby counts the new link once it has replayed the primary's WAL: write on the "
+        "primary, wait_for_replica, then read"
+    )

