@@ -67,6 +67,70 @@ def _right(message: str) -> None:
 
 # -- 06 · Aggregations ----------------------------------------------------------------------
 
+__all__ += ["check_exercise_06"]
+
+
+async def check_exercise_06(answer: Any, db: Any) -> None:
+    """Check 06's frame: posts and mean content length (one decimal) per role, by role.
+
+    ``db`` is the notebook's ``AsyncSession``; the expected numbers are computed on it.
+    """
+    if not _answered(answer):
+        return
+    import pandas as pd
+    from sqlalchemy import func, select
+
+    from blogdata.models import Post, User
+
+    _expect(
+        isinstance(answer, pd.DataFrame),
+        f"answer should be a DataFrame, not {type(answer).__name__}: build the statement, then "
+        "load it with `answer = await load_frame(db, stmt)`",
+    )
+    columns = ["role", "posts", "mean_length"]
+    _expect(
+        list(answer.columns) == columns,
+        f"the frame should have the columns {columns}, in that order, but has "
+        f"{list(answer.columns)}; name them with .label(...)",
+    )
+    stmt = (
+        select(User.role, func.count(Post.id), func.avg(func.length(Post.content)))
+        .join(Post, Post.author_id == User.id)
+        .group_by(User.role)
+        .order_by(User.role)
+    )
+    expected = {role: (int(n), float(mean)) for role, n, mean in (await db.execute(stmt)).all()}
+    roles = [str(role) for role in answer["role"]]
+    _expect(
+        set(roles) <= set(expected) | {"reader"} and "reader" not in roles,
+        "readers write no posts, so they should not appear: join posts to their authors with an "
+        "inner join (an outer join gives them a row of 0 posts)",
+    )
+    _expect(
+        sorted(roles) == sorted(expected),
+        f"expected one row per role that has posts ({sorted(expected)}), got {roles}",
+    )
+    _expect(roles == sorted(expected), f"order the rows by role, got {roles}")
+    for role, posts, mean in answer.itertuples(index=False):
+        want_posts, want_mean = expected[role]
+        _expect(
+            int(posts) == want_posts,
+            f"{role}: posts is {posts}, expected {want_posts}; count the posts of each role "
+            "(func.count(Post.id)) after joining posts to users",
+        )
+        got = float(mean)
+        _expect(
+            abs(got - round(want_mean, 1)) < 0.051 or abs(got - want_mean) < 1e-6,
+            f"{role}: mean_length is {mean}, expected about {want_mean:.1f}; average the length "
+            "of the content, func.avg(func.length(Post.content)) (avg skips empty drafts)",
+        )
+        _expect(
+            abs(got - round(got, 1)) < 1e-9,
+            f"{role}: mean_length is {mean}; round it to one decimal in SQL, "
+            "func.round(func.avg(...), 1)",
+        )
+    _right(f"{len(roles)} roles, {sum(int(p) for p in answer['posts'])} posts, by role")
+
 
 # -- 07 · Transactions and savepoints -------------------------------------------------------
 
