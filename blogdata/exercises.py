@@ -146,5 +146,85 @@ async def check_exercise_06(answer: Any, db: Any) -> None:
 
 # -- 11 · Exploring the blog ----------------------------------------------------------------
 
+__all__ += ["check_exercise_11"]
+
+
+async def check_exercise_11(answer: Any, db: Any) -> None:
+    """Check 11's frame: the five tags whose published posts have the highest median views.
+
+    ``answer`` is indexed by tag with columns ``median_views`` and ``posts``; ``db`` is the
+    notebook's ``AsyncSession``, on which the expected medians are computed.
+    """
+    if not _answered(answer):
+        return
+    import pandas as pd
+    from sqlalchemy import and_, func, select
+
+    from blogdata.models import Post, Tag, post_tags
+
+    _expect(
+        isinstance(answer, pd.DataFrame)
+        and {"median_views", "posts"} <= {str(c) for c in answer.columns},
+        "answer should be a DataFrame indexed by tag with the columns median_views and posts, "
+        "e.g. ....groupby('tags')['views'].agg(median_views='median', posts='count')",
+    )
+    _expect(len(answer) == 5, f"keep the five tags with the highest medians, not {len(answer)}")
+    published, tracked = Post.published_at.is_not(None), Post.views.is_not(None)
+    kept = and_(published, tracked)
+    stmt = (
+        select(
+            Tag.name,
+            func.count().filter(kept),
+            func.percentile_cont(0.5).within_group(Post.views).filter(kept),
+            func.count().filter(tracked),
+            func.percentile_cont(0.5).within_group(Post.views).filter(tracked),
+            func.count().filter(published),
+        )
+        .join(post_tags, post_tags.c.tag_id == Tag.id)
+        .join(Post, Post.id == post_tags.c.post_id)
+        .group_by(Tag.name)
+    )
+    stats = {str(row[0]): row[1:] for row in (await db.execute(stmt)).all()}
+    tags = [str(tag) for tag in answer.index]
+    _expect(
+        all(tag in stats for tag in tags),
+        f"the index should hold tag names, got {tags}; group by the exploded tags column",
+    )
+    for tag, posts, median in zip(tags, answer["posts"], answer["median_views"], strict=True):
+        n_kept, med_kept, n_tracked, med_tracked, n_published = stats[tag]
+        if abs(float(median) - float(med_kept)) > 0.05:
+            _expect(
+                float(median) != med_tracked and int(posts) != n_tracked,
+                f"{tag}: {posts} posts with a median of {median} views counts the drafts too; "
+                "drafts have views 0, which drags the median down: keep only published posts "
+                "(published_at is not NaT)",
+            )
+            raise ExerciseError(
+                f"{tag}: median_views is {median}, expected {float(med_kept):.1f}: the median "
+                "(not the mean) of the views of published posts with tracked views"
+            )
+        _expect(
+            int(posts) != n_published or n_published == n_kept,
+            f"{tag}: posts is {posts}, which counts published posts whose views are <NA> (not "
+            "tracked) too; drop them, or count with 'count' (it skips <NA>), not 'size'",
+        )
+        _expect(
+            int(posts) == n_kept,
+            f"{tag}: posts is {posts}, expected {n_kept} (published posts with tracked views "
+            "that carry the tag)",
+        )
+    medians = [float(m) for m in answer["median_views"]]
+    _expect(medians == sorted(medians, reverse=True), "sort by median_views, highest first")
+    others = {tag: float(row[1]) for tag, row in stats.items() if tag not in tags and row[0]}
+    better = sorted((m, tag) for tag, m in others.items() if m > medians[-1] + 1e-9)
+    _expect(
+        not better,
+        f"{better[-1][1] if better else ''} has a higher median than your fifth tag: sort all "
+        "the tags by median_views, then take the first five",
+    )
+    _right(
+        f"top tag {tags[0]}: median {medians[0]:g} views over {int(answer['posts'].iloc[0])} posts"
+    )
+
 
 # -- 12 · Scaling out -----------------------------------------------------------------------

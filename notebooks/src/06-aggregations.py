@@ -110,8 +110,8 @@ await users_by_role(db)
 
 # %% [markdown]
 # Each aggregation is a statement first: `users_by_role_query()` returns the `Select` that
-# `users_by_role` runs, so you can read it (or [`EXPLAIN`](glossary.ipynb#explain) it, or stream
-# it as [notebook 11](11-exploring-the-blog.ipynb) does):
+# `users_by_role` runs, so you can read it, [`EXPLAIN`](glossary.ipynb#explain) it, or stream
+# it with `stream_frames` ([notebook 11](11-exploring-the-blog.ipynb) streams a big table):
 
 # %%
 show_sql(users_by_role_query())
@@ -143,7 +143,8 @@ authors.head()
 authors.dtypes
 
 # %% [markdown]
-# A few authors write most of the posts: the top five wrote this share of them.
+# A few authors write most of the posts: the top five wrote this share of them
+# ([notebook 11](11-exploring-the-blog.ipynb) draws the whole Lorenz curve).
 
 # %%
 round(float(authors["posts"].head(5).sum() / authors["posts"].sum()), 2)
@@ -186,6 +187,12 @@ ax.set_ylim(bottom=0)
 fig.text(0.01, 0.01, f"Source: blogdata seed 42, {total_users} users", fontsize=7)
 fig.autofmt_xdate()
 plt.show()
+
+# %% [markdown]
+# The counts rise over the months as more writers sign up and start posting. With only a
+# thousand posts, one busy author can lift a month on their own, so the zigzag from month to
+# month is mostly noise; [notebook 11](11-exploring-the-blog.ipynb) charts a blog twenty times
+# bigger, where the trend and the weekly rhythm stand out.
 
 # %% [markdown]
 # With `by="published_at"` the same function counts publications; drafts (no `published_at`)
