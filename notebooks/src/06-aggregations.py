@@ -180,19 +180,21 @@ months.tail(4)
 # line at the bottom says where the numbers come from.
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3))
+fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.plot(months["month"].dt.tz_localize(None), months["posts"], marker="o")
 ax.set(title="Posts written per month", xlabel="month (UTC)", ylabel="posts per month")
 ax.set_ylim(bottom=0)
-fig.text(0.01, 0.01, f"Source: blogdata seed 42, {total_users} users", fontsize=7)
 fig.autofmt_xdate()
+fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))  # room for the source line
+fig.text(0.01, 0.01, f"Source: blogdata seed 42, {total_users} users", fontsize=7, color="0.35")
 plt.show()
 
 # %% [markdown]
 # The counts rise over the months as more writers sign up and start posting. With only a
-# thousand posts, one busy author can lift a month on their own, so the zigzag from month to
-# month is mostly noise; [notebook 11](11-exploring-the-blog.ipynb) charts a blog twenty times
-# bigger, where the trend and the weekly rhythm stand out.
+# thousand posts, mostly by a few prolific authors (above), one of them starting or having a
+# busy month moves a whole month's count, so the zigzag is mostly noise;
+# [notebook 11](11-exploring-the-blog.ipynb) charts a blog twenty times bigger, where the trend
+# and the weekly rhythm stand out.
 
 # %% [markdown]
 # With `by="published_at"` the same function counts publications; drafts (no `published_at`)
@@ -231,14 +233,19 @@ recent[["username", "role", "posts_30d", "posts_total", "mean_length"]].head().r
 
 # %% [markdown]
 # `posts_30d` is never more than `posts_total`, and for most of these authors it is much less:
-# the window holds only part of their output. Here is how many authors wrote everything they
-# ever wrote inside the window, out of all the active ones, and the share of the active authors'
-# posts that falls in the window:
+# the window holds only part of their output. Counting the active authors, those who wrote
+# everything they ever wrote inside the window, and the share of the active authors' posts
+# that falls in the window:
 
 # %%
-whole = int((recent["posts_30d"] == recent["posts_total"]).sum())
-share = float(recent["posts_30d"].sum() / recent["posts_total"].sum())
-bool((recent["posts_30d"] <= recent["posts_total"]).all()), whole, len(recent), round(share, 2)
+{
+    "30d never above total": bool((recent["posts_30d"] <= recent["posts_total"]).all()),
+    "active authors": len(recent),
+    "all their posts in the window": int((recent["posts_30d"] == recent["posts_total"]).sum()),
+    "share of their posts in the window": round(
+        float(recent["posts_30d"].sum() / recent["posts_total"].sum()), 2
+    ),
+}
 
 # %% [markdown]
 # `mean_length` comes from `author_activity` too, so it is the mean over **all** of an author's

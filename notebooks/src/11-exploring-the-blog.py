@@ -290,8 +290,8 @@ users["created_at"].min().date().isoformat(), round(float(quiet.mean()), 2)
 # The week has a rhythm too. Counting posts by weekday (UTC):
 
 # %%
-weekday = posts["created_at"].dt.day_name().value_counts()
-order = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+weekday = posts["created_at"].dt.day_name().str[:3].value_counts()
+order = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 weekday = weekday.reindex(order)
 fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.bar(order, weekday, color="tab:purple")
