@@ -126,12 +126,19 @@ async def check_exercise_05(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_07"]
 
 
+def _locked(parameters: tuple[object, ...]) -> str:
+    """Describe the rows a ``SELECT ... FOR UPDATE`` locked, from its parameters."""
+    if len(parameters) == 1:
+        return f"account {parameters[0]}"
+    return f"accounts {', '.join(str(p) for p in parameters)}"
+
+
 async def check_exercise_07(answer: Any, db: Any) -> None:
     """Check a transfer that locks its rows one at a time, in an order that cannot deadlock.
 
     Calls ``answer(db, 4, 3, Decimal("1.00"))`` then ``answer(db, 3, 4, Decimal("1.00"))``
     inside a savepoint of ``db`` (an ``AsyncSession``) that is always rolled back, and records
-    which account each transfer locked first (its first ``SELECT ... FOR UPDATE``).
+    which rows each transfer locked first (its first ``SELECT ... FOR UPDATE``).
     """
     import inspect
     from decimal import Decimal
@@ -156,43 +163,44 @@ async def check_exercise_07(answer: Any, db: Any) -> None:
         if "FOR UPDATE" in statement:
             locks.append(tuple(parameters))
 
+    ids = Account.id.in_((3, 4))
+    reset = update(Account).where(ids).values(balance=Decimal("100.00"))
     first: dict[tuple[int, int], tuple[object, ...]] = {}
-    async with db.begin_nested() as rolled_back:
-        ids = Account.id.in_((3, 4))
-        await db.execute(update(Account).where(ids).values(balance=Decimal("100.00")))
-        for payer, payee in ((4, 3), (3, 4)):
-            locks.clear()
-            event.listen(engine, "before_cursor_execute", record)
-            try:
-                await answer(db, payer, payee, Decimal("1.00"))
-            except InvalidRequestError as exc:
-                raise ExerciseError(
-                    f"{exc}: the function must not begin or commit a transaction; it runs "
-                    "inside the caller's, which commits (as transfer_funds does)"
-                ) from None
-            finally:
-                event.remove(engine, "before_cursor_execute", record)
-            _expect(
-                bool(locks),
-                f"the transfer from {payer} to {payee} locked nothing: read each account with "
-                "db.get(Account, id, with_for_update=True)",
-            )
-            first[payer, payee] = locks[0]
-            rows = await db.execute(select(Account.id, Account.balance).where(ids))
-            moved = {account_id: str(balance) for account_id, balance in rows}
-            _expect(
-                moved == {payer: "99.00", payee: "101.00"},
-                f"after moving 1.00 from {payer} to {payee}, starting from 100.00 each, the "
-                f"balances are {dict(sorted(moved.items()))}: take the amount from the payer "
-                "and give it to the payee",
-            )
-            await db.execute(update(Account).where(ids).values(balance=Decimal("100.00")))
-        await rolled_back.rollback()
+    try:
+        async with db.begin_nested() as rolled_back:
+            for payer, payee in ((4, 3), (3, 4)):
+                await db.execute(reset)
+                locks.clear()
+                event.listen(engine, "before_cursor_execute", record)
+                try:
+                    await answer(db, payer, payee, Decimal("1.00"))
+                finally:
+                    event.remove(engine, "before_cursor_execute", record)
+                rows = await db.execute(select(Account.id, Account.balance).where(ids))
+                moved = {account_id: str(balance) for account_id, balance in rows}
+                _expect(
+                    bool(locks),
+                    f"the transfer from {payer} to {payee} locked nothing: read each account "
+                    "with db.get(Account, id, with_for_update=True)",
+                )
+                _expect(
+                    moved == {payer: "99.00", payee: "101.00"},
+                    f"moving 1.00 from {payer} to {payee}, 100.00 each before, left "
+                    f"{dict(sorted(moved.items()))}: take the amount from the payer's balance "
+                    "and add it to the payee's",
+                )
+                first[payer, payee] = locks[0]
+            await rolled_back.rollback()
+    except InvalidRequestError as exc:
+        raise ExerciseError(
+            f"{exc}: the function must not begin or commit a transaction; it runs inside the "
+            "caller's, which commits (as with transfer_funds)"
+        ) from None
     _expect(
         first[4, 3] == first[3, 4],
-        f"from 4 to 3 your first lock was on {first[4, 3]}, from 3 to 4 on {first[3, 4]}: two "
-        "opposite transfers can then each hold one row and wait for the other. Lock in one "
-        "order whatever the direction, e.g. the smaller id first",
+        f"from 4 to 3 your first lock was on {_locked(first[4, 3])}, from 3 to 4 on "
+        f"{_locked(first[3, 4])}: two opposite transfers can then each hold one row and wait "
+        "for the other. Lock in one order whatever the direction, e.g. the smaller id first",
     )
     _right("both directions lock the same account first, and the money moves: no deadlock")
 
