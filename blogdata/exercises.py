@@ -247,7 +247,7 @@ async def check_exercise_08(answer: Any, engine: Any) -> None:
     _expect(
         found == {dropped},
         f"with {dropped} dropped your function returned {sorted(found)}; it should return "
-        f"{{{dropped!r}}}: look at every table's CHECKs, not only one table's",
+        f"{{{dropped!r}}}: the names the models declare and the database lacks, over every table",
     )
     _right(f"with {dropped} dropped, your function reports exactly it; at head, nothing")
 
