@@ -337,7 +337,8 @@ async def complex_operation(db: AsyncSession):
 
 # %% [markdown]
 # Its `create_user` is the guide's CRUD `create` for users (`CRUDUser.create`, verbatim as a
-# function), which ends with a commit, like every write of the guide's CRUD:
+# function), which ends with a commit, like every write of the guide's CRUD
+# ([notebook 03](03-crud.ipynb) shows that commit splitting a two-step signup):
 
 # %%
 async def create_user(db, obj_in):
