@@ -441,11 +441,14 @@ db = nb.sessions()
 first_tags = (await db.scalars(select(Tag.name).order_by(Tag.id).limit(2))).all()
 first_tags
 
-# %% tags=["raises-exception"]
-async with savepoint(db):
-    db.add(Tag(name="brand-new"))
-    db.add(Tag(name=first_tags[0]))
-    await db.flush()
+# %%
+try:
+    async with savepoint(db):
+        db.add(Tag(name="brand-new"))
+        db.add(Tag(name=first_tags[0]))
+        await db.flush()
+except AlreadyExistsError as exc:
+    print("rolled back to the savepoint:", exc)
 
 # %%
 await db.scalar(select(func.count()).where(Tag.name == "brand-new"))
