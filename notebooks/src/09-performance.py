@@ -123,7 +123,7 @@ len(rows)
 # when it hands over one statement (for an INSERT we count the rows in its `VALUES`).
 
 # %%
-calls = []
+calls, sent = [], {}  # the driver calls of the current method; every method's, by name
 
 
 @event.listens_for(nb.engine.sync_engine, "do_executemany")
@@ -141,9 +141,6 @@ def on_execute(cursor, statement, parameters, context):
 # made, checks the count, and removes the rows again (unless asked to keep them).
 
 # %%
-sent = {}
-
-
 async def timed(method, keep=False):
     calls.clear()
     async with nb.sessions() as db:
@@ -152,11 +149,11 @@ async def timed(method, keep=False):
         await db.commit()
         elapsed = time.perf_counter() - started
         sent[method.__name__] = list(calls)
-        added = await db.scalar(select(func.count()).where(User.username.startswith("bulk")))
+        bulk_rows = User.username.startswith("bulk")
+        assert await db.scalar(select(func.count()).where(bulk_rows)) == N
         if not keep:
-            await db.execute(delete(User).where(User.username.startswith("bulk")))
+            await db.execute(delete(User).where(bulk_rows))
             await db.commit()
-    assert added == N
     return f"{N:,} rows in {elapsed:.2f} s"
 
 # %% [markdown]
