@@ -137,8 +137,9 @@ def on_execute(cursor, statement, parameters, context):
         calls.append(f"execute: 1 INSERT, {statement.count('), (') + 1:,} rows of VALUES")
 
 # %% [markdown]
-# A small helper runs one insert method in its own session, commits, keeps the driver calls it
-# made, checks the count, and removes the rows again (unless asked to keep them).
+# A small helper runs one insert method in its own [session](glossary.ipynb#session),
+# [commits](glossary.ipynb#commit), keeps the driver calls it made, checks the count, and
+# removes the rows again (unless asked to keep them).
 
 # %%
 async def timed(method, keep=False):
@@ -333,8 +334,8 @@ plan = await explain(db, select(User).where(User.role == "admin"))
 plan_nodes(plan), plan_indexes(plan)
 
 # %% [markdown]
-# With `analyze=True` the statement really runs (inside a savepoint that is rolled back), and the
-# plan carries actual row counts:
+# With `analyze=True` the statement really runs (inside a [savepoint](glossary.ipynb#savepoint)
+# that is rolled back), and the plan carries actual row counts:
 
 # %%
 plan = await explain(db, select(User).where(User.username.startswith("bulk000")), analyze=True)

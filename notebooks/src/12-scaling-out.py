@@ -62,7 +62,8 @@ summary.posts, summary.users
 # %% [markdown]
 # The standby: `pg_basebackup -R` copies the running primary into a folder beside it (`-R`
 # writes the settings that make the copy follow the primary), then `pg_ctl` starts it. It
-# streams the primary's write-ahead log from then on. An engine on each server:
+# streams the primary's write-ahead log from then on. An [engine](glossary.ipynb#engine) on each
+# server:
 
 # %%
 standby = replica.start(home)
