@@ -243,9 +243,9 @@ print(run_pytest({"pytest.ini": "[pytest]\n", "conftest.py": GUIDE_CONFTEST,
 # %% [markdown]
 # The test never starts. In strict mode pytest-asyncio runs only the async fixtures declared
 # with `@pytest_asyncio.fixture`; the guide's are plain `@pytest.fixture`, so pytest itself
-# gets an async generator it cannot run, and refuses. Either decorator fixes that, or
-# `asyncio_mode = auto`, blogdata's choice, under which neither fixtures nor tests need a
-# marker. But even then the fixtures would rebuild and drop every table around each test, and
+# gets an async generator it cannot run, and refuses. Declaring them with
+# `@pytest_asyncio.fixture` fixes that, or `asyncio_mode = auto`, blogdata's choice, under which
+# neither fixtures nor tests need a marker. But even then the fixtures would rebuild and drop every table around each test, and
 # their rollback comes too late for code that commits. blogdata's way follows.
 #
 # ### blogdata's way
