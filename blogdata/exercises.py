@@ -51,6 +51,46 @@ def _right(message: str) -> None:
 # ``__all__ += [...]`` line.
 
 # -- 01 · Engine and sessions ---------------------------------------------------------------
+__all__ += ["check_exercise_01"]
+
+
+def check_exercise_01(answer: Any) -> None:
+    """Check the exception a third ``connect()`` got from a pool of two with no overflow."""
+    if not _answered(answer):
+        return
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from blogdata.errors import PoolExhaustedError
+
+    _expect(
+        not isinstance(answer, type),
+        f"answer is the class {getattr(answer, '__name__', '')}; set it to the exception you "
+        "caught (`except Exception as exc: answer = exc`), so its message can be checked",
+    )
+    _expect(
+        not isinstance(answer, PoolTimeout),
+        "that is SQLAlchemy's own pool TimeoutError: build the engine with blogdata's "
+        "create_engine, which turns it into PoolExhaustedError with advice",
+    )
+    _expect(
+        isinstance(answer, PoolExhaustedError),
+        "answer should be the exception the third `await engine.connect()` raised, caught with "
+        f"`except Exception as exc: answer = exc`; got {type(answer).__name__}: {answer!s:.120}",
+    )
+    message = str(answer)
+    _expect(
+        "all 2 pooled and 0 overflow connections" in message,
+        f"the message says {message.split(': ')[1].split('.')[0]!r}: build the engine with "
+        "pool_size=2 and max_overflow=0, and hold two connections before the third connect()",
+    )
+    _expect(
+        "within 0.5 s" in message,
+        f"the message says {message.split(':')[0]!r}: pass pool_timeout=0.5",
+    )
+    _right(
+        "PoolExhaustedError after 0.5 s: both pooled connections were checked out and no "
+        "overflow was allowed, so the third caller waited pool_timeout and gave up"
+    )
 
 
 # -- 02 · Models and relationships ----------------------------------------------------------
