@@ -94,6 +94,57 @@ def check_exercise_01(answer: Any) -> None:
 
 
 # -- 02 · Models and relationships ----------------------------------------------------------
+__all__ += ["check_exercise_02"]
+
+
+async def check_exercise_02(answer: Any, db: Any) -> None:
+    """Check the three newest posts as ``(author's username, title)`` pairs, newest first.
+
+    ``db`` is the notebook's ``AsyncSession``; the expected posts are read through it.
+    """
+    if not _answered(answer):
+        return
+    from sqlalchemy import select
+
+    from blogdata.models import Post, User
+
+    newest = (
+        select(User.username, Post.title)
+        .join(Post.author)
+        .order_by(Post.created_at.desc(), Post.id.desc())
+    )
+    expected = [tuple(row) for row in (await db.execute(newest.limit(3))).all()]
+    _expect(
+        isinstance(answer, list | tuple)
+        and all(isinstance(pair, list | tuple) and len(pair) == 2 for pair in answer),
+        "answer should be a list of (username, title) pairs, e.g. "
+        "[(p.author.username, p.title) for p in posts]",
+    )
+    pairs = [tuple(pair) for pair in answer]
+    _expect(len(pairs) == 3, f"answer has {len(pairs)} pairs; the exercise asks for three posts")
+    titles, want = [title for _, title in pairs], [title for _, title in expected]
+    if titles != want:
+        oldest = (await db.execute(newest.order_by(None).order_by(Post.created_at, Post.id))).all()
+        _expect(
+            titles != [title for _, title in oldest[:3]],
+            "those are the three *oldest* posts: sort newest first, "
+            "order_by(Post.created_at.desc(), Post.id.desc())",
+        )
+        _expect(
+            sorted(titles) != sorted(want),
+            "the right three posts, in the wrong order: newest first, ties by id descending",
+        )
+        _expect(
+            False,
+            "these are not the three newest posts: order by Post.created_at.desc(), then "
+            "Post.id.desc(), and take limit(3)",
+        )
+    _expect(
+        pairs == expected,
+        "the titles are right, but not every username is that post's author: use "
+        "p.author.username, loaded with selectinload(Post.author) or joinedload(Post.author)",
+    )
+    _right("the three newest posts with their authors, newest first")
 
 
 # -- 03 · CRUD ------------------------------------------------------------------------------
