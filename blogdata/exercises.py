@@ -148,6 +148,58 @@ async def check_exercise_02(answer: Any, db: Any) -> None:
 
 
 # -- 03 · CRUD ------------------------------------------------------------------------------
+__all__ += ["check_exercise_03"]
+
+_ADA = "ada@example.org"  # the user notebook 03 signs up
+
+
+async def check_exercise_03(answer: Any, db: Any) -> None:
+    """Check that Ada's deactivation is committed and ``answer`` counts the active users.
+
+    ``db`` is the notebook's ``AsyncSession``; a second session on the same bind checks what is
+    committed (on an engine, a new connection: only committed rows).
+    """
+    if not _answered(answer):
+        return
+    from sqlalchemy import func, select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from blogdata.models import User
+
+    _expect(
+        isinstance(answer, int) and not isinstance(answer, bool),
+        f"answer should be a number of users (an int from db.scalar(select(func.count())...)), "
+        f"not {type(answer).__name__}",
+    )
+    here = await db.scalar(select(User.is_active).where(User.email == _ADA))
+    _expect(here is not None, f"there is no user {_ADA}: run the notebook's cells above first")
+    _expect(
+        here is False,
+        "Ada is still active: crud.user.update(db, db_obj=ada, obj_in=UserUpdate(is_active=False))",
+    )
+    async with AsyncSession(db.bind) as other:
+        committed = await other.scalar(select(User.is_active).where(User.email == _ADA))
+        active = select(func.count()).select_from(User).where(User.is_active.is_(True))
+        expected = int(await other.scalar(active) or 0)
+        everyone = int(await other.scalar(select(func.count()).select_from(User)) or 0)
+    _expect(
+        committed is False,
+        "Ada is inactive in your session only: `await db.commit()` so other sessions see it",
+    )
+    _expect(
+        answer != expected + 1,
+        f"{answer} still counts Ada: count the active users after her deactivation",
+    )
+    _expect(
+        answer != everyone,
+        f"{answer} is every user, active or not: add .where(User.is_active.is_(True))",
+    )
+    _expect(
+        answer == expected,
+        f"{answer} is not the number of active users: "
+        "select(func.count()).select_from(User).where(User.is_active.is_(True))",
+    )
+    _right(f"Ada is deactivated for every session, and {expected} users are active")
 
 
 # -- 04 · Query patterns --------------------------------------------------------------------
