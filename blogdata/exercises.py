@@ -203,6 +203,66 @@ async def check_exercise_03(answer: Any, db: Any) -> None:
 
 
 # -- 04 · Query patterns --------------------------------------------------------------------
+__all__ += ["check_exercise_04"]
+
+
+async def check_exercise_04(answer: Any, db: Any) -> None:
+    """Check keyset pages of 2 over the posts whose title contains "data", newest first.
+
+    ``db`` is the notebook's ``AsyncSession``; the expected posts are read through it. A final
+    empty page (what a loop that stops on a short page may collect) is accepted.
+    """
+    if not _answered(answer):
+        return
+    from sqlalchemy import select
+
+    from blogdata.models import Post
+
+    _expect(
+        isinstance(answer, list)
+        and all(isinstance(page, list) for page in answer)
+        and all(isinstance(i, int) and not isinstance(i, bool) for page in answer for i in page),
+        "answer should be a list of pages, each a list of post ids: [[id, id], [id, id], ...]",
+    )
+    pages = list(answer)
+    while pages and not pages[-1]:
+        pages.pop()
+    newest = select(Post.id).order_by(Post.created_at.desc(), Post.id.desc())
+    expected = list((await db.scalars(newest.where(Post.title.ilike("%data%")))).all())
+    _expect(
+        all(len(page) == 2 for page in pages[:-1]) and all(0 < len(p) <= 2 for p in pages),
+        f"pages of {[len(page) for page in pages]} posts: every page holds 2 posts "
+        "(posts_page(after=..., limit=2)), only the last may hold fewer",
+    )
+    ids = [i for page in pages for i in page]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    _expect(
+        not repeated,
+        f"post {repeated[0] if repeated else ''} appears on two pages: start each page strictly "
+        "after the previous page's last post, after=Keyset(rows[-1].created_at, rows[-1].id)",
+    )
+    if ids != expected:
+        case_sensitive = (await db.scalars(newest.where(Post.title.like("%data%")))).all()
+        _expect(
+            ids != list(case_sensitive),
+            "only lower-case matches: titles can say 'Data' too; use Post.title.ilike('%data%')",
+        )
+        _expect(
+            sorted(ids) != sorted(expected),
+            "the right posts in the wrong order: newest first, as posts_page() orders them",
+        )
+        extra = sorted(set(ids) - set(expected))
+        _expect(
+            not extra,
+            f"post {extra[0] if extra else ''} has no 'data' in its title: add "
+            ".where(Post.title.ilike('%data%')) to every page's statement",
+        )
+        _expect(
+            False,
+            f"{len(expected) - len(ids)} matching posts are missing: keep fetching pages until "
+            "one comes back with fewer than 2 posts",
+        )
+    _right(f"{len(ids)} posts in {len(pages)} keyset pages, none twice, none skipped")
 
 
 # -- 05 · Relationship loading --------------------------------------------------------------
