@@ -1,23 +1,25 @@
 # %% [markdown]
 # # 01 · Engine and sessions
 #
-# Everything blogdata does goes through two objects: an **engine**, which owns a pool of
-# connections to PostgreSQL, and **sessions**, short units of work that borrow a connection,
-# run statements and commit or roll back once. Get these two right and the rest of the guide
-# follows; get them wrong and you meet dead connections, exhausted pools and half-saved work.
-# This notebook builds both and looks inside.
+# Everything blogdata does goes through two objects: an [**engine**](glossary.ipynb#engine),
+# which owns a [pool](glossary.ipynb#connection-pool) of connections to PostgreSQL, and
+# [**sessions**](glossary.ipynb#session), short [units of work](glossary.ipynb#unit-of-work)
+# that borrow a connection, run statements and [commit](glossary.ipynb#commit) or roll back
+# once. Get these two right and the rest of the guide follows; get them wrong and you meet dead
+# connections, exhausted pools and half-saved work. This notebook builds both and looks inside.
 #
 # **What you will learn**
 #
 # - how blogdata chooses its database, and how to show a URL without its password;
 # - what the pool options mean, and what happens when the pool runs dry;
-# - what `pool_pre_ping` buys you when the server drops a connection;
+# - what [`pool_pre_ping`](glossary.ipynb#pre-ping) buys you when the server drops a connection;
 # - how to watch the SQL an engine sends (`echo`), and what the guide's `echo=True` does;
 # - the two ways to get a session: `get_db` in a FastAPI app, `session_scope` in scripts;
 # - three traps in the guide: an engine built at import time, `sessionmaker(class_=AsyncSession)`,
 #   and `datetime.utcnow()`.
 #
-# This is the first notebook; the [README](../README.md) explains how to start JupyterLab.
+# This is the first tutorial notebook: [00 · Start here](00-start-here.ipynb) shows the order
+# and how to run them, and the [README](../README.md) explains how to start JupyterLab.
 
 # %%
 import logging
@@ -69,8 +71,7 @@ print(url.drivername, url.username, url.host, url.port, url.database)
 print(url.render_as_string(hide_password=True))
 
 # %% [markdown]
-# The notebook's own [engine](glossary.ipynb#engine) points at a database named after the
-# notebook:
+# The notebook's own engine points at a database named after the notebook:
 
 # %%
 nb.engine.url.drivername, nb.engine.url.username, nb.engine.url.database
@@ -86,9 +87,8 @@ parse_database_url("postgresql://blog:s3cret@db.example.com/blog")
 # ## Pool options
 #
 # Opening a PostgreSQL connection costs a few milliseconds and a server process, so the engine
-# keeps a [connection pool](glossary.ipynb#connection-pool) of open ones. blogdata reads the
-# pool options from `BLOGDATA_*` variables; these are the defaults (the guide's performance
-# section):
+# keeps a pool of open ones. blogdata reads the pool options from `BLOGDATA_*` variables; these
+# are the defaults (the guide's performance section):
 
 # %%
 settings = get_settings()
@@ -169,7 +169,7 @@ await no_ping.dispose()
 
 # %% [markdown]
 # The connection is thrown away, but the statement that hit it is lost. With
-# [`pool_pre_ping=True`](glossary.ipynb#pre-ping) (blogdata's default) the pool runs a cheap
+# `pool_pre_ping=True` (blogdata's default) the pool runs a cheap
 # ping first, sees the connection is dead, and quietly opens a new one:
 
 # %%
@@ -249,11 +249,10 @@ settings.echo, nb.engine.echo
 # %% [markdown]
 # ## Sessions
 #
-# A [session](glossary.ipynb#session) is a [unit of work](glossary.ipynb#unit-of-work): it
-# [autobegins](glossary.ipynb#autobegin) a transaction on its first statement, collects your
-# changes, and either [commits](glossary.ipynb#commit) all of them or none. blogdata's session
-# factories use [`expire_on_commit=False`](glossary.ipynb#expire-on-commit), so objects stay
-# readable after a commit without a hidden reload (which in async code would fail with
+# A session is a unit of work: it [autobegins](glossary.ipynb#autobegin) a transaction on its
+# first statement, collects your changes, and either commits all of them or none. blogdata's
+# session factories use [`expire_on_commit=False`](glossary.ipynb#expire-on-commit), so objects
+# stay readable after a commit without a hidden reload (which in async code would fail with
 # [`MissingGreenlet`](glossary.ipynb#missinggreenlet)).
 #
 # ### `session_scope` for scripts and notebooks

@@ -2,9 +2,9 @@
 # # 02 · Models and relationships
 #
 # The models in `blogdata.models` describe the blog's tables as typed Python classes: users,
-# their posts, tags on posts, and money accounts. Every query, migration and DataFrame in the
-# later notebooks starts from them, so a wrong type or a forgotten constraint here shows up
-# everywhere. This notebook reads the schema from the models, checks it against the live
+# their posts, tags on posts, and money accounts. Every query,
+# [migration](glossary.ipynb#migration) and DataFrame in the later notebooks starts from them,
+# so a wrong type or a forgotten constraint here shows up everywhere. This notebook reads the schema from the models, checks it against the live
 # database, takes the many-to-many link between posts and tags apart, and then walks into the
 # most common async surprise: touching a relationship that was never loaded.
 #
@@ -14,8 +14,10 @@
 # - which columns the guide's models forget (`role`, `last_login`), and why money is `Numeric`;
 # - the many-to-many table `post_tags`: its primary key, its `ON DELETE CASCADE`, and what
 #   `post.tags.append` / `.remove` and deleting a post do to its rows;
-# - how each relationship loads (`selectin` or `raise`), and what `MissingGreenlet` means;
-# - three fixes: `selectinload`, `awaitable_attrs`, and `expire_on_commit=False`.
+# - how each relationship loads (`selectin` or `raise`), and what
+#   [`MissingGreenlet`](glossary.ipynb#missinggreenlet) means;
+# - three fixes: `selectinload`, `awaitable_attrs`, and
+#   [`expire_on_commit=False`](glossary.ipynb#expire-on-commit).
 
 # %%
 from decimal import Decimal
@@ -77,7 +79,7 @@ columns(User.__table__)
 # - `role` and `last_login` exist. The guide groups users by `User.role` and deactivates them by
 #   `User.last_login`, but its `User` model defines neither, so that code cannot run;
 # - `is_active`, `role` and `created_at` have server defaults, so rows inserted by any tool
-#   (psql, COPY, another app) get them too, not only rows made through the ORM.
+#   (psql, [COPY](glossary.ipynb#copy), another app) get them too, not only rows made through the ORM.
 #
 # Here is the guide's `User`, reduced to its columns, on a base of its own, and the guide's
 # "group by role" query:
@@ -281,8 +283,8 @@ await links(post.id)
 # ### Deleting a post
 #
 # We delete the same post, fetched afresh so that its tags are not loaded, and count what the
-# ORM sends. `expunge_all()` empties the session's [identity map](glossary.ipynb#identity-map),
-# so `db.get` builds a new `Post` object:
+# ORM sends. `expunge_all()` empties the [session](glossary.ipynb#session)'s
+# [identity map](glossary.ipynb#identity-map), so `db.get` builds a new `Post` object:
 
 # %%
 db.expunge_all()
@@ -357,7 +359,7 @@ post = await db.scalar(
 post.tags
 
 # %% [markdown]
-# [`MissingGreenlet`](glossary.ipynb#missinggreenlet) is SQLAlchemy's way of saying "this needed IO, and you are in async code
+# `MissingGreenlet` is SQLAlchemy's way of saying "this needed IO, and you are in async code
 # without an `await`". Three fixes:
 #
 # **Fix 1: load it eagerly in the query** with `selectinload` (one extra `SELECT … IN`):
@@ -384,7 +386,7 @@ await db.close()
 
 # %% [markdown]
 # **Fix 3: don't let a commit expire your objects.** A session made with the default
-# [`expire_on_commit=True`](glossary.ipynb#expire-on-commit) marks every loaded attribute as stale after `commit()`; the next read
+# `expire_on_commit=True` marks every loaded attribute as stale after `commit()`; the next read
 # wants to reload it, which is the same hidden IO:
 
 # %% tags=["raises-exception"]

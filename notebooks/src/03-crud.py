@@ -3,7 +3,8 @@
 #
 # The guide builds a generic `CRUDBase` and a specialised `CRUDUser`. blogdata keeps the guide's
 # names, so `crud.user.create(db, obj_in=...)` reads the same, but changes what happens inside:
-# validation before SQL, hashed passwords, clear errors, and **no commit inside a CRUD call**.
+# validation before SQL, hashed passwords, clear errors, and **no [commit](glossary.ipynb#commit)
+# inside a CRUD call**: CRUD calls only [flush](glossary.ipynb#flush).
 # CRUD is where user input meets the database, so these details decide whether bad input is
 # refused politely, whether passwords leak, and whether a failed step leaves half-saved data.
 #
@@ -119,10 +120,11 @@ await crud.user.create(
 )
 
 # %% [markdown]
-# Each write runs in a [SAVEPOINT](glossary.ipynb#savepoint), so only the failed insert was
-# undone: the session is still
-# usable and Ada is still there. (With the guide's code the whole session is now in a failed
-# state and every query raises until you call `rollback()`.)
+# Each write runs in a [SAVEPOINT](glossary.ipynb#savepoint)
+# ([notebook 07](07-transactions-and-savepoints.ipynb) takes them apart), so only the failed
+# insert was undone: the session is still usable and Ada is still there. (With the guide's code
+# the whole session is now in a failed state and every query raises until you call
+# `rollback()`.)
 
 # %%
 (await crud.user.get_by_email(db, email="ADA@example.org")).username
@@ -154,8 +156,7 @@ await guide_remove(db, id=99_999)
 await crud.user.remove(db, id=99_999)
 
 # %% [markdown]
-# Nothing above was committed yet: CRUD calls only [flush](glossary.ipynb#flush). We
-# [commit](glossary.ipynb#commit) Ada now, once.
+# Nothing above was committed yet: CRUD calls only flush. We commit Ada now, once.
 
 # %%
 await db.commit()
@@ -256,8 +257,8 @@ async with nb.sessions() as session:
 
 # %% [markdown]
 # blogdata's CRUD methods only flush. The caller decides where the transaction starts and ends
-# (`async with db.begin()`, `session_scope()` or `get_db()`), so all the steps commit together or
-# not at all:
+# (`async with db.begin()`, or `session_scope()` and `get_db()` from
+# [notebook 01](01-engine-and-sessions.ipynb)), so all the steps commit together or not at all:
 
 # %%
 async with nb.sessions() as session:

@@ -11,7 +11,8 @@
 #
 # - filters with `where`, `and_` and `or_`, and why "created since" needs an aware datetime;
 # - how a user-chosen sort key becomes an SQL injection, and the whitelist that stops it;
-# - offset pagination with a capped `limit`, and why keyset pagination stays correct while
+# - offset pagination with a capped `limit`, and why
+#   [keyset pagination](glossary.ipynb#keyset-pagination) stays correct while
 #   rows are being added;
 # - a title search where `%` and `_` in the user's text mean themselves.
 
@@ -157,7 +158,7 @@ page2 = (await db.scalars(paginate(newest_first, skip=3, limit=3))).all()
 # %% [markdown]
 # ## Keyset pagination
 #
-# [Keyset](glossary.ipynb#keyset-pagination) (or "seek") pagination remembers where the page
+# Keyset (or "seek") pagination remembers where the page
 # ended, the last row's `(created_at, id)`, and asks for rows strictly after it.
 
 # %%
