@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test check notebooks nbval bench lock clean
+.PHONY: setup lab test check notebooks nbval docs bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,9 @@ notebooks: $(STAMP)  ## re-execute the notebooks (all, or NB="01 08") and store 
 nbval: $(STAMP)  ## validate the stored notebook outputs under strict nbval
 	$(BIN)/pytest notebooks
 
+docs: $(STAMP)  ## static HTML of the executed notebooks in build/docs; fails on a broken link
+	$(BIN)/python notebooks/docs.py
+
 bench: $(STAMP)  ## every benchmark in benchmarks/, results into benchmarks/RESULTS.md
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[bench]'
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
@@ -40,4 +43,4 @@ lock: $(STAMP)  ## re-pin constraints.txt to what .venv has now
 	{ sed -n 1,2p constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

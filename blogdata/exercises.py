@@ -267,14 +267,256 @@ async def check_exercise_04(answer: Any, db: Any) -> None:
 
 # -- 05 · Relationship loading --------------------------------------------------------------
 
+__all__ += ["check_exercise_05"]
+
+
+async def check_exercise_05(answer: Any, db: Any) -> None:
+    """Check a statement loading one tag, its posts and their authors in two statements.
+
+    Runs ``answer`` on ``db`` (an ``AsyncSession``; its identity map is emptied first, so
+    nothing loaded earlier counts), then reads ``tag.posts`` and each ``post.author``.
+    """
+    from sqlalchemy import Select
+    from sqlalchemy.exc import InvalidRequestError
+
+    from blogdata.models import Tag
+    from blogdata.queries import count_statements
+
+    if not _answered(answer):
+        return
+    _expect(
+        isinstance(answer, Select),
+        f"answer is a {type(answer).__name__}; give the statement itself, e.g. "
+        "answer = select(Tag).where(...).options(...), without executing it",
+    )
+    db.expunge_all()
+    with count_statements(db) as counter:
+        tags = (await db.execute(answer)).unique().scalars().all()
+    _expect(
+        len(tags) == 1 and isinstance(tags[0], Tag),
+        f"the statement returned {len(tags)} row(s); it should return one Tag: "
+        'select(Tag).where(Tag.name == "any")',
+    )
+    tag = tags[0]
+    try:
+        authors = {post.author.id for post in tag.posts}
+    except InvalidRequestError as exc:  # lazy="raise": the relationship was not loaded
+        raise ExerciseError(
+            f"{exc}: load it in the statement, with selectinload(Tag.posts) and, chained "
+            "after it, a loader option for Post.author"
+        ) from None
+    _expect(
+        counter.count != 1,
+        "one statement: a join brought the collection Tag.posts, repeating the tag's row once "
+        "per post; load collections with selectinload",
+    )
+    _expect(
+        counter.count == 2,
+        f"{counter.count} statements; each post has one author, so joinedload(Post.author), "
+        "chained after selectinload(Tag.posts), joins it into the posts' query: two in all",
+    )
+    _right(
+        f"tag {tag.name!r}: {len(tag.posts)} posts by {len(authors)} authors, "
+        "loaded in 2 statements"
+    )
+
 
 # -- 06 · Aggregations ----------------------------------------------------------------------
+
+__all__ += ["check_exercise_06"]
+
+
+async def check_exercise_06(answer: Any, db: Any) -> None:
+    """Check 06's frame: posts and mean content length (one decimal) per role, by role.
+
+    ``db`` is the notebook's ``AsyncSession``; the expected numbers are computed on it.
+    """
+    if not _answered(answer):
+        return
+    import pandas as pd
+    from sqlalchemy import func, select
+
+    from blogdata.models import Post, User
+
+    _expect(
+        isinstance(answer, pd.DataFrame),
+        f"answer should be a DataFrame, not {type(answer).__name__}: build the statement, then "
+        "load it with `answer = await load_frame(db, stmt)`",
+    )
+    columns = ["role", "posts", "mean_length"]
+    _expect(
+        list(answer.columns) == columns,
+        f"the frame should have the columns {columns}, in that order, but has "
+        f"{list(answer.columns)}; name them with .label(...)",
+    )
+    stmt = (
+        select(User.role, func.count(Post.id), func.avg(func.length(Post.content)))
+        .join(Post, Post.author_id == User.id)
+        .group_by(User.role)
+        .order_by(User.role)
+    )
+    expected = {role: (int(n), float(mean)) for role, n, mean in (await db.execute(stmt)).all()}
+    roles = [str(role) for role in answer["role"]]
+    _expect(
+        set(roles) <= set(expected) | {"reader"} and "reader" not in roles,
+        "readers write no posts, so they should not appear: join posts to their authors with an "
+        "inner join (an outer join gives them a row of 0 posts)",
+    )
+    _expect(
+        sorted(roles) == sorted(expected),
+        f"expected one row per role that has posts ({sorted(expected)}), got {roles}",
+    )
+    _expect(roles == sorted(expected), f"order the rows by role, got {roles}")
+    for role, posts, mean in answer.itertuples(index=False):
+        want_posts, want_mean = expected[role]
+        _expect(
+            int(posts) == want_posts,
+            f"{role}: posts is {posts}, expected {want_posts}; count the posts of each role "
+            "(func.count(Post.id)) after joining posts to users",
+        )
+        got = float(mean)
+        _expect(
+            abs(got - round(want_mean, 1)) < 0.051 or abs(got - want_mean) < 1e-6,
+            f"{role}: mean_length is {mean}, expected about {want_mean:.1f}; average the length "
+            "of the content, func.avg(func.length(Post.content)) (avg skips empty drafts)",
+        )
+        _expect(
+            abs(got - round(got, 1)) < 1e-9,
+            f"{role}: mean_length is {mean}; round it to one decimal in SQL, "
+            "func.round(func.avg(...), 1)",
+        )
+    _right(f"{len(roles)} roles, {sum(int(p) for p in answer['posts'])} posts, by role")
 
 
 # -- 07 · Transactions and savepoints -------------------------------------------------------
 
+__all__ += ["check_exercise_07"]
+
+
+def _locked(parameters: tuple[object, ...]) -> str:
+    """Describe the rows a ``SELECT ... FOR UPDATE`` locked, from its parameters."""
+    if len(parameters) == 1:
+        return f"account {parameters[0]}"
+    return f"accounts {', '.join(str(p) for p in parameters)}"
+
+
+async def check_exercise_07(answer: Any, db: Any) -> None:
+    """Check a transfer that locks its rows one at a time, in an order that cannot deadlock.
+
+    Calls ``answer(db, 4, 3, Decimal("1.00"))`` then ``answer(db, 3, 4, Decimal("1.00"))``
+    inside a savepoint of ``db`` (an ``AsyncSession``) that is always rolled back, and records
+    which rows each transfer locked first (its first ``SELECT ... FOR UPDATE``).
+    """
+    import inspect
+    from decimal import Decimal
+
+    from sqlalchemy import Engine, event, select, update
+    from sqlalchemy.exc import InvalidRequestError
+
+    from blogdata.models import Account
+
+    if not _answered(answer):
+        return
+    _expect(
+        inspect.iscoroutinefunction(answer),
+        "answer should be your async function itself: answer = ordered_transfer "
+        "(no call, no await)",
+    )
+    bind = db.sync_session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    locks: list[tuple[object, ...]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FOR UPDATE" in statement:
+            locks.append(tuple(parameters))
+
+    ids = Account.id.in_((3, 4))
+    reset = update(Account).where(ids).values(balance=Decimal("100.00"))
+    first: dict[tuple[int, int], tuple[object, ...]] = {}
+    try:
+        async with db.begin_nested() as rolled_back:
+            for payer, payee in ((4, 3), (3, 4)):
+                await db.execute(reset)
+                locks.clear()
+                event.listen(engine, "before_cursor_execute", record)
+                try:
+                    await answer(db, payer, payee, Decimal("1.00"))
+                finally:
+                    event.remove(engine, "before_cursor_execute", record)
+                rows = await db.execute(select(Account.id, Account.balance).where(ids))
+                moved = {account_id: str(balance) for account_id, balance in rows}
+                _expect(
+                    bool(locks),
+                    f"the transfer from {payer} to {payee} locked nothing: read each account "
+                    "with db.get(Account, id, with_for_update=True)",
+                )
+                _expect(
+                    moved == {payer: "99.00", payee: "101.00"},
+                    f"moving 1.00 from {payer} to {payee}, 100.00 each before, left "
+                    f"{dict(sorted(moved.items()))}: take the amount from the payer's balance "
+                    "and add it to the payee's",
+                )
+                first[payer, payee] = locks[0]
+            await rolled_back.rollback()
+    except InvalidRequestError as exc:
+        raise ExerciseError(
+            f"{exc}: the function must not begin or commit a transaction; it runs inside the "
+            "caller's, which commits (as with transfer_funds)"
+        ) from None
+    _expect(
+        first[4, 3] == first[3, 4],
+        f"from 4 to 3 your first lock was on {_locked(first[4, 3])}, from 3 to 4 on "
+        f"{_locked(first[3, 4])}: two opposite transfers can then each hold one row and wait "
+        "for the other. Lock in one order whatever the direction, e.g. the smaller id first",
+    )
+    _right("both directions lock the same account first, and the money moves: no deadlock")
+
 
 # -- 08 · Migrations ------------------------------------------------------------------------
+
+__all__ += ["check_exercise_08"]
+
+
+async def check_exercise_08(answer: Any, engine: Any) -> None:
+    """Check a function that finds the models' CHECK constraints missing from the database.
+
+    Calls ``await answer(conn)`` on a connection of ``engine`` (an ``AsyncEngine`` on a migrated
+    database): first as migrated, then after dropping ``ck_posts_views_not_negative`` in a
+    transaction that is rolled back, so the database is left as it was.
+    """
+    import inspect
+
+    from sqlalchemy import text
+
+    if not _answered(answer):
+        return
+    _expect(
+        inspect.iscoroutinefunction(answer),
+        "answer should be your async function itself: answer = missing_checks (no call, no await)",
+    )
+    dropped = "ck_posts_views_not_negative"
+    async with engine.connect() as conn:
+        try:
+            clean = await answer(conn)
+            _expect(
+                isinstance(clean, set | frozenset),
+                f"your function returned a {type(clean).__name__}; return a set of names",
+            )
+            _expect(
+                not clean,
+                f"on a database at head nothing is missing, but your function returned "
+                f"{sorted(clean)}: compare the CHECK names of the models with the database's",
+            )
+            await conn.execute(text(f"ALTER TABLE posts DROP CONSTRAINT {dropped}"))
+            found = await answer(conn)
+        finally:
+            await conn.rollback()
+    _expect(
+        found == {dropped},
+        f"with {dropped} dropped your function returned {sorted(found)}; it should return "
+        f"{{{dropped!r}}}: the names the models declare and the database lacks, over every table",
+    )
+    _right(f"with {dropped} dropped, your function reports exactly it; at head, nothing")
 
 
 # -- 09 · Performance -----------------------------------------------------------------------
@@ -284,6 +526,86 @@ async def check_exercise_04(answer: Any, db: Any) -> None:
 
 
 # -- 11 · Exploring the blog ----------------------------------------------------------------
+
+__all__ += ["check_exercise_11"]
+
+
+async def check_exercise_11(answer: Any, db: Any) -> None:
+    """Check 11's frame: the five tags whose published posts have the highest median views.
+
+    ``answer`` is indexed by tag with columns ``median_views`` and ``posts``; ``db`` is the
+    notebook's ``AsyncSession``, on which the expected medians are computed.
+    """
+    if not _answered(answer):
+        return
+    import pandas as pd
+    from sqlalchemy import and_, func, select
+
+    from blogdata.models import Post, Tag, post_tags
+
+    _expect(
+        isinstance(answer, pd.DataFrame)
+        and {"median_views", "posts"} <= {str(c) for c in answer.columns},
+        "answer should be a DataFrame indexed by tag with the columns median_views and posts, "
+        "e.g. ....groupby('tags')['views'].agg(median_views='median', posts='count')",
+    )
+    _expect(len(answer) == 5, f"keep the five tags with the highest medians, not {len(answer)}")
+    published, tracked = Post.published_at.is_not(None), Post.views.is_not(None)
+    kept = and_(published, tracked)
+    stmt = (
+        select(
+            Tag.name,
+            func.count().filter(kept),
+            func.percentile_cont(0.5).within_group(Post.views).filter(kept),
+            func.count().filter(tracked),
+            func.percentile_cont(0.5).within_group(Post.views).filter(tracked),
+            func.count().filter(published),
+        )
+        .join(post_tags, post_tags.c.tag_id == Tag.id)
+        .join(Post, Post.id == post_tags.c.post_id)
+        .group_by(Tag.name)
+    )
+    stats = {str(row[0]): row[1:] for row in (await db.execute(stmt)).all()}
+    tags = [str(tag) for tag in answer.index]
+    _expect(
+        all(tag in stats for tag in tags),
+        f"the index should hold tag names, got {tags}; group by the exploded tags column",
+    )
+    for tag, posts, median in zip(tags, answer["posts"], answer["median_views"], strict=True):
+        n_kept, med_kept, n_tracked, med_tracked, n_published = stats[tag]
+        if abs(float(median) - float(med_kept)) > 0.05:
+            _expect(
+                float(median) != med_tracked and int(posts) != n_tracked,
+                f"{tag}: {posts} posts with a median of {median} views counts the drafts too; "
+                "drafts have views 0, which drags the median down: keep only published posts "
+                "(published_at is not NaT)",
+            )
+            raise ExerciseError(
+                f"{tag}: median_views is {median}, expected {float(med_kept):.1f}: the median "
+                "(not the mean) of the views of published posts with tracked views"
+            )
+        _expect(
+            int(posts) != n_published or n_published == n_kept,
+            f"{tag}: posts is {posts}, which counts published posts whose views are <NA> (not "
+            "tracked) too; drop them, or count with 'count' (it skips <NA>), not 'size'",
+        )
+        _expect(
+            int(posts) == n_kept,
+            f"{tag}: posts is {posts}, expected {n_kept} (published posts with tracked views "
+            "that carry the tag)",
+        )
+    medians = [float(m) for m in answer["median_views"]]
+    _expect(medians == sorted(medians, reverse=True), "sort by median_views, highest first")
+    others = {tag: float(row[1]) for tag, row in stats.items() if tag not in tags and row[0]}
+    better = sorted((m, tag) for tag, m in others.items() if m > medians[-1] + 1e-9)
+    _expect(
+        not better,
+        f"{better[-1][1] if better else ''} has a higher median than your fifth tag: sort all "
+        "the tags by median_views, then take the first five",
+    )
+    _right(
+        f"top tag {tags[0]}: median {medians[0]:g} views over {int(answer['posts'].iloc[0])} posts"
+    )
 
 
 # -- 12 · Scaling out -----------------------------------------------------------------------

@@ -62,6 +62,7 @@ _CHUNK = 50_000  # rows per generated chunk; fixed so the data never depends on 
 _BULK_POSTS = 100_000  # from this many posts on, rebuild foreign keys and indexes after COPY
 _DAY_US = 86_400 * 1_000_000
 _SIGNUP_DAYS = 540  # users signed up within the last ~18 months
+_ACTIVE_DAYS = 365  # a writer's mean active life before going quiet
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TABLES = ("users", "accounts", "tags", "posts", "post_tags")
 
@@ -101,6 +102,37 @@ def _datetimes(micros: np.ndarray, missing: np.ndarray | None = None) -> list[da
         for i in np.flatnonzero(missing).tolist():
             values[i] = None
     return values
+
+
+#: Relative posting activity by weekday, Monday first: busy weekdays, quiet weekends.
+_WEEKDAY_RATE = np.array([1.10, 1.15, 1.15, 1.10, 1.00, 0.60, 0.50])
+_SEASON_SWING = 0.10  # +10% around early February, -10% around early August
+
+
+def _rhythm(micros: np.ndarray) -> np.ndarray:
+    """Return the relative posting rate at each instant: weekly rhythm times a seasonal swing."""
+    days = micros / _DAY_US
+    weekday = (np.floor(days).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    season = 1 + _SEASON_SWING * np.cos(2 * np.pi * (days % 365.25 - 35) / 365.25)
+    return _WEEKDAY_RATE[weekday] * season
+
+
+def _rhythmic_times(rng: np.random.Generator, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Draw one instant in [start, end) per row, with density proportional to :func:`_rhythm`.
+
+    Rejection sampling: a uniform candidate is kept with probability rhythm / its maximum; the
+    rows still pending draw again, in row order, so the result depends only on the generator.
+    """
+    top = float(_WEEKDAY_RATE.max()) * (1 + _SEASON_SWING)
+    out = np.empty(start.size, dtype=np.int64)
+    pending = np.arange(start.size)
+    while pending.size:
+        lo = start[pending]
+        candidate = lo + ((end[pending] - lo) * rng.random(pending.size)).astype(np.int64)
+        keep = rng.random(pending.size) * top < _rhythm(candidate)
+        out[pending[keep]] = candidate[keep]
+        pending = pending[~keep]
+    return out
 
 
 def _unique(base: str, taken: set[str], limit: int) -> str:
@@ -196,11 +228,20 @@ class _Blog:
         writers = np.flatnonzero(self.roles != ROLES.index("reader"))
         if writers.size == 0:
             writers = np.arange(self.n_users)
-        # Pareto weights: a few prolific authors, a long tail of occasional ones.
-        weight = rng.pareto(1.16, size=writers.size) + 0.05
-        author = writers[rng.choice(writers.size, size=n, p=weight / weight.sum())]
-        start = self.signup_us[author]
-        created = start + ((self.now_us - start) * rng.random(n) ** 0.8).astype(np.int64)
+        # Each writer posts at their own rate (Pareto: a few prolific authors, a long tail of
+        # occasional ones) over an active life from signing up until they go quiet (exponential,
+        # a year on average, or today). A writer's share of the posts is rate x active days, and
+        # the posts are spread over that life: none are squeezed into the last weeks.
+        rate = rng.pareto(1.16, size=writers.size) + 0.05
+        begin = self.signup_us[writers]
+        life = rng.exponential(_ACTIVE_DAYS * _DAY_US, size=writers.size).astype(np.int64)
+        end = np.minimum(begin + np.maximum(life, _DAY_US), self.now_us)
+        pick = rng.choice(writers.size, size=n, p=(w := rate * (end - begin)) / w.sum())
+        author = writers[pick]
+        # The calendar rhythm draws from its own generator, so the other columns do not depend
+        # on how many candidates it rejected (moving ``now`` leaves them unchanged).
+        times_rng = np.random.default_rng(rng.integers(2**63))
+        created = _rhythmic_times(times_rng, begin[pick], end[pick])
         order = np.argsort(created, kind="stable")  # ids follow writing order
         self.author_id, self.created_us = author[order] + 1, created[order]
         self.published = rng.random(n) < 0.9

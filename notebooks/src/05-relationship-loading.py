@@ -2,22 +2,24 @@
 # # 05 · Relationship loading: N+1, selectinload and joinedload
 #
 # Loading a list of posts and then each post's tags one by one costs one query for the list
-# plus one per post: the "N+1" problem. Eager loading fetches the related rows up front in one
-# or two queries. Here we count the statements each strategy runs on the same data.
+# plus one per post: the [N+1 problem](glossary.ipynb#n-plus-one).
+# [Eager loading](glossary.ipynb#eager-loading) fetches the related rows up front, in a fixed
+# handful of queries. Here we count the statements each strategy runs on the same data.
 #
 # **What you will learn**
 # - why blogdata's relationships raise instead of loading silently;
-# - N+1 lazy loading, counted with `count_statements`;
-# - `selectinload` (a second `SELECT … IN`) versus `joinedload` (one `JOIN`), with their SQL;
+# - N+1 [lazy loading](glossary.ipynb#lazy-loading), counted with `count_statements`;
+# - `selectinload` (one extra `SELECT … IN` per 500 parent rows) versus `joinedload` (one
+#   `JOIN`), with their SQL;
 # - when a result needs `.unique()`, and when the guide calls it for nothing;
-# - nested loading: users, their posts and the posts' tags in three queries.
-#
+# - nested loading: users, their posts and the posts' tags, one statement per level.
 
 # %%
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, raiseload, selectinload
 
 from blogdata import Post, Tag, User, post_tags
+from blogdata.exercises import check_exercise_05
 from blogdata.notebook import count_statements, tutorial_database
 from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
 
@@ -31,7 +33,8 @@ nb
 #
 # In the models, `Post.tags` is declared `lazy="raise"`. Touching tags that were not loaded is
 # an immediate, clear error, instead of hidden IO (which in async code fails anyway, with the
-# more cryptic `MissingGreenlet` seen in notebook 02).
+# more cryptic [`MissingGreenlet`](glossary.ipynb#missinggreenlet) seen in
+# [notebook 02](02-models-and-relationships.ipynb)).
 
 # %% tags=["raises-exception"]
 post = await db.scalar(select(Post).order_by(Post.id).limit(1))
@@ -58,11 +61,11 @@ lazy.count
 print(lazy.statements[1])
 
 # %% [markdown]
-# ## selectinload: two queries, whatever the number of posts
+# ## selectinload: one more query for the related rows
 #
-# `selectinload` runs the list query, then **one** query for the tags of all those posts, with
-# their ids in an `IN (...)` list. (`expunge_all` empties the session so nothing is reused from
-# the previous cell.)
+# `selectinload` runs the list query, then one query for the tags of all those posts, with
+# their ids in an `IN (...)` list. (`expunge_all` empties the session's
+# [identity map](glossary.ipynb#identity-map), so nothing is reused from the previous cell.)
 
 # %%
 db.expunge_all()
@@ -75,6 +78,27 @@ selectin.count, {p.id: sorted(t.name for t in p.tags) for p in posts} == lazy_ta
 print(selectin.statements[1])
 
 # %% [markdown]
+# ### ...but not "two queries, whatever the number of posts"
+#
+# An `IN` list cannot grow without bound, so SQLAlchemy sends the parent ids in chunks of at
+# most 500: one extra statement per 500 posts. We load 500, 501 and 1,000 posts and count the
+# `$n` placeholders of each `IN` list:
+
+# %%
+for n in (500, 501, 1000):
+    db.expunge_all()
+    stmt = select(Post).options(selectinload(Post.tags)).order_by(Post.id).limit(n)
+    with count_statements(db) as c:
+        loaded = (await db.scalars(stmt)).all()
+    chunks = [statement.count("$") for statement in c.statements[1:]]
+    print(f"{len(loaded):5} posts: {c.count} statements, IN lists of {chunks}")
+
+# %% [markdown]
+# 1,000 posts take three statements: the list, then two chunks of 500 ids. The 501st post alone
+# costs a round trip of its own. So `selectinload` runs `1 + ⌈N / 500⌉` statements for N parent
+# rows: still nothing like N+1, but it grows. The chunks hold *parent* keys, not related rows:
+# one tag with a thousand posts is still one `IN` list of one id.
+#
 # ## joinedload: one query, repeated parent rows
 #
 # `joinedload` adds a `LEFT OUTER JOIN` to the same statement. Because we asked for 10 posts,
@@ -108,8 +132,8 @@ len(posts), joined.count, {p.id: sorted(t.name for t in p.tags) for p in posts} 
 
 # %%
 ten = select(Post.id).order_by(Post.id.desc()).limit(10).subquery()
-rows = select(func.count()).select_from(ten).join(post_tags, post_tags.c.post_id == ten.c.id, isouter=True)
-await db.scalar(rows)
+links = post_tags.c.post_id == ten.c.id
+await db.scalar(select(func.count()).select_from(ten).join(post_tags, links, isouter=True))
 
 # %% [markdown]
 # The three strategies side by side, on the same 10 posts:
@@ -119,9 +143,9 @@ for name, counter in [("lazy (N+1)", lazy), ("selectinload", selectin), ("joined
     print(f"{name:13} {counter.count:3} statements")
 
 # %% [markdown]
-# Rule of thumb: `selectinload` for collections (no duplicated rows, one extra query), and
-# `joinedload` for a single related object, such as a post's author, where the join adds
-# columns but no rows.
+# Rule of thumb: `selectinload` for collections (no duplicated rows, one extra query per 500
+# parents), and `joinedload` for a single related object, such as a post's author, where the
+# join adds columns but no rows.
 #
 # ## Many-to-one: joinedload without unique()
 #
@@ -147,8 +171,9 @@ with count_statements(db) as c:
 c.count, sum(len(u.posts) for u in users)
 
 # %% [markdown]
-# Two statements and 169 posts loaded for five usernames. Override it per query when you do not
-# need the posts: `raiseload` skips the load (and raises if the code touches `posts` anyway).
+# Two statements, and every post of those five users loaded just to show five usernames.
+# Override it per query when you do not need the posts: `raiseload` skips the load (and raises
+# if the code touches `posts` anyway).
 
 # %%
 db.expunge_all()
@@ -161,7 +186,8 @@ c.count, names
 # ## Nested loading
 #
 # Loader options chain along a path. `selectinload(User.posts).selectinload(Post.tags)` loads
-# users, then their posts, then those posts' tags: three statements for any number of rows.
+# users, then their posts, then those posts' tags: one statement per level, as long as no level
+# has more than 500 parent rows (each further 500 adds a statement, as above).
 
 # %%
 db.expunge_all()
@@ -193,18 +219,40 @@ c.count
 # %% [markdown]
 # ## Exercise
 #
-# Load the tag `any` with all its posts and each post's author, in as few statements as
-# possible, then print how many posts it has and how many distinct authors wrote them. Check
-# the count of statements.
-#
-# ### Solution
+# Write a statement that loads the tag `any` with all its posts and each post's author, so that
+# reading `tag.posts` and `post.author` afterwards runs no more SQL. Use the rule of thumb above
+# (no join for a collection) and as few statements as it allows. Set `answer` to the statement
+# itself, not its result: the check runs it, counts its statements and reads the relationships.
 
 # %%
-db.expunge_all()
-stmt = select(Tag).where(Tag.name == "any").options(selectinload(Tag.posts).joinedload(Post.author))
-with count_statements(db) as c:
-    tag = await db.scalar(stmt)
-len(tag.posts), len({p.author.id for p in tag.posts}), c.count
+answer = ...  # your select(Tag)... statement
+
+# %%
+await check_exercise_05(answer, db)
+
+# %% [markdown]
+# ### Solution
+#
+# The posts are a collection: `selectinload`. Each post's author is one object: `joinedload`,
+# chained after it so that it joins into the posts' query. Two statements.
+
+# %% tags=["solution"]
+answer = (
+    select(Tag)
+    .where(Tag.name == "any")
+    .options(selectinload(Tag.posts).joinedload(Post.author))
+)
+await check_exercise_05(answer, db)
+
+# %% [markdown]
+# ## Summary
+#
+# - Lazy loading runs one query per parent row (N+1); blogdata's relationships raise instead,
+#   so every query says how it loads what it needs.
+# - `selectinload` adds one `SELECT … IN` per 500 parent rows (three statements for 1,000 posts);
+#   use it for collections.
+# - `joinedload` loads in the same statement; for a collection it repeats parent rows and needs
+#   `.unique()`, for a single related object (an author) it needs neither.
 
 # %%
 await db.close()

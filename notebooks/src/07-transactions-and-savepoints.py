@@ -3,49 +3,54 @@
 #
 # Moving money is the classic reason for transactions: both balances change, or neither does.
 # The guide's `transfer_funds` looks right but keeps money in a float, loses updates when two
-# transfers run at once, and crashes on a session that has already run a query. blogdata's
-# version fixes all three, and savepoints let part of a transaction fail without losing the rest.
+# transfers run at once, and crashes on a session that has already run a query; its savepoint
+# example commits in the middle and then fails. blogdata's versions fix all of that, and
+# savepoints let part of a transaction fail without losing the rest.
 #
 # **What you will learn**
 # - why money is `Decimal`, never `float`;
 # - why `transfer_funds` never commits, and how `run_transaction` owns (and retries) the unit;
 # - the lost update, made visible with concurrent tasks, and how row locks prevent it;
-# - why locking both rows in id order means opposite transfers never deadlock;
-# - savepoints: keep the good rows of a batch, report the bad ones, keep the transaction alive.
-#
+# - what PostgreSQL does with a deadlock, and why locking in id order avoids it;
+# - savepoints: why a commit inside one breaks it, and how to keep the good rows of a batch.
 
 # %%
 import asyncio
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import (
     Account,
+    AlreadyExistsError,
     InsufficientFundsError,
-    InvalidInputError,
     Tag,
+    User,
+    UserCreate,
+    crud,
     run_transaction,
     savepoint,
     transfer_funds,
 )
+from blogdata.errors import sqlstate_of, translate_db_error
+from blogdata.exercises import check_exercise_07
 from blogdata.notebook import tutorial_database
+from blogdata.security import get_password_hash
 from blogdata.transactions import insert_each_in_savepoint
 
 nb = await tutorial_database("07-transactions-and-savepoints")
 nb
 
 # %% [markdown]
-# The seeded blog gives every user one account. To keep the arithmetic easy we set the first four
+# The seeded blog gives every user one account. To keep the arithmetic easy we set the first six
 # to round amounts, and write a small helper that reads balances in a fresh session.
 
 # %%
 async with nb.sessions() as db, db.begin():
-    await db.execute(
-        update(Account).where(Account.id.in_([1, 2, 3, 4])).values(balance=Decimal("100.00"))
-    )
+    first_six = Account.id.in_([1, 2, 3, 4, 5, 6])
+    await db.execute(update(Account).where(first_six).values(balance=Decimal("100.00")))
 
 
 async def balances(*ids):
@@ -91,10 +96,12 @@ async with nb.sessions() as db:
 # ## A transfer never commits; the unit of work does
 #
 # `transfer_funds` locks both rows, moves the money inside a savepoint of the session's
-# transaction, and returns what it did, but it never commits: like every blogdata operation, it
-# leaves that to the code that owns the transaction. `run_transaction` is that owner: it opens a
+# transaction, and returns what it did, but it never [commits](glossary.ipynb#commit): like every
+# blogdata operation, it leaves that to the code that owns the transaction, the
+# [unit of work](glossary.ipynb#unit-of-work). `run_transaction` is that owner: it opens a
 # session, begins, runs the function you give it, commits, and if PostgreSQL reports a
-# serialization failure or a deadlock it runs the whole unit again (with a random, growing wait).
+# [serialization failure](glossary.ipynb#serialization-failure) or a
+# [deadlock](glossary.ipynb#deadlock) it runs the whole unit again (after a random, growing wait).
 
 # %%
 result = await run_transaction(nb.sessions, lambda db: transfer_funds(db, 1, 2, Decimal("25.00")))
@@ -138,8 +145,8 @@ async def guide_transfer_funds(
 
 
 # %% [markdown]
-# Any query autobegins a transaction. After that, the guide's `async with db.begin()` cannot
-# start its own:
+# Any query [autobegins](glossary.ipynb#autobegin) a transaction. After that, the guide's
+# `async with db.begin()` cannot start its own:
 
 # %% tags=["raises-exception"]
 async with nb.sessions() as db:
@@ -183,7 +190,10 @@ async def guide_transfer_funds_with_a_barrier(db, from_id, to_id, amount):
         from_account.balance -= amount
         to_account.balance += amount
 
+# %% [markdown]
+# Ten customers, each in a session of their own, run at once:
 
+# %%
 async def guide_customer():
     async with nb.sessions() as db:
         await guide_transfer_funds_with_a_barrier(db, 3, 4, Decimal("1.00"))
@@ -194,11 +204,12 @@ await balances(3, 4)
 
 # %% [markdown]
 # Ten transfers ran and each one committed, yet account 3 lost only one unit: all ten read 100.00
-# and all wrote 99.00. Nine updates were lost. Had the amounts differed, money would have
-# appeared or vanished too.
+# and all wrote 99.00. Nine updates were lost: a [lost update](glossary.ipynb#lost-update). Had
+# the amounts differed, money would have appeared or vanished too.
 #
-# `transfer_funds` locks both rows with `SELECT … FOR UPDATE` before reading them, so the next
-# customer waits for the previous one and reads its result. We reset the two accounts and rerun.
+# `transfer_funds` takes a [row lock](glossary.ipynb#row-lock) on both rows with
+# `SELECT … FOR UPDATE` before reading them, so the next customer waits for the previous one and
+# reads its result. We reset the two accounts and rerun.
 
 # %%
 async with nb.sessions() as db, db.begin():
@@ -215,12 +226,87 @@ await asyncio.gather(*(customer() for _ in range(10)))
 await balances(3, 4)
 
 # %% [markdown]
-# ## Opposite transfers do not deadlock
+# ## Deadlocks: what PostgreSQL does about them
 #
-# If one transfer locked account 3 then 4 while another locked 4 then 3, each could wait for the
-# other forever (PostgreSQL would kill one with a deadlock error). `transfer_funds` locks both rows
-# in one statement sorted by id, so every transfer takes the locks in the same order. Forty
-# transfers in both directions at once:
+# The obvious way to lock is row by row, as you read: `db.get(Account, id,
+# with_for_update=True)`, the payer first, then the payee. Two opposite transfers can then each
+# hold one row and wait for the other's, and neither can go on. PostgreSQL does not let them
+# wait forever: a transaction that has waited `deadlock_timeout` for a lock looks for a cycle of
+# waits and, finding one, aborts one of the transactions with SQLSTATE `40P01`
+# (`deadlock_detected`). Its locks are released and the other goes on. The timeout here:
+
+# %%
+async with nb.sessions() as db:
+    print(await db.scalar(text("SHOW deadlock_timeout")))
+
+# %% [markdown]
+# The row-by-row transfer. `meet` is awaited between the two locks, so that we can make both
+# transfers hold their first row before either asks for its second, every time:
+
+# %%
+async def locking_transfer(db, from_id, to_id, amount, meet):
+    payer = await db.get(Account, from_id, with_for_update=True)
+    await meet()  # added: wait until the other transfer holds its first row too
+    payee = await db.get(Account, to_id, with_for_update=True)
+    payer.balance -= amount
+    payee.balance += amount
+
+
+async def attempt(payer, payee, meet):
+    try:
+        async with nb.sessions() as db, db.begin():
+            await locking_transfer(db, payer, payee, Decimal("1.00"), meet)
+        return "committed"
+    except DBAPIError as exc:
+        return f"{type(translate_db_error(exc)).__name__}, SQLSTATE {sqlstate_of(exc)}"
+
+# %% [markdown]
+# Account 5 pays 6 while 6 pays 5. Which of the two PostgreSQL aborts depends on which one
+# checks first, so we print the outcomes sorted:
+
+# %%
+both_locked = asyncio.Barrier(2)
+outcomes = await asyncio.gather(
+    attempt(5, 6, both_locked.wait), attempt(6, 5, both_locked.wait)
+)
+sorted(outcomes)
+
+# %% [markdown]
+# After a second, one transfer was aborted and the other committed. blogdata translates `40P01`
+# into `RetryableConflictError`, and `run_transaction` runs the aborted unit again. The same two
+# transfers through `run_transaction`, counting the attempts (only the first attempt of each
+# waits at the barrier):
+
+# %%
+both_locked, attempts = asyncio.Barrier(2), []
+
+
+async def meet_on_first_try():
+    if len(attempts) <= 2:  # each transfer's first attempt; a retry does not wait
+        await both_locked.wait()
+
+
+async def unit(db, payer, payee):
+    attempts.append((payer, payee))
+    await locking_transfer(db, payer, payee, Decimal("1.00"), meet_on_first_try)
+
+# %%
+before = await balances(5, 6)
+await asyncio.gather(
+    run_transaction(nb.sessions, lambda db: unit(db, 5, 6)),
+    run_transaction(nb.sessions, lambda db: unit(db, 6, 5)),
+)
+len(attempts), await balances(5, 6) == before
+
+# %% [markdown]
+# Three attempts for two transfers: the one aborted by the deadlock ran again and committed, and
+# the two payments cancel out. A retry costs a second of waiting, though; better not to deadlock.
+#
+# ## Opposite transfers that cannot deadlock
+#
+# `transfer_funds` locks both rows in one statement sorted by id, so every transfer takes the
+# locks in the same order, whichever way the money goes, and no cycle can form. Forty transfers
+# in both directions at once:
 
 # %%
 async def back_and_forth(payer, payee):
@@ -233,27 +319,136 @@ await balances(3, 4)
 
 # %% [markdown]
 # No error, and the balances are back where they were: twenty transfers each way cancel out.
+#
+# ## Savepoints: the guide's version
+#
+# A [savepoint](glossary.ipynb#savepoint) marks a point inside a transaction that you can roll
+# back to without abandoning the whole transaction. The guide's savepoint example, verbatim:
+
+# %%
+async def complex_operation(db: AsyncSession):
+    async with db.begin_nested() as savepoint:
+        try:
+            # Do something
+            await create_user(db, user_data)
+        except Exception:
+            await savepoint.rollback()
+            # Handle error
 
 # %% [markdown]
-# ## Savepoints: a partial rollback
+# Its `create_user` is the guide's CRUD `create` for users (`CRUDUser.create`, verbatim as a
+# function), which ends with a commit, like every write of the guide's CRUD
+# ([notebook 03](03-crud.ipynb) shows that commit splitting a two-step signup):
+
+# %%
+async def create_user(db, obj_in):
+    db_obj = User(
+        email=obj_in.email,
+        username=obj_in.username,
+        hashed_password=get_password_hash(obj_in.password)
+    )
+    db.add(db_obj)
+    await db.commit()
+    await db.refresh(db_obj)
+    return db_obj
+
+
+user_data = UserCreate(email="ada@example.org", username="ada", password="correct horse")
+
+# %% [markdown]
+# A caller has work of its own in the transaction, a new tag it has not decided to keep yet,
+# and calls the guide's operation, which should create one user:
+
+# %% tags=["raises-exception"]
+db = nb.sessions()
+db.add(Tag(name="undecided"))
+await db.flush()
+await complex_operation(db)
+
+# %% [markdown]
+# It crashed, and yet it committed. `create_user`'s `commit()` committed the **whole**
+# transaction, not the savepoint: the user and the caller's tag with it. The caller's rollback
+# comes too late; a fresh session finds both:
+
+# %%
+await db.rollback()
+await db.close()
+async with nb.sessions() as fresh:
+    user = await fresh.scalar(select(User.username).where(User.email == "ada@example.org"))
+    tag = await fresh.scalar(select(Tag.name).where(Tag.name == "undecided"))
+user, tag
+
+# %% [markdown]
+# Why it crashed: after that commit, nothing more can run inside the `begin_nested()` block.
+# `create_user`'s `refresh` hit this error; the guide's `except Exception` caught it, and
+# `savepoint.rollback()` then found its savepoint already gone (the `ResourceClosedError`):
+
+# %% tags=["raises-exception"]
+async with nb.sessions() as db, db.begin_nested():
+    await db.commit()  # what create_user does
+    await db.scalar(select(1))  # what its refresh does next
+
+# %% [markdown]
+# ## Savepoints that work: nothing inside commits
 #
-# A savepoint marks a point inside a transaction that you can roll back to without abandoning
-# the whole transaction. `savepoint(db)` wraps SQLAlchemy's `begin_nested()` and translates
-# database errors. Here the second tag already exists (the seed created it):
+# blogdata's CRUD calls flush and never commit, so a savepoint around them stays a savepoint.
+# `savepoint(db)` wraps `begin_nested()`: if the block raises, it rolls back the block only,
+# translates a database error into blogdata's (`AlreadyExistsError` here) and re-raises it, so
+# the caller decides what to do:
+
+# %%
+async def complex_operation_fixed(db, user_data):
+    try:
+        async with savepoint(db):
+            await crud.user.create(db, obj_in=user_data)
+    except AlreadyExistsError as exc:
+        print("not created:", exc)
+
+# %% [markdown]
+# A new user, and a caller that changes its mind and rolls back: nothing is stored.
+
+# %%
+grace = UserCreate(email="grace@example.org", username="grace", password="correct horse")
+async with nb.sessions() as db:
+    db.add(Tag(name="undecided-again"))
+    await complex_operation_fixed(db, grace)
+    await db.rollback()
+async with nb.sessions() as fresh:
+    print(await fresh.scalar(select(func.count()).where(User.email == "grace@example.org")))
+
+# %% [markdown]
+# A user that already exists, inside a unit of work that commits: the savepoint takes back the
+# failed insert only, and the rest of the transaction (the tag) commits.
+
+# %%
+async def signup_with_tag(db):
+    db.add(Tag(name="decided"))
+    await complex_operation_fixed(db, user_data)  # ada exists since the guide's commit
+
+
+await run_transaction(nb.sessions, signup_with_tag)
+async with nb.sessions() as fresh:
+    print(await fresh.scalar(select(Tag.name).where(Tag.name == "decided")))
+
+# %% [markdown]
+# ## Keeping the good rows of a batch
+#
+# Here the second tag already exists (the seed created it). Inside `savepoint(db)` both inserts
+# are taken back, but the session's transaction stays usable:
 
 # %%
 db = nb.sessions()
 first_tags = (await db.scalars(select(Tag.name).order_by(Tag.id).limit(2))).all()
 first_tags
 
-# %% tags=["raises-exception"]
-async with savepoint(db):
-    db.add(Tag(name="brand-new"))
-    db.add(Tag(name=first_tags[0]))
-    await db.flush()
-
-# %% [markdown]
-# The savepoint took both inserts back, but the session's transaction is still usable:
+# %%
+try:
+    async with savepoint(db):
+        db.add(Tag(name="brand-new"))
+        db.add(Tag(name=first_tags[0]))
+        await db.flush()
+except AlreadyExistsError as exc:
+    print("rolled back to the savepoint:", exc)
 
 # %%
 await db.scalar(select(func.count()).where(Tag.name == "brand-new"))
@@ -276,7 +471,8 @@ for failure in report.failed:
 
 # %%
 await db.commit()
-(await db.scalars(select(Tag.name).where(Tag.name.in_(["asyncio", "savepoints"])).order_by(Tag.name))).all()
+kept = select(Tag.name).where(Tag.name.in_(["asyncio", "savepoints"])).order_by(Tag.name)
+(await db.scalars(kept)).all()
 
 # %%
 await db.close()
@@ -300,23 +496,50 @@ await balances(1, 2, 3, 4)
 # %% [markdown]
 # ## Exercise
 #
-# Move 12.34 from account 2 to account 4 and check that the sum of accounts 1 to 4 did not
-# change. Then try to move 0.001: what happens, and why?
-#
+# `locking_transfer` locks the payer's row, then the payee's, so two opposite transfers can
+# deadlock. Write `async def ordered_transfer(db, from_id, to_id, amount)` that still locks each
+# row with its own `db.get(Account, id, with_for_update=True)`, but in an order that makes a
+# deadlock between two transfers impossible, then moves the money. It must not begin or commit:
+# the caller owns the transaction. Set `answer` to the function; the check runs it in both
+# directions inside a savepoint it rolls back, and looks at which row each locks first.
+
+# %%
+answer = ...  # your ordered_transfer function
+
+# %%
+async with nb.sessions() as db:
+    await check_exercise_07(answer, db)
+
+# %% [markdown]
 # ### Solution
+#
+# Lock the smaller id first, whichever way the money goes: every transfer then takes its locks
+# in the same order, which is what `transfer_funds` does in a single statement.
 
-# %%
-before = sum(Decimal(v) for v in (await balances(1, 2, 3, 4)).values())
-await run_transaction(nb.sessions, lambda db: transfer_funds(db, 2, 4, Decimal("12.34")))
-after = sum(Decimal(v) for v in (await balances(1, 2, 3, 4)).values())
-before == after, after
+# %% tags=["solution"]
+async def ordered_transfer(db, from_id, to_id, amount):
+    accounts = {}
+    for account_id in sorted((from_id, to_id)):
+        accounts[account_id] = await db.get(Account, account_id, with_for_update=True)
+    accounts[from_id].balance -= amount
+    accounts[to_id].balance += amount
 
-# %%
-try:
-    async with nb.sessions() as db:
-        await transfer_funds(db, 2, 4, Decimal("0.001"))
-except InvalidInputError as exc:
-    print(exc)
+
+answer = ordered_transfer
+async with nb.sessions() as db:
+    await check_exercise_07(answer, db)
+
+# %% [markdown]
+# ## Summary
+#
+# - Operations never commit: `transfer_funds` and blogdata's CRUD flush inside a savepoint, and
+#   the unit of work (`run_transaction`, or your own `db.begin()`) commits once. A commit inside
+#   a savepoint, as in the guide's CRUD, commits everything and breaks the savepoint.
+# - Concurrent read-then-write loses updates unless the rows are locked (`FOR UPDATE`). Lock in
+#   one order (by id): otherwise PostgreSQL aborts one transaction of a deadlock with `40P01`
+#   after `deadlock_timeout`, and only a retry (`run_transaction`) saves it.
+# - `savepoint(db)` undoes only its block, re-raises the translated error and keeps the
+#   transaction usable; `insert_each_in_savepoint` keeps a batch's good rows.
 
 # %%
 await nb.close()

@@ -2,31 +2,38 @@
 # # 08 · Migrations with Alembic
 #
 # The models say what the schema *should* be; the database has whatever was last applied to it.
-# Alembic keeps the two in step with revision scripts: each one upgrades the schema by a step
-# and knows how to undo it. blogdata builds every database (yours, the tests', these notebooks')
-# by running its migrations, so they are exercised constantly.
+# Alembic keeps the two in step with revision scripts, each a [migration](glossary.ipynb#migration):
+# it upgrades the schema by a step and knows how to undo it. blogdata builds every database
+# (yours, the tests', these notebooks') by running its migrations, so they are exercised
+# constantly.
 #
 # **What you will learn**
 #
 # - how to read the migration history and where a database stands (`current`, `head`);
-# - how to check for drift between the models and the database (`check`);
-# - how to autogenerate a revision for a model change, read it, upgrade and downgrade;
-# - why the guide's `env.py` fails in a notebook or test, and the connection recipe that works.
-#
+# - how to check for [drift](glossary.ipynb#migration-drift), and the drift it cannot see:
+#   CHECK constraints;
+# - why the guide's `alembic.ini`, password included, is a trap, and what blogdata does instead;
+# - blogdata's `migrations/env.py`, part by part, and why the guide's fails in a notebook;
+# - [offline mode](glossary.ipynb#offline-mode): the SQL of a migration, without a database;
+# - how to [autogenerate](glossary.ipynb#autogenerate) a revision, read it, upgrade and
+#   downgrade, and which `blogdata.migrate` call matches each `alembic` command.
 
 # %%
 import argparse
 import asyncio
+import io
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Index, MetaData, Text, inspect
+from sqlalchemy import CheckConstraint, Column, MetaData, Text, inspect, make_url, text
 
 from blogdata import migrate
+from blogdata.exercises import check_exercise_08
 from blogdata.models import Base
 from blogdata.notebook import tutorial_database
 
@@ -41,12 +48,13 @@ nb
 
 # %%
 scripts = ScriptDirectory.from_config(migrate.alembic_config())
-for rev in reversed(list(scripts.walk_revisions())):
+revisions = list(reversed(list(scripts.walk_revisions())))
+for rev in revisions:
     print(f"{rev.down_revision or '(base)':>12} -> {rev.revision}  {rev.doc.splitlines()[0]}")
 
 # %% [markdown]
-# `tutorial_database` migrated this notebook's database to the newest revision, the *head*. Alembic records
-# where a database is in a one-row table, `alembic_version`:
+# `tutorial_database` migrated this notebook's database to the newest revision, the *head*.
+# Alembic records where a database is in a one-row table, `alembic_version`:
 
 # %%
 print("current:", await migrate.current(nb.engine), "| head:", migrate.head())
@@ -60,7 +68,94 @@ print("current:", await migrate.current(nb.engine), "| head:", migrate.head())
 await migrate.check(nb.engine)
 
 # %% [markdown]
-# ## The pitfall: the guide's `env.py` in a running event loop
+# ## The drift nobody reports: CHECK constraints
+#
+# blogdata relies on CHECK constraints to refuse impossible rows: a negative or NaN balance, a
+# negative view count, an unknown role. The models declare three:
+
+# %%
+sorted(
+    (table.name, constraint.name, str(constraint.sqltext))
+    for table in Base.metadata.sorted_tables
+    for constraint in table.constraints
+    if isinstance(constraint, CheckConstraint)
+)
+
+# %% [markdown]
+# We drop the balance CHECK on a connection of our own. PostgreSQL's DDL is transactional, so we
+# can roll the drop back afterwards. Then we ask for drift:
+
+# %%
+conn = await nb.engine.connect()
+await conn.execute(text("ALTER TABLE accounts DROP CONSTRAINT ck_accounts_balance_not_negative"))
+await migrate.check(conn)
+
+# %% [markdown]
+# No drift reported. Alembic's comparison (`compare_metadata`, which `alembic check` and
+# `revision --autogenerate` both use) does not look at CHECK constraints at all. Yet the
+# database now accepts what the models forbid:
+
+# %%
+await conn.execute(text("UPDATE accounts SET balance = -5 WHERE id = 1"))
+await conn.scalar(text("SELECT balance FROM accounts WHERE id = 1"))
+
+# %%
+await conn.rollback()  # the constraint and the balance are back
+await conn.close()
+
+# %% [markdown]
+# The same blind spot works the other way: a CHECK added to a model produces no migration (we
+# will see it below), so each one has to be written by hand, as blogdata's revision 0003 was.
+# The exercise at the end writes the check Alembic lacks.
+#
+# ## The guide's `alembic.ini`: a password in a committed file
+#
+# The guide configures Alembic with this `alembic.ini`, verbatim. We write it into a scratch
+# folder and let Alembic read it:
+
+# %%
+GUIDE_INI = """\
+[alembic]
+script_location = alembic
+sqlalchemy.url = postgresql+asyncpg://user:pass@localhost/db
+"""
+scratch = tempfile.TemporaryDirectory()
+folder = Path(scratch.name)
+(folder / "alembic.ini").write_text(GUIDE_INI)
+Config(str(folder / "alembic.ini")).get_main_option("sqlalchemy.url")
+
+# %% [markdown]
+# `alembic init` puts this file at the repository's root, and it gets committed: the password
+# then sits in every clone, fork, backup and CI cache, and in git's history after it is
+# changed; pointing at another database means editing a tracked file. It is also read by
+# Python's `configparser`, for which `%` is special, and generated passwords often contain one.
+# Such a password does not even load, and the error message carries the rest of the URL,
+# password included, into whatever log catches it:
+
+# %% tags=["raises-exception"]
+(folder / "alembic.ini").write_text(GUIDE_INI.replace("user:pass@", "user:p%ss@"))
+Config(str(folder / "alembic.ini")).get_main_option("sqlalchemy.url")
+
+# %% [markdown]
+# blogdata has no `alembic.ini`. Since version 1.16 Alembic reads its settings from
+# `[tool.alembic]` in `pyproject.toml`, and blogdata's holds no URL at all:
+
+# %%
+migrations_dir = Path(migrate.alembic_config().get_main_option("script_location"))
+pyproject = tomllib.loads((migrations_dir.parent / "pyproject.toml").read_text())
+pyproject["tool"]["alembic"]
+
+# %% [markdown]
+# The URL comes from the environment: `migrations/env.py` asks blogdata's settings, which read
+# `BLOGDATA_DATABASE_URL` (else use the embedded server). The secret stays in the environment of
+# the process that migrates (a CI secret, an uncommitted `.env`), and blogdata keeps it in a
+# SQLAlchemy `URL`, which hides the password whenever it is printed or logged:
+
+# %%
+make_url("postgresql+asyncpg://user:pass@localhost/db")
+
+# %% [markdown]
+# ## The guide's `env.py` in a running event loop
 #
 # The guide's async `env.py` ends with `asyncio.run(run_migrations_online())`. That is fine from
 # the `alembic` command line, but a notebook, a test with pytest-asyncio, or an application
@@ -81,16 +176,88 @@ except RuntimeError as exc:
 # %% [markdown]
 # The fix is Alembic's "connection sharing" recipe: the caller opens the connection on *its*
 # loop and hands the synchronous side of it to Alembic through `config.attributes`; `env.py`
-# uses that connection instead of calling `asyncio.run`. blogdata's `migrations/env.py` does
-# this when `config.attributes["connection"]` is set, and `blogdata.migrate.upgrade`,
-# `downgrade`, `current` and `check` are thin wrappers around it. That is why all the calls
-# above could simply be awaited.
+# uses that connection instead of calling `asyncio.run`.
 #
+# ## blogdata's `migrations/env.py`, part by part
+#
+# We read the file from the migrations folder and print it in pieces, each followed by what it
+# does. A small helper prints the lines from one that starts with `start` up to the next part:
+
+# %%
+env_lines = (migrations_dir / "env.py").read_text().splitlines()
+
+
+def show_env(start, end=None):
+    """Print env.py from the line starting with `start` to the one starting with `end`."""
+    first = next(i for i, line in enumerate(env_lines) if line.startswith(start))
+    rest = [i for i, line in enumerate(env_lines) if end and line.startswith(end) and i > first]
+    print("\n".join(env_lines[first : rest[0] if rest else None]).rstrip())
+
+# %%
+show_env('"""', "target_metadata")
+
+# %% [markdown]
+# It starts from Alembic's `pyproject_async` template. Logging is configured only for the
+# `alembic` command: `blogdata.migrate` sets `configure_logger` to False, so a notebook or a test
+# gets no Alembic log lines on stderr.
+
+# %%
+show_env("target_metadata", "def run_migrations_offline")
+
+# %% [markdown]
+# `target_metadata` is blogdata's models, what autogenerate and `check` compare against. `_url`
+# returns a URL only when a caller put one in the config (`migrate.alembic_config(url)`);
+# otherwise the settings decide, from the environment, as above.
+
+# %%
+show_env("def run_migrations_offline", "def do_run_migrations")
+
+# %% [markdown]
+# Offline mode (the next section) writes SQL instead of running it: no connection, and the URL
+# serves only to pick the dialect. `literal_binds` writes values into the SQL text.
+
+# %%
+show_env("def do_run_migrations", "if context.is_offline_mode")
+
+# %% [markdown]
+# Online mode is where the two callers part. The `alembic` command has no loop running, so
+# `asyncio.run` is fine: it makes a `NullPool` engine (one connection, closed at the end) and
+# commits. `blogdata.migrate` passes its own connection in `config.attributes["connection"]`,
+# and the migrations run on it, inside the caller's transaction. That is why `migrate.upgrade`,
+# `downgrade`, `current` and `check` can simply be awaited. The last lines choose the mode:
+
+# %%
+show_env("if context.is_offline_mode")
+
+# %% [markdown]
+# ## Offline mode: the SQL, without a database
+#
+# `alembic upgrade head --sql` prints the SQL a migration would run, for a DBA to review or to
+# apply by hand. From Python it is `command.upgrade(..., sql=True)`, writing to the config's
+# `output_buffer`. Here the SQL of revision 0003, from its predecessor to it (`from:to`):
+
+# %%
+offline = migrate.alembic_config()
+offline.output_buffer = io.StringIO()
+command.upgrade(offline, f"{revisions[1].revision}:{revisions[2].revision}", sql=True)
+print(offline.output_buffer.getvalue().strip())
+
+# %% [markdown]
+# It replaces a CHECK, by hand, as autogenerate never would, and moves `alembic_version` along,
+# all between `BEGIN` and `COMMIT`. From nothing to head, the script creates every table:
+
+# %%
+offline.output_buffer = io.StringIO()
+command.upgrade(offline, "head", sql=True)
+script_lines = offline.output_buffer.getvalue().splitlines()
+[line for line in script_lines if line.startswith("CREATE TABLE")]
+
+# %% [markdown]
 # ## Autogenerating a revision, in a scratch folder
 #
-# Suppose we want a `bio` column on users. We will not touch the repository's migrations:
-# we copy them into a temporary folder, with a minimal `env.py` that is the connection recipe
-# and nothing else: it takes both the connection and the target metadata from the caller.
+# Suppose we want a `bio` column on users. We will not touch the repository's migrations: we
+# copy them into the scratch folder, with a minimal `env.py` that is the connection recipe and
+# nothing else: it takes both the connection and the target metadata from the caller.
 
 # %%
 ENV_PY = '''
@@ -107,15 +274,10 @@ with context.begin_transaction():
     context.run_migrations()
 '''
 
-scratch = tempfile.TemporaryDirectory()
-folder = Path(scratch.name)
-repo_migrations = Path(migrate.alembic_config().get_main_option("script_location"))
-shutil.copytree(
-    repo_migrations / "versions",
-    folder / "versions",
-    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"),
-)
-shutil.copy(repo_migrations / "script.py.mako", folder)
+# %%
+skip = shutil.ignore_patterns("__pycache__", "__init__.py")
+shutil.copytree(migrations_dir / "versions", folder / "versions", ignore=skip)
+shutil.copy(migrations_dir / "script.py.mako", folder)
 (folder / "env.py").write_text(ENV_PY)
 sorted(str(path.relative_to(folder)) for path in folder.rglob("*.py*"))
 
@@ -131,8 +293,7 @@ changed.tables["users"].append_column(Column("bio", Text, comment="a short self-
 [column.name for column in changed.tables["users"].columns][-3:]
 
 # %% [markdown]
-# An Alembic `Config` for the scratch folder, and one helper that runs any Alembic command on a
-# connection of the notebook's engine (`quiet` keeps Alembic from printing file paths):
+# An Alembic `Config` for the scratch folder (`quiet` keeps Alembic from printing file paths):
 
 # %%
 cfg = Config(cmd_opts=argparse.Namespace(quiet=True))
@@ -140,7 +301,11 @@ cfg.set_main_option("script_location", str(folder))
 cfg.set_main_option("file_template", "%%(rev)s")
 cfg.attributes["target_metadata"] = changed
 
+# %% [markdown]
+# And one helper that runs any Alembic command on a connection of the notebook's engine, the
+# way `blogdata.migrate` does:
 
+# %%
 async def alembic(fn, *args, **kwargs):
     """Run an alembic.command function on a connection of the notebook's engine, then commit."""
 
@@ -150,7 +315,6 @@ async def alembic(fn, *args, **kwargs):
 
     async with nb.engine.begin() as conn:
         return await conn.run_sync(work)
-
 
 # %% [markdown]
 # Before generating anything, `alembic check` with the changed metadata reports the drift:
@@ -170,8 +334,9 @@ print(Path(script.path).name, "revises", script.down_revision)
 
 # %% [markdown]
 # Always read what was generated before applying it. Autogenerate compares tables, columns,
-# types, nullability, indexes, constraints and (with our options) server defaults; it cannot
-# see renames (it proposes a drop and an add) and knows nothing about data.
+# types, nullability, indexes, unique and foreign key constraints and (with our options)
+# server defaults; it cannot see renames (it proposes a drop and an add) or CHECKs, and knows
+# nothing about data.
 
 # %%
 source = Path(script.path).read_text()
@@ -203,6 +368,20 @@ await alembic(command.check)
 print("no drift against the changed models")
 
 # %% [markdown]
+# Now the CHECK blind spot from the model side: we add a CHECK on `bio` to the changed models.
+# The database has no such constraint, and `alembic check` still finds nothing to do, so
+# `revision --autogenerate` would write an empty revision:
+
+# %%
+bio_check = CheckConstraint("bio <> ''", name="bio_not_empty")
+changed.tables["users"].append_constraint(bio_check)
+await alembic(command.check)
+print("no drift reported; the changed models have", bio_check.name)
+async with nb.engine.connect() as conn:
+    users_checks = await conn.run_sync(lambda c: inspect(c).get_check_constraints("users"))
+print("the database's CHECKs on users:", [check["name"] for check in users_checks])
+
+# %% [markdown]
 # But blogdata's own models have no `bio`, so from their point of view the database has drifted
 # ahead. This is what CI would catch if someone migrated without committing the model change:
 
@@ -222,35 +401,77 @@ await user_columns()
 # Downgrades destroy data (the `bio` values are gone for good), so in production one usually
 # only moves forward, with a new revision that reverts the change.
 #
+# ## The commands side by side
+#
+# Every `alembic` command of the guide, and the rest used above, with blogdata's way to run it.
+# `url` may be a URL, an `AsyncEngine` or an `AsyncConnection`; left out, it is the configured
+# database. The `alembic` commands run from the repository root (they read `[tool.alembic]`).
+#
+# | `alembic` command | `blogdata.migrate` call (awaitable) | `blogdata` CLI |
+# |---|---|---|
+# | `alembic upgrade head` | `await migrate.upgrade(url)` | `blogdata migrate upgrade` |
+# | `alembic upgrade <rev>` | `await migrate.upgrade(url, "<rev>")` | `blogdata migrate upgrade <rev>` |
+# | `alembic downgrade -1` | `await migrate.downgrade(url)` | `blogdata migrate downgrade` |
+# | `alembic downgrade base` | `await migrate.downgrade(url, "base")` | `blogdata migrate downgrade base` |
+# | `alembic current` | `await migrate.current(url)` | `blogdata migrate current` |
+# | `alembic heads` | `migrate.head()` (not awaited: it reads files) | shown by `blogdata migrate current` |
+# | `alembic check` | `await migrate.check(url)`: a list, empty when there is no drift | `blogdata migrate check` |
+# | `alembic history` | `ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions()` | none |
+# | `alembic upgrade head --sql` | `command.upgrade(cfg, "head", sql=True)`, `cfg = migrate.alembic_config()` with `cfg.output_buffer` set | none |
+# | `alembic revision --autogenerate -m "…"` | none: it writes a file into `migrations/versions/`; run it, then read and edit the file | none |
+#
 # ## Exercise
 #
-# Give `users.last_login` an index in the changed metadata and autogenerate a revision for it
-# with `rev_id="index_last_login"`. (Autogenerate refuses to run unless the database is at the
-# newest revision, so upgrade first.) Print its `upgrade()`, upgrade, check, and finally
-# downgrade back to blogdata's head (`migrate.head()`).
-#
-# ### Solution
+# `migrate.check` cannot see CHECK constraints, so guard them yourself. Write
+# `async def missing_checks(conn)` that takes an `AsyncConnection` and returns the set of names
+# of the models' CHECK constraints (in `Base.metadata`) that the database does not have.
+# `inspect(sync_connection).get_check_constraints(table_name)` lists a table's CHECKs as dicts
+# with a `"name"`; run it through `await conn.run_sync(...)`. Set `answer` to the function. The
+# check runs it on this notebook's database as migrated, then after dropping one CHECK (in a
+# transaction it rolls back).
 
 # %%
-await alembic(command.upgrade, "head")  # back to add_user_bio
-Index("ix_users_last_login", changed.tables["users"].c.last_login)
-second = await alembic(
-    command.revision, message="index last login", autogenerate=True, rev_id="index_last_login"
-)
-print(Path(second.path).name, "revises", second.down_revision)
-generated = Path(second.path).read_text()
-print(generated[generated.index("def upgrade") : generated.index("def downgrade")].rstrip())
+answer = ...  # your missing_checks function
 
 # %%
-await alembic(command.upgrade, "head")
-await alembic(command.check)
-print("at", await migrate.current(nb.engine), "with no drift against the changed models")
-await alembic(command.downgrade, migrate.head())
-print("back at", await migrate.current(nb.engine), "| drift:", await migrate.check(nb.engine))
+await check_exercise_08(answer, nb.engine)
 
 # %% [markdown]
-# Downgrading to a named revision runs every `downgrade()` in between, newest first.
+# ### Solution
 #
+# The names the models declare, minus the names the database has, over every table:
+
+# %% tags=["solution"]
+def database_checks(sync_connection):
+    inspector = inspect(sync_connection)
+    tables = Base.metadata.tables
+    return {check["name"] for name in tables for check in inspector.get_check_constraints(name)}
+
+
+async def missing_checks(conn):
+    declared = {
+        constraint.name
+        for table in Base.metadata.tables.values()
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint)
+    }
+    return declared - await conn.run_sync(database_checks)
+
+# %% tags=["solution"]
+answer = missing_checks
+await check_exercise_08(answer, nb.engine)
+
+# %% [markdown]
+# ## Summary
+#
+# - `migrate.current`, `migrate.head` and `migrate.check` (`alembic current`, `heads`, `check`)
+#   say where a database stands; autogenerate and `check` compare tables, columns, indexes and
+#   keys, but never CHECK constraints: write those migrations, and their test, by hand.
+# - Keep the URL out of files: blogdata has `[tool.alembic]` in `pyproject.toml` and an
+#   `env.py` that takes the URL from the environment (or the caller's connection), never an
+#   `alembic.ini` with a password.
+# - `env.py` runs on a connection the caller hands it, so migrations can be awaited from a
+#   notebook or a test; `--sql` (offline mode) writes the same steps as a script to review.
 
 # %%
 scratch.cleanup()

@@ -1,0 +1,317 @@
+# %% [markdown]
+# # Glossary
+#
+# The terms the notebooks use, in the order a learner meets them. Each notebook links a term
+# here the first time it uses it; each entry ends with the notebooks where the term is shown
+# at work. (Headings are lower-case so that their link anchors are stable.)
+
+# %% [markdown]
+# ## autobegin
+#
+# **Autobegin.** A SQLAlchemy `Session` starts a transaction by itself the first time it needs
+# the database (a query, a flush). There is no explicit `BEGIN` to write, and no way to run
+# outside a transaction: calling `session.begin()` on a session that has already autobegun is an
+# error.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## flush
+#
+# **Flush.** Sending the session's pending changes (`INSERT`, `UPDATE`, `DELETE`) to the
+# database *inside* the current transaction. After a flush, new rows have their ids and other
+# statements in the same transaction see them; nobody else does until the [commit](#commit).
+# `session.flush()` does it explicitly; a query autoflushes first.
+#
+# Shown in: [03](03-crud.ipynb).
+
+# %% [markdown]
+# ## commit
+#
+# **Commit.** Ending the transaction so its changes become permanent and visible to other
+# connections. In blogdata, operations that take a session only [flush](#flush); the entry point
+# that opened the session (`session_scope`, `get_db`, `run_transaction`, the CLI) commits once,
+# so several calls form one [unit of work](#unit-of-work).
+#
+# Shown in: [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## identity map
+#
+# **Identity map.** The session's dictionary from primary key to the one Python object that
+# represents that row. Loading the same row twice in one session gives the *same* object, and a
+# changed object wins over a fresh query's values until it is flushed or expired.
+#
+# Shown in: [03](03-crud.ipynb).
+
+# %% [markdown]
+# ## unit of work
+#
+# **Unit of work.** The set of changes that succeed or fail together: one transaction. The
+# caller decides its boundaries; functions that take a session contribute to it but never close
+# it.
+#
+# Shown in: [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## session
+#
+# **Session.** `AsyncSession`: a short-lived workspace that borrows a connection from the
+# [pool](#connection-pool), tracks objects in its [identity map](#identity-map) and runs one
+# transaction at a time. Not safe to share between concurrent tasks.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
+
+# %% [markdown]
+# ## engine
+#
+# **Engine.** `AsyncEngine`: the long-lived object that knows the database URL and owns the
+# [connection pool](#connection-pool). Create one per database and process, at startup, never at
+# import time.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
+
+# %% [markdown]
+# ## connection pool
+#
+# **Connection pool.** The engine's set of open connections, lent to sessions and returned
+# afterwards. `pool_size` connections are kept, up to `max_overflow` more are opened under load,
+# and a caller waits at most `pool_timeout` seconds for one before an error.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## pre-ping
+#
+# **Pre-ping.** `pool_pre_ping=True`: before lending a pooled connection, the pool checks that
+# it still works and silently replaces one the server closed. It costs a round trip per
+# checkout.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
+
+# %% [markdown]
+# ## expire on commit
+#
+# **Expire on commit.** By default a commit marks every loaded object as stale, so the next
+# attribute access reloads it. In async code that reload is hidden IO and fails
+# ([MissingGreenlet](#missinggreenlet)); blogdata's sessions use `expire_on_commit=False`.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb), [03](03-crud.ipynb).
+
+# %% [markdown]
+# ## savepoint
+#
+# **Savepoint.** A named point inside a transaction (`SAVEPOINT`, `session.begin_nested()`) that
+# can be rolled back to without losing the work done before it. Used to try a risky statement,
+# such as an insert that may hit a unique constraint, and carry on.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## isolation level
+#
+# **Isolation level.** How much a transaction sees of concurrent ones. PostgreSQL's default,
+# READ COMMITTED, gives each statement a fresh [snapshot](#snapshot); REPEATABLE READ keeps one
+# for the whole transaction; SERIALIZABLE also aborts transactions whose combined effect no
+# serial order could produce.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## serialization failure
+#
+# **Serialization failure.** SQLSTATE 40001: PostgreSQL aborted a REPEATABLE READ or
+# SERIALIZABLE transaction because it conflicted with a concurrent one. The only fix is to run
+# the whole transaction again, which `run_transaction` does.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## deadlock
+#
+# **Deadlock.** Two transactions each wait for a lock the other holds. PostgreSQL notices the
+# cycle after `deadlock_timeout` (1 s by default) and aborts one of them with SQLSTATE 40P01;
+# the other proceeds. Locking rows in a fixed order (by id) prevents it.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## row lock
+#
+# **Row lock.** `SELECT … FOR UPDATE` locks the selected rows until the transaction ends, so a
+# concurrent transaction that wants to change them waits instead of working from a stale read.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## lost update
+#
+# **Lost update.** Two transactions read the same value, both compute a new one from it and both
+# write: the second write silently discards the first. [Row locks](#row-lock) or an atomic
+# `UPDATE … SET x = x + 1` prevent it.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## n plus one
+#
+# **N+1 queries.** Loading a list with one query, then the related rows of each item with one
+# more query per item: N+1 round trips where 1 or 2 would do. [Eager loading](#eager-loading) is
+# the fix.
+#
+# Shown in: [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## lazy loading
+#
+# **Lazy loading.** Loading a relationship the first time its attribute is read. In async
+# SQLAlchemy that read cannot do IO implicitly, so it raises
+# [MissingGreenlet](#missinggreenlet); blogdata declares relationships `lazy="raise"` to fail
+# with a clearer message.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## eager loading
+#
+# **Eager loading.** Loading relationships together with their parents: `selectinload` runs one
+# extra `SELECT … WHERE id IN (…)` (chunked, 500 keys per statement), `joinedload` adds a `JOIN`
+# to the main query.
+#
+# Shown in: [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## missinggreenlet
+#
+# **MissingGreenlet.** The error async SQLAlchemy raises when code tries to do database IO
+# without `await`, typically an expired or lazy attribute touched after the fact. The fix is to
+# load what you need up front.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## keyset pagination
+#
+# **Keyset pagination.** Paging by remembering the last row's sort key (`WHERE (created_at, id)
+# < (:last_created, :last_id) ORDER BY created_at DESC, id DESC LIMIT n`) instead of `OFFSET`.
+# Each page costs the same, and rows inserted meanwhile do not shift the pages.
+#
+# Shown in: [04](04-query-patterns.ipynb).
+
+# %% [markdown]
+# ## migration
+#
+# **Migration.** A versioned script (Alembic revision) that changes the schema from one revision
+# to the next, with an `upgrade` and a `downgrade`. The database records its current revision in
+# `alembic_version`.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## autogenerate
+#
+# **Autogenerate.** Alembic comparing the models' metadata with a live database and writing a
+# draft migration for the differences. It misses some kinds of change, CHECK constraints among
+# them, so every draft is read before it is committed.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## migration drift
+#
+# **Migration drift.** A database (or a model) that differs from what the migrations produce.
+# `blogdata.migrate.check` reports the differences autogenerate can see.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## offline mode
+#
+# **Offline mode.** `alembic upgrade head --sql`: print the SQL of the migrations instead of
+# running them, for a DBA to review or apply.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## executemany
+#
+# **executemany.** The driver running one prepared statement with many sets of parameters.
+# asyncpg pipelines the rows over one prepared `INSERT`; it returns no rows.
+#
+# Shown in: [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## insertmanyvalues
+#
+# **insertmanyvalues.** SQLAlchemy's way to insert many rows *and* get values back
+# (`insert(...).returning(...)`): it rewrites the statement into multi-row `VALUES` batches of
+# up to `insertmanyvalues_page_size` (1000) rows each.
+#
+# Shown in: [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## copy
+#
+# **COPY.** PostgreSQL's bulk protocol for moving rows in and out of a table or query as one
+# stream: the fastest way to load or read many rows. blogdata's seed and loaders use it.
+#
+# Shown in: [06](06-aggregations.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## dtype backend
+#
+# **dtype backend.** Which pandas column types a loader returns: `numpy_nullable` (`Int64`,
+# `boolean`, `string` with `<NA>` for NULL) or `pyarrow` (`int64[pyarrow]`, …).
+#
+# Shown in: [06](06-aggregations.ipynb), [11](11-exploring-the-blog.ipynb).
+
+# %% [markdown]
+# ## explain
+#
+# **EXPLAIN.** `EXPLAIN` shows the plan PostgreSQL chose for a statement (which indexes, which
+# joins); `EXPLAIN ANALYZE` also runs it and reports real timings. `blogdata.explain` runs it
+# for a SQLAlchemy statement.
+#
+# Shown in: [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## snapshot
+#
+# **Snapshot.** The set of committed transactions a statement or transaction can see. A second
+# connection can import a transaction's snapshot (`pg_export_snapshot`) to read exactly the same
+# data, which is how blogdata's fast loader stays consistent with the caller's session.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## hot standby
+#
+# **Hot standby.** A read-only copy of a PostgreSQL server that replays the primary's write-
+# ahead log as it arrives and answers queries meanwhile.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## replication lag
+#
+# **Replication lag.** How far a standby's replay trails the primary: a read on the standby may
+# not yet see a row the primary just committed.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## transaction pooling
+#
+# **Transaction pooling.** PgBouncer's mode that lends a server connection for one transaction
+# at a time, so many clients share few connections. Session state (prepared statements, `SET`)
+# does not survive between transactions, so asyncpg's statement cache must be off.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## fixture
+#
+# **Fixture.** A pytest function that prepares what a test needs (an engine, a session in a
+# transaction that is rolled back afterwards) and cleans up after it.
+#
+# Shown in: [10](10-testing.ipynb).
