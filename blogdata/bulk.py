@@ -42,7 +42,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata._checks import (
@@ -256,17 +255,12 @@ async def insert_hashed_users(
     if check_duplicates and (problems := _duplicates_within(rows)):
         raise _duplicate_error(problems)
     try:
-        async with db.begin_nested():
+        async with translating("the statement", table=User.__table__), db.begin_nested():
             if len(rows) >= copy_threshold:
                 await _copy(db, columns, rows)
             else:
                 connection = await db.connection()
                 await connection.execute(insert(User), [dict(row) for row in rows])
-    except DBAPIError as exc:
-        error = translate_db_error(exc, table=User.__table__)
-        if isinstance(error, AlreadyExistsError) and check_duplicates:
-            await _name_existing(db, rows, error)
-        raise error from exc
     except AlreadyExistsError as error:
         if check_duplicates:
             await _name_existing(db, rows, error)
@@ -334,10 +328,8 @@ async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, 
         .values([{"name": name} for name in cleaned])
         .on_conflict_do_nothing(index_elements=[Tag.name])
     )
-    try:
+    async with translating("the statement", table=Tag.__table__):
         await db.execute(stmt)
-    except DBAPIError as exc:
-        raise translate_db_error(exc, table=Tag.__table__) from exc
     found = await db.execute(
         select(Tag.name, Tag.id).where(
             Tag.name == any_(bindparam("names", cleaned, type_=ARRAY(Tag.name.type)))

@@ -28,7 +28,6 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import Table, exists, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -39,7 +38,7 @@ from blogdata.errors import (
     InvalidInputError,
     NotFoundError,
     QueryError,
-    translate_db_error,
+    translating,
 )
 from blogdata.models import Base, Post, Tag, User
 from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
@@ -100,12 +99,9 @@ def _require_schema(obj_in: object) -> BaseModel:
 @asynccontextmanager
 async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
     """Run the block in a savepoint, flush it, and translate a database error (one boundary)."""
-    try:
-        async with db.begin_nested():
-            yield
-            await db.flush()
-    except DBAPIError as exc:
-        raise translate_db_error(exc, table=table, connection=db) from exc
+    async with translating("the statement", table=table, connection=db), db.begin_nested():
+        yield
+        await db.flush()
 
 
 async def _refresh_expired(db: AsyncSession, obj: Base) -> None:

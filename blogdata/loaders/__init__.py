@@ -84,8 +84,7 @@ from blogdata.errors import (
     InvalidInputError,
     QueryError,
     invalidate_connection,
-    is_connection_lost,
-    translate_db_error,
+    translating,
 )
 from blogdata.loaders._adbc import SESSION_FINGERPRINT, AdbcRead, close_idle_connections
 from blogdata.loaders._copy import copy_batches, copy_to_table
@@ -131,6 +130,8 @@ _RECOVERY_SECONDS = 3.0
 logger = logging.getLogger("blogdata.loaders")
 #: The driver's errors for "this connection is busy or gone" (not SQL errors).
 _BUSY = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+#: Every error of the driver's own (``asyncpg.DataError`` is a ValueError too).
+_DRIVER = (asyncpg.PostgresError, OSError, *_BUSY)
 T = TypeVar("T")
 
 
@@ -193,14 +194,14 @@ class _Guard:
         self.conn = conn
         self.driver = driver
 
+    def _translating(self) -> translating:
+        # OSError too: these calls talk to the driver's socket themselves.
+        return translating("the query", connection=self.conn, also=(OSError,))
+
     async def read(self, work: Awaitable[T]) -> T:
         """Await a driver call outside a savepoint, translating its errors."""
-        try:
+        async with self._translating():
             return await work
-        except (asyncpg.PostgresError, OSError, *_BUSY) as exc:
-            if is_connection_lost(exc, self.conn):
-                await invalidate_connection(self.conn)
-            raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
 
     async def _recover(self, savepoint: bool) -> None:
         """Bring the connection back to where the load began, or invalidate it."""
@@ -231,24 +232,25 @@ class _Guard:
     async def savepoint(self) -> AsyncIterator[None]:
         """Run the block in a SAVEPOINT (if in a transaction); undo just it on any failure."""
         inside = self.driver.is_in_transaction()
-        try:
-            if inside:
-                await self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
-            yield
-            if inside:
-                await self.driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        except BaseException as exc:
-            if not self.conn.invalidated:
-                await _finally(self._recover(inside))
-            if isinstance(exc, (asyncpg.PostgresError, OSError, *_BUSY)):
-                raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
-            if isinstance(exc, ValueError | OverflowError) and not isinstance(exc, BlogdataError):
-                # The driver could not turn a value into Python (a date before year 1 ...).
-                raise QueryError(
-                    f"a value in the result has no Python form ({exc}); filter it out or cast "
-                    "it to text in the query"
-                ) from exc
-            raise
+        async with self._translating():  # after the recovery below, which it may invalidate
+            try:
+                if inside:
+                    await self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
+                yield
+                if inside:
+                    await self.driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            except BaseException as exc:
+                if not self.conn.invalidated:
+                    await _finally(self._recover(inside))
+                if isinstance(exc, ValueError | OverflowError) and not isinstance(
+                    exc, (BlogdataError, *_DRIVER)
+                ):
+                    # The driver could not turn a value into Python (a date before year 1 ...).
+                    raise QueryError(
+                        f"a value in the result has no Python form ({exc}); filter it out or "
+                        "cast it to text in the query"
+                    ) from exc
+                raise
 
 
 @dataclass(frozen=True)
