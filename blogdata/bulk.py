@@ -41,9 +41,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from blogdata import crud
 from blogdata._checks import (
     MAX_DAYS,
     check_aware_datetime,
@@ -61,8 +61,8 @@ from blogdata.errors import (
     translate_db_error,
     translating,
 )
-from blogdata.models import Tag, User
-from blogdata.schemas import UserCreate, normalize_tag_name
+from blogdata.models import User
+from blogdata.schemas import UserCreate
 from blogdata.security import get_password_hash
 
 __all__ = [
@@ -307,35 +307,12 @@ async def bulk_create_users(
 async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, int]:
     """Make sure every tag in ``names`` exists; return ``{normalised name: id}`` for all of them.
 
-    Names are trimmed and lower-cased; existing tags are left as they are (``ON CONFLICT DO
-    NOTHING``). New names are inserted in sorted order so concurrent upserts cannot deadlock.
+    ``crud.tag.get_or_create_many`` does the work: names are trimmed and lower-cased, existing
+    tags are left as they are (``ON CONFLICT DO NOTHING``), and new names are inserted in sorted
+    order so concurrent upserts cannot deadlock.
     """
-    try:
-        cleaned = sorted(
-            {
-                normalize_tag_name(check_text(name, "tag name"))
-                for name in check_list(names, "names")
-            }
-        )
-    except InvalidInputError:
-        raise
-    except ValueError as exc:
-        raise InvalidInputError(f"bad tag name: {exc}") from exc
-    if not cleaned:
-        return {}
-    stmt = (
-        pg_insert(Tag)
-        .values([{"name": name} for name in cleaned])
-        .on_conflict_do_nothing(index_elements=[Tag.name])
-    )
-    async with translating("the statement", table=Tag.__table__):
-        await db.execute(stmt)
-    found = await db.execute(
-        select(Tag.name, Tag.id).where(
-            Tag.name == any_(bindparam("names", cleaned, type_=ARRAY(Tag.name.type)))
-        )
-    )
-    return {str(row[0]): int(row[1]) for row in found}
+    tags = await crud.tag.get_or_create_many(db, names=check_list(names, "names"))
+    return {tag.name: tag.id for tag in tags}
 
 
 async def deactivate_old_users(db: AsyncSession, *, days: int, now: datetime | None = None) -> int:

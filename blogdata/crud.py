@@ -49,7 +49,7 @@ from blogdata.schemas import (
     TagCreate,
     UserCreate,
     UserUpdate,
-    normalize_tag_name,
+    check_tag_name,
 )
 from blogdata.security import DUMMY_HASH, get_password_hash, verify_password
 
@@ -308,7 +308,7 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
 
     async def get_by_name(self, db: AsyncSession, *, name: str) -> Tag | None:
         """Return the tag called ``name`` (trimmed, any case), or None."""
-        return await db.scalar(select(Tag).where(Tag.name == _tag_name(name)))
+        return await db.scalar(select(Tag).where(Tag.name == check_tag_name(name)))
 
     async def get_or_create_many(self, db: AsyncSession, *, names: Sequence[str]) -> list[Tag]:
         """Return the tags called ``names``, creating the missing ones; order follows ``names``.
@@ -317,12 +317,14 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
         same name first, our insert waits for it and skips the row, and the SELECT (a new snapshot
         under READ COMMITTED) sees it. Names are inserted sorted so two writers lock them in the
         same order and cannot deadlock. Call it inside a savepoint or transaction you control.
+        Names are checked and normalised by ``blogdata.schemas.check_tag_name``.
         """
-        wanted = list(dict.fromkeys(_tag_name(n) for n in check_list(names, "names")))
+        wanted = list(dict.fromkeys(check_tag_name(n) for n in check_list(names, "names")))
         if not wanted:
             return []
         insert = pg_insert(Tag).values([{"name": n} for n in sorted(wanted)])
-        await db.execute(insert.on_conflict_do_nothing(index_elements=[Tag.name]))
+        async with translating("the statement", table=Tag.__table__):
+            await db.execute(insert.on_conflict_do_nothing(index_elements=[Tag.name]))
         found = {t.name: t for t in (await db.scalars(select(Tag).where(Tag.name.in_(wanted))))}
         missing = [n for n in wanted if n not in found]
         if missing:
@@ -331,14 +333,6 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
                 "transaction is REPEATABLE READ/SERIALIZABLE); retry the transaction"
             )
         return [found[n] for n in wanted]
-
-
-def _tag_name(name: str) -> str:
-    check_text(name, "tag name")
-    try:
-        return normalize_tag_name(name)
-    except ValueError as exc:
-        raise InvalidInputError(f"bad tag name {name[:60]!r}: {exc}") from None
 
 
 class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):

@@ -31,6 +31,7 @@ from sqlalchemy.orm import joinedload, lazyload, selectinload
 from blogdata._checks import INT8_MAX, check_id, check_list, check_text
 from blogdata.errors import InvalidInputError
 from blogdata.models import ROLES, Base, Post, Tag, User
+from blogdata.schemas import check_tag_name
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -176,13 +177,10 @@ def search_posts(text: str) -> Select[Post]:
 
 
 def posts_by_tag(name: str) -> Select[Post]:
-    """Select the posts carrying the tag ``name`` (trimmed, any case); newest first."""
-    cleaned = " ".join(check_text(name, "tag name").split()).lower()
-    if not cleaned:
-        raise InvalidInputError("tag name is empty")
+    """Select the posts carrying the tag ``name`` (as ``check_tag_name`` gives it); newest first."""
     return (
         select(Post)
-        .where(Post.tags.any(Tag.name == cleaned))
+        .where(Post.tags.any(Tag.name == check_tag_name(name)))
         .order_by(Post.created_at.desc(), Post.id.desc())
     )
 
