@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,7 @@ from pydantic import (
 
 from blogdata._checks import check_text, text_problem
 from blogdata.errors import InvalidInputError
+from blogdata.models import Role
 
 __all__ = [
     "MAX_TAGS_PER_POST",
@@ -49,8 +50,6 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 TAG_MAX_LENGTH = 50
 MAX_TAGS_PER_POST = 20
-
-Role = Literal["reader", "author", "editor", "admin"]
 
 
 def _storable(value: str) -> str:
