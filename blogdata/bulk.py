@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata import crud
+from blogdata import crud, models
 from blogdata._checks import (
     MAX_DAYS,
     check_aware_datetime,
@@ -79,19 +79,9 @@ __all__ = [
 #: Batches of at least this many rows go through COPY, smaller ones through INSERT ... VALUES.
 COPY_THRESHOLD = 1000
 
-#: The ``users`` columns a row may set; the first three are required.
-USER_COLUMNS: tuple[str, ...] = (
-    "email",
-    "username",
-    "hashed_password",
-    "full_name",
-    "is_active",
-    "role",
-    "created_at",
-    "updated_at",
-    "last_login",
-)
-_REQUIRED = USER_COLUMNS[:3]
+#: The ``users`` columns a row may set: every one but ``id`` (``_REQUIRED`` must be given).
+USER_COLUMNS: tuple[str, ...] = tuple(c for c in models.USER_COLUMNS if c != "id")
+_REQUIRED = ("email", "username", "hashed_password")
 _TIMESTAMPS = frozenset({"created_at", "updated_at", "last_login"})
 _UNIQUE = ("email", "username")
 _SHOWN = 5  # offending rows named in an error message

@@ -33,7 +33,17 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ROLES", "Account", "Base", "Post", "Role", "Tag", "User", "post_tags"]
+__all__ = [
+    "ROLES",
+    "USER_COLUMNS",
+    "Account",
+    "Base",
+    "Post",
+    "Role",
+    "Tag",
+    "User",
+    "post_tags",
+]
 
 #: The roles a user can have, least privileged first (the one list: schemas and the CHECK use it).
 Role = Literal["reader", "author", "editor", "admin"]
@@ -134,6 +144,11 @@ class User(Base):
     accounts: Mapped[list[Account]] = relationship(
         back_populates="owner", lazy="raise", passive_deletes=True
     )
+
+
+#: Every ``users`` column, in table order: the one user column list (seed writes them all,
+#: ``blogdata.bulk`` rows may set all but ``id``).
+USER_COLUMNS: tuple[str, ...] = tuple(User.__table__.columns.keys())
 
 
 class Post(Base):
