@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import NullPool, text
+from sqlalchemy import NullPool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
 from blogdata import migrate
-from blogdata.database import create_engine
+from blogdata.database import create_database, create_engine
 from blogdata.errors import ConfigurationError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
@@ -37,19 +37,6 @@ class DemoResult:
     database: str
     summary: SeedSummary
     charts: list[Path]
-
-
-async def _recreate(server: URL, database: str) -> URL:
-    """Drop and create ``database`` on ``server``; return its URL."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(database)
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            await conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        await admin.dispose()
-    return server.set(database=database)
 
 
 def _table(title: str, frame: pd.DataFrame) -> str:
@@ -152,7 +139,7 @@ async def run_demo(
         database: the name of the demo database (dropped and recreated).
         echo: where the text goes (e.g. ``typer.echo``).
     """
-    url = await _recreate(server, database)
+    url = await create_database(server, database)
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)
     engine = create_engine(url, poolclass=NullPool)

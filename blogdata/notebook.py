@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import NullPool, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import CompileError
@@ -40,7 +40,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql import ClauseElement
 
 from blogdata import migrate
-from blogdata.database import create_engine, create_sessionmaker, resolve_url
+from blogdata.database import (
+    create_database,
+    create_engine,
+    create_sessionmaker,
+    drop_database,
+    resolve_url,
+)
 from blogdata.errors import InvalidInputError
 
 __all__ = [
@@ -115,22 +121,7 @@ class Notebook:
         if _open.get(self.name) is self:
             del _open[self.name]
         if drop:
-            await _recreate(self.engine.url, self.database, create=False)
-
-
-async def _recreate(url: URL, database: str, *, create: bool = True) -> None:
-    """Drop ``database`` on ``url``'s server (disconnecting its users), then create it again."""
-    admin = create_engine(
-        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(database)
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            if create:
-                await conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        await admin.dispose()
+            await drop_database(self.engine.url.set(database="postgres"), self.database)
 
 
 async def open_database(url: str | URL | None = None, *, read: bool = False) -> Notebook:
@@ -190,8 +181,7 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     previous = _open.pop(name, None)
     if previous is not None:  # re-running the setup cell: release the old pool first
         await previous.engine.dispose()
-    url = resolve_url().set(database=database)
-    await _recreate(url, database)
+    url = await create_database(resolve_url().set(database="postgres"), database)
     engine = create_engine(url)
     try:
         await migrate.upgrade(engine)

@@ -16,13 +16,15 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import NullPool, text
+from sqlalchemy import NullPool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata import embedded, migrate
 from blogdata.config import get_settings
-from blogdata.database import create_engine
+
+# create_database and drop_database are imported from here by the tests that make their own.
+from blogdata.database import create_database, create_engine, drop_database
 
 get_settings(reload=True)  # the root conftest.py has set this run's environment
 
@@ -36,28 +38,6 @@ def server_url() -> Iterator[URL]:
         return
     # The root conftest stops this server and deletes its folder when the run ends.
     yield embedded.start().url("postgres")
-
-
-async def create_database(server: URL, name: str) -> URL:
-    """Create an empty database ``name`` on ``server`` and return its URL."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return server.set(database=name)
-
-
-async def drop_database(server: URL, name: str) -> None:
-    """Drop database ``name`` on ``server``, disconnecting anyone still in it."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 @asynccontextmanager
