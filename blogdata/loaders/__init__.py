@@ -79,6 +79,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from blogdata._checks import check_count
 from blogdata.errors import (
     BlogdataError,
     InvalidInputError,
@@ -586,8 +587,7 @@ async def stream_frames(
         RouteUnavailableError: the forced route cannot give the driver's answer here.
         QueryError: PostgreSQL rejected the query.
     """
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
-        raise InvalidInputError(f"chunk_size must be a positive integer, not {chunk_size!r}")
+    check_count(chunk_size, "chunk_size", minimum=1)
     _check(dtype_backend, route)
     conn, driver = await _driver(db)
     query = compile_statement(stmt, conn.dialect)
