@@ -493,6 +493,18 @@ def _frame_from_records(
     return frame
 
 
+async def _prepare(
+    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str
+) -> tuple[_Guard, _State, _Plan]:
+    """Check the arguments, compile and describe ``stmt``: what every load starts with."""
+    _check(backend, route)
+    conn, driver = await _driver(db)
+    query = compile_statement(stmt, conn.dialect)
+    guard = _Guard(conn, driver)
+    state = await guard.read(_state(driver))
+    return guard, state, await _describe(guard, query, backend, state)
+
+
 def _tag(frame: pd.DataFrame, route: str) -> pd.DataFrame:
     frame.attrs[ROUTE_ATTR] = route
     return frame
@@ -526,12 +538,8 @@ async def load_frame(
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept), or a
             value is outside its column's dtype.
     """
-    _check(dtype_backend, route)
-    conn, driver = await _driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = _Guard(conn, driver)
-    state = await guard.read(_state(driver))
-    plan = await _describe(guard, query, dtype_backend, state)
+    guard, state, plan = await _prepare(db, stmt, dtype_backend, route)
+    driver = guard.driver
     if route == "auto" and "adbc" not in plan.why_not and await _small(guard, plan):
         plan.why_not["adbc"] = "the planner expects a small result, read faster on the session"
     chosen = _choose(route, plan, stream=False)
@@ -553,7 +561,7 @@ async def load_frame(
             assert plan.literal_sql is not None
             table = await copy_to_table(driver, plan.literal_sql, [c.wire for c in plan.columns])
         else:
-            records = await plan.prepared.fetch(*query.args)
+            records = await plan.prepared.fetch(*plan.query.args)
     if chosen == "copy":
         box = [table]
         del table
@@ -588,12 +596,8 @@ async def stream_frames(
         QueryError: PostgreSQL rejected the query.
     """
     check_count(chunk_size, "chunk_size", minimum=1)
-    _check(dtype_backend, route)
-    conn, driver = await _driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = _Guard(conn, driver)
-    state = await guard.read(_state(driver))
-    plan = await _describe(guard, query, dtype_backend, state)
+    guard, _, plan = await _prepare(db, stmt, dtype_backend, route)
+    driver = guard.driver
     chosen = _choose(route, plan, stream=True)
     logger.debug("stream_frames: route %s", chosen)
     if chosen == "rows" and not driver.is_in_transaction():
@@ -619,7 +623,7 @@ async def stream_frames(
                 table = pa.Table.from_batches(pending, schema=pending[0].schema)
                 yield _tag(_frame_from_table(table, plan.columns, dtype_backend), "copy")
         else:
-            cursor = await plan.prepared.cursor(*query.args)
+            cursor = await plan.prepared.cursor(*plan.query.args)
             done = False
             while not done:
                 records: list[Any] = []
