@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import NullPool
+from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -50,6 +50,38 @@ async def migrated_database(server: URL, prefix: str) -> AsyncIterator[URL]:
         yield url
     finally:
         await drop_database(server, name)
+
+
+async def execute_sql(url: URL, *statements: str) -> None:
+    """Run ``statements`` on ``url`` in one committed transaction, on a connection of their own."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for sql in statements:
+                await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def scalar_sql(url: URL, sql: str) -> object:
+    """Return the first value ``sql`` gives on ``url``, on a connection of its own."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
+    """An empty database of this test's own (no tables: migrate it up and down), dropped after."""
+    name = f"blogdata_scratch_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, name)
 
 
 @asynccontextmanager
