@@ -21,7 +21,7 @@ Deliberately unlike the guide:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
@@ -214,13 +214,26 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
             )
         return db_obj
 
-    async def _apply(self, db: AsyncSession, db_obj: ModelType, data: dict[str, Any]) -> ModelType:
+    async def _apply(
+        self,
+        db: AsyncSession,
+        db_obj: ModelType,
+        data: dict[str, Any],
+        *,
+        first: Callable[[], Awaitable[None]] | None = None,
+    ) -> ModelType:
+        """Set ``data`` on ``db_obj`` in one write (after ``first``, e.g. replacing its tags).
+
+        If the write fails, the object is reloaded, so it never holds values that were not stored.
+        """
         columns = {attr.key for attr in inspect(self.model).column_attrs}
         unknown = sorted(map(str, set(data) - columns))
         if unknown:
             raise InvalidInputError(f"{self.table.name} has no column(s) {unknown}")
         try:
             async with _write(db, self.table):
+                if first is not None:
+                    await first()
                 for name, value in data.items():
                     setattr(db_obj, name, value)
         except BlogdataError as error:
@@ -373,17 +386,11 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         if names is None:
             return await self._apply(db, target, data)
         await db.refresh(target, attribute_names=["tags"])
-        try:
-            async with _write(db, self.table):
-                target.tags = await tag.get_or_create_many(db, names=names)
-                for name, value in data.items():
-                    setattr(target, name, value)
-        except BlogdataError as error:
-            if not isinstance(error, DatabaseUnavailableError):  # a lost connection cannot refresh
-                await db.refresh(target)
-            raise
-        await _refresh_expired(db, target)
-        return target
+
+        async def replace_tags() -> None:
+            target.tags = await tag.get_or_create_many(db, names=names)
+
+        return await self._apply(db, target, data, first=replace_tags)
 
     async def get_multi_by_author(
         self,
