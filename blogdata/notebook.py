@@ -124,6 +124,29 @@ class Notebook:
             await drop_database(self.engine.url.set(database="postgres"), self.database)
 
 
+async def _release(name: str) -> None:
+    """Dispose of the engine an earlier call opened under ``name``, if any."""
+    previous = _open.pop(name, None)
+    if previous is not None:
+        await previous.engine.dispose()
+
+
+def _remember(
+    name: str, database: str, engine: AsyncEngine, url: URL, *, made_here: bool
+) -> Notebook:
+    """Build the ``Notebook`` for ``engine``, kept under ``name`` (%sql uses the latest)."""
+    notebook = Notebook(
+        name=name,
+        database=database,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        url=url.render_as_string(hide_password=True),
+        made_here=made_here,
+    )
+    _open[name] = notebook
+    return notebook
+
+
 async def open_database(url: str | URL | None = None, *, read: bool = False) -> Notebook:
     """Open an existing database for analysis; nothing is dropped, migrated or seeded.
 
@@ -148,19 +171,8 @@ async def open_database(url: str | URL | None = None, *, read: bool = False) -> 
         await engine.dispose()
         raise
     database = resolved.database or "postgres"
-    previous = _open.pop(database, None)
-    if previous is not None:
-        await previous.engine.dispose()
-    notebook = Notebook(
-        name=database,
-        database=database,
-        engine=engine,
-        sessions=create_sessionmaker(engine),
-        url=resolved.render_as_string(hide_password=True),
-        made_here=False,
-    )
-    _open[database] = notebook
-    return notebook
+    await _release(database)
+    return _remember(database, database, engine, resolved, made_here=False)
 
 
 async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
@@ -178,9 +190,7 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     database = database_name(name)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
         raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
-    previous = _open.pop(name, None)
-    if previous is not None:  # re-running the setup cell: release the old pool first
-        await previous.engine.dispose()
+    await _release(name)  # re-running the setup cell: release the old pool first
     url = await create_database(resolve_url().set(database="postgres"), database)
     engine = create_engine(url)
     try:
@@ -192,15 +202,7 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     except BaseException:
         await engine.dispose()
         raise
-    notebook = Notebook(
-        name=name,
-        database=database,
-        engine=engine,
-        sessions=create_sessionmaker(engine),
-        url=url.render_as_string(hide_password=True),
-    )
-    _open[name] = notebook
-    return notebook
+    return _remember(name, database, engine, url, made_here=True)
 
 
 def _compiled(stmt: ClauseElement, literal: bool) -> Any:
