@@ -57,6 +57,7 @@ __all__ = [
     "drop_database",
     "get_db",
     "get_engine",
+    "one_off_engine",
     "resolve_url",
     "server_address",
     "session_scope",
@@ -261,6 +262,22 @@ def _pgbouncer_engine(url: URL, timeout: float, options: dict[str, Any]) -> Asyn
     return engine
 
 
+@asynccontextmanager
+async def one_off_engine(
+    url: str | URL | None = None, **overrides: Any
+) -> AsyncIterator[AsyncEngine]:
+    """Yield an engine for one job, without a pool (``NullPool``), disposed of on exit.
+
+    For commands and helpers that connect once or twice and are done; ``overrides`` go to
+    :func:`create_engine` (e.g. ``isolation_level="AUTOCOMMIT"``).
+    """
+    engine = create_engine(url, poolclass=NullPool, **overrides)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Return a session factory for ``engine`` with ``expire_on_commit=False``."""
     return async_sessionmaker(engine, expire_on_commit=False)
@@ -343,13 +360,12 @@ async def session_scope(
 
 async def _administer(server: URL, *statements: str) -> None:
     """Run ``statements`` on ``server`` in AUTOCOMMIT (CREATE/DROP DATABASE need it)."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            for sql in statements:
-                await conn.execute(text(sql))
-    finally:
-        await admin.dispose()
+    async with (
+        one_off_engine(server, isolation_level="AUTOCOMMIT") as admin,
+        admin.connect() as conn,
+    ):
+        for sql in statements:
+            await conn.execute(text(sql))
 
 
 def _quoted(name: str) -> str:

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import NullPool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
 from blogdata import migrate
-from blogdata.database import create_database, create_engine
+from blogdata.database import create_database, one_off_engine
 from blogdata.errors import ConfigurationError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
@@ -142,8 +141,7 @@ async def run_demo(
     url = await create_database(server, database)
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)
-    engine = create_engine(url, poolclass=NullPool)
-    try:
+    async with one_off_engine(url) as engine:
         summary = await seed(engine, users=users, seed=seed_value)
         echo(
             f"seeded {summary.users} users, {summary.posts} posts, {summary.tags} tags, "
@@ -151,8 +149,6 @@ async def run_demo(
         )
         async with engine.connect() as db:
             frames = await _tables(db, echo)
-    finally:
-        await engine.dispose()
     charts = _charts(frames, out)
     echo(f"\nsaved {len(charts)} charts in {out}: " + ", ".join(p.name for p in charts))
     return DemoResult(database=database, summary=summary, charts=charts)
