@@ -168,8 +168,17 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
         """Insert a row from ``obj_in`` and flush it (the caller commits)."""
         return await self._insert(db, self.model(**_require_schema(obj_in).model_dump()))
 
-    async def _insert(self, db: AsyncSession, db_obj: ModelType) -> ModelType:
+    async def _insert(
+        self,
+        db: AsyncSession,
+        db_obj: ModelType,
+        *,
+        first: Callable[[], Awaitable[None]] | None = None,
+    ) -> ModelType:
+        """Add ``db_obj`` in one write (after ``first``, e.g. getting its tags) and flush."""
         async with _write(db, self.table):
+            if first is not None:
+                await first()
             db.add(db_obj)
         await _refresh_expired(db, db_obj)
         return db_obj
@@ -362,14 +371,12 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         Raises:
             RelatedRowMissingError: ``author_id`` names no user.
         """
-        data = _require_schema(obj_in).model_dump(exclude={"tags"})
-        async with _write(db, self.table):
-            tags = await tag.get_or_create_many(db, names=obj_in.tags)
-            db_obj = Post(**data)
-            db_obj.tags = tags
-            db.add(db_obj)
-        await _refresh_expired(db, db_obj)
-        return db_obj
+        db_obj = Post(**_require_schema(obj_in).model_dump(exclude={"tags"}))
+
+        async def get_tags() -> None:
+            db_obj.tags = await tag.get_or_create_many(db, names=obj_in.tags)
+
+        return await self._insert(db, db_obj, first=get_tags)
 
     async def update(
         self,
