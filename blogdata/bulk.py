@@ -58,7 +58,6 @@ from blogdata.errors import (
     BlogdataError,
     InvalidInputError,
     sqlstate_of,
-    translate_db_error,
     translating,
 )
 from blogdata.models import User
@@ -189,7 +188,8 @@ async def _refuse_duplicates(db: AsyncSession, rows: Sequence[Mapping[str, Any]]
         raise _duplicate_error(problems)
 
 
-def _copy_error(exc: Exception) -> BlogdataError:
+def _copy_error(exc: Exception) -> BlogdataError | None:
+    """Return the error COPY's ``exc`` means, or None to leave it to the translating boundary."""
     state = sqlstate_of(exc)
     if state == "23505":
         detail = getattr(exc, "detail", None) or str(exc)
@@ -198,7 +198,7 @@ def _copy_error(exc: Exception) -> BlogdataError:
             field=getattr(exc, "column_name", None),
         )
     if isinstance(exc, asyncpg.PostgresError):
-        return translate_db_error(exc, doing="COPY into users")
+        return None
     return InvalidInputError(f"a value does not fit its users column: {exc}")
 
 
@@ -216,7 +216,10 @@ async def _copy(
                 User.__tablename__, records=records, columns=list(columns)
             )
         except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError) as exc:
-            raise _copy_error(exc) from exc
+            error = _copy_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
 
 async def insert_hashed_users(
