@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from blogdata.errors import BlogdataError, InvalidInputError, translate_db_error, translating
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
+from blogdata.models import USER_COLUMNS as _USER_COLUMNS
 
 __all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
 
@@ -375,13 +376,6 @@ class _Blog:
             yield list(zip(post_ids[lo:hi].tolist(), tag_ids[lo:hi].tolist(), strict=True))
 
 
-_USER_COLUMNS = tuple(
-    c.name
-    for c in (
-        User.id, User.email, User.username, User.full_name, User.hashed_password,
-        User.is_active, User.role, User.created_at, User.updated_at, User.last_login,
-    )
-)  # fmt: skip
 _POST_COLUMNS = tuple(
     c.name
     for c in (
