@@ -8,10 +8,11 @@ commits or rolls back the caller's work. The entry points own the transaction: `
 The names below are what analysts and learners use, each importable from ``blogdata``. The rest
 stays in its module, one import away: ``blogdata.crud`` (the guide's ``crud.user``, ...),
 ``blogdata.queries``, ``blogdata.bulk``, ``blogdata.seed``, ``blogdata.migrate``,
-``blogdata.explain``, ``blogdata.notebook`` (``connect``, ``show_sql``), ``blogdata.errors`` (the
-whole error tree), ``blogdata.config``, ``blogdata.security``, ``blogdata.embedded``. Importing
-blogdata opens no connection and loads no Faker, matplotlib, typer, IPython or Jupyter;
-``%load_ext blogdata`` registers the ``%sql`` magics.
+``blogdata.explain``, ``blogdata.notebook`` (``open_database``, ``tutorial_database``,
+``show_sql``), ``blogdata.errors`` (the whole error tree, ``translating``), ``blogdata.config``,
+``blogdata.security``, ``blogdata.embedded``. Importing blogdata opens no connection and loads
+no Faker, matplotlib, typer, IPython or Jupyter; ``%load_ext blogdata`` registers the ``%sql``
+magics.
 """
 
 from __future__ import annotations

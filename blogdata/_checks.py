@@ -26,6 +26,7 @@ __all__ = [
     "check_days_before",
     "check_finite_number",
     "check_id",
+    "check_int",
     "check_list",
     "check_seconds",
     "check_text",
@@ -50,7 +51,8 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:40]}… ({len(text)} characters)"
 
 
-def _require_int(value: object, name: str) -> int:
+def check_int(value: object, name: str) -> int:
+    """Return ``value`` if it is an int (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be an integer, not {type(value).__name__}")
     return value
@@ -58,7 +60,7 @@ def _require_int(value: object, name: str) -> int:
 
 def check_id(value: object, name: str = "id") -> int:
     """Return ``value`` if it can be a row id: an int from 1 to 2**31 - 1 (PostgreSQL integer)."""
-    number = _require_int(value, name)
+    number = check_int(value, name)
     if not 1 <= number <= INT4_MAX:
         raise InvalidInputError(
             f"{name} {_shown(number)} cannot be a row id; ids are integers from 1 to {INT4_MAX}"
@@ -68,7 +70,7 @@ def check_id(value: object, name: str = "id") -> int:
 
 def check_count(value: object, name: str, *, minimum: int = 0, maximum: int = INT8_MAX) -> int:
     """Return ``value`` if it is an int from ``minimum`` to ``maximum`` (default: a bigint >= 0)."""
-    number = _require_int(value, name)
+    number = check_int(value, name)
     if number < minimum:
         wanted = "a positive integer" if minimum == 1 else f"{minimum} or more"
         raise InvalidInputError(f"{name} must be {wanted}, got {_shown(number)}")

@@ -44,10 +44,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from blogdata import crud, models
 from blogdata._checks import (
     MAX_DAYS,
     check_aware_datetime,
@@ -62,11 +61,10 @@ from blogdata.errors import (
     BlogdataError,
     InvalidInputError,
     sqlstate_of,
-    translate_db_error,
     translating,
 )
-from blogdata.models import Tag, User
-from blogdata.schemas import UserCreate, normalize_tag_name
+from blogdata.models import User
+from blogdata.schemas import UserCreate
 from blogdata.security import get_password_hash
 
 __all__ = [
@@ -83,19 +81,9 @@ __all__ = [
 #: Batches of at least this many rows go through COPY, smaller ones through INSERT ... VALUES.
 COPY_THRESHOLD = 1000
 
-#: The ``users`` columns a row may set; the first three are required.
-USER_COLUMNS: tuple[str, ...] = (
-    "email",
-    "username",
-    "hashed_password",
-    "full_name",
-    "is_active",
-    "role",
-    "created_at",
-    "updated_at",
-    "last_login",
-)
-_REQUIRED = USER_COLUMNS[:3]
+#: The ``users`` columns a row may set: every one but ``id`` (``_REQUIRED`` must be given).
+USER_COLUMNS: tuple[str, ...] = tuple(c for c in models.USER_COLUMNS if c != "id")
+_REQUIRED = ("email", "username", "hashed_password")
 _TIMESTAMPS = frozenset({"created_at", "updated_at", "last_login"})
 _UNIQUE = ("email", "username")
 _SHOWN = 5  # offending rows named in an error message
@@ -203,7 +191,8 @@ async def _refuse_duplicates(db: AsyncSession, rows: Sequence[Mapping[str, Any]]
         raise _duplicate_error(problems)
 
 
-def _copy_error(exc: Exception) -> BlogdataError:
+def _copy_error(exc: Exception) -> BlogdataError | None:
+    """Return the error COPY's ``exc`` means, or None to leave it to the translating boundary."""
     state = sqlstate_of(exc)
     if state == "23505":
         detail = getattr(exc, "detail", None) or str(exc)
@@ -212,7 +201,7 @@ def _copy_error(exc: Exception) -> BlogdataError:
             field=getattr(exc, "column_name", None),
         )
     if isinstance(exc, asyncpg.PostgresError):
-        return translate_db_error(exc, doing="COPY into users")
+        return None
     return InvalidInputError(f"a value does not fit its users column: {exc}")
 
 
@@ -230,7 +219,10 @@ async def _copy(
                 User.__tablename__, records=records, columns=list(columns)
             )
         except (asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError) as exc:
-            raise _copy_error(exc) from exc
+            error = _copy_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
 
 async def insert_hashed_users(
@@ -259,17 +251,12 @@ async def insert_hashed_users(
     if check_duplicates and (problems := _duplicates_within(rows)):
         raise _duplicate_error(problems)
     try:
-        async with db.begin_nested():
+        async with translating("the statement", table=User.__table__), db.begin_nested():
             if len(rows) >= copy_threshold:
                 await _copy(db, columns, rows)
             else:
                 connection = await db.connection()
                 await connection.execute(insert(User), [dict(row) for row in rows])
-    except DBAPIError as exc:
-        error = translate_db_error(exc, table=User.__table__)
-        if isinstance(error, AlreadyExistsError) and check_duplicates:
-            await _name_existing(db, rows, error)
-        raise error from exc
     except AlreadyExistsError as error:
         if check_duplicates:
             await _name_existing(db, rows, error)
@@ -316,37 +303,12 @@ async def bulk_create_users(
 async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, int]:
     """Make sure every tag in ``names`` exists; return ``{normalised name: id}`` for all of them.
 
-    Names are trimmed and lower-cased; existing tags are left as they are (``ON CONFLICT DO
-    NOTHING``). New names are inserted in sorted order so concurrent upserts cannot deadlock.
+    ``crud.tag.get_or_create_many`` does the work: names are trimmed and lower-cased, existing
+    tags are left as they are (``ON CONFLICT DO NOTHING``), and new names are inserted in sorted
+    order so concurrent upserts cannot deadlock.
     """
-    try:
-        cleaned = sorted(
-            {
-                normalize_tag_name(check_text(name, "tag name"))
-                for name in check_list(names, "names")
-            }
-        )
-    except InvalidInputError:
-        raise
-    except ValueError as exc:
-        raise InvalidInputError(f"bad tag name: {exc}") from exc
-    if not cleaned:
-        return {}
-    stmt = (
-        pg_insert(Tag)
-        .values([{"name": name} for name in cleaned])
-        .on_conflict_do_nothing(index_elements=[Tag.name])
-    )
-    try:
-        await db.execute(stmt)
-    except DBAPIError as exc:
-        raise translate_db_error(exc, table=Tag.__table__) from exc
-    found = await db.execute(
-        select(Tag.name, Tag.id).where(
-            Tag.name == any_(bindparam("names", cleaned, type_=ARRAY(Tag.name.type)))
-        )
-    )
-    return {str(row[0]): int(row[1]) for row in found}
+    tags = await crud.tag.get_or_create_many(db, names=check_list(names, "names"))
+    return {tag.name: tag.id for tag in tags}
 
 
 async def deactivate_old_users(db: AsyncSession, *, days: int, now: datetime | None = None) -> int:

@@ -21,12 +21,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import NullPool, text
+from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from blogdata import embedded, migrate
 from blogdata.config import get_settings
-from blogdata.database import create_engine, resolve_url
+from blogdata.database import one_off_engine, resolve_url
 from blogdata.errors import BlogdataError, translate_db_error
 
 if TYPE_CHECKING:
@@ -78,12 +78,8 @@ def _options(
 
 
 async def _server_version(url: URL) -> str:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            return f"PostgreSQL {await conn.scalar(text('SHOW server_version'))}"
-    finally:
-        await engine.dispose()
+    async with one_off_engine(url) as engine, engine.connect() as conn:
+        return f"PostgreSQL {await conn.scalar(text('SHOW server_version'))}"
 
 
 @db_app.command("start")
@@ -170,12 +166,8 @@ def _replica_status_line(primary: embedded.EmbeddedServer) -> None:
 async def _replay_lag(primary: URL, standby: URL) -> int | None:
     from blogdata.routing import replay_lag_bytes
 
-    engines = [create_engine(u, poolclass=NullPool) for u in (primary, standby)]
-    try:
-        return await replay_lag_bytes(engines[0], engines[1])
-    finally:
-        for engine in engines:
-            await engine.dispose()
+    async with one_off_engine(primary) as source, one_off_engine(standby) as copy:
+        return await replay_lag_bytes(source, copy)
 
 
 @replica_app.command("start")
@@ -285,17 +277,13 @@ async def _seed(
     from blogdata.seed import seed as seed_tables
 
     await migrate.upgrade(url)
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.begin() as conn:
-            if reset:
-                await reset_tables(conn)
-            return await seed_tables(
-                conn, users=users, posts_per_user=posts_per_user, tags=tags, seed=seed,
-                progress=True,
-            )  # fmt: skip
-    finally:
-        await engine.dispose()
+    async with one_off_engine(url) as engine, engine.begin() as conn:
+        if reset:
+            await reset_tables(conn)
+        return await seed_tables(
+            conn, users=users, posts_per_user=posts_per_user, tags=tags, seed=seed,
+            progress=True,
+        )  # fmt: skip
 
 
 @app.command("demo")

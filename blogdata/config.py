@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -126,23 +126,13 @@ class Settings(BaseSettings):
             problems = "; ".join(_describe(err) for err in exc.errors(include_input=False))
             raise ConfigurationError(problems) from None
 
-    @field_validator("database_url", mode="after")
+    @field_validator("database_url", "read_url", mode="after")
     @classmethod
-    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip():
+            parse = parse_read_url if info.field_name == "read_url" else parse_database_url
             try:
-                parse_database_url(value.get_secret_value())
-            except ConfigurationError as exc:
-                raise ValueError(str(exc)) from None
-            return value
-        return None
-
-    @field_validator("read_url", mode="after")
-    @classmethod
-    def _check_read_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value().strip():
-            try:
-                parse_read_url(value.get_secret_value())
+                parse(value.get_secret_value())
             except ConfigurationError as exc:
                 raise ValueError(str(exc)) from None
             return value

@@ -21,14 +21,13 @@ Deliberately unlike the guide:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import Table, exists, func, inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -39,7 +38,7 @@ from blogdata.errors import (
     InvalidInputError,
     NotFoundError,
     QueryError,
-    translate_db_error,
+    translating,
 )
 from blogdata.models import Base, Post, Tag, User
 from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
@@ -50,7 +49,7 @@ from blogdata.schemas import (
     TagCreate,
     UserCreate,
     UserUpdate,
-    normalize_tag_name,
+    check_tag_name,
 )
 from blogdata.security import DUMMY_HASH, get_password_hash, verify_password
 
@@ -100,12 +99,9 @@ def _require_schema(obj_in: object) -> BaseModel:
 @asynccontextmanager
 async def _write(db: AsyncSession, table: Table) -> AsyncIterator[None]:
     """Run the block in a savepoint, flush it, and translate a database error (one boundary)."""
-    try:
-        async with db.begin_nested():
-            yield
-            await db.flush()
-    except DBAPIError as exc:
-        raise translate_db_error(exc, table=table, connection=db) from exc
+    async with translating("the statement", table=table, connection=db), db.begin_nested():
+        yield
+        await db.flush()
 
 
 async def _refresh_expired(db: AsyncSession, obj: Base) -> None:
@@ -172,8 +168,17 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
         """Insert a row from ``obj_in`` and flush it (the caller commits)."""
         return await self._insert(db, self.model(**_require_schema(obj_in).model_dump()))
 
-    async def _insert(self, db: AsyncSession, db_obj: ModelType) -> ModelType:
+    async def _insert(
+        self,
+        db: AsyncSession,
+        db_obj: ModelType,
+        *,
+        first: Callable[[], Awaitable[None]] | None = None,
+    ) -> ModelType:
+        """Add ``db_obj`` in one write (after ``first``, e.g. getting its tags) and flush."""
         async with _write(db, self.table):
+            if first is not None:
+                await first()
             db.add(db_obj)
         await _refresh_expired(db, db_obj)
         return db_obj
@@ -218,13 +223,26 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
             )
         return db_obj
 
-    async def _apply(self, db: AsyncSession, db_obj: ModelType, data: dict[str, Any]) -> ModelType:
+    async def _apply(
+        self,
+        db: AsyncSession,
+        db_obj: ModelType,
+        data: dict[str, Any],
+        *,
+        first: Callable[[], Awaitable[None]] | None = None,
+    ) -> ModelType:
+        """Set ``data`` on ``db_obj`` in one write (after ``first``, e.g. replacing its tags).
+
+        If the write fails, the object is reloaded, so it never holds values that were not stored.
+        """
         columns = {attr.key for attr in inspect(self.model).column_attrs}
         unknown = sorted(map(str, set(data) - columns))
         if unknown:
             raise InvalidInputError(f"{self.table.name} has no column(s) {unknown}")
         try:
             async with _write(db, self.table):
+                if first is not None:
+                    await first()
                 for name, value in data.items():
                     setattr(db_obj, name, value)
         except BlogdataError as error:
@@ -312,7 +330,7 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
 
     async def get_by_name(self, db: AsyncSession, *, name: str) -> Tag | None:
         """Return the tag called ``name`` (trimmed, any case), or None."""
-        return await db.scalar(select(Tag).where(Tag.name == _tag_name(name)))
+        return await db.scalar(select(Tag).where(Tag.name == check_tag_name(name)))
 
     async def get_or_create_many(self, db: AsyncSession, *, names: Sequence[str]) -> list[Tag]:
         """Return the tags called ``names``, creating the missing ones; order follows ``names``.
@@ -321,12 +339,14 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
         same name first, our insert waits for it and skips the row, and the SELECT (a new snapshot
         under READ COMMITTED) sees it. Names are inserted sorted so two writers lock them in the
         same order and cannot deadlock. Call it inside a savepoint or transaction you control.
+        Names are checked and normalised by ``blogdata.schemas.check_tag_name``.
         """
-        wanted = list(dict.fromkeys(_tag_name(n) for n in check_list(names, "names")))
+        wanted = list(dict.fromkeys(check_tag_name(n) for n in check_list(names, "names")))
         if not wanted:
             return []
         insert = pg_insert(Tag).values([{"name": n} for n in sorted(wanted)])
-        await db.execute(insert.on_conflict_do_nothing(index_elements=[Tag.name]))
+        async with translating("the statement", table=Tag.__table__):
+            await db.execute(insert.on_conflict_do_nothing(index_elements=[Tag.name]))
         found = {t.name: t for t in (await db.scalars(select(Tag).where(Tag.name.in_(wanted))))}
         missing = [n for n in wanted if n not in found]
         if missing:
@@ -335,14 +355,6 @@ class CRUDTag(CRUDBase[Tag, TagCreate, TagCreate]):
                 "transaction is REPEATABLE READ/SERIALIZABLE); retry the transaction"
             )
         return [found[n] for n in wanted]
-
-
-def _tag_name(name: str) -> str:
-    check_text(name, "tag name")
-    try:
-        return normalize_tag_name(name)
-    except ValueError as exc:
-        raise InvalidInputError(f"bad tag name {name[:60]!r}: {exc}") from None
 
 
 class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
@@ -359,14 +371,12 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         Raises:
             RelatedRowMissingError: ``author_id`` names no user.
         """
-        data = _require_schema(obj_in).model_dump(exclude={"tags"})
-        async with _write(db, self.table):
-            tags = await tag.get_or_create_many(db, names=obj_in.tags)
-            db_obj = Post(**data)
-            db_obj.tags = tags
-            db.add(db_obj)
-        await _refresh_expired(db, db_obj)
-        return db_obj
+        db_obj = Post(**_require_schema(obj_in).model_dump(exclude={"tags"}))
+
+        async def get_tags() -> None:
+            db_obj.tags = await tag.get_or_create_many(db, names=obj_in.tags)
+
+        return await self._insert(db, db_obj, first=get_tags)
 
     async def update(
         self,
@@ -383,17 +393,11 @@ class CRUDPost(CRUDBase[Post, PostCreate, PostUpdate]):
         if names is None:
             return await self._apply(db, target, data)
         await db.refresh(target, attribute_names=["tags"])
-        try:
-            async with _write(db, self.table):
-                target.tags = await tag.get_or_create_many(db, names=names)
-                for name, value in data.items():
-                    setattr(target, name, value)
-        except BlogdataError as error:
-            if not isinstance(error, DatabaseUnavailableError):  # a lost connection cannot refresh
-                await db.refresh(target)
-            raise
-        await _refresh_expired(db, target)
-        return target
+
+        async def replace_tags() -> None:
+            target.tags = await tag.get_or_create_many(db, names=names)
+
+        return await self._apply(db, target, data, first=replace_tags)
 
     async def get_multi_by_author(
         self,

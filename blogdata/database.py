@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from sqlalchemy import NullPool, event
+from sqlalchemy import NullPool, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -50,11 +50,14 @@ from blogdata.errors import (
 from blogdata.security import redact_password_hashes
 
 __all__ = [
+    "create_database",
     "create_engine",
     "create_sessionmaker",
     "dispose_default_engine",
+    "drop_database",
     "get_db",
     "get_engine",
+    "one_off_engine",
     "resolve_url",
     "server_address",
     "session_scope",
@@ -259,6 +262,22 @@ def _pgbouncer_engine(url: URL, timeout: float, options: dict[str, Any]) -> Asyn
     return engine
 
 
+@asynccontextmanager
+async def one_off_engine(
+    url: str | URL | None = None, **overrides: Any
+) -> AsyncIterator[AsyncEngine]:
+    """Yield an engine for one job, without a pool (``NullPool``), disposed of on exit.
+
+    For commands and helpers that connect once or twice and are done; ``overrides`` go to
+    :func:`create_engine` (e.g. ``isolation_level="AUTOCOMMIT"``).
+    """
+    engine = create_engine(url, poolclass=NullPool, **overrides)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Return a session factory for ``engine`` with ``expire_on_commit=False``."""
     return async_sessionmaker(engine, expire_on_commit=False)
@@ -337,6 +356,44 @@ async def session_scope(
         except Exception:  # only after a loss: the connection is discarded, not pooled
             await invalidate_connection(session)
             await session.close()
+
+
+async def _administer(server: URL, *statements: str) -> None:
+    """Run ``statements`` on ``server`` in AUTOCOMMIT (CREATE/DROP DATABASE need it)."""
+    async with (
+        one_off_engine(server, isolation_level="AUTOCOMMIT") as admin,
+        admin.connect() as conn,
+    ):
+        for sql in statements:
+            await conn.execute(text(sql))
+
+
+def _quoted(name: str) -> str:
+    from sqlalchemy.dialects.postgresql import dialect
+
+    return str(dialect().identifier_preparer.quote_identifier(name))  # type: ignore[no-untyped-call]
+
+
+async def create_database(server: str | URL, name: str) -> URL:
+    """Create an empty database ``name``, dropping any old one first; return its URL.
+
+    ``server`` is the URL of another database on the same server (e.g. ``postgres``), where the
+    commands run; users still connected to the old database are disconnected (``FORCE``).
+    """
+    url = resolve_url(server)
+    quoted = _quoted(name)
+    await _administer(
+        url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}"
+    )
+    return url.set(database=name)
+
+
+async def drop_database(server: str | URL, name: str) -> None:
+    """Drop database ``name`` if it exists, disconnecting anyone still in it.
+
+    ``server`` is the URL of another database on the same server, where the command runs.
+    """
+    await _administer(resolve_url(server), f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:

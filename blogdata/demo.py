@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
 from blogdata import migrate
-from blogdata.database import create_engine
+from blogdata.database import create_database, one_off_engine
 from blogdata.errors import ConfigurationError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
@@ -37,19 +36,6 @@ class DemoResult:
     database: str
     summary: SeedSummary
     charts: list[Path]
-
-
-async def _recreate(server: URL, database: str) -> URL:
-    """Drop and create ``database`` on ``server``; return its URL."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(database)
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            await conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        await admin.dispose()
-    return server.set(database=database)
 
 
 def _table(title: str, frame: pd.DataFrame) -> str:
@@ -152,11 +138,10 @@ async def run_demo(
         database: the name of the demo database (dropped and recreated).
         echo: where the text goes (e.g. ``typer.echo``).
     """
-    url = await _recreate(server, database)
+    url = await create_database(server, database)
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)
-    engine = create_engine(url, poolclass=NullPool)
-    try:
+    async with one_off_engine(url) as engine:
         summary = await seed(engine, users=users, seed=seed_value)
         echo(
             f"seeded {summary.users} users, {summary.posts} posts, {summary.tags} tags, "
@@ -164,8 +149,6 @@ async def run_demo(
         )
         async with engine.connect() as db:
             frames = await _tables(db, echo)
-    finally:
-        await engine.dispose()
     charts = _charts(frames, out)
     echo(f"\nsaved {len(charts)} charts in {out}: " + ", ".join(p.name for p in charts))
     return DemoResult(database=database, summary=summary, charts=charts)

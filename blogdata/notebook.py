@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import NullPool, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import CompileError
@@ -40,7 +40,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql import ClauseElement
 
 from blogdata import migrate
-from blogdata.database import create_engine, create_sessionmaker, resolve_url
+from blogdata.database import (
+    create_database,
+    create_engine,
+    create_sessionmaker,
+    drop_database,
+    resolve_url,
+)
 from blogdata.errors import InvalidInputError
 
 __all__ = [
@@ -115,22 +121,30 @@ class Notebook:
         if _open.get(self.name) is self:
             del _open[self.name]
         if drop:
-            await _recreate(self.engine.url, self.database, create=False)
+            await drop_database(self.engine.url.set(database="postgres"), self.database)
 
 
-async def _recreate(url: URL, database: str, *, create: bool = True) -> None:
-    """Drop ``database`` on ``url``'s server (disconnecting its users), then create it again."""
-    admin = create_engine(
-        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+async def _release(name: str) -> None:
+    """Dispose of the engine an earlier call opened under ``name``, if any."""
+    previous = _open.pop(name, None)
+    if previous is not None:
+        await previous.engine.dispose()
+
+
+def _remember(
+    name: str, database: str, engine: AsyncEngine, url: URL, *, made_here: bool
+) -> Notebook:
+    """Build the ``Notebook`` for ``engine``, kept under ``name`` (%sql uses the latest)."""
+    notebook = Notebook(
+        name=name,
+        database=database,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        url=url.render_as_string(hide_password=True),
+        made_here=made_here,
     )
-    try:
-        async with admin.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote_identifier(database)
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-            if create:
-                await conn.execute(text(f"CREATE DATABASE {quoted}"))
-    finally:
-        await admin.dispose()
+    _open[name] = notebook
+    return notebook
 
 
 async def open_database(url: str | URL | None = None, *, read: bool = False) -> Notebook:
@@ -157,19 +171,8 @@ async def open_database(url: str | URL | None = None, *, read: bool = False) -> 
         await engine.dispose()
         raise
     database = resolved.database or "postgres"
-    previous = _open.pop(database, None)
-    if previous is not None:
-        await previous.engine.dispose()
-    notebook = Notebook(
-        name=database,
-        database=database,
-        engine=engine,
-        sessions=create_sessionmaker(engine),
-        url=resolved.render_as_string(hide_password=True),
-        made_here=False,
-    )
-    _open[database] = notebook
-    return notebook
+    await _release(database)
+    return _remember(database, database, engine, resolved, made_here=False)
 
 
 async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
@@ -187,11 +190,8 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     database = database_name(name)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
         raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
-    previous = _open.pop(name, None)
-    if previous is not None:  # re-running the setup cell: release the old pool first
-        await previous.engine.dispose()
-    url = resolve_url().set(database=database)
-    await _recreate(url, database)
+    await _release(name)  # re-running the setup cell: release the old pool first
+    url = await create_database(resolve_url().set(database="postgres"), database)
     engine = create_engine(url)
     try:
         await migrate.upgrade(engine)
@@ -202,15 +202,7 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     except BaseException:
         await engine.dispose()
         raise
-    notebook = Notebook(
-        name=name,
-        database=database,
-        engine=engine,
-        sessions=create_sessionmaker(engine),
-        url=url.render_as_string(hide_password=True),
-    )
-    _open[name] = notebook
-    return notebook
+    return _remember(name, database, engine, url, made_here=True)
 
 
 def _compiled(stmt: ClauseElement, literal: bool) -> Any:

@@ -21,16 +21,24 @@ import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, event, inspect, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import joinedload, lazyload, selectinload
 
-from blogdata._checks import INT8_MAX, check_id, check_list, check_text
+from blogdata._checks import (
+    check_aware_datetime,
+    check_count,
+    check_id,
+    check_int,
+    check_list,
+    check_text,
+)
 from blogdata.errors import InvalidInputError
 from blogdata.models import ROLES, Base, Post, Tag, User
+from blogdata.schemas import check_tag_name
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -74,19 +82,13 @@ RowT = TypeVar("RowT")
 
 
 def _require_aware(value: datetime, name: str) -> None:
-    if not isinstance(value, datetime):
-        raise InvalidInputError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    # check_aware_datetime, with the hint notebook 04 shows for a naive one.
+    if isinstance(value, datetime) and value.utcoffset() is None:
         raise InvalidInputError(
             f"{name} is a naive datetime; give it a time zone, "
             "e.g. datetime(2024, 1, 1, tzinfo=timezone.utc)"
         )
-    try:
-        value.astimezone(UTC)  # what the driver sends; fails at the calendar's ends
-    except OverflowError:
-        raise InvalidInputError(
-            f"{name} {value.isoformat()} is outside the years 1 to 9999 once converted to UTC"
-        ) from None
+    check_aware_datetime(value, name)
 
 
 def active_users() -> Select[User]:
@@ -176,13 +178,10 @@ def search_posts(text: str) -> Select[Post]:
 
 
 def posts_by_tag(name: str) -> Select[Post]:
-    """Select the posts carrying the tag ``name`` (trimmed, any case); newest first."""
-    cleaned = " ".join(check_text(name, "tag name").split()).lower()
-    if not cleaned:
-        raise InvalidInputError("tag name is empty")
+    """Select the posts carrying the tag ``name`` (as ``check_tag_name`` gives it); newest first."""
     return (
         select(Post)
-        .where(Post.tags.any(Tag.name == cleaned))
+        .where(Post.tags.any(Tag.name == check_tag_name(name)))
         .order_by(Post.created_at.desc(), Post.id.desc())
     )
 
@@ -237,13 +236,9 @@ def check_page(*, skip: int, limit: int) -> None:
     Raises:
         InvalidInputError: either value is out of range or not an integer.
     """
-    for name, value in (("skip", skip), ("limit", limit)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidInputError(f"{name} must be an integer, not {type(value).__name__}")
-    if skip < 0:
-        raise InvalidInputError(f"skip must be 0 or more, got {skip}")
-    if skip > INT8_MAX:  # OFFSET is a bigint
-        raise InvalidInputError(f"skip must be at most {INT8_MAX}, got {skip}")
+    check_int(skip, "skip")
+    check_int(limit, "limit")
+    check_count(skip, "skip")  # OFFSET is a bigint: 0 to INT8_MAX
     if limit < 1:
         raise InvalidInputError(f"limit must be at least 1, got {limit}")
     if limit > MAX_LIMIT:

@@ -16,11 +16,8 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy.engine import URL
 
 from blogdata import embedded
 from blogdata.errors import DatabaseUnavailableError
@@ -31,27 +28,8 @@ _SYSTEM_USER = "embedded_postgres"
 _TIMEOUT = 120
 
 
-@dataclass(frozen=True)
-class ReplicaServer:
-    """A running hot standby: where its data lives and how to reach it."""
-
-    pgdata: Path
-    socket_dir: Path
-    pid: int
-
-    @property
-    def log_file(self) -> Path:
-        """The standby's log file."""
-        return self.pgdata / "log"
-
-    def url(self, database: str = "postgres") -> URL:
-        """Return the ``postgresql+asyncpg`` URL of ``database`` on the standby."""
-        return URL.create(
-            "postgresql+asyncpg",
-            username="postgres",
-            database=database,
-            query={"host": str(self.socket_dir)},
-        )
+class ReplicaServer(embedded.EmbeddedServer):
+    """A running hot standby: its data, log and URL work as the primary's do (Unix socket only)."""
 
 
 def replica_directory(home: Path | None = None) -> Path:
@@ -124,12 +102,7 @@ def _socket_dir(pgdata: Path) -> Path:
 
 def status(home: Path | None = None) -> ReplicaServer | None:
     """Return the running standby, or None if it is not running (never starts it)."""
-    pgdata = replica_directory(home)
-    ep: Any = embedded._embedded_postgres()
-    info = ep.utils.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    if info is None or not info.is_running() or info.status not in ("ready", "standby"):
-        return None
-    return ReplicaServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+    return embedded._running(replica_directory(home), ReplicaServer, ("ready", "standby"))
 
 
 def start(home: Path | None = None) -> ReplicaServer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -25,7 +25,9 @@ from pydantic import (
     field_validator,
 )
 
-from blogdata._checks import text_problem
+from blogdata._checks import check_text, text_problem
+from blogdata.errors import InvalidInputError
+from blogdata.models import Role
 
 __all__ = [
     "MAX_TAGS_PER_POST",
@@ -39,6 +41,7 @@ __all__ = [
     "UserCreate",
     "UserRead",
     "UserUpdate",
+    "check_tag_name",
     "normalize_tag_name",
 ]
 
@@ -47,8 +50,6 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 TAG_MAX_LENGTH = 50
 MAX_TAGS_PER_POST = 20
-
-Role = Literal["reader", "author", "editor", "admin"]
 
 
 def _storable(value: str) -> str:
@@ -69,6 +70,18 @@ def normalize_tag_name(name: str) -> str:
     if len(cleaned) > TAG_MAX_LENGTH:
         raise ValueError(f"a tag name must be at most {TAG_MAX_LENGTH} characters")
     return cleaned
+
+
+def check_tag_name(name: object) -> str:
+    """Return ``name`` as :func:`normalize_tag_name` gives it, else raise ``InvalidInputError``.
+
+    The one check every operation taking a tag name runs before any SQL.
+    """
+    text = check_text(name, "tag name")
+    try:
+        return normalize_tag_name(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"bad tag name {text[:60]!r}: {exc}") from None
 
 
 def _lower_email(value: str) -> str:

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 from faker import Faker
 from sqlalchemy import exists, select, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tqdm import tqdm
 
-from blogdata.errors import BlogdataError, InvalidInputError, translate_db_error, translating
+from blogdata.errors import InvalidInputError, translating
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
+from blogdata.models import USER_COLUMNS as _USER_COLUMNS
 
 __all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
 
@@ -375,13 +375,6 @@ class _Blog:
             yield list(zip(post_ids[lo:hi].tolist(), tag_ids[lo:hi].tolist(), strict=True))
 
 
-_USER_COLUMNS = tuple(
-    c.name
-    for c in (
-        User.id, User.email, User.username, User.full_name, User.hashed_password,
-        User.is_active, User.role, User.created_at, User.updated_at, User.last_login,
-    )
-)  # fmt: skip
 _POST_COLUMNS = tuple(
     c.name
     for c in (
@@ -436,10 +429,6 @@ async def _connection(target: Target) -> AsyncIterator[AsyncConnection]:
         )
 
 
-def _query_error(exc: Exception, doing: str) -> BlogdataError:
-    return translate_db_error(exc, doing=doing)
-
-
 async def _nonempty_tables(conn: AsyncConnection) -> list[str]:
     tables = (User.__table__, Account.__table__, Tag.__table__, Post.__table__, post_tags)
     checks = [exists().select_from(t).label(name) for t, name in zip(tables, _TABLES, strict=True)]
@@ -479,10 +468,8 @@ async def seed(
     """
     _check_arguments(users, posts_per_user, tags, seed, now)
     async with _connection(target) as conn:
-        try:
+        async with translating("checking the blog tables", connection=conn):
             filled = await _nonempty_tables(conn)
-        except DBAPIError as exc:
-            raise _query_error(exc, "checking the blog tables") from exc
         if filled:
             raise InvalidInputError(
                 f"seed needs empty blog tables, but {', '.join(filled)} already have rows; "
@@ -496,28 +483,23 @@ async def seed(
         )
         driver: Any = (await conn.get_raw_connection()).driver_connection
         try:
-            # A big load is faster with foreign keys and secondary indexes rebuilt once at the
-            # end than checked and updated row by row; same transaction, so it is all or nothing.
-            rebuild = await _drop_checks(driver) if blog.n_posts >= _BULK_POSTS else []
-            with bar:
-                for table in tables:
-                    await driver.copy_records_to_table(
-                        table.name, records=_flatten(table.chunks, bar), columns=table.columns
+            async with translating("seeding", connection=conn):
+                # A big load is faster with foreign keys and secondary indexes rebuilt once at
+                # the end than checked row by row; same transaction, so it is all or nothing.
+                rebuild = await _drop_checks(driver) if blog.n_posts >= _BULK_POSTS else []
+                with bar:
+                    for table in tables:
+                        await driver.copy_records_to_table(
+                            table.name, records=_flatten(table.chunks, bar), columns=table.columns
+                        )
+                for statement in rebuild:
+                    await driver.execute(statement)
+                for table in tables[:4]:
+                    # Next ids continue after the copied ones: COPY does not advance sequences.
+                    await conn.execute(
+                        text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v, false)"),
+                        {"t": table.name, "v": table.count + 1},
                     )
-            for statement in rebuild:
-                await driver.execute(statement)
-            for table in tables[:4]:
-                # Next ids continue after the copied ones: COPY does not advance sequences.
-                await conn.execute(
-                    text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v, false)"),
-                    {"t": table.name, "v": table.count + 1},
-                )
-        except DBAPIError as exc:
-            raise _query_error(exc, "seeding") from exc
-        except Exception as exc:
-            if getattr(exc, "sqlstate", None) is None:
-                raise
-            raise _query_error(exc, "seeding") from exc
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
     return SeedSummary(
@@ -566,10 +548,7 @@ def _flatten(chunks: Rows, bar: tqdm[Any]) -> Iterable[tuple[Any, ...]]:
 
 async def reset(target: Target) -> None:
     """Empty every blog table and restart their ids (``TRUNCATE ... RESTART IDENTITY CASCADE``)."""
-    async with _connection(target) as conn:
-        try:
-            await conn.execute(
-                text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")  # fixed names
-            )
-        except DBAPIError as exc:
-            raise _query_error(exc, "resetting the blog tables") from exc
+    async with _connection(target) as conn, translating("resetting the tables", connection=conn):
+        await conn.execute(
+            text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")  # fixed names
+        )

@@ -36,7 +36,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Generic, Literal, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -56,7 +55,7 @@ from blogdata.errors import (
     RelatedRowMissingError,
     RetryableConflictError,
     sqlstate_of,
-    translate_db_error,
+    translating,
 )
 from blogdata.models import Account, Base
 
@@ -209,11 +208,8 @@ async def transfer_funds(
     """
     value = _check_amount(amount)
     _check_ids(from_id, to_id)
-    try:
-        async with db.begin_nested():
-            source, target = await _move(db, from_id, to_id, value)
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
+    async with translating("the statement"), db.begin_nested():
+        source, target = await _move(db, from_id, to_id, value)
     return TransferResult(from_id, to_id, value, source.balance, target.balance)
 
 
@@ -255,15 +251,15 @@ async def run_transaction(
     while True:
         attempt += 1
         try:
-            async with factory() as db, db.begin():
+            async with translating("the statement"), factory() as db, db.begin():
                 if isolation_level is not None:
                     await db.connection(execution_options={"isolation_level": isolation_level})
                 return await fn(db)
-        except (DBAPIError, RetryableConflictError) as exc:
+        except RetryableConflictError as exc:
             if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
                 await asyncio.sleep(_backoff(attempt))
                 continue
-            raise translate_db_error(exc) from exc
+            raise
 
 
 @asynccontextmanager
@@ -273,11 +269,8 @@ async def savepoint(db: AsyncSession) -> AsyncIterator[AsyncSessionTransaction]:
     The error is re-raised, translated into blogdata's tree when it came from the database;
     the enclosing transaction stays usable either way. Autobegins a transaction if none is open.
     """
-    try:
-        async with db.begin_nested() as nested:
-            yield nested
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
+    async with translating("the statement"), db.begin_nested() as nested:
+        yield nested
 
 
 @dataclass(frozen=True)
@@ -333,8 +326,6 @@ async def statement_timeout(db: AsyncSession, seconds: float) -> AsyncIterator[N
     millis = str(max(1, round(check_seconds(seconds) * 1000)))
     previous = await db.scalar(select(func.current_setting("statement_timeout")))
     await db.execute(select(func.set_config("statement_timeout", millis, True)))
-    try:
+    async with translating("the statement"):
         yield
-    except DBAPIError as exc:
-        raise translate_db_error(exc) from exc
     await db.execute(select(func.set_config("statement_timeout", previous, True)))

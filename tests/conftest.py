@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata import embedded, migrate
 from blogdata.config import get_settings
-from blogdata.database import create_engine
+
+# create_database and drop_database are imported from here by the tests that make their own.
+from blogdata.database import create_database, create_engine, drop_database
 
 get_settings(reload=True)  # the root conftest.py has set this run's environment
 
@@ -38,28 +40,6 @@ def server_url() -> Iterator[URL]:
     yield embedded.start().url("postgres")
 
 
-async def create_database(server: URL, name: str) -> URL:
-    """Create an empty database ``name`` on ``server`` and return its URL."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-    return server.set(database=name)
-
-
-async def drop_database(server: URL, name: str) -> None:
-    """Drop database ``name`` on ``server``, disconnecting anyone still in it."""
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
 @asynccontextmanager
 async def migrated_database(server: URL, prefix: str) -> AsyncIterator[URL]:
     """Create a uniquely named database on ``server``, migrate it to head, drop it afterwards."""
@@ -70,6 +50,38 @@ async def migrated_database(server: URL, prefix: str) -> AsyncIterator[URL]:
         yield url
     finally:
         await drop_database(server, name)
+
+
+async def execute_sql(url: URL, *statements: str) -> None:
+    """Run ``statements`` on ``url`` in one committed transaction, on a connection of their own."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for sql in statements:
+                await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+async def scalar_sql(url: URL, sql: str) -> object:
+    """Return the first value ``sql`` gives on ``url``, on a connection of its own."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
+    """An empty database of this test's own (no tables: migrate it up and down), dropped after."""
+    name = f"blogdata_scratch_{uuid.uuid4().hex[:8]}"
+    url = await create_database(server_url, name)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, name)
 
 
 @asynccontextmanager

@@ -79,7 +79,7 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import migrate
-from blogdata.database import create_engine
+from blogdata.database import create_database, create_engine, drop_database
 from blogdata.errors import BlogdataError, QueryError
 from blogdata.loaders import RouteUnavailableError, load_frame, stream_frames
 from blogdata.models import Post, User
@@ -447,10 +447,8 @@ async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
         for role in (no_select, rls):
             await conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
     name = f"blogdata_fidelity_{suffix}"
-    url = server_url.set(database=name)
     try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = await create_database(server_url, name)
         await migrate.upgrade(url)
         engine = create_engine(url)
         try:
@@ -459,8 +457,8 @@ async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
         finally:
             await engine.dispose()
     finally:
+        await drop_database(server_url, name)
         async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             for role in (no_select, rls):
                 await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         await admin.dispose()

@@ -7,33 +7,20 @@ import functools
 import os
 import subprocess
 import sys
-import uuid
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import NullPool, inspect, text
+from sqlalchemy import NullPool, inspect
 from sqlalchemy.engine import URL
 
 from blogdata import migrate
 from blogdata.cli import main
 from blogdata.database import create_engine
-from tests.conftest import create_database, drop_database
+from tests.conftest import execute_sql, scalar_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOG_TABLES = {"users", "posts", "tags", "post_tags", "accounts"}
-
-
-@pytest.fixture
-async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
-    """An empty database of this test's own (migrations need to go up and down)."""
-    name = f"blogdata_mig_{uuid.uuid4().hex[:8]}"
-    url = await create_database(server_url, name)
-    try:
-        yield url
-    finally:
-        await drop_database(server_url, name)
 
 
 async def _tables(url: URL) -> set[str]:
@@ -41,25 +28,6 @@ async def _tables(url: URL) -> set[str]:
     try:
         async with engine.connect() as conn:
             return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
-async def _execute(url: URL, *statements: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.begin() as conn:
-            for sql in statements:
-                await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def _scalar(url: URL, sql: str) -> object:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(text(sql))
     finally:
         await engine.dispose()
 
@@ -81,22 +49,22 @@ async def test_upgrade_check_downgrade_base_and_upgrade_again(scratch_url: URL) 
 
 async def test_the_last_revision_goes_down_and_up_with_rows_kept(scratch_url: URL) -> None:
     await migrate.upgrade(scratch_url)
-    await _execute(
+    await execute_sql(
         scratch_url,
         "INSERT INTO users (email, username, hashed_password) VALUES ('k@example.com', 'k', 'h')",
         "INSERT INTO posts (title, author_id, published_at) SELECT 'kept', id, now() FROM users",
     )
     await migrate.downgrade(scratch_url, "-1")
     assert await migrate.current(scratch_url) != migrate.head()
-    assert await _scalar(scratch_url, "SELECT count(*) FROM posts") == 1
+    assert await scalar_sql(scratch_url, "SELECT count(*) FROM posts") == 1
     await migrate.upgrade(scratch_url)
     assert await migrate.current(scratch_url) == migrate.head()
-    assert await _scalar(scratch_url, "SELECT title FROM posts") == "kept"
+    assert await scalar_sql(scratch_url, "SELECT title FROM posts") == "kept"
 
 
 async def test_check_reports_drift_between_models_and_database(scratch_url: URL) -> None:
     await migrate.upgrade(scratch_url)
-    await _execute(scratch_url, "ALTER TABLE users ADD COLUMN nickname text")
+    await execute_sql(scratch_url, "ALTER TABLE users ADD COLUMN nickname text")
     diffs = await migrate.check(scratch_url)
     assert any("nickname" in diff for diff in diffs)
 

@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import NullPool, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import migrate
-from blogdata.database import create_engine
 from blogdata.errors import BlogdataError, InvalidInputError, QueryError
 from blogdata.models import Account, User
 from blogdata.transactions import transfer_funds
-from tests.conftest import create_database, drop_database
+from tests.conftest import execute_sql, scalar_sql
 
 #: The revision before the one that forbids NaN balances.
 BEFORE_NAN_CHECK = "a661c77fcce7"
-
-
-@pytest.fixture
-async def scratch_url(server_url: URL) -> AsyncIterator[URL]:
-    """An empty database of this test's own, to migrate up and down."""
-    name = f"blogdata_money_{uuid.uuid4().hex[:8]}"
-    url = await create_database(server_url, name)
-    try:
-        yield url
-    finally:
-        await drop_database(server_url, name)
-
-
-async def _execute(url: URL, *statements: str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.begin() as conn:
-            for sql in statements:
-                await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
-
-
-async def _scalar(url: URL, sql: str) -> object:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            return await conn.scalar(text(sql))
-    finally:
-        await engine.dispose()
 
 
 _OWNER = "INSERT INTO users (email, username, hashed_password) VALUES ('m@example.com', 'm', 'h')"
@@ -58,7 +25,7 @@ _OWNER = "INSERT INTO users (email, username, hashed_password) VALUES ('m@exampl
 
 async def test_the_migration_keeps_valid_balances_and_then_refuses_nan(scratch_url: URL) -> None:
     await migrate.upgrade(scratch_url, BEFORE_NAN_CHECK)
-    await _execute(
+    await execute_sql(
         scratch_url,
         _OWNER,
         "INSERT INTO accounts (owner_id, balance) SELECT id, 12.34 FROM users",
@@ -67,17 +34,17 @@ async def test_the_migration_keeps_valid_balances_and_then_refuses_nan(scratch_u
     await migrate.upgrade(scratch_url)
     assert await migrate.current(scratch_url) == migrate.head()
     assert await migrate.check(scratch_url) == []
-    assert await _scalar(scratch_url, "SELECT sum(balance) FROM accounts") == Decimal("12.34")
+    assert await scalar_sql(scratch_url, "SELECT sum(balance) FROM accounts") == Decimal("12.34")
     with pytest.raises(IntegrityError, match="ck_accounts_balance_not_negative"):
-        await _execute(scratch_url, "UPDATE accounts SET balance = 'NaN'")
+        await execute_sql(scratch_url, "UPDATE accounts SET balance = 'NaN'")
 
     await migrate.downgrade(scratch_url, BEFORE_NAN_CHECK)  # the old CHECK again: NaN gets in
-    await _execute(scratch_url, "UPDATE accounts SET balance = 'NaN' WHERE balance = 0")
+    await execute_sql(scratch_url, "UPDATE accounts SET balance = 'NaN' WHERE balance = 0")
 
 
 async def test_the_migration_refuses_clearly_while_nan_balances_exist(scratch_url: URL) -> None:
     await migrate.upgrade(scratch_url, BEFORE_NAN_CHECK)
-    await _execute(
+    await execute_sql(
         scratch_url,
         _OWNER,
         "INSERT INTO accounts (owner_id, balance) SELECT id, 'NaN' FROM users",
@@ -87,7 +54,7 @@ async def test_the_migration_refuses_clearly_while_nan_balances_exist(scratch_ur
     assert "id 1" in str(info.value)
     assert "UPDATE accounts SET balance" in str(info.value)  # what to do about it
     assert await migrate.current(scratch_url) == BEFORE_NAN_CHECK  # nothing changed
-    await _execute(scratch_url, "UPDATE accounts SET balance = 5")
+    await execute_sql(scratch_url, "UPDATE accounts SET balance = 5")
     await migrate.upgrade(scratch_url)  # once repaired, it goes through
     assert await migrate.current(scratch_url) == migrate.head()
 

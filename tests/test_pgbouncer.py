@@ -26,21 +26,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blogdata import aggregations, crud
 from blogdata.config import get_settings
 from blogdata.database import create_engine, create_sessionmaker, session_scope
-from blogdata.errors import InsufficientFundsError
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
 from blogdata.pooler import PgBouncer, start_pgbouncer
 from blogdata.schemas import PostCreate, UserCreate, UserUpdate
-from blogdata.transactions import transfer_funds
-from tests.test_reliability import (
+from tests.transfer_load import (
     ACCOUNTS,
     OPENING,
     SESSIONS,
     TRANSFERS_PER_SESSION,
-    Plan,
-    _balances,
-    _open_accounts,
-    _plans,
+    draw_plans,
+    open_accounts,
+    read_balances,
+    transfer_concurrently,
 )
 
 POOL = 5
@@ -103,26 +101,11 @@ async def test_fifty_concurrent_transfer_sessions_through_pgbouncer_conserve_mon
     pgbouncer: PgBouncer, committed_url: URL
 ) -> None:
     async with bounced(pgbouncer.url(committed_url.database or "")) as engine:
-        ids = await _open_accounts(engine)
-        plans = _plans(ids, seed=20261201)
-        sessions = create_sessionmaker(engine)
-
-        async def customer(plan: Plan) -> tuple[int, int]:
-            applied = rejected = 0
-            async with sessions() as db:
-                for payer, payee, amount in plan:
-                    try:
-                        await transfer_funds(db, payer, payee, amount)
-                        await db.commit()  # transfers never commit: each is its own unit here
-                    except InsufficientFundsError:
-                        rejected += 1
-                    else:
-                        applied += 1
-            return applied, rejected
-
+        ids = await open_accounts(engine)
+        plans = draw_plans(ids, seed=20261201)
         async with asyncio.timeout(120):
-            outcomes = await asyncio.gather(*(customer(plan) for plan in plans))
-        balances = await _balances(engine)
+            outcomes = await transfer_concurrently(create_sessionmaker(engine), plans)
+        balances = await read_balances(engine)
     assert len(plans) == SESSIONS
     assert sum(a + r for a, r in outcomes) == SESSIONS * TRANSFERS_PER_SESSION
     assert sum(a for a, _ in outcomes) > 0

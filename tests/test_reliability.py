@@ -7,10 +7,9 @@ use their own committed database (``committed_url``), or their own embedded serv
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -38,13 +37,17 @@ from blogdata.transactions import (
     transfer_funds,
 )
 from tests.guide_patterns import guide_transfer_unlocked
-
-ACCOUNTS = 10
-OPENING = Decimal("1000.00")
-SESSIONS = 50
-TRANSFERS_PER_SESSION = 20
-
-Plan = list[tuple[int, int, Decimal]]
+from tests.transfer_load import (
+    ACCOUNTS,
+    OPENING,
+    SESSIONS,
+    TRANSFERS_PER_SESSION,
+    Plan,
+    draw_plans,
+    open_accounts,
+    read_balances,
+    transfer_concurrently,
+)
 
 
 @pytest.fixture
@@ -57,40 +60,6 @@ async def engine(committed_url: URL) -> AsyncIterator[AsyncEngine]:
         await eng.dispose()
 
 
-async def _open_accounts(engine: AsyncEngine) -> list[int]:
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE users, accounts RESTART IDENTITY CASCADE"))
-    async with session_scope(engine) as db:
-        users = [
-            User(email=f"saver{i}@example.com", username=f"saver{i}", hashed_password="x")
-            for i in range(ACCOUNTS)
-        ]
-        db.add_all(users)
-        await db.flush()
-        accounts = [Account(owner_id=user.id, balance=OPENING) for user in users]
-        db.add_all(accounts)
-        await db.flush()
-        return [account.id for account in accounts]
-
-
-async def _balances(engine: AsyncEngine) -> dict[int, Decimal]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(Account.id, Account.balance).order_by(Account.id))
-        return {row[0]: row[1] for row in rows}
-
-
-def _plans(ids: Sequence[int], seed: int) -> list[Plan]:
-    rng = random.Random(seed)
-    plans = []
-    for _ in range(SESSIONS):
-        plan = []
-        for _ in range(TRANSFERS_PER_SESSION):
-            payer, payee = rng.sample(list(ids), 2)
-            plan.append((payer, payee, Decimal(rng.randint(1, 40_000)) / 100))
-        plans.append(plan)
-    return plans
-
-
 def _has_opposite_pairs(plans: list[Plan]) -> bool:
     pairs = {(a, b) for plan in plans for a, b, _ in plan}
     return any((b, a) in pairs for a, b in pairs)
@@ -99,33 +68,19 @@ def _has_opposite_pairs(plans: list[Plan]) -> bool:
 async def test_concurrent_transfers_conserve_money_and_never_deadlock(
     engine: AsyncEngine,
 ) -> None:
-    ids = await _open_accounts(engine)
-    plans = _plans(ids, seed=20261125)
+    ids = await open_accounts(engine)
+    plans = draw_plans(ids, seed=20261125)
     assert _has_opposite_pairs(plans)
-    sessions = create_sessionmaker(engine)
-
-    async def customer(plan: Plan) -> tuple[int, int]:
-        applied = rejected = 0
-        async with sessions() as db:
-            for payer, payee, amount in plan:
-                try:
-                    await transfer_funds(db, payer, payee, amount)
-                    await db.commit()
-                except InsufficientFundsError:
-                    rejected += 1
-                else:
-                    applied += 1
-        return applied, rejected
 
     async with asyncio.timeout(60):
-        outcomes = await asyncio.gather(*(customer(plan) for plan in plans))
+        outcomes = await transfer_concurrently(create_sessionmaker(engine), plans)
 
     applied = sum(a for a, _ in outcomes)
     rejected = sum(r for _, r in outcomes)
     assert applied + rejected == SESSIONS * TRANSFERS_PER_SESSION
     assert applied > 0
     assert rejected > 0  # amounts up to 400 from 1000: some payers run dry
-    balances = await _balances(engine)
+    balances = await read_balances(engine)
     assert sum(balances.values()) == OPENING * ACCOUNTS  # to the cent
     assert min(balances.values()) >= 0
 
@@ -133,8 +88,8 @@ async def test_concurrent_transfers_conserve_money_and_never_deadlock(
 async def test_the_guides_unlocked_transfer_loses_updates_under_the_same_load(
     engine: AsyncEngine,
 ) -> None:
-    ids = await _open_accounts(engine)
-    plans = _plans(ids, seed=20261125)
+    ids = await open_accounts(engine)
+    plans = draw_plans(ids, seed=20261125)
     sessions = create_sessionmaker(engine)
 
     async def customer(plan: Plan) -> int:
@@ -151,7 +106,7 @@ async def test_the_guides_unlocked_transfer_loses_updates_under_the_same_load(
     async with asyncio.timeout(60):
         await asyncio.gather(*(customer(plan) for plan in plans))
 
-    total = sum((await _balances(engine)).values())
+    total = sum((await read_balances(engine)).values())
     assert total != OPENING * ACCOUNTS  # money was created or destroyed
 
 
@@ -166,7 +121,7 @@ async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retri
     # the lock fails with 40001, so only the retries (backoff with full jitter) get them through.
     engine = create_engine(committed_url, pool_size=HOT_SPOT_TRANSFERS, max_overflow=0)
     try:
-        payer, payee = (await _open_accounts(engine))[:2]
+        payer, payee = (await open_accounts(engine))[:2]
         sessions = create_sessionmaker(engine)
 
         async def transfer(index: int) -> bool:
@@ -185,7 +140,7 @@ async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retri
         async with asyncio.timeout(120):
             outcomes = await asyncio.gather(*(transfer(i) for i in range(HOT_SPOT_TRANSFERS)))
         succeeded = sum(outcomes)
-        balances = await _balances(engine)
+        balances = await read_balances(engine)
         assert sum(balances.values()) == OPENING * ACCOUNTS  # to the cent
         moved = Decimal("1.25") * (
             sum(ok for i, ok in enumerate(outcomes) if i % 2)
@@ -201,7 +156,7 @@ async def test_opposite_transfers_on_one_hot_pair_succeed_with_the_default_retri
 async def test_run_transaction_reruns_the_whole_unit_after_a_serialization_failure(
     engine: AsyncEngine,
 ) -> None:
-    payer, payee = (await _open_accounts(engine))[:2]
+    payer, payee = (await open_accounts(engine))[:2]
     sessions = create_sessionmaker(engine)
     async with asyncio.timeout(30), engine.connect() as blocker:
         await blocker.execute(
@@ -223,14 +178,14 @@ async def test_run_transaction_reruns_the_whole_unit_after_a_serialization_failu
         await blocker.commit()  # the transfer's snapshot is now stale: SQLSTATE 40001
         attempts = await task
     assert attempts == 2
-    balances = await _balances(engine)
+    balances = await read_balances(engine)
     assert (balances[payer], balances[payee]) == (Decimal("991.00"), Decimal("1010.00"))
 
 
 async def test_with_no_retries_left_the_serialization_failure_is_raised(
     engine: AsyncEngine,
 ) -> None:
-    payer, payee = (await _open_accounts(engine))[:2]
+    payer, payee = (await open_accounts(engine))[:2]
     sessions = create_sessionmaker(engine)
     async with asyncio.timeout(30), engine.connect() as blocker:
         await blocker.execute(
@@ -251,14 +206,14 @@ async def test_with_no_retries_left_the_serialization_failure_is_raised(
         ) as info:
             await task
         assert info.value.sqlstate == "40001"
-    balances = await _balances(engine)
+    balances = await read_balances(engine)
     assert (balances[payer], balances[payee]) == (Decimal("1001.00"), Decimal("1000.00"))
 
 
 async def test_a_serialization_failure_in_the_callers_transaction_is_raised_for_it_to_retry(
     engine: AsyncEngine,
 ) -> None:
-    payer, payee = (await _open_accounts(engine))[:2]
+    payer, payee = (await open_accounts(engine))[:2]
     sessions = create_sessionmaker(engine)
     async with asyncio.timeout(30), engine.connect() as blocker, sessions() as db:
         await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -273,7 +228,7 @@ async def test_a_serialization_failure_in_the_callers_transaction_is_raised_for_
             await task
         assert info.value.sqlstate == "40001"
         await db.rollback()
-    balances = await _balances(engine)
+    balances = await read_balances(engine)
     assert (balances[payer], balances[payee]) == (Decimal("1001.00"), Decimal("1000.00"))
 
 
@@ -384,14 +339,14 @@ async def test_a_statement_over_the_timeout_fails_clearly_and_the_session_recove
 async def test_an_error_midway_through_a_unit_of_work_leaves_no_partial_writes(
     engine: AsyncEngine,
 ) -> None:
-    payer, payee = (await _open_accounts(engine))[:2]
+    payer, payee = (await open_accounts(engine))[:2]
     with pytest.raises(RuntimeError, match="midway"):
         async with asyncio.timeout(30), session_scope(engine) as db:
             db.add(User(email="new@example.com", username="newcomer", hashed_password="x"))
             await db.flush()
             await transfer_funds(db, payer, payee, Decimal("100.00"))  # a savepoint, no commit
             raise RuntimeError("the process fails midway")
-    balances = await _balances(engine)
+    balances = await read_balances(engine)
     assert (balances[payer], balances[payee]) == (OPENING, OPENING)
     async with engine.connect() as conn:
         assert await conn.scalar(select(func.count()).where(User.username == "newcomer")) == 0

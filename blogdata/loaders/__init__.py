@@ -79,13 +79,13 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from blogdata._checks import check_count
 from blogdata.errors import (
     BlogdataError,
     InvalidInputError,
     QueryError,
     invalidate_connection,
-    is_connection_lost,
-    translate_db_error,
+    translating,
 )
 from blogdata.loaders._adbc import SESSION_FINGERPRINT, AdbcRead, close_idle_connections
 from blogdata.loaders._copy import copy_batches, copy_to_table
@@ -131,6 +131,8 @@ _RECOVERY_SECONDS = 3.0
 logger = logging.getLogger("blogdata.loaders")
 #: The driver's errors for "this connection is busy or gone" (not SQL errors).
 _BUSY = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+#: Every error of the driver's own (``asyncpg.DataError`` is a ValueError too).
+_DRIVER = (asyncpg.PostgresError, OSError, *_BUSY)
 T = TypeVar("T")
 
 
@@ -193,14 +195,14 @@ class _Guard:
         self.conn = conn
         self.driver = driver
 
+    def _translating(self) -> translating:
+        # OSError too: these calls talk to the driver's socket themselves.
+        return translating("the query", connection=self.conn, also=(OSError,))
+
     async def read(self, work: Awaitable[T]) -> T:
         """Await a driver call outside a savepoint, translating its errors."""
-        try:
+        async with self._translating():
             return await work
-        except (asyncpg.PostgresError, OSError, *_BUSY) as exc:
-            if is_connection_lost(exc, self.conn):
-                await invalidate_connection(self.conn)
-            raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
 
     async def _recover(self, savepoint: bool) -> None:
         """Bring the connection back to where the load began, or invalidate it."""
@@ -231,24 +233,25 @@ class _Guard:
     async def savepoint(self) -> AsyncIterator[None]:
         """Run the block in a SAVEPOINT (if in a transaction); undo just it on any failure."""
         inside = self.driver.is_in_transaction()
-        try:
-            if inside:
-                await self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
-            yield
-            if inside:
-                await self.driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        except BaseException as exc:
-            if not self.conn.invalidated:
-                await _finally(self._recover(inside))
-            if isinstance(exc, (asyncpg.PostgresError, OSError, *_BUSY)):
-                raise translate_db_error(exc, doing="the query", connection=self.conn) from exc
-            if isinstance(exc, ValueError | OverflowError) and not isinstance(exc, BlogdataError):
-                # The driver could not turn a value into Python (a date before year 1 ...).
-                raise QueryError(
-                    f"a value in the result has no Python form ({exc}); filter it out or cast "
-                    "it to text in the query"
-                ) from exc
-            raise
+        async with self._translating():  # after the recovery below, which it may invalidate
+            try:
+                if inside:
+                    await self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
+                yield
+                if inside:
+                    await self.driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            except BaseException as exc:
+                if not self.conn.invalidated:
+                    await _finally(self._recover(inside))
+                if isinstance(exc, ValueError | OverflowError) and not isinstance(
+                    exc, (BlogdataError, *_DRIVER)
+                ):
+                    # The driver could not turn a value into Python (a date before year 1 ...).
+                    raise QueryError(
+                        f"a value in the result has no Python form ({exc}); filter it out or "
+                        "cast it to text in the query"
+                    ) from exc
+                raise
 
 
 @dataclass(frozen=True)
@@ -490,6 +493,18 @@ def _frame_from_records(
     return frame
 
 
+async def _prepare(
+    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str
+) -> tuple[_Guard, _State, _Plan]:
+    """Check the arguments, compile and describe ``stmt``: what every load starts with."""
+    _check(backend, route)
+    conn, driver = await _driver(db)
+    query = compile_statement(stmt, conn.dialect)
+    guard = _Guard(conn, driver)
+    state = await guard.read(_state(driver))
+    return guard, state, await _describe(guard, query, backend, state)
+
+
 def _tag(frame: pd.DataFrame, route: str) -> pd.DataFrame:
     frame.attrs[ROUTE_ATTR] = route
     return frame
@@ -523,12 +538,8 @@ async def load_frame(
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept), or a
             value is outside its column's dtype.
     """
-    _check(dtype_backend, route)
-    conn, driver = await _driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = _Guard(conn, driver)
-    state = await guard.read(_state(driver))
-    plan = await _describe(guard, query, dtype_backend, state)
+    guard, state, plan = await _prepare(db, stmt, dtype_backend, route)
+    driver = guard.driver
     if route == "auto" and "adbc" not in plan.why_not and await _small(guard, plan):
         plan.why_not["adbc"] = "the planner expects a small result, read faster on the session"
     chosen = _choose(route, plan, stream=False)
@@ -550,7 +561,7 @@ async def load_frame(
             assert plan.literal_sql is not None
             table = await copy_to_table(driver, plan.literal_sql, [c.wire for c in plan.columns])
         else:
-            records = await plan.prepared.fetch(*query.args)
+            records = await plan.prepared.fetch(*plan.query.args)
     if chosen == "copy":
         box = [table]
         del table
@@ -584,14 +595,9 @@ async def stream_frames(
         RouteUnavailableError: the forced route cannot give the driver's answer here.
         QueryError: PostgreSQL rejected the query.
     """
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0:
-        raise InvalidInputError(f"chunk_size must be a positive integer, not {chunk_size!r}")
-    _check(dtype_backend, route)
-    conn, driver = await _driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = _Guard(conn, driver)
-    state = await guard.read(_state(driver))
-    plan = await _describe(guard, query, dtype_backend, state)
+    check_count(chunk_size, "chunk_size", minimum=1)
+    guard, _, plan = await _prepare(db, stmt, dtype_backend, route)
+    driver = guard.driver
     chosen = _choose(route, plan, stream=True)
     logger.debug("stream_frames: route %s", chosen)
     if chosen == "rows" and not driver.is_in_transaction():
@@ -617,7 +623,7 @@ async def stream_frames(
                 table = pa.Table.from_batches(pending, schema=pending[0].schema)
                 yield _tag(_frame_from_table(table, plan.columns, dtype_backend), "copy")
         else:
-            cursor = await plan.prepared.cursor(*query.args)
+            cursor = await plan.prepared.cursor(*plan.query.args)
             done = False
             while not done:
                 records: list[Any] = []

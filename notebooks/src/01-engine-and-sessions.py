@@ -1,23 +1,28 @@
 # %% [markdown]
 # # 01 · Engine and sessions
 #
-# Everything blogdata does goes through two objects: an **engine**, which owns a pool of
-# connections to PostgreSQL, and **sessions**, short units of work that borrow a connection,
-# run statements and commit or roll back once. This notebook builds both and looks inside.
+# Everything blogdata does goes through two objects: an [**engine**](glossary.ipynb#engine),
+# which owns a [pool](glossary.ipynb#connection-pool) of connections to PostgreSQL, and
+# [**sessions**](glossary.ipynb#session), short [units of work](glossary.ipynb#unit-of-work)
+# that borrow a connection, run statements and [commit](glossary.ipynb#commit) or roll back
+# once. Get these two right and the rest of the guide follows; get them wrong and you meet dead
+# connections, exhausted pools and half-saved work. This notebook builds both and looks inside.
 #
 # **What you will learn**
 #
 # - how blogdata chooses its database, and how to show a URL without its password;
 # - what the pool options mean, and what happens when the pool runs dry;
-# - what `pool_pre_ping` buys you when the server drops a connection;
-# - how to watch the SQL an engine sends (`echo`);
-# - the two ways to get a session: `get_db` for web apps, `session_scope` for scripts;
+# - what [`pool_pre_ping`](glossary.ipynb#pre-ping) buys you when the server drops a connection;
+# - how to watch the SQL an engine sends (`echo`), and what the guide's `echo=True` does;
+# - the two ways to get a session: `get_db` in a FastAPI app, `session_scope` in scripts;
 # - three traps in the guide: an engine built at import time, `sessionmaker(class_=AsyncSession)`,
 #   and `datetime.utcnow()`.
 #
-# This is the first notebook; the [README](../README.md) explains how to start JupyterLab.
+# This is the first tutorial notebook: [00 · Start here](00-start-here.ipynb) shows the order
+# and how to run them, and the [README](../README.md) explains how to start JupyterLab.
 
 # %%
+import logging
 import os
 import subprocess
 import sys
@@ -26,13 +31,17 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+from fastapi import Depends, FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from blogdata import User, create_engine, get_db, session_scope
+from blogdata import User, UserCreate, create_engine, crud, get_db, session_scope
 from blogdata.config import get_settings, parse_database_url
 from blogdata.database import dispose_default_engine
 from blogdata.errors import ConnectionLostError
+from blogdata.exercises import check_exercise_01
 from blogdata.notebook import echo_sql, tutorial_database
 from blogdata.seed import SEED_NOW
 from blogdata.security import get_password_hash
@@ -160,8 +169,8 @@ await no_ping.dispose()
 
 # %% [markdown]
 # The connection is thrown away, but the statement that hit it is lost. With
-# `pool_pre_ping=True` (blogdata's default) the pool runs a cheap ping first, sees the
-# connection is dead, and quietly opens a new one:
+# `pool_pre_ping=True` (blogdata's default) the pool runs a cheap
+# ping first, sees the connection is dead, and quietly opens a new one:
 
 # %%
 with_ping = create_engine(nb.engine.url, pool_size=1, pool_pre_ping=True)
@@ -176,28 +185,75 @@ await with_ping.dispose()
 #
 # ## Watching the SQL: `echo`
 #
-# `create_engine(..., echo=True)` logs every statement. The guide turns it on for production,
-# which floods the logs and, with parameters shown, can leak data; keep it for debugging.
-# SQLAlchemy's log lines carry a timestamp and timings, so in notebooks we use `echo_sql`,
-# which prints the same lines without them:
+# `echo=True` makes an engine log every statement it sends, with its parameters. The guide's
+# engine configuration, the one engine its whole app gets its sessions from, passes it
+# unconditionally. Here it is verbatim, on this notebook's database instead of the guide's
+# `user:pass@localhost` placeholder:
 
 # %%
-with echo_sql(nb.engine):
-    async with nb.engine.connect() as conn:
+DATABASE_URL = nb.engine.url  # the guide: "postgresql+asyncpg://user:pass@localhost/db"
+
+engine = create_async_engine(
+    DATABASE_URL,
+    echo=True,           # SQL logging
+    pool_pre_ping=True,  # Connection health check
+    pool_size=10,        # Connection pool size
+    max_overflow=20      # Extra connections when pool full
+)
+
+# %% [markdown]
+# The guide says no more than "SQL logging": nothing about production, and nothing about
+# turning it off. What the flag does is visible on the logger: creating the engine attached a
+# handler that writes SQLAlchemy's engine log to standard output.
+
+# %%
+sql_log = logging.getLogger("sqlalchemy.engine.Engine")
+print("echo:", engine.echo, "| log handlers:", [type(h).__name__ for h in sql_log.handlers])
+print("writes to stdout:", sql_log.handlers[-1].stream is sys.stdout)
+
+# %% [markdown]
+# So wherever that module is imported (tests, a notebook, the production server), every
+# statement and every parameter value goes to stdout, with a timestamp and its timing. That is
+# the guide's setting as written; it is meant for debugging. Those log lines would differ on
+# every run, so in notebooks we use `echo_sql`, which prints the same lines without timestamps
+# and timings. One query through the guide's engine:
+
+# %%
+with echo_sql(engine):
+    async with engine.connect() as conn:
         await conn.scalar(select(func.count()).select_from(User).where(User.role == "author"))
 
 # %% [markdown]
-# The log shows the implicit `BEGIN`, the SQL with a `$1` placeholder, its parameters
-# (`('author',)`: values never get pasted into the SQL text), and the `ROLLBACK` when the
-# connection went back to the pool without a commit. "generated" means
-# SQLAlchemy compiled the statement; running it again reuses the compiled form ("cached").
+# The engine's first connection starts with three statements of its own: the dialect asks the
+# server about itself. Then comes our query: the implicit `BEGIN`, the SQL with a `$1`
+# placeholder, its parameters (`('author',)`: values never get pasted into the SQL text, but
+# they do reach the log, so with echo on, emails and other personal data would too), and the
+# `ROLLBACK` when the connection went back to the pool without a commit. "generated" means SQLAlchemy compiled the statement;
+# running it again reuses the compiled form ("cached").
 #
+# We close the guide's engine and take its stdout handler off the logger again:
+
+# %%
+await engine.dispose()
+sql_log.removeHandler(sql_log.handlers[-1])
+sql_log.handlers
+
+# %% [markdown]
+# blogdata's engines echo only when the environment asks for it: `BLOGDATA_ECHO=true`, off by
+# default. Debug logging becomes a setting you switch on for one run, not a line of code that
+# ships.
+
+# %%
+settings.echo, nb.engine.echo
+
+# %% [markdown]
 # ## Sessions
 #
-# A session is a unit of work: it autobegins a transaction on its first statement, collects
-# your changes, and either commits all of them or none. blogdata's session factories use
-# `expire_on_commit=False`, so objects stay readable after a commit without a hidden reload
-# (which in async code would fail).
+# A session is a unit of work: it [autobegins](glossary.ipynb#autobegin) a transaction on its
+# first statement, collects your changes, and either commits all of them or none. blogdata's
+# session factories use [`expire_on_commit=False`](glossary.ipynb#expire-on-commit), so objects
+# stay readable after a commit without a hidden reload (which in async code would fail with
+# [`MissingGreenlet`](glossary.ipynb#missinggreenlet)).
 #
 # ### `session_scope` for scripts and notebooks
 #
@@ -215,12 +271,23 @@ async with session_scope(nb.engine) as db:
         )
     )
 
-async with nb.sessions() as db:
-    print(await db.scalar(select(User.username).where(User.email == "ada@example.com")))
+# %% [markdown]
+# The block ended, so the user was committed. A small helper asks a *new* session which of some
+# usernames exist; a new session sees committed rows only.
+
+# %%
+async def saved_usernames(*names):
+    """Return which of ``names`` exist, as a fresh session sees them (committed rows only)."""
+    async with nb.sessions() as other:
+        found = await other.scalars(select(User.username).where(User.username.in_(names)))
+        return sorted(found.all())
+
+
+await saved_usernames("ada")
 
 # %% [markdown]
-# The user was committed and another session sees it. Now the same with an error in the
-# middle: nothing of the block survives.
+# Now the same with an error in the middle. The [flush](glossary.ipynb#flush) sends the INSERT
+# inside the transaction; then the block raises:
 
 # %%
 try:
@@ -231,30 +298,137 @@ try:
 except RuntimeError as exc:
     print("caught:", exc)
 
-async with nb.sessions() as db:
-    print("bob saved:", await db.scalar(select(func.count()).where(User.username == "bob")))
+await saved_usernames("ada", "bob")
 
 # %% [markdown]
-# ...and was rolled back with the rest of the block.
+# ...and was rolled back with the rest of the block: no `bob`.
 #
-# ### `get_db` for web apps
+# ### `get_db` in a FastAPI app
 #
-# `get_db` is the guide's FastAPI dependency: an async generator that yields a session and
-# commits (or rolls back) after the request. It uses blogdata's default engine, built on first
-# use from `BLOGDATA_DATABASE_URL` or the embedded server. FastAPI drives it like this:
+# A web app opens one unit of work per request. The guide writes it as a FastAPI dependency: an
+# async generator that yields a session, commits after the request handler returns, and rolls
+# back if the handler raised. Here it is verbatim, with this notebook's session factory as the
+# guide's `AsyncSessionLocal` (we call it `guide_get_db` to keep blogdata's `get_db` apart):
 
 # %%
-dependency = get_db()
-db = await anext(dependency)  # FastAPI: before the request handler runs
-print(await db.scalar(text("SELECT 'hello from a request'")))
-await anext(dependency, None)  # after the handler returns: commit and close
-await dispose_default_engine()
+AsyncSessionLocal = nb.sessions  # the guide: async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def guide_get_db():
+    async with AsyncSessionLocal() as session:
+        try:
+            yield session
+            await session.commit()
+        except Exception:
+            await session.rollback()
+            raise
 
 # %% [markdown]
-# In an app you write `async def handler(db: AsyncSession = Depends(get_db))` and never call
-# `anext` yourself. Unlike the guide's version, blogdata's CRUD functions never commit on their
-# own: the dependency commits once per request (notebook 03 shows why).
-#
+# A real FastAPI app with two endpoints. Both create a user with `crud.user.create`, which only
+# flushes (blogdata's CRUD never commits; [notebook 03](03-crud.ipynb) shows why). The second
+# then fails, as if the welcome mail could not be sent. `make_app` takes the session dependency,
+# so that the same app can run on the guide's `get_db` and on blogdata's.
+
+# %%
+def make_app(session_dependency):
+    app = FastAPI()
+
+    @app.post("/signup")
+    async def signup(user_in: UserCreate, db: AsyncSession = Depends(session_dependency)):
+        user = await crud.user.create(db, obj_in=user_in)
+        return {"username": user.username, "role": user.role}
+
+    @app.post("/signup-and-mail")
+    async def signup_and_mail(user_in: UserCreate, db: AsyncSession = Depends(session_dependency)):
+        await crud.user.create(db, obj_in=user_in)  # the INSERT runs (flush)...
+        raise RuntimeError("mail server down")  # ...then the request fails
+
+    return app
+
+# %% [markdown]
+# `httpx` can call an ASGI app in-process, without a server or a port: `ASGITransport` hands
+# each request straight to the app. A signup is a JSON body that FastAPI validates with
+# `UserCreate`:
+
+# %%
+def signup_json(username):
+    return {"email": f"{username}@example.com", "username": username, "password": "pw-123456"}
+
+
+transport = httpx.ASGITransport(app=make_app(guide_get_db))
+client = httpx.AsyncClient(transport=transport, base_url="http://test")
+
+# %% [markdown]
+# A successful request: the handler returns, FastAPI resumes the dependency after its `yield`,
+# and the dependency commits.
+
+# %%
+response = await client.post("/signup", json=signup_json("grace.h"))
+response.status_code, response.json()
+
+# %% [markdown]
+# Committed: another session sees Grace.
+
+# %%
+await saved_usernames("grace.h")
+
+# %% [markdown]
+# A failing request: the handler's exception is thrown into the dependency at its `yield`, which
+# rolls back and re-raises. By default `ASGITransport` passes the app's exception on to the
+# caller, which is what a test wants to see (a server answers with a 500, shown below):
+
+# %%
+try:
+    await client.post("/signup-and-mail", json=signup_json("linus.t"))
+except RuntimeError as exc:
+    print("the app raised:", exc)
+
+# %% [markdown]
+# Linus's INSERT had run, yet no other session ever sees him: the request's unit of work was
+# rolled back as a whole.
+
+# %%
+await saved_usernames("grace.h", "linus.t")
+
+# %% [markdown]
+# blogdata's `get_db` keeps the guide's contract, built on `session_scope` (so a failed commit
+# is a blogdata error and a lost connection is rolled back cleanly). It takes its sessions from
+# blogdata's default engine, which an app configures through `BLOGDATA_DATABASE_URL`. We point
+# that at this notebook's database for the next three cells. This time the transport answers a
+# failed request the way a server does, with a 500 response (`raise_app_exceptions=False`):
+
+# %%
+saved_setting = os.environ.get("BLOGDATA_DATABASE_URL")
+os.environ["BLOGDATA_DATABASE_URL"] = nb.engine.url.render_as_string(hide_password=False)
+get_settings(reload=True)
+await client.aclose()
+transport = httpx.ASGITransport(app=make_app(get_db), raise_app_exceptions=False)
+client = httpx.AsyncClient(transport=transport, base_url="http://test")
+
+# %% [markdown]
+# The same two requests, now through blogdata's `Depends(get_db)`:
+
+# %%
+signed_up = await client.post("/signup", json=signup_json("ken.t"))
+mail_failed = await client.post("/signup-and-mail", json=signup_json("dennis.r"))
+print("/signup:", signed_up.status_code, signed_up.json())
+print("/signup-and-mail:", mail_failed.status_code, mail_failed.text)
+await saved_usernames("ken.t", "dennis.r")
+
+# %% [markdown]
+# Ken was committed, Dennis rolled back. In an app you only write
+# `db: AsyncSession = Depends(get_db)` and never see the generator. We put the setting back:
+
+# %%
+await client.aclose()
+await dispose_default_engine()
+if saved_setting is None:
+    del os.environ["BLOGDATA_DATABASE_URL"]
+else:
+    os.environ["BLOGDATA_DATABASE_URL"] = saved_setting
+settings = get_settings(reload=True)
+
+# %% [markdown]
 # ## Three traps in the guide
 #
 # ### 1. An engine created at import time
@@ -269,7 +443,6 @@ guide_script = '''
 import asyncio, os
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-
 engine = create_async_engine(os.environ["DEMO_URL"])  # the guide: built at import
 
 async def ping():
@@ -282,6 +455,11 @@ for attempt in (1, 2):
     except Exception as exc:
         print(f"asyncio.run #{attempt}: {type(exc).__name__}")
 '''
+
+# %% [markdown]
+# We run it in a separate Python process, on this notebook's database:
+
+# %%
 demo_env = {**os.environ, "DEMO_URL": nb.engine.url.render_as_string(hide_password=False)}
 with tempfile.TemporaryDirectory() as folder:
     script = Path(folder, "guide_engine.py")
@@ -298,10 +476,10 @@ print(done.stdout, end="")
 #
 # ### 2. `sessionmaker(class_=AsyncSession)`
 #
-# The guide's test fixture builds its session factory with the sync `sessionmaker` and
-# `class_=AsyncSession`. It works at run time, but the type checker rejects it, and every session
-# it makes is typed as `Any`, so typos go unnoticed. `async_sessionmaker` is the typed factory.
-# We ask mypy about both:
+# The guide's test [fixture](glossary.ipynb#fixture) builds its session factory with the sync
+# `sessionmaker` and `class_=AsyncSession`. It works at run time, but the type checker rejects
+# it, and every session it makes is typed as `Any`, so typos go unnoticed. `async_sessionmaker`
+# is the typed factory. Both, in a small module:
 
 # %%
 snippet = '''
@@ -313,6 +491,11 @@ GuideSession = sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 Session = async_sessionmaker(engine, expire_on_commit=False)
 reveal_type(Session())
 '''
+
+# %% [markdown]
+# We ask mypy (strict) about it:
+
+# %%
 with tempfile.TemporaryDirectory() as folder:
     Path(folder, "factories.py").write_text(snippet)
     checked = subprocess.run(
@@ -331,7 +514,7 @@ for line in checked.stdout.splitlines():
 #
 # The guide computes cut-offs with `datetime.utcnow()`. It returns a *naive* datetime: no time
 # zone attached. It is deprecated since Python 3.12, and our columns are `timestamptz`, which
-# come back *aware* (in UTC). Comparing the two fails:
+# come back *aware* (in UTC).
 
 # %%
 with warnings.catch_warnings():
@@ -341,6 +524,9 @@ with warnings.catch_warnings():
 async with nb.sessions() as db:
     first_signup = await db.scalar(select(func.min(User.created_at)))
 print("tzinfo of utcnow():", naive_now.tzinfo, "| tzinfo from the database:", first_signup.tzinfo)
+
+# %% [markdown]
+# Comparing the two fails:
 
 # %% tags=["raises-exception"]
 first_signup < naive_now
@@ -364,12 +550,8 @@ async def active_users_by_role(url):
     engine = create_engine(url)
     try:
         async with session_scope(engine) as db:
-            rows = await db.execute(
-                select(User.role, func.count())
-                .where(User.is_active)
-                .group_by(User.role)
-                .order_by(User.role)
-            )
+            stmt = select(User.role, func.count()).where(User.is_active).group_by(User.role)
+            rows = await db.execute(stmt.order_by(User.role))
             return dict(rows.all())
     finally:
         await engine.dispose()
@@ -380,27 +562,45 @@ await active_users_by_role(nb.engine.url)
 # %% [markdown]
 # ## Exercise
 #
-# Build an engine with `pool_size=2, max_overflow=0, pool_timeout=0.5` and check out two
-# connections. What does `engine.pool.status()` say, and what happens to a third
-# `engine.connect()`? Return both connections and dispose of the engine.
-#
-# ### Solution
+# Build an engine with `create_engine(nb.engine.url, pool_size=2, max_overflow=0,
+# pool_timeout=0.5)` and check out two connections (`await engine.connect()`). Then try a third
+# one, catch the exception it raises, and set `answer` to that exception
+# (`except Exception as exc: answer = exc`). Return both connections and dispose of the engine.
 
 # %%
+answer = ...  # your exception from the third engine.connect()
+
+# %%
+check_exercise_01(answer)
+
+# %% [markdown]
+# ### Solution
+
+# %% tags=["solution"]
 engine = create_engine(nb.engine.url, pool_size=2, max_overflow=0, pool_timeout=0.5)
 held = [await engine.connect(), await engine.connect()]
 print(engine.pool.status())
 try:
     await engine.connect()
 except Exception as exc:
-    print(type(exc).__name__)
+    answer = exc
 for conn in held:
     await conn.close()
 await engine.dispose()
+check_exercise_01(answer)
 
 # %% [markdown]
-# With no overflow allowed, the third caller waits half a second and gets `PoolExhaustedError`.
+# With no overflow allowed, the third caller waits half a second and gets `PoolExhaustedError`,
+# whose message names the limits it hit.
 #
+# ## Summary
+#
+# - An engine owns a pool: size it, let `pool_pre_ping` replace dead connections, build it when
+#   the program runs (not at import), and dispose of it at the end.
+# - `echo=True` logs every statement and its parameters wherever the code runs: the guide sets
+#   it unconditionally; blogdata switches it on only through `BLOGDATA_ECHO`.
+# - One session per unit of work: `get_db` (per request, through `Depends`) and `session_scope`
+#   commit once when the work succeeds and roll all of it back when it raises.
 
 # %%
 await nb.close()

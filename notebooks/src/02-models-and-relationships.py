@@ -2,29 +2,36 @@
 # # 02 · Models and relationships
 #
 # The models in `blogdata.models` describe the blog's tables as typed Python classes: users,
-# their posts, tags on posts, and money accounts. This notebook reads the schema from them,
-# checks it against the live database, and then walks into the most common async surprise:
-# touching a relationship that was never loaded.
+# their posts, tags on posts, and money accounts. Every query,
+# [migration](glossary.ipynb#migration) and DataFrame in the later notebooks starts from them,
+# so a wrong type or a forgotten constraint here shows up everywhere. This notebook reads the schema from the models, checks it against the live
+# database, takes the many-to-many link between posts and tags apart, and then walks into the
+# most common async surprise: touching a relationship that was never loaded.
 #
 # **What you will learn**
 #
 # - how the declarative models map to tables, columns and server defaults;
 # - which columns the guide's models forget (`role`, `last_login`), and why money is `Numeric`;
-# - how each relationship loads (`selectin` or `raise`), and what `MissingGreenlet` means;
-# - three fixes: `selectinload`, `awaitable_attrs`, and `expire_on_commit=False`.
-#
+# - the many-to-many table `post_tags`: its primary key, its `ON DELETE CASCADE`, and what
+#   `post.tags.append` / `.remove` and deleting a post do to its rows;
+# - how each relationship loads (`selectin` or `raise`), and what
+#   [`MissingGreenlet`](glossary.ipynb#missinggreenlet) means;
+# - three fixes: `selectinload`, `awaitable_attrs`, and
+#   [`expire_on_commit=False`](glossary.ipynb#expire-on-commit).
 
 # %%
 from decimal import Decimal
 
 import pandas as pd
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Column, ForeignKey, Integer, Table, delete, func, inspect, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, selectinload
 
-from blogdata import Account, Post, Tag, User
-from blogdata.models import Base
+from blogdata import Account, Post, Tag, User, describe
+from blogdata.exercises import check_exercise_02
+from blogdata.models import Base, post_tags
 from blogdata.notebook import count_statements, tutorial_database
 
 nb = await tutorial_database("02-models-and-relationships")
@@ -59,7 +66,10 @@ def columns(table):
         ]
     ).set_index("column")
 
+# %% [markdown]
+# The `users` table:
 
+# %%
 columns(User.__table__)
 
 # %% [markdown]
@@ -69,7 +79,7 @@ columns(User.__table__)
 # - `role` and `last_login` exist. The guide groups users by `User.role` and deactivates them by
 #   `User.last_login`, but its `User` model defines neither, so that code cannot run;
 # - `is_active`, `role` and `created_at` have server defaults, so rows inserted by any tool
-#   (psql, COPY, another app) get them too, not only rows made through the ORM.
+#   (psql, [COPY](glossary.ipynb#copy), another app) get them too, not only rows made through the ORM.
 #
 # Here is the guide's `User`, reduced to its columns, on a base of its own, and the guide's
 # "group by role" query:
@@ -126,7 +136,7 @@ ada = User(email="ada@example.com", username="ada", hashed_password="-")
 print(ada.is_active, ada.role, ada.created_at)
 
 # %% [markdown]
-# After `flush()` the INSERT has run. SQLAlchemy fetched the server-generated `created_at` in
+# After [`flush()`](glossary.ipynb#flush) the INSERT has run. SQLAlchemy fetched the server-generated `created_at` in
 # the same statement (`RETURNING`), so reading it needs no extra query:
 
 # %%
@@ -162,12 +172,152 @@ await db.rollback()
 await db.close()
 
 # %% [markdown]
+# ## Many-to-many: posts and tags
+#
+# A post carries several tags and a tag labels many posts, so neither table can hold the link.
+# A third table does: `post_tags`, one row per (post, tag) pair. It is a plain `Table`, not a
+# model class, and it is all foreign keys:
+
+# %%
+for column in post_tags.columns:
+    (fk,) = column.foreign_keys
+    print(f"{column.name:<8} {column.type}  → {fk.target_fullname:<9} ON DELETE {fk.ondelete}")
+print("primary key:", [column.name for column in post_tags.primary_key])
+
+# %% [markdown]
+# - The primary key is the *pair*: a post carries a tag at most once, and the key's index finds
+#   a post's tags. A second index on `tag_id` finds a tag's posts.
+# - Both foreign keys say `ON DELETE CASCADE`: when a post (or a tag) is deleted, PostgreSQL
+#   deletes its rows here itself.
+#
+# `describe` shows the same table as the live database has it, with the constraint names the
+# migrations gave it:
+
+# %%
+async with nb.sessions() as db:
+    description = await describe(db, "post_tags")
+description
+
+# %% [markdown]
+# The guide's junction table, verbatim (on the guide's metadata from above), has the same
+# primary key but no `ondelete`:
+
+# %%
+guide_post_tags = Table(  # the guide calls it post_tags
+    "post_tags",
+    GuideBase.metadata,
+    Column("post_id", Integer, ForeignKey("posts.id"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), primary_key=True)
+)
+{column.name: next(iter(column.foreign_keys)).ondelete for column in guide_post_tags.columns}
+
+# %% [markdown]
+# `None` leaves PostgreSQL's default, `NO ACTION`: a post that still has tags cannot be deleted
+# until something removes its links. To see it, we give the live table the guide's foreign key
+# inside a transaction and roll it back afterwards (PostgreSQL's DDL is transactional):
+
+# %%
+async with nb.engine.connect() as conn:
+    tagged_id = await conn.scalar(select(func.min(post_tags.c.post_id)))
+    await conn.execute(text("ALTER TABLE post_tags DROP CONSTRAINT fk_post_tags_post_id_posts"))
+    await conn.execute(text("ALTER TABLE post_tags ADD FOREIGN KEY (post_id) REFERENCES posts"))
+    try:
+        await conn.execute(delete(Post).where(Post.id == tagged_id))
+    except IntegrityError as exc:
+        print("DELETE refused:", exc.orig.sqlstate, type(exc.orig.__cause__).__name__)
+    await conn.rollback()  # the original foreign key is back
+
+# %% [markdown]
+# SQLSTATE 23503 is a foreign-key violation: with the guide's table, a `DELETE` from psql, a
+# bulk `delete(Post)` or another app fails until the links are gone.
+#
+# ### Tagging a post: `append` and `remove`
+#
+# Through the ORM, `Post.tags` is a list. It is a `raise` relationship (more below), so we load
+# it with the post. A small helper shows the post's rows in `post_tags`, with each tag's name:
+
+# %%
+db = nb.sessions()
+post = await db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.id == tagged_id))
+
+
+async def links(post_id):
+    """The rows of post_tags for ``post_id``: (post_id, tag_id, tag name), by name."""
+    stmt = select(post_tags, Tag.name).join(Tag, Tag.id == post_tags.c.tag_id)
+    return (await db.execute(stmt.where(post_tags.c.post_id == post_id).order_by(Tag.name))).all()
+
+
+await links(post.id)
+
+# %% [markdown]
+# Appending a new `Tag` to the list and flushing writes two rows: the tag, then the link.
+
+# %%
+post.tags.append(Tag(name="sqlalchemy"))
+with count_statements(nb.engine) as counter:
+    await db.flush()
+counter.statements
+
+# %% [markdown]
+# The new link is in `post_tags` (inside our transaction: nothing is committed):
+
+# %%
+await links(post.id)
+
+# %% [markdown]
+# `remove` deletes the link row, and only the link row: the tag stays, for the other posts
+# that carry it.
+
+# %%
+removed = post.tags[0]
+post.tags.remove(removed)
+with count_statements(nb.engine) as counter:
+    await db.flush()
+print(counter.statements)
+print(removed.name, "still a tag:", await db.get(Tag, removed.id) is not None)
+
+# %%
+await links(post.id)
+
+# %% [markdown]
+# ### Deleting a post
+#
+# We delete the same post, fetched afresh so that its tags are not loaded, and count what the
+# ORM sends. `expunge_all()` empties the [session](glossary.ipynb#session)'s
+# [identity map](glossary.ipynb#identity-map), so `db.get` builds a new `Post` object:
+
+# %%
+db.expunge_all()
+doomed = await db.get(Post, tagged_id)
+tag_ids = [row.tag_id for row in await links(tagged_id)]
+with count_statements(nb.engine) as counter:
+    await db.delete(doomed)
+    await db.flush()
+counter.statements
+
+# %% [markdown]
+# One `DELETE FROM posts`, nothing else: `Post.tags` has `passive_deletes=True`, so SQLAlchemy
+# leaves the links to the database. `ON DELETE CASCADE` removed them, and the tags remain:
+
+# %%
+links_left = await links(tagged_id)
+tags_left = await db.scalar(select(func.count()).select_from(Tag).where(Tag.id.in_(tag_ids)))
+print("links left:", links_left, "| tags left:", tags_left, "of", len(tag_ids))
+
+# %% [markdown]
+# We roll all of that back, so the rest of the notebook sees the seeded blog:
+
+# %%
+await db.rollback()
+await db.close()
+
+# %% [markdown]
 # ## Relationships and how they load
 #
 # Each relationship declares its loading strategy. `User.posts` loads with `selectin`, as in
 # the guide: whenever users are loaded, one extra `SELECT … WHERE author_id IN (…)` fetches all
-# their posts. Every other relationship is `raise`: touching it without an explicit load is an
-# error instead of hidden IO.
+# their posts ([eager loading](glossary.ipynb#eager-loading)). Every other relationship is
+# `raise`: touching it without an explicit load is an error instead of hidden IO.
 
 # %%
 {
@@ -197,7 +347,7 @@ post.author
 # ## The pitfall: lazy loading in async code
 #
 # The guide declares `Post.tags` without a loading strategy, which means the default, `lazy`:
-# the first access runs a query. In synchronous code that is a hidden query; in async code it
+# the first access runs a query ([lazy loading](glossary.ipynb#lazy-loading)). In synchronous code that is a hidden query; in async code it
 # cannot happen at all, because the attribute access cannot `await`. `lazyload()` switches our
 # model back to the guide's behaviour for one query:
 
@@ -258,50 +408,65 @@ async with nb.sessions() as db:
 # %% [markdown]
 # ## Worked example: a user's latest posts with their tags
 #
-# Nested loading in one query: the users' posts come with their tags (`selectinload` chained),
-# so everything below is plain attribute access.
+# Nested loading, declared in one statement: the user's posts come with their tags
+# (`selectinload` chained, one `SELECT` per level), so everything below is plain attribute
+# access. A post's tags come sorted by name (the relationship's `order_by`).
 
 # %%
-async with nb.sessions() as db:
-    author = await db.scalar(
-        select(User)
-        .options(selectinload(User.posts).selectinload(Post.tags))
-        .where(User.username == users[0].username)
-    )
-    latest = sorted(author.posts, key=lambda p: (p.created_at, p.id), reverse=True)[:3]
-    for p in latest:
-        print(f"{p.created_at:%Y-%m-%d}  {p.title[:40]:<40}  {', '.join(sorted(t.name for t in p.tags))}")
+nested = selectinload(User.posts).selectinload(Post.tags)
+with count_statements(nb.engine) as counter:
+    async with nb.sessions() as db:
+        author = await db.scalar(
+            select(User).options(nested).where(User.username == users[0].username)
+        )
+latest = sorted(author.posts, key=lambda p: (p.created_at, p.id), reverse=True)[:3]
+for p in latest:
+    print(f"{p.created_at:%Y-%m-%d}  {p.title[:40]:<40}  {', '.join(t.name for t in p.tags)}")
+print(counter.count, "statements: users, their posts, the posts' tags")
 
 # %% [markdown]
 # ## Exercise
 #
-# Print the titles of the three most recent posts (by `created_at`, then `id`) with their
-# author's username. `Post.author` is `raise`: which option makes it available? How many
-# statements does your query take?
-#
-# ### Solution
+# Set `answer` to the three most recent posts (by `created_at`, then `id`, newest first) as a
+# list of `(author's username, title)` pairs. `Post.author` is `raise`: which loader option makes
+# it available? Count the statements your query takes, too.
 
 # %%
-async with nb.sessions() as db:
-    with count_statements(nb.engine) as counter:
-        recent = (
-            await db.scalars(
-                select(Post)
-                .options(selectinload(Post.author))
-                .order_by(Post.created_at.desc(), Post.id.desc())
-                .limit(3)
-            )
-        ).all()
-    for p in recent:
-        print(f"{p.author.username:<20} {p.title[:50]}")
+answer = ...  # your [(username, title), ...] for the three newest posts
+
+# %%
+db = nb.sessions()
+await check_exercise_02(answer, db)
+
+# %% [markdown]
+# ### Solution
+
+# %% tags=["solution"]
+newest_first = select(Post).order_by(Post.created_at.desc(), Post.id.desc()).limit(3)
+with count_statements(nb.engine) as counter:
+    recent = (await db.scalars(newest_first.options(selectinload(Post.author)))).all()
+answer = [(p.author.username, p.title) for p in recent]
 print(counter.count, "statements")
+await check_exercise_02(answer, db)
 
 # %% [markdown]
 # Two statements: the posts, then their authors (`selectinload(Post.author)`). `User.posts` is
 # `selectin`, yet it did not load here: SQLAlchemy does not eagerly load back into a class that
 # is already on the loading path (posts → author → posts). `joinedload(Post.author)` would fetch
-# the authors in the same statement; notebook 05 compares the two.
+# the authors in the same statement; [notebook 05](05-relationship-loading.ipynb) compares the
+# two.
 #
+# ## Summary
+#
+# - The models are the schema: typed columns, server defaults, `Numeric` money and named
+#   constraints, which the migrations turn into the live tables.
+# - A many-to-many link is a table of pairs: `post_tags` has the pair as primary key and
+#   `ON DELETE CASCADE` on both sides, so `append`/`remove` write and delete link rows and
+#   deleting a post takes its links with it, never its tags.
+# - In async code a relationship is loaded before it is read (`selectinload`, or `await` on
+#   `awaitable_attrs`); `raise` and `MissingGreenlet` say it was not, and
+#   `expire_on_commit=False` keeps loaded values readable after a commit.
 
 # %%
+await db.close()
 await nb.close()

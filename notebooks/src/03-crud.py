@@ -3,21 +3,26 @@
 #
 # The guide builds a generic `CRUDBase` and a specialised `CRUDUser`. blogdata keeps the guide's
 # names, so `crud.user.create(db, obj_in=...)` reads the same, but changes what happens inside:
-# validation before SQL, hashed passwords, clear errors, and **no commit inside a CRUD call**.
+# validation before SQL, hashed passwords, clear errors, and **no [commit](glossary.ipynb#commit)
+# inside a CRUD call**: CRUD calls only [flush](glossary.ipynb#flush).
+# CRUD is where user input meets the database, so these details decide whether bad input is
+# refused politely, whether passwords leak, and whether a failed step leaves half-saved data.
 #
 # **What you will learn**
+#
 # - the generic methods: `get`, `get_multi`, `create`, `update`, `remove`, `count`, `exists`;
 # - how schemas validate input and keep passwords out of sight;
 # - `authenticate`, and why it hashes even for an unknown email;
 # - what database errors become (`AlreadyExistsError`, `RelatedRowMissingError`, `NotFoundError`);
-# - why the guide's commit-per-call breaks a unit of work, and how blogdata's flush-only CRUD fixes it.
-#
+# - why the guide's commit-per-call breaks a [unit of work](glossary.ipynb#unit-of-work), and how
+#   blogdata's flush-only CRUD fixes it.
 
 # %%
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from blogdata import Post, PostCreate, User, UserCreate, UserUpdate, crud
+from blogdata.exercises import check_exercise_03
 from blogdata.notebook import tutorial_database
 from blogdata.schemas import UserRead
 from blogdata.security import get_password_hash
@@ -29,8 +34,8 @@ nb
 # %% [markdown]
 # ## Reading with the generic base
 #
-# `crud.user`, `crud.post` and `crud.tag` are ready-made objects. Every method takes the session
-# first. We open one session and reuse it in the cells below.
+# `crud.user`, `crud.post` and `crud.tag` are ready-made objects. Every method takes the
+# [session](glossary.ipynb#session) first. We open one session and reuse it in the cells below.
 
 # %%
 db = nb.sessions()
@@ -115,9 +120,11 @@ await crud.user.create(
 )
 
 # %% [markdown]
-# Each write runs in a SAVEPOINT, so only the failed insert was undone: the session is still
-# usable and Ada is still there. (With the guide's code the whole session is now in a failed
-# state and every query raises until you call `rollback()`.)
+# Each write runs in a [SAVEPOINT](glossary.ipynb#savepoint)
+# ([notebook 07](07-transactions-and-savepoints.ipynb) takes them apart), so only the failed
+# insert was undone: the session is still usable and Ada is still there. (With the guide's code
+# the whole session is now in a failed state and every query raises until you call
+# `rollback()`.)
 
 # %%
 (await crud.user.get_by_email(db, email="ADA@example.org")).username
@@ -231,7 +238,10 @@ async def guide_signup(db, email, username):
     )
     await guide_create(db, Post, title="Welcome! " * 40, author_id=user.id)  # too long: fails
 
+# %% [markdown]
+# The welcome post's title is 360 characters, too long for its column:
 
+# %%
 async with nb.sessions() as session:
     try:
         await guide_signup(session, "grace@example.org", "grace")
@@ -247,8 +257,8 @@ async with nb.sessions() as session:
 
 # %% [markdown]
 # blogdata's CRUD methods only flush. The caller decides where the transaction starts and ends
-# (`async with db.begin()`, `session_scope()` or `get_db()`), so all the steps commit together or
-# not at all:
+# (`async with db.begin()`, or `session_scope()` and `get_db()` from
+# [notebook 01](01-engine-and-sessions.ipynb)), so all the steps commit together or not at all:
 
 # %%
 async with nb.sessions() as session:
@@ -287,16 +297,39 @@ joan.role, [p.title for p in await crud.post.get_multi_by_author(db, author_id=j
 # %% [markdown]
 # ## Exercise
 #
-# Deactivate Ada with `crud.user.update`, commit, and check that `authenticate` no longer accepts
-# her correct password. Then count the active users with a `select`.
-#
-# ### Solution
+# Deactivate Ada with `crud.user.update` (`UserUpdate(is_active=False)`), commit, and check that
+# `authenticate` no longer accepts her correct password (`"analytical-engine"`). Then set
+# `answer` to the number of active users, counted with a `select`.
 
 # %%
+answer = ...  # your count of active users, after Ada's deactivation is committed
+
+# %%
+await check_exercise_03(answer, db)
+
+# %% [markdown]
+# ### Solution
+
+# %% tags=["solution"]
 await crud.user.update(db, db_obj=ada, obj_in=UserUpdate(is_active=False))
 await db.commit()
 print(await crud.user.authenticate(db, email="ada@example.org", password="analytical-engine"))
-await db.scalar(select(func.count()).select_from(User).where(User.is_active.is_(True)))
+answer = await db.scalar(select(func.count()).select_from(User).where(User.is_active.is_(True)))
+await check_exercise_03(answer, db)
+
+# %% [markdown]
+# `authenticate` refuses an inactive user even with the right password, and the commit made the
+# change visible to every other session.
+#
+# ## Summary
+#
+# - blogdata's CRUD keeps the guide's names but checks input first (schemas, `SecretStr`,
+#   argon2 hashes, whitelisted sort keys) and turns database errors into `AlreadyExistsError`,
+#   `RelatedRowMissingError` and `NotFoundError`.
+# - `authenticate` does the same work for an unknown email as for a wrong password, and refuses
+#   inactive users, so neither its answer nor its timing gives accounts away.
+# - CRUD calls flush and never commit: the caller's unit of work (`async with db.begin()`,
+#   `session_scope`, `get_db`) commits every step together or none of them.
 
 # %%
 await db.close()

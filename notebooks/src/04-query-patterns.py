@@ -3,15 +3,18 @@
 #
 # The guide's query section shows `where`, `and_`, `order_by(desc(...))` and
 # `offset(10).limit(20)`. Each is fine on a fixed example and fragile once a user supplies the
-# values. `blogdata.queries` wraps them in small statement builders that check their input.
+# values: a naive date, a sort key typed into a form, a page number, a search box. Those are
+# where wrong answers, SQL injection and duplicated pages come from. `blogdata.queries` wraps
+# them in small statement builders that check their input.
 #
 # **What you will learn**
+#
 # - filters with `where`, `and_` and `or_`, and why "created since" needs an aware datetime;
 # - how a user-chosen sort key becomes an SQL injection, and the whitelist that stops it;
-# - offset pagination with a capped `limit`, and why keyset pagination stays correct while
+# - offset pagination with a capped `limit`, and why
+#   [keyset pagination](glossary.ipynb#keyset-pagination) stays correct while
 #   rows are being added;
 # - a title search where `%` and `_` in the user's text mean themselves.
-#
 
 # %%
 from datetime import UTC, datetime
@@ -19,13 +22,17 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 
 from blogdata import Post, User
+from blogdata.exercises import check_exercise_04
+from blogdata.explain import explain, plan_indexes
 from blogdata.notebook import show_sql, tutorial_database
 from blogdata.queries import (
     MAX_LIMIT,
+    Keyset,
     active_users,
     fetch_posts_page,
     order_by_clause,
     paginate,
+    posts_page,
     search_posts,
     users_created_since,
     users_matching,
@@ -39,7 +46,8 @@ nb
 # %% [markdown]
 # ## Filters
 #
-# Every builder returns a `Select`; `show_sql` prints what PostgreSQL receives. The boolean test
+# Every builder returns a `Select`; `show_sql` prints what PostgreSQL receives. (`db` is one
+# [session](glossary.ipynb#session), opened in the setup cell and reused below.) The boolean test
 # is written `is_(True)`, which reads better than the guide's `== True` and says the same.
 
 # %%
@@ -92,7 +100,9 @@ def sorted_users_unsafe(key):
     return select(User.id).order_by(text(key)).limit(3)
 
 
-question = "CASE WHEN (SELECT hashed_password FROM users WHERE id = 1) LIKE '{}%' THEN id ELSE -id END"
+question = (
+    "CASE WHEN (SELECT hashed_password FROM users WHERE id = 1) LIKE '{}%' THEN id ELSE -id END"
+)
 for guess in ["$2b$", "$argon2id$"]:
     print(f"{guess:11}", (await db.scalars(sorted_users_unsafe(question.format(guess)))).all())
 
@@ -148,13 +158,21 @@ page2 = (await db.scalars(paginate(newest_first, skip=3, limit=3))).all()
 # %% [markdown]
 # ## Keyset pagination
 #
-# Keyset (or "seek") pagination remembers where the page ended, the last row's
-# `(created_at, id)`, and asks for rows strictly after it. The index on `(created_at, id)`
-# serves it directly, however deep the page.
+# Keyset (or "seek") pagination remembers where the page
+# ended, the last row's `(created_at, id)`, and asks for rows strictly after it.
 
 # %%
 keyset_page1 = await fetch_posts_page(db, limit=3)
 keyset_page1.next
+
+# %% [markdown]
+# The next page's statement is `posts_page(after=...)`: a row comparison,
+# `(created_at, id) < (…, …)`, newest first. The index on `(created_at, id)` serves it, so
+# PostgreSQL starts right at the key instead of counting rows from the top:
+
+# %%
+show_sql(posts_page(after=keyset_page1.next, limit=3))
+plan_indexes(await explain(db, posts_page(after=keyset_page1.next, limit=3)))
 
 # %% [markdown]
 # Another post arrives between the two pages; the next page still starts right after the last
@@ -222,23 +240,45 @@ page = (await db.scalars(paginate(stmt, skip=requested_page * 5, limit=5))).all(
 # %% [markdown]
 # ## Exercise
 #
-# List the titles of the posts whose title contains "data" (any case), newest first, using
-# keyset pagination with 2 posts per page: print every page until `next` is `None`.
-# Hint: add a `where` to `posts_page()` from `blogdata.queries`.
-#
-# ### Solution
+# List the posts whose title contains "data" (any case), newest first, with keyset pagination
+# and 2 posts per page: add a `where` to `posts_page(after=..., limit=2)`, and start each page
+# after the last post of the previous one (`Keyset(post.created_at, post.id)`). Set `answer` to
+# the list of pages, each page a list of post ids: `[[id, id], [id, id], ...]`.
 
 # %%
-from blogdata.queries import Keyset, posts_page
+answer = ...  # your pages of post ids, e.g. [[12, 7], [5]]
 
-after = None
+# %%
+await check_exercise_04(answer, db)
+
+# %% [markdown]
+# ### Solution
+
+# %% tags=["solution"]
+answer, after = [], None
 while True:
     stmt = posts_page(after=after, limit=2).where(Post.title.ilike("%data%"))
     rows = (await db.scalars(stmt)).all()
-    print([(p.id, p.title[:24]) for p in rows])
+    if rows:
+        answer.append([p.id for p in rows])
     if len(rows) < 2:
         break
     after = Keyset(rows[-1].created_at, rows[-1].id)
+print(answer)
+await check_exercise_04(answer, db)
+
+# %% [markdown]
+# A page shorter than 2 is the last one. (`fetch_posts_page` knows that one page earlier: it
+# asks for one row more than it shows.)
+#
+# ## Summary
+#
+# - Build queries from checked pieces: aware datetimes for time filters, `and_`/`or_` for
+#   conditions, and user text only as bound values (escaped for `LIKE`), never as SQL.
+# - A sort key from a user goes through a whitelist (`order_by_clause`), with the primary key as
+#   a tie-breaker, so it can neither inject SQL nor shuffle rows between pages.
+# - Offset pages are simple but shift when rows arrive; keyset pages continue strictly after the
+#   last row seen, served by the `(created_at, id)` index.
 
 # %%
 await db.close()
