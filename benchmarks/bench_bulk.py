@@ -3,7 +3,8 @@
 Insert methods, all on rows whose passwords are already hashed (hashing is measured apart):
 
 * ``orm_add_all``: the ORM unit of work, ``session.add_all(users)`` + commit;
-* ``blogdata_values``: ``insert_hashed_users`` forced onto INSERT ... VALUES (insertmanyvalues);
+* ``blogdata_values``: ``insert_hashed_users`` forced below the COPY threshold: one prepared
+  INSERT run by asyncpg's executemany (not insertmanyvalues, which needs RETURNING);
 * ``blogdata_insert``: ``insert_hashed_users`` as shipped (checks + COPY above the threshold);
 * ``asyncpg_copy``: raw ``copy_records_to_table`` on a bare asyncpg connection (the floor).
 
@@ -258,7 +259,7 @@ async def main() -> None:
     ]
     labels = {
         "orm_add_all": "ORM `add_all` + commit",
-        "blogdata_values": "`insert_hashed_users`, forced INSERT ... VALUES (insertmanyvalues)",
+        "blogdata_values": "`insert_hashed_users`, forced INSERT (asyncpg executemany)",
         "blogdata_insert": "`insert_hashed_users` as shipped (in-batch duplicate check + COPY)",
         "asyncpg_copy": "raw asyncpg `copy_records_to_table` (floor)",
     }

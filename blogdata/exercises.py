@@ -10,9 +10,21 @@ says the exercise is not answered yet while ``answer`` is still ``...``, and rai
 
 from __future__ import annotations
 
+import inspect
+import operator
+from decimal import Decimal
 from typing import Any
 
-from blogdata.errors import BlogdataError
+import pandas as pd
+from sqlalchemy import Engine, Select, and_, event, func, select, text, update
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from blogdata.errors import BlogdataError, PoolExhaustedError
+from blogdata.explain import explain, plan_nodes
+from blogdata.models import Account, Post, Tag, User, post_tags
+from blogdata.queries import count_statements
 
 __all__ = ["ExerciseError"]
 
@@ -58,9 +70,6 @@ def check_exercise_01(answer: Any) -> None:
     """Check the exception a third ``connect()`` got from a pool of two with no overflow."""
     if not _answered(answer):
         return
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    from blogdata.errors import PoolExhaustedError
 
     _expect(
         not isinstance(answer, type),
@@ -104,9 +113,6 @@ async def check_exercise_02(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    from sqlalchemy import select
-
-    from blogdata.models import Post, User
 
     newest = (
         select(User.username, Post.title)
@@ -161,10 +167,6 @@ async def check_exercise_03(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    from sqlalchemy import func, select
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from blogdata.models import User
 
     _expect(
         isinstance(answer, int) and not isinstance(answer, bool),
@@ -214,9 +216,6 @@ async def check_exercise_04(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    from sqlalchemy import select
-
-    from blogdata.models import Post
 
     _expect(
         isinstance(answer, list)
@@ -276,12 +275,6 @@ async def check_exercise_05(answer: Any, db: Any) -> None:
     Runs ``answer`` on ``db`` (an ``AsyncSession``; its identity map is emptied first, so
     nothing loaded earlier counts), then reads ``tag.posts`` and each ``post.author``.
     """
-    from sqlalchemy import Select
-    from sqlalchemy.exc import InvalidRequestError
-
-    from blogdata.models import Tag
-    from blogdata.queries import count_statements
-
     if not _answered(answer):
         return
     _expect(
@@ -333,10 +326,6 @@ async def check_exercise_06(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    import pandas as pd
-    from sqlalchemy import func, select
-
-    from blogdata.models import Post, User
 
     _expect(
         isinstance(answer, pd.DataFrame),
@@ -407,14 +396,6 @@ async def check_exercise_07(answer: Any, db: Any) -> None:
     inside a savepoint of ``db`` (an ``AsyncSession``) that is always rolled back, and records
     which rows each transfer locked first (its first ``SELECT ... FOR UPDATE``).
     """
-    import inspect
-    from decimal import Decimal
-
-    from sqlalchemy import Engine, event, select, update
-    from sqlalchemy.exc import InvalidRequestError
-
-    from blogdata.models import Account
-
     if not _answered(answer):
         return
     _expect(
@@ -484,10 +465,6 @@ async def check_exercise_08(answer: Any, engine: Any) -> None:
     database): first as migrated, then after dropping ``ck_posts_views_not_negative`` in a
     transaction that is rolled back, so the database is left as it was.
     """
-    import inspect
-
-    from sqlalchemy import text
-
     if not _answered(answer):
         return
     _expect(
@@ -530,10 +507,6 @@ _ROLE_INDEXES = (
 
 
 async def _role_uses_index(db: Any, role: str) -> bool:
-    from sqlalchemy import select
-
-    from blogdata.explain import explain, plan_nodes
-    from blogdata.models import User
 
     plan = await explain(db, select(User).where(User.role == role))
     return any("Index" in node for node in plan_nodes(plan))
@@ -547,7 +520,6 @@ async def check_exercise_09(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    from sqlalchemy import text
 
     _expect(
         isinstance(answer, dict)
@@ -593,9 +565,6 @@ async def check_exercise_10(answer: Any, engine: Any) -> None:
     """
     if not _answered(answer):
         return
-    from sqlalchemy import select
-
-    from blogdata.models import User
 
     _expect(
         isinstance(answer, list | tuple) and all(isinstance(name, str) for name in answer),
@@ -649,10 +618,6 @@ async def check_exercise_11(answer: Any, db: Any) -> None:
     """
     if not _answered(answer):
         return
-    import pandas as pd
-    from sqlalchemy import and_, func, select
-
-    from blogdata.models import Post, Tag, post_tags
 
     _expect(
         isinstance(answer, pd.DataFrame)
@@ -728,7 +693,6 @@ def check_exercise_12(answer: Any) -> None:
     """Check how much the top tag's count grew on the standby after one new link: 1."""
     if not _answered(answer):
         return
-    import operator
 
     try:
         grown = operator.index(answer)  # int, or a NumPy integer taken from a DataFrame
