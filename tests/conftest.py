@@ -10,10 +10,13 @@ still undoes everything.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from sqlalchemy import NullPool, text
@@ -171,3 +174,13 @@ async def committed_url(server_url: URL) -> AsyncIterator[URL]:
     """
     async with migrated_database(server_url, "blogdata_committed") as url:
         yield url
+
+
+def notebook_script(name: str) -> ModuleType:
+    """Import ``notebooks/<name>.py`` (a script such as ``execute`` or ``docs``, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"nb_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

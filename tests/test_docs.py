@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
+
+from tests.conftest import notebook_script
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def _docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("nb_docs", NOTEBOOKS_DIR / "docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return notebook_script("docs")
 
 
 def test_the_link_check_names_each_missing_page_and_anchor(tmp_path: Path) -> None:

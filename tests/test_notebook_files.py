@@ -7,12 +7,13 @@ never run) would pass while checking nothing. And a source in ``notebooks/src`` 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import nbformat
 import pytest
+
+from tests.conftest import notebook_script
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
@@ -23,11 +24,7 @@ WITH_SOURCE = [
 
 
 def _execute_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("nb_execute", NOTEBOOKS_DIR / "execute.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return notebook_script("execute")
 
 
 def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str], dict[str, bool]]]:
