@@ -72,3 +72,19 @@ def test_solutions_are_collapsed_and_still_run(path: Path) -> None:
         if "solution" in cell.metadata.get("tags", []):
             assert cell.metadata["jupyter"] == {"source_hidden": True}
             assert cell.execution_count is not None
+
+
+TUTORIALS = [p for p in NOTEBOOKS if p.stem != "00-start-here"]
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_every_tutorial_ends_with_a_try_it_exercise_and_a_three_point_summary(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    summary = text.split("## Summary", 1)[1]
+    assert len([line for line in summary.splitlines() if line.startswith("- ")]) == 3
+    number = path.stem[:2]
+    checks = [c for c in nb.cells if f"check_exercise_{number}(answer" in c.source]
+    assert any("solution" in c.metadata.get("tags", []) for c in checks)
+    learner = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("answer = ...")]
+    assert learner, "the learner's cell (answer = ...) is missing"
