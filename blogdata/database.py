@@ -31,15 +31,18 @@ from typing import Any
 import asyncpg
 from sqlalchemy import NullPool, event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import dialect as pg_dialect
 from sqlalchemy.engine import URL, Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
+from blogdata._checks import check_text
 from blogdata.config import get_settings, parse_database_url
 from blogdata.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
+    InvalidInputError,
     PoolExhaustedError,
     _driver_closed,
     invalidate_connection,
@@ -358,20 +361,29 @@ async def session_scope(
             await session.close()
 
 
-async def _administer(server: URL, *statements: str) -> None:
+async def _administer(server: URL, doing: str, *statements: str) -> None:
     """Run ``statements`` on ``server`` in AUTOCOMMIT (CREATE/DROP DATABASE need it)."""
     async with (
         one_off_engine(server, isolation_level="AUTOCOMMIT") as admin,
         admin.connect() as conn,
+        translating(doing, connection=conn),
     ):
         for sql in statements:
             await conn.execute(text(sql))
 
 
-def _quoted(name: str) -> str:
-    from sqlalchemy.dialects.postgresql import dialect
+_MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1; longer names are silently cut
 
-    return str(dialect().identifier_preparer.quote_identifier(name))  # type: ignore[no-untyped-call]
+
+def _quoted(name: object) -> str:
+    """Return database ``name`` checked (1-63 bytes, no NUL) and quoted as an identifier."""
+    checked = check_text(name, "database name")
+    if not 0 < len(checked.encode()) <= _MAX_IDENTIFIER_BYTES:
+        raise InvalidInputError(
+            f"database name {checked[:80]!r} must be 1 to {_MAX_IDENTIFIER_BYTES} bytes long "
+            "(PostgreSQL would silently cut a longer one)"
+        )
+    return str(pg_dialect().identifier_preparer.quote_identifier(checked))  # type: ignore[no-untyped-call]
 
 
 async def create_database(server: str | URL, name: str) -> URL:
@@ -379,11 +391,18 @@ async def create_database(server: str | URL, name: str) -> URL:
 
     ``server`` is the URL of another database on the same server (e.g. ``postgres``), where the
     commands run; users still connected to the old database are disconnected (``FORCE``).
+
+    Raises:
+        InvalidInputError: ``name`` is not 1 to 63 bytes of text without NUL.
+        DatabaseUnavailableError: the server cannot be reached.
     """
     url = resolve_url(server)
     quoted = _quoted(name)
     await _administer(
-        url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}"
+        url,
+        f"creating database {name!r}",
+        f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
+        f"CREATE DATABASE {quoted}",
     )
     return url.set(database=name)
 
@@ -392,8 +411,17 @@ async def drop_database(server: str | URL, name: str) -> None:
     """Drop database ``name`` if it exists, disconnecting anyone still in it.
 
     ``server`` is the URL of another database on the same server, where the command runs.
+
+    Raises:
+        InvalidInputError: ``name`` is not 1 to 63 bytes of text without NUL.
+        DatabaseUnavailableError: the server cannot be reached.
     """
-    await _administer(resolve_url(server), f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+    quoted = _quoted(name)
+    await _administer(
+        resolve_url(server),
+        f"dropping database {name!r}",
+        f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
+    )
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:

@@ -15,13 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata.config import get_settings
 from blogdata.database import (
+    create_database,
     create_engine,
     dispose_default_engine,
+    drop_database,
     get_db,
     server_address,
     session_scope,
 )
-from blogdata.errors import DatabaseUnavailableError
+from blogdata.errors import DatabaseUnavailableError, InvalidInputError
 from blogdata.models import Tag
 
 
@@ -154,3 +156,43 @@ async def test_sessions_do_not_expire_objects_on_commit(default_engine_on: Async
         db.add(tag)
     # Reading after the commit must not need IO (it would raise MissingGreenlet if expired).
     assert tag.name == "unit-of-work-kept" and tag.id is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 64, "é" * 32, "a\x00b", 5, None],
+    ids=["empty", "64-bytes", "64-bytes-utf8", "nul", "int", "none"],
+)
+async def test_a_database_name_postgresql_cannot_take_as_given_is_refused_before_any_sql(
+    server_url: URL, name: object
+) -> None:
+    # Before: a raw ProgrammingError, an AttributeError, a lost connection (NUL), or, for a
+    # long name, a URL naming a database PostgreSQL had silently created under a cut name.
+    with pytest.raises(InvalidInputError, match="database name"):
+        await create_database(server_url, name)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="database name"):
+        await drop_database(server_url, name)  # type: ignore[arg-type]
+
+
+async def test_a_database_name_is_an_identifier_never_sql(server_url: URL) -> None:
+    name = 'we"ird; DROP DATABASE postgres; --'
+    url = await create_database(server_url, name)
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                assert await conn.scalar(text("SELECT current_database()")) == name
+        finally:
+            await engine.dispose()
+    finally:
+        await drop_database(server_url, name)
+    engine = create_engine(server_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            gone = await conn.scalar(
+                text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}
+            )
+            assert gone == 0
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
