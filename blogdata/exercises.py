@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, Select, and_, event, func, select, text, update
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import BlogdataError, PoolExhaustedError
 from blogdata.explain import explain, plan_nodes
@@ -106,7 +106,7 @@ def check_exercise_01(answer: Any) -> None:
 __all__ += ["check_exercise_02"]
 
 
-async def check_exercise_02(answer: Any, db: Any) -> None:
+async def check_exercise_02(answer: Any, db: AsyncSession) -> None:
     """Check the three newest posts as ``(author's username, title)`` pairs, newest first.
 
     ``db`` is the notebook's ``AsyncSession``; the expected posts are read through it.
@@ -159,7 +159,7 @@ __all__ += ["check_exercise_03"]
 _ADA = "ada@example.org"  # the user notebook 03 signs up
 
 
-async def check_exercise_03(answer: Any, db: Any) -> None:
+async def check_exercise_03(answer: Any, db: AsyncSession) -> None:
     """Check that Ada's deactivation is committed and ``answer`` counts the active users.
 
     ``db`` is the notebook's ``AsyncSession``; a second session on the same bind checks what is
@@ -208,7 +208,7 @@ async def check_exercise_03(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_04"]
 
 
-async def check_exercise_04(answer: Any, db: Any) -> None:
+async def check_exercise_04(answer: Any, db: AsyncSession) -> None:
     """Check keyset pages of 2 over the posts whose title contains "data", newest first.
 
     ``db`` is the notebook's ``AsyncSession``; the expected posts are read through it. A final
@@ -269,7 +269,7 @@ async def check_exercise_04(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_05"]
 
 
-async def check_exercise_05(answer: Any, db: Any) -> None:
+async def check_exercise_05(answer: Any, db: AsyncSession) -> None:
     """Check a statement loading one tag, its posts and their authors in two statements.
 
     Runs ``answer`` on ``db`` (an ``AsyncSession``; its identity map is emptied first, so
@@ -319,7 +319,7 @@ async def check_exercise_05(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_06"]
 
 
-async def check_exercise_06(answer: Any, db: Any) -> None:
+async def check_exercise_06(answer: Any, db: AsyncSession) -> None:
     """Check 06's frame: posts and mean content length (one decimal) per role, by role.
 
     ``db`` is the notebook's ``AsyncSession``; the expected numbers are computed on it.
@@ -389,7 +389,7 @@ def _locked(parameters: tuple[object, ...]) -> str:
     return f"accounts {', '.join(str(p) for p in parameters)}"
 
 
-async def check_exercise_07(answer: Any, db: Any) -> None:
+async def check_exercise_07(answer: Any, db: AsyncSession) -> None:
     """Check a transfer that locks its rows one at a time, in an order that cannot deadlock.
 
     Calls ``answer(db, 4, 3, Decimal("1.00"))`` then ``answer(db, 3, 4, Decimal("1.00"))``
@@ -458,7 +458,7 @@ async def check_exercise_07(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_08"]
 
 
-async def check_exercise_08(answer: Any, engine: Any) -> None:
+async def check_exercise_08(answer: Any, engine: AsyncEngine) -> None:
     """Check a function that finds the models' CHECK constraints missing from the database.
 
     Calls ``await answer(conn)`` on a connection of ``engine`` (an ``AsyncEngine`` on a migrated
@@ -512,7 +512,7 @@ async def _role_uses_index(db: Any, role: str) -> bool:
     return any("Index" in node for node in plan_nodes(plan))
 
 
-async def check_exercise_09(answer: Any, db: Any) -> None:
+async def check_exercise_09(answer: Any, db: AsyncSession) -> None:
     """Check ``{"admin": uses an index?, "reader": uses an index?}`` against real plans.
 
     ``db`` is an ``AsyncSession`` on the notebook's database: the check looks for an index on
@@ -557,7 +557,7 @@ async def check_exercise_09(answer: Any, db: Any) -> None:
 __all__ += ["check_exercise_10"]
 
 
-async def check_exercise_10(answer: Any, engine: Any) -> None:
+async def check_exercise_10(answer: Any, engine: AsyncEngine) -> None:
     """Check the usernames a savepoint-joined session sees after its own rollback: ``["kept"]``.
 
     ``engine`` is the notebook's ``AsyncEngine``: the check also makes sure that nothing was
@@ -610,7 +610,7 @@ async def check_exercise_10(answer: Any, engine: Any) -> None:
 __all__ += ["check_exercise_11"]
 
 
-async def check_exercise_11(answer: Any, db: Any) -> None:
+async def check_exercise_11(answer: Any, db: AsyncSession) -> None:
     """Check 11's frame: the five tags whose published posts have the highest median views.
 
     ``answer`` is indexed by tag with columns ``median_views`` and ``posts``; ``db`` is the
