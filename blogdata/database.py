@@ -1,5 +1,9 @@
 """Engines and sessions: ``create_engine``, the guide's ``get_db``, and ``session_scope``.
 
+In FastAPI: ``async def create_post(db: SessionDep)`` (``from blogdata.database import
+SessionDep``), or ``db: AsyncSession = Depends(get_db, scope="function")``; both commit before
+the response is sent (see :func:`get_db`).
+
 No engine exists until one is asked for. The default engine (used by ``get_db`` and
 ``session_scope`` without arguments) is built once from the settings, or on the embedded server
 when ``BLOGDATA_DATABASE_URL`` is unset; an asyncpg pool belongs to one event loop, so code that
@@ -28,7 +32,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import asyncpg
 from sqlalchemy import NullPool, event, text
@@ -542,7 +546,32 @@ async def drop_database(server: str | URL, name: str) -> None:
 async def get_db() -> AsyncIterator[AsyncSession]:
     """Yield a session that commits when the caller finishes and rolls back if it raises.
 
-    The guide's dependency: ``Depends(get_db)`` in FastAPI works without blogdata importing it.
+    The guide's dependency, usable with FastAPI's ``Depends`` without blogdata importing
+    FastAPI. Declare it ``Depends(get_db, scope="function")`` (FastAPI >= 0.121.1), or use
+    :data:`SessionDep`, which does: since FastAPI 0.118 the code after a dependency's
+    ``yield`` runs *after the response has been sent* unless its scope is ``"function"``, so
+    with a bare ``Depends(get_db)`` a commit that fails still answers 200. With
+    ``scope="function"`` the commit runs before the response: a failed commit raises
+    blogdata's error (e.g. ``AlreadyExistsError``), which FastAPI answers with a 500 unless
+    the app maps it (an exception handler for ``BlogdataError``).
     """
     async with session_scope() as session:
         yield session
+
+
+if TYPE_CHECKING:
+    from fastapi import Depends
+
+    #: ``Annotated[AsyncSession, Depends(get_db, scope="function")]``: FastAPI's session.
+    SessionDep: TypeAlias = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+def __getattr__(name: str) -> Any:
+    """Build :data:`SessionDep` on first use, so importing blogdata never imports FastAPI."""
+    if name == "SessionDep":
+        from fastapi import Depends
+
+        dependency = Annotated[AsyncSession, Depends(get_db, scope="function")]
+        globals()[name] = dependency
+        return dependency
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
