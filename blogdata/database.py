@@ -1,5 +1,9 @@
 """Engines and sessions: ``create_engine``, the guide's ``get_db``, and ``session_scope``.
 
+In FastAPI: ``async def create_post(db: SessionDep)`` (``from blogdata.database import
+SessionDep``), or ``db: AsyncSession = Depends(get_db, scope="function")``; both commit before
+the response is sent (see :func:`get_db`).
+
 No engine exists until one is asked for. The default engine (used by ``get_db`` and
 ``session_scope`` without arguments) is built once from the settings, or on the embedded server
 when ``BLOGDATA_DATABASE_URL`` is unset; an asyncpg pool belongs to one event loop, so code that
@@ -22,11 +26,13 @@ work again; ``session_scope`` and ``get_db`` do that rollback themselves.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import asyncpg
 from sqlalchemy import NullPool, event, text
@@ -91,20 +97,100 @@ def server_address(url: URL) -> str:
     return f"{host}:{url.port or 5432}"
 
 
+#: ``connect_args`` SQLAlchemy's asyncpg adapter takes itself; the others go to asyncpg.connect.
+_ADAPTER_ARGS = frozenset({"prepared_statement_cache_size", "prepared_statement_name_func"})
+_DRIVER_ARGS = frozenset(inspect.signature(asyncpg.connect).parameters) - {"dsn", "loop"}
+_TLS_MODES = frozenset({"require", "verify-ca", "verify-full"})
+
+
+def _split_connect_args(connect_args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``connect_args`` into the adapter's and asyncpg's; refuse a name neither takes."""
+    if not isinstance(connect_args, dict):
+        raise ConfigurationError(
+            f"connect_args must be a dict of asyncpg.connect arguments, not "
+            f"{type(connect_args).__name__}"
+        )
+    unknown = sorted(set(connect_args) - _DRIVER_ARGS - _ADAPTER_ARGS, key=str)
+    if unknown:
+        raise ConfigurationError(
+            f"connect_args has {', '.join(repr(name) for name in unknown)}, which neither "
+            "asyncpg.connect nor SQLAlchemy's asyncpg adapter takes; see asyncpg.connect's "
+            "arguments (ssl, server_settings, command_timeout ...), or put the setting in the URL"
+        )
+    adapter = {k: v for k, v in connect_args.items() if k in _ADAPTER_ARGS}
+    driver = {k: v for k, v in connect_args.items() if k not in _ADAPTER_ARGS}
+    return adapter, driver
+
+
+def _demands_tls(kwargs: dict[str, Any]) -> bool:
+    """Return whether asyncpg is asked for TLS it must not go without (not just preferred)."""
+    value = kwargs.get("ssl")
+    if value is True or isinstance(value, ssl.SSLContext) or kwargs.get("direct_tls"):
+        return True
+    return isinstance(value, str) and value.strip().lower().replace("_", "-") in _TLS_MODES
+
+
+def _check_tls_possible(kwargs: dict[str, Any], where: str) -> None:
+    """Refuse TLS over a Unix socket: asyncpg would silently connect in plain text."""
+    if not _demands_tls(kwargs):
+        return
+    host = kwargs.get("host")
+    hosts = host if isinstance(host, list | tuple) else [host]
+    if any(h is None or str(h).startswith("/") for h in hosts):
+        raise ConfigurationError(
+            f"TLS was demanded (connect_args ssl=...) for PostgreSQL at {where}, but a Unix "
+            "socket carries no TLS and asyncpg would connect in plain text; connect over TCP "
+            "(a host name or address in the URL) to use TLS, or drop ssl for a local socket"
+        )
+
+
+def _tls_error(exc: BaseException, where: str) -> ConfigurationError | None:
+    """Return the ConfigurationError for a TLS failure while connecting, or None."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConfigurationError(
+            f"TLS to PostgreSQL at {where} failed: the server's certificate was not accepted "
+            f"({exc.verify_message or exc}); give connect_args={{'ssl': ...}} an SSLContext that "
+            "trusts the server's CA (ssl.create_default_context(cafile=...)) and a host name "
+            "the certificate names, or fix the server's certificate"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return ConfigurationError(
+            f"TLS to PostgreSQL at {where} failed during the handshake ({exc}); check the "
+            "SSLContext in connect_args and the server's ssl settings"
+        )
+    if "rejected SSL upgrade" in str(exc):
+        return ConfigurationError(
+            f"PostgreSQL at {where} does not accept TLS (its ssl setting is off), but "
+            "connect_args demand it; turn ssl on in the server, or connect without ssl"
+        )
+    return None
+
+
 def _connector(url: URL, timeout: float, **extra: Any) -> Any:
     """Build an asyncpg connect function that fails fast and names the server it tried.
 
-    ``extra`` goes to ``asyncpg.connect`` (e.g. ``statement_cache_size=0`` for PgBouncer).
+    ``extra`` goes to ``asyncpg.connect`` (e.g. ``statement_cache_size=0`` for PgBouncer, or
+    the caller's ``connect_args``) and wins over what the URL says. TLS is never dropped: a
+    demand for it over a Unix socket is refused (ConfigurationError), and a failed handshake
+    or certificate check is a ConfigurationError naming TLS.
     """
     from sqlalchemy.dialects.postgresql.asyncpg import dialect
 
     _, kwargs = dialect().create_connect_args(url)  # type: ignore[no-untyped-call]
     kwargs.pop("async_creator_fn", None)
+    kwargs.update(extra)
+    kwargs.setdefault("timeout", timeout)
     where = server_address(url)
+    _check_tls_possible(kwargs, where)
 
     async def connect() -> Any:
         try:
-            return await asyncpg.connect(**kwargs, **extra, timeout=timeout)
+            return await asyncpg.connect(**kwargs)
+        except asyncpg.ClientConfigurationError as exc:
+            raise ConfigurationError(
+                f"the connection settings for PostgreSQL at {where} are invalid ({exc}); fix "
+                "connect_args or the URL's query"
+            ) from exc
         except (
             OSError,
             TimeoutError,
@@ -112,6 +198,9 @@ def _connector(url: URL, timeout: float, **extra: Any) -> Any:
             asyncpg.PostgresConnectionError,
             asyncpg.exceptions.OperatorInterventionError,
         ) as exc:
+            tls = _tls_error(exc, where)
+            if tls is not None:
+                raise tls from exc
             fix = (
                 "start that server, or unset BLOGDATA_DATABASE_URL to use the embedded one"
                 if not where.startswith("the Unix socket")
@@ -208,7 +297,15 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         url: a ``postgresql+asyncpg://`` URL; None means the settings, then the embedded server.
         **overrides: any ``create_async_engine`` argument, e.g. ``echo=True`` or
             ``poolclass=NullPool`` (which drops the pool-size options); ``pgbouncer=True``
-            overrides ``BLOGDATA_PGBOUNCER``.
+            overrides ``BLOGDATA_PGBOUNCER``. ``connect_args`` go to ``asyncpg.connect``
+            (``ssl``, ``server_settings``, ``command_timeout`` ...; they win over the URL's
+            query) or to SQLAlchemy's adapter (``prepared_statement_cache_size``).
+
+    Raises:
+        ConfigurationError: ``connect_args`` names an argument asyncpg does not take, comes
+            with ``async_creator``, or demands TLS over a Unix socket (which has none). A
+            TLS handshake or certificate check that fails is a ConfigurationError naming TLS
+            when the engine connects: TLS is never silently dropped.
     """
     settings = get_settings()
     resolved = resolve_url(url)
@@ -227,17 +324,47 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         for name in _POOL_ARGS:
             options.pop(name, None)
     timeout = options.pop("connect_timeout", settings.connect_timeout)
+    adapter_args, driver_args = _split_connect_args(options.pop("connect_args", {}))
+    custom = options.pop("async_creator", None)
+    if custom is not None and driver_args:
+        raise ConfigurationError(
+            f"connect_args ({', '.join(sorted(driver_args))}) cannot be honoured with "
+            "async_creator, which makes the connection itself; pass them to asyncpg.connect "
+            "in your async_creator, or drop async_creator"
+        )
     if options.pop("pgbouncer", settings.pgbouncer):
-        return _pgbouncer_engine(resolved, timeout, options)
-    connect = options.pop("async_creator", None) or _connector(resolved, timeout)
-    return _harden(_create_async_engine(resolved, async_creator=connect, **options))
+        connect = custom or _connector(
+            resolved, timeout, **{"statement_cache_size": 0, **driver_args}
+        )
+        return _pgbouncer_engine(resolved, connect, adapter_args, options)
+    connect = custom or _connector(resolved, timeout, **driver_args)
+    return _engine(resolved, connect, adapter_args, options)
+
+
+def _engine(
+    url: URL, connect: Any, adapter_args: dict[str, Any], options: dict[str, Any]
+) -> AsyncEngine:
+    """Build the hardened engine whose connections come from ``connect``."""
+    holder: list[AsyncEngine] = []
+
+    def creator() -> Any:
+        # async_creator would drop the adapter's arguments: pass them as SQLAlchemy does.
+        return holder[0].sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=connect, **adapter_args
+        )
+
+    engine = _harden(_create_async_engine(url, creator=creator, **options))
+    holder.append(engine)
+    return engine
 
 
 def _unique_statement_name() -> str:
     return f"__blogdata_{uuid.uuid4().hex}__"
 
 
-def _pgbouncer_engine(url: URL, timeout: float, options: dict[str, Any]) -> AsyncEngine:
+def _pgbouncer_engine(
+    url: URL, connect: Any, adapter_args: dict[str, Any], options: dict[str, Any]
+) -> AsyncEngine:
     """Build an engine safe behind PgBouncer in transaction mode (``BLOGDATA_PGBOUNCER=true``).
 
     SQLAlchemy's documented asyncpg + PgBouncer recipe: no prepared-statement cache (neither
@@ -249,20 +376,12 @@ def _pgbouncer_engine(url: URL, timeout: float, options: dict[str, Any]) -> Asyn
     if options["poolclass"] is NullPool:
         for name in _POOL_ARGS:
             options.pop(name, None)
-    connect = options.pop("async_creator", None) or _connector(url, timeout, statement_cache_size=0)
-    holder: list[AsyncEngine] = []
-
-    def creator() -> Any:
-        # async_creator would drop the adapter's arguments: pass them as SQLAlchemy does.
-        return holder[0].sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
-            async_creator_fn=connect,
-            prepared_statement_cache_size=0,
-            prepared_statement_name_func=_unique_statement_name,
-        )
-
-    engine = _harden(_create_async_engine(url, creator=creator, **options))
-    holder.append(engine)
-    return engine
+    adapter = {
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+        **adapter_args,
+    }
+    return _engine(url, connect, adapter, options)
 
 
 @asynccontextmanager
@@ -427,7 +546,32 @@ async def drop_database(server: str | URL, name: str) -> None:
 async def get_db() -> AsyncIterator[AsyncSession]:
     """Yield a session that commits when the caller finishes and rolls back if it raises.
 
-    The guide's dependency: ``Depends(get_db)`` in FastAPI works without blogdata importing it.
+    The guide's dependency, usable with FastAPI's ``Depends`` without blogdata importing
+    FastAPI. Declare it ``Depends(get_db, scope="function")`` (FastAPI >= 0.121.1), or use
+    :data:`SessionDep`, which does: since FastAPI 0.118 the code after a dependency's
+    ``yield`` runs *after the response has been sent* unless its scope is ``"function"``, so
+    with a bare ``Depends(get_db)`` a commit that fails still answers 200. With
+    ``scope="function"`` the commit runs before the response: a failed commit raises
+    blogdata's error (e.g. ``AlreadyExistsError``), which FastAPI answers with a 500 unless
+    the app maps it (an exception handler for ``BlogdataError``).
     """
     async with session_scope() as session:
         yield session
+
+
+if TYPE_CHECKING:
+    from fastapi import Depends
+
+    #: ``Annotated[AsyncSession, Depends(get_db, scope="function")]``: FastAPI's session.
+    SessionDep: TypeAlias = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+def __getattr__(name: str) -> Any:
+    """Build :data:`SessionDep` on first use, so importing blogdata never imports FastAPI."""
+    if name == "SessionDep":
+        from fastapi import Depends
+
+        dependency = Annotated[AsyncSession, Depends(get_db, scope="function")]
+        globals()[name] = dependency
+        return dependency
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,9 +2,34 @@
 
 With ``BLOGDATA_READ_URL`` set, :func:`read_session` (also ``session_scope(read_only=True)``)
 and :func:`get_read_engine` read from that server; unset, they read from the primary, as every
-other session does. Either way every transaction on a read engine is ``READ ONLY``, so a write
-attempted there fails the same way on both servers: :class:`~blogdata.errors.ReadOnlySessionError`,
-not the driver's "cannot execute ... in a read-only transaction".
+other session does.
+
+Read-only is a property of the session (and of every connection of a read engine), whatever
+engine it runs on: a plain pooled engine, the read engine, an ``execution_options()`` copy.
+Every transaction there is ``READ ONLY`` from its first statement and cannot be made writable
+by SQL:
+
+- it begins ``BEGIN READ ONLY`` (SQLAlchemy's ``postgresql_readonly``, asyncpg's
+  ``transaction(readonly=True)``), and before the caller's first statement blogdata runs
+  ``SELECT set_config('transaction_read_only', 'on', true)``, which also takes the
+  transaction's snapshot, so a later ``SET TRANSACTION READ WRITE`` is refused by PostgreSQL
+  ("must be set before any query");
+- after every statement, and before the next, blogdata asks asyncpg whether the transaction is
+  still open (``is_in_transaction()``): a ``COMMIT``, ``ROLLBACK``, ``END`` or ``ABORT`` sent as
+  SQL text ends it, and the statements after it would run outside any transaction, writable,
+  so that statement and every later one raise ReadOnlySessionError until the session is
+  rolled back (end transactions with ``session.commit()`` / ``session.rollback()``);
+- a session-level ``SET default_transaction_read_only = off`` or ``SET SESSION
+  CHARACTERISTICS AS TRANSACTION READ WRITE`` changes nothing: the next transaction begins
+  READ ONLY all the same. AUTOCOMMIT is refused on a read session (it would run outside a
+  transaction). Because these guards live in the transaction, not in the connection's
+  settings, a pooled connection leaves a read session as it came: a normal session on the
+  same engine can write.
+
+A write fails the same way on a standby and on a primary:
+:class:`~blogdata.errors.ReadOnlySessionError`, not the driver's "cannot execute ... in a
+read-only transaction". Choose an isolation level with ``execution_options(isolation_level=...)``
+(a ``SET TRANSACTION ISOLATION LEVEL`` statement comes after the snapshot, too late).
 
 A standby replays the primary's WAL a little behind it. After writing on the primary, call
 :func:`wait_for_replica` before analysing on a read session to read your own writes: it waits
@@ -20,16 +45,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, ExceptionContext
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from blogdata.config import get_settings, parse_read_url
-from blogdata.database import _connector, create_engine, get_engine, resolve_url, server_address
+from blogdata.database import (
+    _connector,
+    _split_connect_args,
+    create_engine,
+    get_engine,
+    resolve_url,
+    server_address,
+)
 from blogdata.errors import (
     DatabaseUnavailableError,
     ReadOnlySessionError,
@@ -42,6 +75,7 @@ __all__ = [
     "create_read_engine",
     "dispose_read_engine",
     "get_read_engine",
+    "read_only_engine",
     "read_session",
     "read_sessionmaker",
     "read_url",
@@ -85,13 +119,106 @@ def _read_connector(read: URL, timeout: float, fallback: URL | None, **extra: An
     return connect
 
 
+#: The execution option that makes a connection read-only (set by read sessions and engines).
+_READ_ONLY = "blogdata_read_only"
+#: ``Connection.info`` key: a weak reference to the transaction already made READ ONLY.
+_SEALED = "blogdata_read_only_transaction"
+#: Makes the transaction READ ONLY (again) and takes its snapshot: READ WRITE is then refused.
+_SEAL_SQL = "SELECT set_config('transaction_read_only', 'on', true)"
+
+_ENDED = (
+    "the read session's transaction was ended by SQL text (COMMIT, ROLLBACK, END, ABORT or "
+    "PREPARE TRANSACTION), so what follows would run outside it, writable, on the server; "
+    "a read session stays READ ONLY only inside the transactions blogdata begins. Roll the "
+    "session back (await session.rollback()) to go on reading, and end transactions with "
+    "session.commit() / session.rollback(), never as SQL; writes must use a normal session "
+    "(session_scope())"
+)
+_AUTOCOMMIT = (
+    "a read session runs every statement inside a READ ONLY transaction, but this connection "
+    "is in AUTOCOMMIT, where a statement could write; drop isolation_level='AUTOCOMMIT' on "
+    "the read session, or use a normal session (session_scope()) for statements that need it"
+)
+
+
+def _is_read_only(conn: Connection) -> bool:
+    return bool(conn.get_execution_options().get(_READ_ONLY))
+
+
+def _driver_in_transaction(conn: Connection) -> bool:
+    return bool(conn.connection.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+
+def _seal(conn: Connection, *args: Any) -> None:
+    """Before a statement on a read-only connection: make its transaction READ ONLY for good.
+
+    The first statement of each transaction is preceded by :data:`_SEAL_SQL` (through the
+    DBAPI cursor, so SQLAlchemy's adapter begins the transaction, READ ONLY, first); any
+    statement after the transaction was ended by SQL text is refused.
+    """
+    if not _is_read_only(conn):
+        return
+    transaction = conn.get_transaction()
+    sealed = conn.info.get(_SEALED)
+    if transaction is None or sealed is None or sealed() is not transaction:
+        dbapi: Any = conn.connection.dbapi_connection
+        if getattr(dbapi, "autocommit", False):
+            raise ReadOnlySessionError(_AUTOCOMMIT)
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(_SEAL_SQL)
+        finally:
+            cursor.close()
+        conn.info[_SEALED] = weakref.ref(transaction) if transaction is not None else None
+    if not _driver_in_transaction(conn):
+        raise ReadOnlySessionError(_ENDED)
+
+
+def _check_still_in_transaction(conn: Connection, *args: Any) -> None:
+    """After a statement on a read-only connection: refuse one that ended the transaction."""
+    if _is_read_only(conn) and not _driver_in_transaction(conn):
+        raise ReadOnlySessionError(_ENDED)
+
+
 def _read_only_error(context: ExceptionContext) -> BaseException | None:
-    """Turn SQLSTATE 25006 (a write in a read-only transaction) into ReadOnlySessionError."""
-    if sqlstate_of(context.original_exception) == "25006":
-        error = translate_db_error(context.original_exception)
+    """Turn a write (25006) or a READ WRITE switch on a read-only connection into our error."""
+    exc = context.original_exception
+    if isinstance(exc, ReadOnlySessionError):
+        return exc
+    if sqlstate_of(exc) == "25006":
+        error = translate_db_error(exc)
         assert isinstance(error, ReadOnlySessionError)
         return error
+    conn = context.connection
+    if conn is not None and _is_read_only(conn) and "read-write mode" in str(exc):
+        return ReadOnlySessionError(
+            "a read session cannot be made writable (PostgreSQL refused it: "
+            f"{str(getattr(exc, 'orig', exc)).strip()}); its transactions are READ ONLY from "
+            "their first statement: writes must use a normal session (session_scope())",
+            sqlstate=sqlstate_of(exc),
+        )
     return None
+
+
+def _guard(engine: Engine) -> None:
+    """Install the read-only guards on ``engine`` (once); they act on read-only connections."""
+    for name, listener in (
+        ("before_cursor_execute", _seal),
+        ("after_cursor_execute", _check_still_in_transaction),
+        ("handle_error", _read_only_error),
+    ):
+        if not event.contains(engine, name, listener):
+            event.listen(engine, name, listener)
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Return ``engine`` made read-only: the same pool, every transaction READ ONLY for good.
+
+    What :func:`read_session` binds its sessions to; the guards are described in the module
+    docstring. Connections go back to the pool as they came.
+    """
+    _guard(engine.sync_engine)
+    return engine.execution_options(postgresql_readonly=True, **{_READ_ONLY: True})
 
 
 def create_read_engine(
@@ -114,23 +241,35 @@ def create_read_engine(
     read = parse_read_url(url) if url is not None else settings.read
     if fallback is None:
         fallback = settings.read_fallback
-    options: dict[str, Any] = {"execution_options": {"postgresql_readonly": True}}
-    options.update(overrides)
+    options: dict[str, Any] = dict(overrides)
+    options["execution_options"] = {
+        **options.get("execution_options", {}),
+        "postgresql_readonly": True,
+        _READ_ONLY: True,
+    }
     if read is None:
         engine = create_engine(None, **options)
     else:
         timeout = options.get("connect_timeout", settings.connect_timeout)
+        adapter_args, driver_args = _split_connect_args(options.pop("connect_args", {}))
         extra = {"statement_cache_size": 0} if settings.pgbouncer else {}
         other = resolve_url(primary) if fallback else None
-        options["async_creator"] = _read_connector(read, timeout, other, **extra)
-        engine = create_engine(read, **options)
-    event.listen(engine.sync_engine, "handle_error", _read_only_error, retval=True)
+        options["async_creator"] = _read_connector(read, timeout, other, **extra, **driver_args)
+        engine = create_engine(read, connect_args=adapter_args, **options)
+    _guard(engine.sync_engine)
     return engine
 
 
 def read_sessionmaker(engine: AsyncEngine | None = None) -> async_sessionmaker[AsyncSession]:
-    """Return a session factory on ``engine`` (default: the process-wide read engine)."""
-    return async_sessionmaker(engine or get_read_engine(), expire_on_commit=False)
+    """Return a factory of read-only sessions on ``engine`` (default: the read engine).
+
+    Any engine will do: its sessions are read-only all the same (see :func:`read_only_engine`).
+    """
+    return async_sessionmaker(
+        read_only_engine(engine or get_read_engine()),
+        expire_on_commit=False,
+        info={"read_only": True},
+    )
 
 
 _default: dict[str, AsyncEngine] = {}
@@ -152,10 +291,11 @@ async def dispose_read_engine() -> None:
 
 @asynccontextmanager
 async def read_session(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
-    """Open a read-only session on the read server; its transaction is rolled back at the end.
+    """Open a read-only session on ``engine`` (default: the read engine); rolled back at the end.
 
     ``load_frame``, ``stream_frames``, the aggregations, the frames and ``explain`` take it like
-    any session. A write raises ReadOnlySessionError.
+    any session. A write raises ReadOnlySessionError, on any engine and in every transaction
+    of the session, whatever SQL it runs (see the module docstring).
     """
     async with read_sessionmaker(engine)() as session:
         try:

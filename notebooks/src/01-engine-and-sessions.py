@@ -324,24 +324,38 @@ async def guide_get_db():
             raise
 
 # %% [markdown]
-# A real FastAPI app with two endpoints. Both create a user with `crud.user.create`, which only
-# flushes (blogdata's CRUD never commits; [notebook 03](03-crud.ipynb) shows why). The second
-# then fails, as if the welcome mail could not be sent. `make_app` takes the session dependency,
-# so that the same app can run on the guide's `get_db` and on blogdata's.
+# A real FastAPI app with three endpoints. Two create a user with `crud.user.create`, which only
+# flushes (blogdata's CRUD never commits; [notebook 03](03-crud.ipynb) shows why); the second
+# then fails, as if the welcome mail could not be sent. The third redeems a voucher code twice:
+# the table's UNIQUE key is `DEFERRABLE INITIALLY DEFERRED`, so the duplicate is only caught by
+# the COMMIT. `make_app` takes the `Depends(...)` to use, so that the same app can run on the
+# guide's `get_db` and on blogdata's.
 
 # %%
-def make_app(session_dependency):
+async with nb.engine.begin() as conn:
+    await conn.execute(text(
+        "CREATE TABLE vouchers (code text UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+    ))
+
+
+def make_app(session):
     app = FastAPI()
 
     @app.post("/signup")
-    async def signup(user_in: UserCreate, db: AsyncSession = Depends(session_dependency)):
+    async def signup(user_in: UserCreate, db: AsyncSession = session):
         user = await crud.user.create(db, obj_in=user_in)
         return {"username": user.username, "role": user.role}
 
     @app.post("/signup-and-mail")
-    async def signup_and_mail(user_in: UserCreate, db: AsyncSession = Depends(session_dependency)):
+    async def signup_and_mail(user_in: UserCreate, db: AsyncSession = session):
         await crud.user.create(db, obj_in=user_in)  # the INSERT runs (flush)...
         raise RuntimeError("mail server down")  # ...then the request fails
+
+    @app.post("/redeem/{code}")
+    async def redeem(code: str, db: AsyncSession = session):
+        for _ in range(2):  # both INSERTs run; the duplicate fails at COMMIT
+            await db.execute(text("INSERT INTO vouchers VALUES (:code)"), {"code": code})
+        return {"redeemed": code}
 
     return app
 
@@ -355,7 +369,7 @@ def signup_json(username):
     return {"email": f"{username}@example.com", "username": username, "password": "pw-123456"}
 
 
-transport = httpx.ASGITransport(app=make_app(guide_get_db))
+transport = httpx.ASGITransport(app=make_app(Depends(guide_get_db)))
 client = httpx.AsyncClient(transport=transport, base_url="http://test")
 
 # %% [markdown]
@@ -391,6 +405,22 @@ except RuntimeError as exc:
 await saved_usernames("grace.h", "linus.t")
 
 # %% [markdown]
+# The pitfall: since FastAPI 0.118 the code after a dependency's `yield` runs *after the response
+# has been sent*, unless the dependency is declared with `scope="function"`. The guide's commit
+# comes too late to change the answer: redeeming a voucher whose commit fails answers 200
+# (this client answers as a server would, `raise_app_exceptions=False`):
+
+# %%
+late = httpx.ASGITransport(app=make_app(Depends(guide_get_db)), raise_app_exceptions=False)
+async with httpx.AsyncClient(transport=late, base_url="http://test") as late_client:
+    redeemed = await late_client.post("/redeem/WELCOME")
+async with nb.engine.connect() as conn:
+    stored = await conn.scalar(text("SELECT count(*) FROM vouchers"))
+redeemed.status_code, redeemed.json(), stored
+
+# %% [markdown]
+# 200 and `{"redeemed": "WELCOME"}`, yet nothing was stored: the client was told a lie.
+#
 # blogdata's `get_db` keeps the guide's contract, built on `session_scope` (so a failed commit
 # is a blogdata error and a lost connection is rolled back cleanly). It takes its sessions from
 # blogdata's default engine, which an app configures through `BLOGDATA_DATABASE_URL`. We point
@@ -402,22 +432,29 @@ saved_setting = os.environ.get("BLOGDATA_DATABASE_URL")
 os.environ["BLOGDATA_DATABASE_URL"] = nb.engine.url.render_as_string(hide_password=False)
 get_settings(reload=True)
 await client.aclose()
-transport = httpx.ASGITransport(app=make_app(get_db), raise_app_exceptions=False)
+transport = httpx.ASGITransport(
+    app=make_app(Depends(get_db, scope="function")), raise_app_exceptions=False
+)
 client = httpx.AsyncClient(transport=transport, base_url="http://test")
 
 # %% [markdown]
-# The same two requests, now through blogdata's `Depends(get_db)`:
+# The same three requests, now through blogdata's `get_db`, declared so that it commits before
+# the response is sent: `Depends(get_db, scope="function")`:
 
 # %%
 signed_up = await client.post("/signup", json=signup_json("ken.t"))
 mail_failed = await client.post("/signup-and-mail", json=signup_json("dennis.r"))
+redeemed = await client.post("/redeem/WELCOME")
 print("/signup:", signed_up.status_code, signed_up.json())
 print("/signup-and-mail:", mail_failed.status_code, mail_failed.text)
+print("/redeem:", redeemed.status_code, redeemed.text)
 await saved_usernames("ken.t", "dennis.r")
 
 # %% [markdown]
-# Ken was committed, Dennis rolled back. In an app you only write
-# `db: AsyncSession = Depends(get_db)` and never see the generator. We put the setting back:
+# Ken was committed before his 200 was sent, Dennis rolled back, and the voucher whose commit
+# failed answered 500. In an app you write `db: SessionDep` (`from blogdata.database import
+# SessionDep`: `Annotated[AsyncSession, Depends(get_db, scope="function")]`) and never see the
+# generator; a bare `Depends(get_db)` would have the guide's flaw. We put the setting back:
 
 # %%
 await client.aclose()
@@ -599,8 +636,9 @@ check_exercise_01(answer)
 #   the program runs (not at import), and dispose of it at the end.
 # - `echo=True` logs every statement and its parameters wherever the code runs: the guide sets
 #   it unconditionally; blogdata switches it on only through `BLOGDATA_ECHO`.
-# - One session per unit of work: `get_db` (per request, through `Depends`) and `session_scope`
-#   commit once when the work succeeds and roll all of it back when it raises.
+# - One session per unit of work: `get_db` (per request, as `SessionDep`, i.e.
+#   `Depends(get_db, scope="function")`, so the commit comes before the response) and
+#   `session_scope` commit once when the work succeeds and roll all of it back when it raises.
 
 # %%
 await nb.close()
