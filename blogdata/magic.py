@@ -3,8 +3,7 @@
 A line or a cell of SQL runs through :func:`blogdata.loaders.load_frame` on the notebook's
 database: the engine given to :func:`use_engine`, else the one the latest
 ``blogdata.notebook.open_database`` or ``tutorial_database`` opened, else the configured one
-(``BLOGDATA_DATABASE_URL``, else the embedded server). Each run is one unit of work, committed
-when it succeeds (so ``%sql UPDATE ...`` sticks) and rolled back when it fails::
+(``BLOGDATA_DATABASE_URL``, else the embedded server)::
 
     df = %sql SELECT title, views FROM posts WHERE views > :least
     %sql --describe posts
@@ -12,29 +11,61 @@ when it succeeds (so ``%sql UPDATE ...`` sticks) and rolled back when it fails::
     %%sql -o top
     SELECT title FROM posts ORDER BY views DESC NULLS LAST
 
-``:name`` binds the notebook variable ``name`` as a parameter (never written into the SQL);
-``%sql stmt`` runs a SQLAlchemy statement held in the variable ``stmt``. The frame is whole, but
-its display shows the first ``--display N`` rows (10 by default) and says how many there were.
-A failure prints one line (the server's message and SQLSTATE); Jupyter's interrupt cancels the
-query on the server. Options follow jupysql's where they overlap (``-o``, ``var <<``).
+The SQL reaches the server as written:
+
+- IPython does not expand ``{name}`` or ``$name`` in the line (``@no_var_expand``), and the line
+  is not re-split: options are read from its front only (``-o NAME``/``--out NAME``,
+  ``--display N``, ``--explain``, ``--describe [TABLE]``, jupysql's ``NAME <<``); the rest of the
+  line (then the cell) is the SQL, character for character.
+- ``:name`` binds the notebook variable ``name`` as a parameter (never written into the SQL),
+  wherever PostgreSQL would read it as a token: not inside a string (``'...'``, ``E'...'``,
+  ``$tag$...$tag$``), a quoted identifier, a ``--`` or ``/* */`` comment, not in a ``::type``
+  cast, and not right after a letter, digit or ``_`` (so ``a[i:j]`` is an array slice). The
+  server receives the text with each bind replaced by its placeholder, nothing else changed.
+- ``%sql stmt`` runs a SQLAlchemy statement held in the variable ``stmt``.
+
+Each run is one unit of work (:func:`blogdata.database.session_scope`): committed when it
+succeeds (so ``%sql UPDATE ...`` sticks) and rolled back when it fails; on a read-only notebook
+database (``open_database(read=True)``) every run is READ ONLY and a write raises one clear error.
+A statement PostgreSQL refuses to run in a transaction block (``VACUUM``, ``CREATE DATABASE``,
+``CREATE INDEX CONCURRENTLY`` ...: SQLSTATE 25001, raised before it does anything) runs once more
+on an autocommit connection, which is then closed. After every run the pooled connection is put
+back as a fresh one would be (role, session authorization, settings, cursors, advisory locks,
+``LISTEN``, temporary objects, sequences' ``currval``, prepared statements made with
+``PREPARE``), so nothing a cell does leaks into later cells or other users of the pool.
+
+The frame is whole, but its display shows the first ``--display N`` rows (10 by default) and
+says how many there were. A failure is one line (the server's message and SQLSTATE); Jupyter's
+interrupt cancels the query on the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import keyword
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from sqlalchemy import text
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    magics_class,
+    needs_local_scope,
+    no_var_expand,
+)
+from sqlalchemy import NullPool, bindparam, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, TextClause
 
-from blogdata.errors import BlogdataError
+from blogdata.errors import BlogdataError, QueryError
 from blogdata.loaders import load_frame
 
 __all__ = ["DISPLAY_ROWS", "SqlFrame", "SqlMagics", "use_engine"]
@@ -91,6 +122,11 @@ def _notebook_engine() -> AsyncEngine:
     return opened[-1].engine if opened else get_engine()
 
 
+def _read_only(engine: AsyncEngine) -> bool:
+    """Whether every transaction on ``engine`` is READ ONLY (``open_database(read=True)``)."""
+    return bool(engine.get_execution_options().get("postgresql_readonly", False))
+
+
 def _run(work: Any) -> Any:
     """Run a coroutine from the magic (sync code), cancelling it on the server on interrupt."""
     try:
@@ -110,6 +146,311 @@ def _run(work: Any) -> Any:
         task.cancel()  # the loaders cancel the query and roll back their savepoint
         loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
         raise
+
+
+# --- the line: options at its front, then the SQL as written --------------------------------
+
+_OPTIONS = "-o/--out NAME, --display N, --explain, --describe [TABLE], NAME <<"
+_TOKEN = re.compile(r"\s*(\S+)")
+
+
+@dataclass
+class _Options:
+    """What the front of the line asked for."""
+
+    out: str | None = None
+    display: int = DISPLAY_ROWS
+    explain: bool = False
+    describe: str | None = None  # "" lists the tables
+
+
+def _display_rows(value: str) -> int:
+    try:
+        rows = int(value)
+    except ValueError:
+        rows = -1
+    if rows < 0:
+        raise UsageError(f"--display takes a number of rows, 0 or more, not {value!r}")
+    return rows
+
+
+def _parse_line(line: str) -> tuple[_Options, str]:
+    """Read the options at the front of ``line``; return them and the rest of it, untouched."""
+    options = _Options()
+    pos = 0
+    while (match := _TOKEN.match(line, pos)) is not None:
+        word, end = match.group(1), match.end()
+        after = _TOKEN.match(line, end)
+        following = after.group(1) if after else None
+        if word in ("-o", "--out", "--display"):
+            if following is None:
+                raise UsageError(f"{word} needs a value ({_OPTIONS})")
+            if word == "--display":
+                options.display = _display_rows(following)
+            else:
+                options.out = following
+            assert after is not None
+            end = after.end()
+        elif word.startswith(("--out=", "--display=")):
+            name, _, value = word.partition("=")
+            if name == "--out":
+                options.out = value
+            else:
+                options.display = _display_rows(value)
+        elif word == "--explain":
+            options.explain = True
+        elif word == "--describe":
+            options.describe = ""
+            if following is not None and not following.startswith("-"):
+                assert after is not None
+                options.describe, end = following, after.end()
+        elif following == "<<" and word.isidentifier():
+            assert after is not None
+            options.out, end = word, after.end()
+        elif re.match(r"--?[A-Za-z]", word):
+            raise UsageError(
+                f"unknown option {word!r}: options go before the SQL ({_OPTIONS}); a SQL "
+                "comment at the start of the line is written '-- text', with a space"
+            )
+        else:
+            return options, line[match.start(1) :]
+        pos = end
+    return options, ""
+
+
+# --- the SQL: where PostgreSQL would read :name, and the statement that binds it -------------
+
+# PostgreSQL's lexer (src/backend/parser/scan.l): identifier characters include every non-ASCII
+# character and, after the first, "$"; a dollar-quote tag is an identifier without "$".
+_IDENT = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+_NUMBER = re.compile(r"[0-9][A-Za-z0-9_]*")
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_\x80-\U0010ffff]")
+_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+
+
+def _string_end(sql: str, i: int, *, backslashes: bool) -> int:
+    """Return the index after the string literal whose body starts at ``i``."""
+    while i < len(sql):
+        c = sql[i]
+        if c == "\\" and backslashes:
+            i += 2
+        elif c == "'":
+            if sql.startswith("'", i + 1):  # '' is a quote inside the string
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return len(sql)  # unterminated: the server reports it
+
+
+def _identifier_end(sql: str, i: int) -> int:
+    """Return the index after the quoted identifier whose body starts at ``i``."""
+    while (close := sql.find('"', i)) >= 0:
+        if not sql.startswith('"', close + 1):
+            return close + 1
+        i = close + 2
+    return len(sql)
+
+
+def _comment_end(sql: str, i: int) -> int:
+    """Return the index after the (nesting) ``/* */`` comment that opens at ``i``."""
+    depth, i = 1, i + 2
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif sql.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+@dataclass(frozen=True)
+class _Bind:
+    """A ``:name`` where PostgreSQL would read it as a token."""
+
+    name: str
+
+
+def _split(sql: str, *, standard_strings: bool = True) -> list[str | _Bind]:
+    """Split ``sql`` into the user's text and its binds, as PostgreSQL's lexer reads it.
+
+    ``standard_strings`` is the server's ``standard_conforming_strings``: off, a backslash
+    escapes a quote in ``'...'`` too (it always does in ``E'...'``).
+    """
+    parts: list[str | _Bind] = []
+    start = i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "-" and sql.startswith("--", i):
+            newline = re.compile(r"[\r\n]").search(sql, i)
+            i = newline.start() if newline else n
+        elif c == "/" and sql.startswith("/*", i):
+            i = _comment_end(sql, i)
+        elif c == "'":
+            i = _string_end(sql, i + 1, backslashes=not standard_strings)
+        elif c == '"':
+            i = _identifier_end(sql, i + 1)
+        elif c == "$":
+            quote = _DOLLAR_QUOTE.match(sql, i)
+            if quote is None:
+                i += 1  # a parameter ($1) or an operator character
+            else:
+                close = sql.find(quote.group(), quote.end())
+                i = n if close < 0 else close + len(quote.group())
+        elif (word := _IDENT.match(sql, i)) is not None:
+            i = word.end()
+            prefix = word.group().lower()
+            if prefix == "e" and sql.startswith("'", i):
+                i = _string_end(sql, i + 1, backslashes=True)
+            elif prefix == "u" and sql.startswith("&'", i):
+                i = _string_end(sql, i + 2, backslashes=False)
+            elif prefix == "u" and sql.startswith('&"', i):
+                i = _identifier_end(sql, i + 2)
+        elif (number := _NUMBER.match(sql, i)) is not None:
+            i = number.end()
+        elif c == ":" and sql.startswith("::", i):
+            i += 2  # a cast
+        elif c == ":":
+            name = _IDENT.match(sql, i + 1)
+            after_word = i > 0 and _WORD_CHAR.match(sql[i - 1]) is not None
+            if name is not None and name.group().isidentifier() and not after_word:
+                parts.append(sql[start:i])
+                parts.append(_Bind(name.group()))
+                start = i = name.end()
+            else:
+                i += 1
+        else:
+            i += 1
+    parts.append(sql[start:])
+    return [p for p in parts if p != ""]
+
+
+class _UserSQL(TextClause):
+    """The user's SQL text with its binds: compiled to exactly that text and placeholders."""
+
+    __visit_name__ = "blogdata_user_sql"
+    inherit_cache = False  # one per run: not worth a cache key
+
+    def __init__(self, parts: list[str | BindParameter[Any]]) -> None:
+        super().__init__("")
+        self.parts = parts
+
+
+def _placeholder(compiler: SQLCompiler, bind: BindParameter[Any], **kw: Any) -> str:
+    """Render ``bind`` as its placeholder (or, with ``literal_binds``, its literal)."""
+    rendered = str(compiler.process(bind, **kw))
+    if not getattr(compiler, "_numeric_binds", False):
+        return rendered
+    # asyncpg's $n: SQLAlchemy first writes %(name)s and numbers them with a regex over the whole
+    # text, which a user's '%(' could capture; write the number here, as SQLAlchemy will count it.
+    template = compiler.compilation_bindtemplate % {"name": bind.key}
+    if template not in rendered:
+        return rendered
+    skipped = compiler.post_compile_params | compiler.literal_execute_params
+    order = list(dict.fromkeys(k for b, k in compiler.bind_names.items() if b not in skipped))
+    number = f"{compiler._numeric_binds_identifier_char}{order.index(bind.key) + 1}"
+    return rendered.replace(template, number)
+
+
+@compiles(_UserSQL)
+def _compile_user_sql(element: _UserSQL, compiler: SQLCompiler, **kw: Any) -> str:
+    return "".join(
+        compiler.post_process_text(part)
+        if isinstance(part, str)
+        else _placeholder(compiler, part, **kw)
+        for part in element.parts
+    )
+
+
+def _statement(sql: str, namespace: dict[str, Any], *, standard_strings: bool) -> Any:
+    """Build the statement for ``sql``: a held SQLAlchemy statement, or the text with its binds."""
+    if not sql:
+        raise UsageError("%sql needs a query, e.g. %sql SELECT count(*) FROM posts")
+    held = namespace.get(sql) if sql.isidentifier() else None
+    if isinstance(held, ClauseElement) and isinstance(held, Executable):
+        return held
+    binds: dict[str, BindParameter[Any]] = {}
+    parts: list[str | BindParameter[Any]] = []
+    for part in _split(sql, standard_strings=standard_strings):
+        if isinstance(part, str):
+            parts.append(part)
+            continue
+        if part.name not in namespace:
+            raise UsageError(
+                f"the query binds :{part.name}, but there is no variable {part.name!r}"
+            )
+        if part.name not in binds:
+            key = part.name
+            while f"%({key})s" in sql:  # never a name SQLAlchemy's numbering could find in the text
+                key += "_"
+            binds[part.name] = bindparam(key, namespace[part.name])
+        parts.append(binds[part.name])
+    return _UserSQL(parts)
+
+
+# --- leaving the pooled connection as a fresh one -------------------------------------------
+
+_DIRTY = "blogdata.magic.reset"
+_INSPECT = (
+    "SELECT ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql), "
+    "EXISTS (SELECT FROM pg_catalog.pg_listening_channels()), pg_catalog.pg_my_temp_schema() <> 0"
+)
+# RESET ALL leaves the role and the session authorization alone; each is put back first so the
+# rest runs with the login role's rights.
+_RESET = (
+    "SET SESSION AUTHORIZATION DEFAULT",
+    "RESET ROLE",
+    "RESET ALL",
+    "CLOSE ALL",
+    "SELECT pg_catalog.pg_advisory_unlock_all()",
+    "DISCARD SEQUENCES",
+)
+
+
+async def _reset_driver(driver: Any) -> None:
+    """Undo what a run left on the session: settings, role, locks, LISTEN, temp objects ..."""
+    if driver.is_in_transaction():
+        await driver.execute("ROLLBACK")
+    prepared, listening, temporary = await driver.fetchrow(_INSPECT)
+    script = list(_RESET)
+    if listening:  # UNLISTEN is refused on a hot standby, where nobody can LISTEN either
+        script.append("UNLISTEN *")
+    if temporary:
+        script.append("DISCARD TEMP")
+    # Only PREPAREd ones: the driver's own cached statements (protocol-level) stay.
+    script += ['DEALLOCATE "' + name.replace('"', '""') + '"' for name in prepared]
+    await driver.execute(";\n".join(script))
+
+
+def _reset_on_return(
+    dbapi_connection: DBAPIConnection,
+    record: ConnectionPoolEntry | None,
+    state: PoolResetState,
+) -> None:
+    """Pool ``reset`` hook: reset a connection a run used before the pool takes it back.
+
+    An exception here makes SQLAlchemy discard the connection instead of pooling it.
+    """
+    if record is None or not record.info.pop(_DIRTY, False):
+        return
+    if state.terminate_only or not state.asyncio_safe:
+        return  # the connection is being closed anyway
+    dbapi_connection.run_async(_reset_driver)
+
+
+def _watch(engine: AsyncEngine) -> None:
+    """Install the reset hook on ``engine``'s pool (once; a NullPool closes its connections)."""
+    sync = engine.sync_engine
+    if not isinstance(sync.pool, NullPool) and not event.contains(sync, "reset", _reset_on_return):
+        event.listen(sync, "reset", _reset_on_return)
+
+
+# --- the magic ----------------------------------------------------------------------------
 
 
 def _plan_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
@@ -132,86 +473,110 @@ class _Plan(str):
         return str(self)
 
 
+_ACTIVE_SQL_TRANSACTION = "25001"  # raised before a statement that needs no transaction runs
+_NO_ACTIVE_SQL_TRANSACTION = "25P01"  # the SQL ended the run's transaction (COMMIT, ROLLBACK)
+
+
 @magics_class
 class SqlMagics(Magics):
     """The ``%sql`` line magic and ``%%sql`` cell magic."""
 
-    @needs_local_scope
-    @magic_arguments()
-    @argument("-o", "--out", metavar="NAME", help="also store the frame in the variable NAME")
-    @argument("--display", type=int, default=DISPLAY_ROWS, metavar="N", help="rows to show")
-    @argument("--explain", action="store_true", help="show PostgreSQL's plan instead of rows")
-    @argument("--describe", nargs="?", const="", default=None, metavar="TABLE",
-              help="list the tables, or describe one")  # fmt: skip
-    @argument("words", nargs="*", help="SQL, or the name of a variable holding a statement")
     @line_cell_magic
+    @needs_local_scope
+    @no_var_expand
     def sql(
         self, line: str, cell: str | None = None, local_ns: dict[str, Any] | None = None
     ) -> Any:
-        """Run SQL (or a SQLAlchemy statement) on the notebook's database; return a DataFrame."""
-        args = parse_argstring(self.sql, line)
+        """Run SQL (or a SQLAlchemy statement) on the notebook's database; return a DataFrame.
+
+        Options come first: ``-o NAME``/``--out NAME`` (also store the frame in ``NAME``),
+        ``--display N`` (rows to show), ``--explain`` (PostgreSQL's plan instead of rows),
+        ``--describe [TABLE]`` (the tables, or one table), ``NAME <<`` (like ``-o NAME``).
+        The rest of the line, then the cell, is the SQL exactly as written.
+        """
+        options, rest = _parse_line(line)
         user = self.shell.user_ns if self.shell is not None else {}
         namespace = {**user, **(local_ns or {})}
-        words: list[str] = list(args.words)
-        target = args.out
-        if len(words) >= 2 and words[1] == "<<" and words[0].isidentifier():
-            target, words = words[0], words[2:]
-        source = " ".join(words) + ("\n" + cell if cell else "")
+        source = rest if cell is None else (rest + "\n" + cell if rest.strip() else cell)
+        target = options.out
         if target is not None and (not target.isidentifier() or keyword.iskeyword(target)):
             raise UsageError(f"{target!r} is not a variable name")
-        if args.display < 0:
-            raise UsageError("--display takes a number of rows, 0 or more")
+        if options.describe is not None and source.strip():
+            raise UsageError("--describe takes one table name and no SQL")
         try:
-            result = _run(self._execute(args, source.strip(), namespace))
-        except BlogdataError as err:
-            raise UsageError(str(err)) from None
+            result = _run(self._execute(options, source.strip(), namespace))
+        except BlogdataError as err:  # one line: a driver's hint can span several
+            raise UsageError(re.sub(r"\s*\n\s*", " ", str(err)).strip()) from None
         if isinstance(result, pd.DataFrame):
             framed = SqlFrame(result)
             framed.attrs.update(result.attrs)
-            framed.display_rows = args.display
+            framed.display_rows = options.display
             result = framed
         if target is not None and self.shell is not None:
             self.shell.user_ns[target] = result
         return result
 
-    async def _execute(self, args: Any, source: str, namespace: dict[str, Any]) -> Any:
-        from blogdata.database import create_sessionmaker
+    async def _execute(self, options: _Options, sql: str, namespace: dict[str, Any]) -> Any:
+        from blogdata.database import session_scope
 
         engine = _notebook_engine()
-        async with create_sessionmaker(engine)() as db:
-            try:
-                result = await self._answer(db, args, source, namespace)
-                await db.commit()
-            except BaseException:
-                await db.rollback()
+        _watch(engine)
+        read_only = _read_only(engine)
+        try:
+            async with session_scope(engine, read_only=read_only) as db:
+                return await self._answer(db, options, sql, namespace)
+        except QueryError as err:
+            if err.sqlstate == _NO_ACTIVE_SQL_TRANSACTION:
+                raise UsageError(
+                    "each %sql run is one transaction, which blogdata commits when it succeeds "
+                    "and rolls back when it fails: leave COMMIT, ROLLBACK and other transaction "
+                    "control out of the SQL"
+                ) from None
+            if err.sqlstate != _ACTIVE_SQL_TRANSACTION or options.explain:
                 raise
-        return result
+            if read_only:
+                raise UsageError(
+                    "PostgreSQL runs this statement only outside a transaction block (SQLSTATE "
+                    "25001), but this notebook's database is read-only (open_database(read=True))"
+                    ": every %sql run is a READ ONLY transaction. Run it on a database opened "
+                    "for writing"
+                ) from None
+        return await self._outside_transaction(engine, sql, namespace)
+
+    async def _outside_transaction(
+        self, engine: AsyncEngine, sql: str, namespace: dict[str, Any]
+    ) -> Any:
+        """Run ``sql`` once on an autocommit connection, then close that connection."""
+        from blogdata.errors import invalidate_connection
+
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                stmt = _statement(sql, namespace, standard_strings=await _standard(auto))
+                return await load_frame(auto, stmt)
+            finally:
+                # Whatever it changed on the session cannot be told: never pool it again.
+                await invalidate_connection(auto)
 
     async def _answer(
-        self, db: AsyncSession, args: Any, source: str, namespace: dict[str, Any]
+        self, db: AsyncSession, options: _Options, sql: str, namespace: dict[str, Any]
     ) -> Any:
-        if args.describe is not None:
+        conn = await db.connection()
+        conn.info[_DIRTY] = True  # the pool's reset hook puts the session back after the run
+        if options.describe is not None:
             from blogdata.describe import describe
 
-            return await describe(db, args.describe or None)
-        stmt = self._statement(source, namespace)
-        if args.explain:
+            return await describe(db, options.describe or None)
+        stmt = _statement(sql, namespace, standard_strings=await _standard(conn))
+        if options.explain:
             from blogdata.explain import explain
 
             return _Plan("\n".join(_plan_lines((await explain(db, stmt))["Plan"])))
         return await load_frame(db, stmt)
 
-    @staticmethod
-    def _statement(source: str, namespace: dict[str, Any]) -> Any:
-        if not source:
-            raise UsageError("%sql needs a query, e.g. %sql SELECT count(*) FROM posts")
-        held = namespace.get(source) if source.isidentifier() else None
-        if isinstance(held, ClauseElement) and isinstance(held, Executable):
-            return held
-        stmt = text(source)
-        values = {}
-        for name in stmt._bindparams:
-            if name not in namespace:
-                raise UsageError(f"the query binds :{name}, but there is no variable {name!r}")
-            values[name] = namespace[name]
-        return stmt.bindparams(**values) if values else stmt
+
+async def _standard(conn: Any) -> bool:
+    """Return the connection's ``standard_conforming_strings`` (as the server reported it)."""
+    raw = await conn.get_raw_connection()
+    settings = raw.driver_connection.get_settings()
+    return str(getattr(settings, "standard_conforming_strings", "on")).lower() == "on"
