@@ -297,7 +297,8 @@ async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_stan
         magic.use_engine(None)  # %sql goes to the database the notebook opened: the standby
         magics = magic.SqlMagics(shell)
         query = "SELECT pg_is_in_recovery() AS r"
-        frame = await magics._execute(magic.parse_argstring(magics.sql, query), query, {})
+        options, sql = magic._parse_line(query)
+        frame = await magics._execute(options, sql, {})
         assert frame["r"].tolist() == [True]
     finally:
         await nb.close()
