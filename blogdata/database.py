@@ -372,21 +372,13 @@ _MARK_LITERAL = "'" + _MARK.replace("'", "''") + "'"  # COMMENT takes no bound p
 
 
 @asynccontextmanager
-async def _administer(server: URL, doing: str, name: str) -> AsyncIterator[Any]:
-    """Yield one AUTOCOMMIT connection to ``server`` (CREATE/DROP DATABASE need it).
-
-    The connection holds a session advisory lock on ``name`` until it closes, so blogdata's own
-    helpers never check and drop the same database at the same time.
-    """
+async def _administer(server: URL, doing: str) -> AsyncIterator[Any]:
+    """Yield one AUTOCOMMIT connection to ``server`` (CREATE/DROP DATABASE need it)."""
     async with (
         one_off_engine(server, isolation_level="AUTOCOMMIT") as admin,
         admin.connect() as conn,
         translating(doing, connection=conn),
     ):
-        await conn.execute(
-            text("SELECT pg_advisory_lock(hashtextextended('blogdata database ' || :n, 0))"),
-            {"n": name},
-        )
         yield conn  # an AsyncConnection
 
 
@@ -417,6 +409,18 @@ def _not_ours(name: str, server: URL, doing: str) -> Exception:
     )
 
 
+def _created_meanwhile(exc: Exception, name: str) -> Exception | None:
+    """Return a clear error if database ``name`` appeared since it was checked, else None."""
+    from blogdata.errors import AlreadyExistsError, sqlstate_of
+
+    if sqlstate_of(exc) not in ("42P04", "23505"):  # duplicate_database; pg_database's index
+        return None
+    return AlreadyExistsError(
+        f"database {name!r} was created by someone else while blogdata was creating it; run "
+        "again (blogdata then checks whether it made that one), or choose another name"
+    )
+
+
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1; longer names are silently cut
 
 
@@ -437,26 +441,35 @@ async def create_database(server: str | URL, name: str) -> URL:
     An old database of that name is dropped first only if blogdata made it (its comment starts
     with :data:`DATABASE_MARKER`); users still connected to it are disconnected (``FORCE``).
     ``server`` is the URL of another database on the same server (e.g. ``postgres``), where the
-    commands run. The check, the drop, the creation and the marker share one connection, which
-    holds an advisory lock on ``name`` (so blogdata's own helpers take turns). PostgreSQL runs
-    neither CREATE nor DROP DATABASE inside a transaction, so the steps are not one atomic unit:
-    if the connection is lost between ``CREATE DATABASE`` and the marker, the new, empty
-    database stays unmarked and is refused afterwards (drop it yourself).
+    commands run. The check, the drop, the creation and the marker run one after the other on
+    one connection. PostgreSQL runs neither CREATE nor DROP DATABASE inside a transaction, so
+    they are not one atomic unit: a database dropped and recreated by someone else between the
+    check and the drop would be dropped; of two calls at once for one name, one may fail with
+    ``AlreadyExistsError`` or ``NotOursError`` (run it again); and if the connection is lost
+    between ``CREATE DATABASE`` and the marker, the new, empty database stays unmarked and is
+    refused afterwards (drop it yourself).
 
     Raises:
         InvalidInputError: ``name`` is not 1 to 63 bytes of text without NUL.
         NotOursError: a database ``name`` exists without blogdata's marker (nothing is changed).
+        AlreadyExistsError: someone else created database ``name`` at the same moment.
         DatabaseUnavailableError: the server cannot be reached.
     """
     url = resolve_url(server)
     quoted = _quoted(name)
-    async with _administer(url, f"creating database {name!r}", name) as conn:
+    async with _administer(url, f"creating database {name!r}") as conn:
         owned = await _owned(conn, name)
         if owned is False:
             raise _not_ours(name, url, "drop and recreate")
         if owned:
             await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-        await conn.execute(text(f"CREATE DATABASE {quoted}"))
+        try:
+            await conn.execute(text(f"CREATE DATABASE {quoted}"))
+        except Exception as exc:
+            meanwhile = _created_meanwhile(exc, name)
+            if meanwhile is None:
+                raise
+            raise meanwhile from exc
         await conn.execute(text(f"COMMENT ON DATABASE {quoted} IS {_MARK_LITERAL}"))
     return url.set(database=name)
 
@@ -475,7 +488,7 @@ async def drop_database(server: str | URL, name: str) -> None:
     """
     url = resolve_url(server)
     quoted = _quoted(name)
-    async with _administer(url, f"dropping database {name!r}", name) as conn:
+    async with _administer(url, f"dropping database {name!r}") as conn:
         owned = await _owned(conn, name)
         if owned is False:
             raise _not_ours(name, url, "drop")

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blogdata.cli import main
 from blogdata.config import get_settings
 from blogdata.database import DATABASE_MARKER, create_database, create_engine, drop_database
-from blogdata.errors import NotOursError
+from blogdata.errors import AlreadyExistsError, NotOursError
 from blogdata.models import Post, User
 from blogdata.notebook import database_name, tutorial_database
 from blogdata.seed import reset, seed
@@ -126,12 +126,20 @@ async def test_a_database_blogdata_made_is_marked_recreated_and_dropped(server_u
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def test_concurrent_creates_of_one_name_take_turns(server_url: URL) -> None:
-    name = f"turns_{uuid.uuid4().hex[:10]}"
+async def test_concurrent_creates_of_one_name_end_marked_and_fail_clearly(server_url: URL) -> None:
+    name = f"race_{uuid.uuid4().hex[:10]}"
     try:
-        urls = await asyncio.gather(*(create_database(server_url, name) for _ in range(4)))
-        assert {u.database for u in urls} == {name}
-        assert str(await _comment(server_url, name)).startswith(DATABASE_MARKER)
+        for _ in range(2):  # first from nothing, then over a marked database
+            results = await asyncio.gather(
+                *(create_database(server_url, name) for _ in range(4)), return_exceptions=True
+            )
+            made = [r for r in results if isinstance(r, URL)]
+            assert made and all(r.database == name for r in made)
+            for failed in (r for r in results if not isinstance(r, URL)):
+                assert isinstance(failed, AlreadyExistsError | NotOursError), repr(failed)
+                if isinstance(failed, AlreadyExistsError):
+                    assert "created by someone else" in str(failed)
+            assert str(await _comment(server_url, name)).startswith(DATABASE_MARKER)
     finally:
         await drop_database(server_url, name)
 
