@@ -256,7 +256,12 @@ def seed_command(
     seed: Annotated[int, typer.Option(help="random seed: same arguments, same data")] = 42,
     posts_per_user: Annotated[float, typer.Option(help="mean posts per user")] = 5.0,
     tags: Annotated[int, typer.Option(help="number of tags")] = 40,
-    reset: Annotated[bool, typer.Option(help="empty the blog tables first")] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            help="empty the blog tables first (refused if tables of yours reference them)"
+        ),
+    ] = False,
 ) -> None:
     """Migrate the configured database and fill it with deterministic demo data."""
     from blogdata.seed import DEMO_PASSWORD  # numpy, pandas and Faker load only when seeding
@@ -288,12 +293,20 @@ async def _seed(
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option(help="folder for the PNG charts")] = Path("demo-output"),
+    out: Annotated[
+        Path, typer.Option(help="folder for the PNG charts (never overwrites files of yours)")
+    ] = Path("demo-output"),
     users: Annotated[int, typer.Option(help="number of users to seed")] = 200,
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
-    database: Annotated[str, typer.Option(help="demo database (recreated)")] = "blogdata_demo",
+    database: Annotated[
+        str, typer.Option(help="demo database (recreated if blogdata made it, else refused)")
+    ] = "blogdata_demo",
 ) -> None:
-    """Tour blogdata without a notebook: database, migrations, seed data, tables and charts."""
+    """Tour blogdata without a notebook: database, migrations, seed data, tables and charts.
+
+    The demo drops and recreates only a database blogdata made, and overwrites only charts it
+    wrote itself: anything else of that name is refused, before any work.
+    """
     from blogdata.demo import run_demo
 
     url = resolve_url()

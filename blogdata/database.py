@@ -480,15 +480,64 @@ async def session_scope(
             await session.close()
 
 
-async def _administer(server: URL, doing: str, *statements: str) -> None:
-    """Run ``statements`` on ``server`` in AUTOCOMMIT (CREATE/DROP DATABASE need it)."""
+#: The comment blogdata puts on every database it creates: its proof of ownership. Only a
+#: database whose comment starts with it is ever dropped by ``create_database``/``drop_database``.
+DATABASE_MARKER = "made by blogdata"
+_MARK = (
+    f"{DATABASE_MARKER}: its create_database and drop_database may drop and recreate it; "
+    "remove this comment to keep them away"
+)
+_MARK_LITERAL = "'" + _MARK.replace("'", "''") + "'"  # COMMENT takes no bound parameters
+
+
+@asynccontextmanager
+async def _administer(server: URL, doing: str) -> AsyncIterator[Any]:
+    """Yield one AUTOCOMMIT connection to ``server`` (CREATE/DROP DATABASE need it)."""
     async with (
         one_off_engine(server, isolation_level="AUTOCOMMIT") as admin,
         admin.connect() as conn,
         translating(doing, connection=conn),
     ):
-        for sql in statements:
-            await conn.execute(text(sql))
+        yield conn  # an AsyncConnection
+
+
+async def _owned(conn: Any, name: str) -> bool | None:
+    """Return None if database ``name`` does not exist, else whether it carries the marker."""
+    found = (
+        await conn.execute(
+            text(
+                "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
+                "FROM pg_database WHERE datname = :n"
+            ),
+            {"n": name},
+        )
+    ).first()
+    return None if found is None else str(found[0]).startswith(DATABASE_MARKER)
+
+
+def _not_ours(name: str, server: URL, doing: str) -> Exception:
+    from blogdata.errors import NotOursError  # imported here: this helper's hunk stays its own
+
+    quoted = _quoted(name)
+    return NotOursError(
+        f"database {name!r} on {server_address(server)} exists but blogdata did not make it "
+        f"(it has no {DATABASE_MARKER!r} comment), so blogdata will not {doing} it; choose "
+        "another name, or drop it yourself if it is no longer needed "
+        f"(DROP DATABASE {quoted}; one made by a blogdata older than this check has no such "
+        "comment either)"
+    )
+
+
+def _created_meanwhile(exc: Exception, name: str) -> Exception | None:
+    """Return a clear error if database ``name`` appeared since it was checked, else None."""
+    from blogdata.errors import AlreadyExistsError, sqlstate_of
+
+    if sqlstate_of(exc) not in ("42P04", "23505"):  # duplicate_database; pg_database's index
+        return None
+    return AlreadyExistsError(
+        f"database {name!r} was created by someone else while blogdata was creating it; run "
+        "again (blogdata then checks whether it made that one), or choose another name"
+    )
 
 
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1; longer names are silently cut
@@ -506,41 +555,64 @@ def _quoted(name: object) -> str:
 
 
 async def create_database(server: str | URL, name: str) -> URL:
-    """Create an empty database ``name``, dropping any old one first; return its URL.
+    """Create an empty database ``name``, marked as blogdata's; return its URL.
 
+    An old database of that name is dropped first only if blogdata made it (its comment starts
+    with :data:`DATABASE_MARKER`); users still connected to it are disconnected (``FORCE``).
     ``server`` is the URL of another database on the same server (e.g. ``postgres``), where the
-    commands run; users still connected to the old database are disconnected (``FORCE``).
+    commands run. The check, the drop, the creation and the marker run one after the other on
+    one connection. PostgreSQL runs neither CREATE nor DROP DATABASE inside a transaction, so
+    they are not one atomic unit: a database dropped and recreated by someone else between the
+    check and the drop would be dropped; of two calls at once for one name, one may fail with
+    ``AlreadyExistsError`` or ``NotOursError`` (run it again); and if the connection is lost
+    between ``CREATE DATABASE`` and the marker, the new, empty database stays unmarked and is
+    refused afterwards (drop it yourself).
 
     Raises:
         InvalidInputError: ``name`` is not 1 to 63 bytes of text without NUL.
+        NotOursError: a database ``name`` exists without blogdata's marker (nothing is changed).
+        AlreadyExistsError: someone else created database ``name`` at the same moment.
         DatabaseUnavailableError: the server cannot be reached.
     """
     url = resolve_url(server)
     quoted = _quoted(name)
-    await _administer(
-        url,
-        f"creating database {name!r}",
-        f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
-        f"CREATE DATABASE {quoted}",
-    )
+    async with _administer(url, f"creating database {name!r}") as conn:
+        owned = await _owned(conn, name)
+        if owned is False:
+            raise _not_ours(name, url, "drop and recreate")
+        if owned:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        try:
+            await conn.execute(text(f"CREATE DATABASE {quoted}"))
+        except Exception as exc:
+            meanwhile = _created_meanwhile(exc, name)
+            if meanwhile is None:
+                raise
+            raise meanwhile from exc
+        await conn.execute(text(f"COMMENT ON DATABASE {quoted} IS {_MARK_LITERAL}"))
     return url.set(database=name)
 
 
 async def drop_database(server: str | URL, name: str) -> None:
-    """Drop database ``name`` if it exists, disconnecting anyone still in it.
+    """Drop database ``name`` if blogdata made it, disconnecting anyone still in it.
 
-    ``server`` is the URL of another database on the same server, where the command runs.
+    A missing database is not an error (nothing to do). ``server`` is the URL of another
+    database on the same server, where the command runs; the check and the drop share one
+    connection.
 
     Raises:
         InvalidInputError: ``name`` is not 1 to 63 bytes of text without NUL.
+        NotOursError: database ``name`` lacks blogdata's marker (it is left as it is).
         DatabaseUnavailableError: the server cannot be reached.
     """
+    url = resolve_url(server)
     quoted = _quoted(name)
-    await _administer(
-        resolve_url(server),
-        f"dropping database {name!r}",
-        f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)",
-    )
+    async with _administer(url, f"dropping database {name!r}") as conn:
+        owned = await _owned(conn, name)
+        if owned is False:
+            raise _not_ours(name, url, "drop")
+        if owned:
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:

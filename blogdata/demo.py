@@ -4,10 +4,18 @@ It creates (or recreates) a ``blogdata_demo`` database on the configured server 
 one by default), migrates it, seeds it, prints the key aggregations as plain-text tables and
 saves charts as PNG files (matplotlib's Agg canvas, no display needed). The database is left in
 place for exploring afterwards (``BLOGDATA_DATABASE_URL=... blogdata lab``).
+
+It destroys nothing it did not make: an existing database of that name is recreated only if
+blogdata made it (see ``blogdata.database.create_database``), and a chart file in the output
+folder is overwritten only if the demo wrote it and it is unchanged since (the folder's
+``.blogdata-demo`` file lists what the demo wrote, with SHA-256 digests). Anything else is
+refused with ``NotOursError`` before any work.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +28,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from blogdata import aggregations as agg
 from blogdata import migrate
 from blogdata.database import create_database, one_off_engine
-from blogdata.errors import ConfigurationError
+from blogdata.errors import ConfigurationError, NotOursError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
-__all__ = ["DEMO_DATABASE", "DemoResult", "run_demo"]
+__all__ = ["CHARTS", "DEMO_DATABASE", "MANIFEST", "DemoResult", "run_demo"]
 
 #: The database the demo (re)creates on the configured server.
 DEMO_DATABASE = "blogdata_demo"
+
+#: The charts the demo saves, in this order, as ``<name>.png``.
+CHARTS = ("users_by_role", "posts_per_month", "top_tags", "posts_per_author")
+
+#: The demo's record, in its output folder, of the files it wrote (``sha256sum`` lines).
+MANIFEST = ".blogdata-demo"
+_HEADER = "# made by blogdata demo: it overwrites only the files listed here, and only unchanged"
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,75 @@ async def _tables(db: AsyncConnection, echo: Callable[[str], None]) -> dict[str,
     return frames
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _written(out: Path) -> dict[str, str]:
+    """Return what the demo wrote in ``out`` (file name -> SHA-256); refuse files of others.
+
+    Every chart name that exists in ``out`` must be a regular file the manifest lists with its
+    current digest; the manifest itself must be the demo's. Nothing is written here.
+
+    Raises:
+        NotOursError: ``out`` is not a folder, or holds a file of a chart's name (or a manifest)
+            that the demo did not write or that changed since.
+    """
+    if out.exists() and not out.is_dir():
+        raise NotOursError(
+            f"{out} is a file, not a folder: the demo will not replace it; choose another "
+            "folder for the charts (--out)"
+        )
+    manifest = out / MANIFEST
+    recorded: dict[str, str] = {}
+    if manifest.is_symlink() or manifest.exists():
+        lines = manifest.read_text(errors="replace").splitlines() if manifest.is_file() else []
+        if manifest.is_symlink() or not lines or lines[0] != _HEADER:
+            raise NotOursError(
+                f"{manifest} was not written by blogdata demo, so the demo will not overwrite "
+                "it; choose another folder for the charts (--out), or move that file away"
+            )
+        for line in lines[1:]:
+            digest, _, name = line.partition("  ")
+            recorded[name] = digest
+    theirs = []
+    for name in (f"{chart}.png" for chart in CHARTS):
+        path = out / name
+        if path.is_symlink() or not path.exists():
+            if path.is_symlink():  # a link may point at anything: never written through
+                theirs.append(name)
+        elif not path.is_file() or recorded.get(name) != _digest(path.read_bytes()):
+            theirs.append(name)
+    if theirs:
+        raise NotOursError(
+            f"{out} already holds {', '.join(theirs)}, which blogdata demo did not write (or "
+            "which changed since), so the demo will not overwrite them; choose another folder "
+            "for the charts (--out), or move those files away"
+        )
+    return {name: digest for name, digest in recorded.items() if (out / name).exists()}
+
+
+def _save(out: Path, images: dict[str, bytes]) -> list[Path]:
+    """Write ``images`` in ``out``: new files exclusively, the demo's own ones over themselves."""
+    out.mkdir(parents=True, exist_ok=True)
+    recorded = _written(out)  # again, just before writing: the demo may have run for minutes
+    saved = []
+    for name, data in images.items():
+        path = out / name
+        with path.open("wb" if name in recorded else "xb") as file:  # "xb": never clobber
+            file.write(data)
+        recorded[name] = _digest(data)
+        saved.append(path)
+    manifest = out / MANIFEST
+    lines = [_HEADER, *(f"{digest}  {name}" for name, digest in sorted(recorded.items()))]
+    existed = manifest.exists()
+    with manifest.open("w" if existed else "x", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
+    return saved
+
+
 def _charts(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
-    """Draw and save the charts as PNG files in ``out``."""
+    """Draw the charts and save them as PNG files in ``out`` (see :func:`_save`)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -81,16 +163,15 @@ def _charts(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
             "`pip install 'blogdata[notebooks]'`"
         ) from exc
 
-    out.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
+    images: dict[str, bytes] = {}
 
     def save(name: str, draw: Callable[[Any], None]) -> None:
         fig = Figure(figsize=(7, 3.5), layout="constrained")
         FigureCanvasAgg(fig)
         draw(fig.add_subplot())
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        saved.append(path)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        images[f"{name}.png"] = buffer.getvalue()
 
     roles, tags, months = frames["roles"], frames["tags"], frames["months"]
     authors = frames["authors"]
@@ -112,11 +193,9 @@ def _charts(frames: dict[str, pd.DataFrame], out: Path) -> list[Path]:
         ax.set(title="Posts per author (long tail)", xlabel="posts", ylabel="authors")
         ax.set_yscale("log")
 
-    save("users_by_role", by_role)
-    save("posts_per_month", per_month)
-    save("top_tags", top)
-    save("posts_per_author", spread)
-    return saved
+    for name, draw in zip(CHARTS, (by_role, per_month, top, spread), strict=True):
+        save(name, draw)
+    return _save(out, images)
 
 
 async def run_demo(
@@ -132,12 +211,18 @@ async def run_demo(
 
     Args:
         server: any database URL on the server to use; the demo database is created beside it.
-        out: folder for the PNG files (created if missing).
+        out: folder for the PNG files (created if missing); the demo overwrites only charts it
+            wrote there itself and that are unchanged since.
         users: how many users to seed (five posts each on average).
         seed_value: the random seed.
-        database: the name of the demo database (dropped and recreated).
+        database: the name of the demo database (dropped and recreated if blogdata made it).
         echo: where the text goes (e.g. ``typer.echo``).
+
+    Raises:
+        NotOursError: the database exists and blogdata did not make it, or ``out`` holds a
+            chart file the demo did not write; checked before any work, nothing is changed.
     """
+    _written(out)  # refuse files of the user's before any work
     url = await create_database(server, database)
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)

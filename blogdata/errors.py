@@ -13,6 +13,7 @@ Every message names what failed and what to do about it::
     ├── RelatedRowMissingError      a foreign key points nowhere (SQLSTATE 23503)
     ├── InsufficientFundsError      a transfer would make a balance negative
     ├── ReplicationLagError         the read server did not replay the primary's writes in time
+    ├── NotOursError                refusal to drop, empty or overwrite what blogdata did not make
     └── QueryError                  the database rejected a statement; carries its message
         ├── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
         ├── RetryableConflictError  a serialization failure or deadlock (SQLSTATE 40001, 40P01)
@@ -48,6 +49,7 @@ __all__ = [
     "InsufficientFundsError",
     "InvalidInputError",
     "NotFoundError",
+    "NotOursError",
     "PoolExhaustedError",
     "QueryError",
     "ReadOnlySessionError",
@@ -145,6 +147,14 @@ class ReadOnlySessionError(QueryError):
 
 class ReplicationLagError(BlogdataError):
     """The read server had not replayed the primary's writes when the wait timed out."""
+
+
+class NotOursError(BlogdataError):
+    """blogdata refused to drop, empty or overwrite something it did not make.
+
+    A database without blogdata's marker, a table of the user's that references the blog's
+    tables, a file in the demo's folder that the demo did not write. Nothing was changed.
+    """
 
 
 def _driver_error(exc: BaseException) -> BaseException:

@@ -7,7 +7,9 @@ Two ways to get a database, named for what they do:
 - ``await tutorial_database("01-engine-and-sessions")`` drops and recreates the database
   ``nb_01_engine_and_sessions`` on the configured server (``BLOGDATA_DATABASE_URL``, else the
   embedded one), migrates it with Alembic and seeds it deterministically, so a tutorial never sees
-  another's leftovers and gives the same outputs on every run, in any order, in parallel.
+  another's leftovers and gives the same outputs on every run, in any order, in parallel. It
+  drops only a database blogdata made (marked, see ``blogdata.database.create_database``): an
+  ``nb_...`` database of someone else's is refused with ``NotOursError`` and left untouched.
 
 Either is where ``%sql`` then runs. Both entry points own their transactions (the seed commits).
 
@@ -111,6 +113,7 @@ class Notebook:
 
         Raises:
             InvalidInputError: ``drop=True`` on a database ``open_database`` opened.
+            NotOursError: the database no longer carries blogdata's marker (it is kept).
         """
         if drop and not self.made_here:
             raise InvalidInputError(
@@ -178,6 +181,9 @@ async def open_database(url: str | URL | None = None, *, read: bool = False) -> 
 async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 1.0) -> Notebook:
     """Give tutorial notebook ``name`` a fresh database: dropped, recreated, migrated, seeded.
 
+    Only a database blogdata made is dropped and recreated (``create_database``'s marker); a
+    database of that name that blogdata did not make is left untouched, and refused.
+
     Args:
         name: the notebook's name, e.g. ``"01-engine-and-sessions"``; the database is
             ``nb_01_engine_and_sessions`` on the configured server, else the embedded one.
@@ -186,6 +192,7 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
 
     Raises:
         InvalidInputError: the name or the scale is not valid.
+        NotOursError: the database exists and blogdata did not make it (nothing is changed).
     """
     database = database_name(name)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:

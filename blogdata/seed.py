@@ -33,7 +33,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tqdm import tqdm
 
-from blogdata.errors import InvalidInputError, translating
+from blogdata.errors import InvalidInputError, NotOursError, translating
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.models import USER_COLUMNS as _USER_COLUMNS
 
@@ -546,9 +546,40 @@ def _flatten(chunks: Rows, bar: tqdm[Any]) -> Iterable[tuple[Any, ...]]:
         bar.update(len(chunk))
 
 
+_OUTSIDERS_SQL = """
+SELECT format('%s (foreign key %I on %s)', conrelid::regclass, conname, confrelid::regclass)
+FROM pg_constraint
+WHERE contype = 'f' AND confrelid = ANY(CAST(:tables AS text[])::regclass[])
+  AND NOT conrelid = ANY(CAST(:tables AS text[])::regclass[])
+UNION ALL
+SELECT format('%s (inherits from %s)', inhrelid::regclass, inhparent::regclass)
+FROM pg_inherits
+WHERE inhparent = ANY(CAST(:tables AS text[])::regclass[])
+ORDER BY 1
+"""
+
+
 async def reset(target: Target) -> None:
-    """Empty every blog table and restart their ids (``TRUNCATE ... RESTART IDENTITY CASCADE``)."""
+    """Empty exactly the blog's tables and restart their ids; refuse if other tables depend on them.
+
+    ``TRUNCATE ONLY <blog tables> RESTART IDENTITY``, without ``CASCADE``: a table of yours
+    that references the blog's tables (a foreign key) or inherits from one would be emptied, or
+    block the truncate, so reset refuses with ``NotOursError`` naming them and changes nothing.
+    On an ``AsyncEngine`` it commits a transaction of its own; on a connection or session it
+    runs in the caller's transaction, which the caller commits.
+
+    Raises:
+        NotOursError: other tables reference or inherit from the blog's tables.
+    """
     async with _connection(target) as conn, translating("resetting the tables", connection=conn):
-        await conn.execute(
-            text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")  # fixed names
-        )
+        found = await conn.execute(text(_OUTSIDERS_SQL), {"tables": list(_TABLES)})
+        outsiders = found.scalars().all()
+        if outsiders:
+            raise NotOursError(
+                f"reset empties only the blog's tables ({', '.join(_TABLES)}), but other tables "
+                f"depend on them: {'; '.join(outsiders)}. Emptying the blog's tables would "
+                "empty or break those too, so nothing was changed; drop those foreign keys "
+                "(or tables) yourself first, or seed a database of its own"
+            )
+        # Fixed names; ONLY: a table that inherits from a blog table is never emptied with it.
+        await conn.execute(text(f"TRUNCATE ONLY {', '.join(_TABLES)} RESTART IDENTITY"))
