@@ -46,13 +46,16 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from blogdata._checks import check_text
 from blogdata.config import get_settings, parse_database_url
 from blogdata.errors import (
+    AlreadyExistsError,
     ConfigurationError,
     DatabaseUnavailableError,
     InvalidInputError,
+    NotOursError,
     PoolExhaustedError,
     _driver_closed,
     invalidate_connection,
     is_connection_lost,
+    sqlstate_of,
     translate_db_error,
     translating,
 )
@@ -516,7 +519,6 @@ async def _owned(conn: Any, name: str) -> bool | None:
 
 
 def _not_ours(name: str, server: URL, doing: str) -> Exception:
-    from blogdata.errors import NotOursError  # imported here: this helper's hunk stays its own
 
     quoted = _quoted(name)
     return NotOursError(
@@ -530,8 +532,6 @@ def _not_ours(name: str, server: URL, doing: str) -> Exception:
 
 def _created_meanwhile(exc: Exception, name: str) -> Exception | None:
     """Return a clear error if database ``name`` appeared since it was checked, else None."""
-    from blogdata.errors import AlreadyExistsError, sqlstate_of
-
     if sqlstate_of(exc) not in ("42P04", "23505"):  # duplicate_database; pg_database's index
         return None
     return AlreadyExistsError(
