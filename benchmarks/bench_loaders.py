@@ -3,12 +3,11 @@
 Variants (each run in a fresh Python process, so its peak RSS is its own):
 
 * ``load_frame``: ``load_frame(db, select(Post))`` with its defaults in a read-only session
-  (``route="auto"``: the route it picks is recorded from ``frame.attrs["blogdata.route"]``);
+  (``route="auto"``, on the session's own connection like every blogdata load: the route it
+  picks is recorded from ``frame.attrs["blogdata.route"]``);
 * ``load_frame_arrow``: the same with ``dtype_backend="pyarrow"``;
-* ``load_frame_adbc``: ``load_frame(db, select(Post), route="adbc")``, the route forced (what
-  ``auto`` gives where it takes ADBC);
 * ``load_frame_dirty``: ``load_frame`` with its defaults in a session holding an uncommitted
-  write (an ``UPDATE`` of one post), where ``auto`` must read on the session's own connection;
+  write (an ``UPDATE`` of one post): the same route, which sees that write;
 * ``stream_frames``: iterate ``stream_frames(db, select(Post), chunk_size=50_000)`` in a
   read-only session, keeping nothing (its RSS growth is compared with the full frame's);
 * ``adbc_to_pandas``: ADBC ``cursor.fetch_arrow_table().to_pandas()`` by hand (the peer to beat);
@@ -79,7 +78,6 @@ ROUTE_ATTR = "blogdata.route"  # blogdata.loaders.ROUTE_ATTR, without importing 
 VARIANTS = [
     "load_frame",
     "load_frame_arrow",
-    "load_frame_adbc",
     "load_frame_dirty",
     "stream_frames",
     "adbc_to_pandas",
@@ -95,7 +93,6 @@ OPTIONAL = ["sqla_async_rows", "sqla_async_tuples"]
 BLOGDATA = {
     "load_frame",
     "load_frame_arrow",
-    "load_frame_adbc",
     "load_frame_dirty",
     "stream_frames",
 }
@@ -270,23 +267,19 @@ async def _blogdata(variant: str) -> dict[str, Any]:
     from blogdata.models import Post
 
     backend = "pyarrow" if variant == "load_frame_arrow" else "numpy_nullable"
-    route = "adbc" if variant == "load_frame_adbc" else "auto"
     engine = create_engine(_url())
     try:
         async with create_sessionmaker(engine)() as db:
             if variant == "load_frame_dirty":
-                # An uncommitted write (rolled back when the session closes): the session now
-                # has a transaction id, so the separate connection cannot see what it sees.
+                # An uncommitted write (rolled back when the session closes), which the load
+                # sees as session.execute would.
                 await db.execute(text("UPDATE posts SET views = views WHERE id = 1"))
-            # Untimed: opens every connection the load will use. A LIMIT 1 load under "auto"
-            # stays on the session's connection, so the ADBC one (kept for the next load) is
-            # opened by forcing its route where the session allows it.
+            # Untimed: opens the session's connection (the only one a load uses).
             if variant == "stream_frames":
                 async for _ in stream_frames(db, select(Post).limit(1), chunk_size=50_000):
                     pass
             else:
-                warm = "auto" if variant == "load_frame_dirty" else "adbc"
-                await load_frame(db, select(Post).limit(1), dtype_backend=backend, route=warm)
+                await load_frame(db, select(Post).limit(1), dtype_backend=backend)
             if variant == "stream_frames":
                 rows, nulls, empty, counting = 0, [0, 0], 0, 0.0
                 dtypes: dict[str, set[str]] = {}
@@ -314,7 +307,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
                     why=log.lines,
                 )
             with _Clock() as clock, _RouteLog() as log:
-                frame = await load_frame(db, select(Post), dtype_backend=backend, route=route)
+                frame = await load_frame(db, select(Post), dtype_backend=backend)
             return clock.result(**_describe(frame), why=log.lines)
     finally:
         await engine.dispose()
@@ -542,14 +535,6 @@ def _limits(st: _Stats, v: str, floor: str) -> str:
     """What bounds variant ``v``, by the route it took."""
     route = st.route(v)
     cores = f"busy cores during its loads: {st.med(v, 'busy_cores'):.2f} of 2"
-    if route == "adbc":
-        return (
-            "ADBC's binary COPY on a second connection, as by hand: both wait on one server "
-            "backend producing binary COPY and the client decoding it on the same 2 shared "
-            f"cores ({cores}); `load_frame` adds its checks (prepare, settings fingerprint, "
-            "EXPLAIN, snapshot) and the conversion to the contract's dtypes, so parity is its "
-            "ceiling."
-        )
     if route == "copy":
         return (
             "it took the CSV COPY route on the session's own connection, so the server's CSV "
@@ -580,13 +565,6 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"`{st.samples[REFERENCE][0]['dtypes']['views']}` for the nullable `views` and "
             f"`{st.samples[REFERENCE][0]['dtypes']['content']}` text). What limits it: "
             f"{_limits(st, 'load_frame', floor)}"
-            + (
-                " In a read-only session `auto` should take ADBC for this result (the "
-                "`load_frame_adbc` row shows that route gives the contract here); it did not, "
-                "for the reason in its log line."
-                if st.route("load_frame") != "adbc" and st.has("load_frame_adbc")
-                else ""
-            )
         )
         peak, ref_peak = st.peak("load_frame"), st.peak(REFERENCE)
         grow, ref_grow = st.growth("load_frame"), st.growth(REFERENCE)
@@ -596,20 +574,6 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"{ref_grow:.0f} MB ({_verdict(grow <= ref_grow)} on that reading). The blogdata "
             "process also holds SQLAlchemy, asyncpg and blogdata (RSS before the load: "
             f"{st.med('load_frame', 'base_mb'):.0f} vs {st.med(REFERENCE, 'base_mb'):.0f} MB)."
-        )
-    if has_ref and st.has("load_frame_adbc"):
-        r = st.ratio("load_frame_adbc", REFERENCE)
-        peak, ref_peak = st.peak("load_frame_adbc"), st.peak(REFERENCE)
-        out.append(
-            f"- {_verdict(r <= 1.0)} (time) / {_verdict(peak <= ref_peak)} (peak RSS) The same "
-            f'targets for `load_frame(route="adbc")`, what `auto` gives where it takes ADBC: '
-            f"**{r:.2f}x** ADBC by hand (per round {st.rounds('load_frame_adbc', REFERENCE)}), "
-            f"peak RSS {peak:.0f} vs {ref_peak:.0f} MB, growth "
-            f"{st.growth('load_frame_adbc'):.0f} vs {st.growth(REFERENCE):.0f} MB (the "
-            "contract's `Int64` holds the three int4 columns as 8-byte values and a mask where "
-            "ADBC's `to_pandas()` keeps int32, or float64 for the nullable `views`); dtypes: "
-            f"{_contract(st.samples['load_frame_adbc'][0], 'numpy_nullable')}. What limits it: "
-            f"{_limits(st, 'load_frame_adbc', floor)}"
         )
     if has_ref and st.has("load_frame_arrow"):
         out.append(
@@ -633,7 +597,7 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
         r = st.ratio("stream_frames", "load_frame")
         also = [
             f"{st.ratio('stream_frames', v):.2f}x `{v}` (route `{st.route(v)}`)"
-            for v in ("load_frame_adbc", "load_frame_dirty")
+            for v in ("load_frame_dirty",)
             if st.has(v)
         ]
         out.append(
@@ -641,30 +605,15 @@ def _checks(st: _Stats, loads: list[float]) -> list[str]:
             f"`{st.route('stream_frames')}`) total time vs `load_frame`'s (route "
             f"`{st.route('load_frame')}`): **{r:.2f}x** (paired; per round "
             f"{st.rounds('stream_frames', 'load_frame')}); target <= 1.3x. "
-            + (
-                f"`load_frame` itself took `{st.route('load_frame')}` here, so this pairs "
-                "COPY with COPY. "
-                if st.route("load_frame") != "adbc"
-                else ""
-            )
             + (f"Against the other loads: {', '.join(also)}. " if also else "")
-            + "What limits it: it streams CSV COPY on the session's own connection (chunks "
-            "cannot come from ADBC's one-shot table), so it pays the server's CSV encoding "
-            f"wherever `load_frame` reads binary COPY. {floor}".strip()
+            + "What limits it: it streams the same CSV COPY on the session's own connection "
+            f"and cuts it into chunks. {floor}".strip()
         )
         s_grow, f_grow = st.growth("stream_frames"), st.growth("load_frame")
         out.append(
             f"- {_verdict(s_grow / f_grow < 0.25)} `stream_frames` RSS growth {s_grow:.0f} MB vs "
             f"{f_grow:.0f} MB for the full frame (`load_frame`): **{s_grow / f_grow:.0%}**; "
-            f"target < 25%"
-            + (
-                f" (against the ADBC route's full frame, `load_frame_adbc`, "
-                f"{st.growth('load_frame_adbc'):.0f} MB: "
-                f"{s_grow / st.growth('load_frame_adbc'):.0%})"
-                if st.has("load_frame_adbc")
-                else ""
-            )
-            + f". Whole-process peak {st.peak('stream_frames'):.0f} vs "
+            f"target < 25%" + f". Whole-process peak {st.peak('stream_frames'):.0f} vs "
             f"{st.peak('load_frame'):.0f} MB (the imported libraries count in both). Chunk "
             f"dtypes: {_contract(st.samples['stream_frames'][0], 'numpy_nullable')} in every "
             "chunk."
@@ -728,10 +677,10 @@ def _report(
         f"{facts['shared_buffers']}; the table is in the OS page cache).",
         f"{posts:,} posts (`SELECT {COLUMNS} FROM posts`, or `select(Post)`), {rounds} "
         "interleaved rounds (order rotated each round), each variant in a fresh process; times "
-        "cover the load only: every variant's connections, including the ADBC one `load_frame` "
-        "keeps, are open before the clock starts. Peak RSS is the child process's; RSS growth is "
-        "that peak minus the RSS just before the load (psql runs as its own process: no RSS "
-        "shown). Ratios are paired per round, then the median.",
+        "cover the load only: every variant's connections are open before the clock starts. "
+        "Peak RSS is the child process's; RSS growth is that peak minus the RSS just before the "
+        "load (psql runs as its own process: no RSS shown). Ratios are paired per round, then "
+        "the median.",
         f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.",
         "",
         *_table(st),

@@ -89,7 +89,7 @@ FLOATS = {"float4": (np.float32, pa.float32(), pd.Float32Dtype()),
           "float8": (np.float64, pa.float64(), pd.Float64Dtype())}  # fmt: skip
 TEXTS = frozenset({"text", "varchar", "bpchar", "name"})
 _SCALED = re.compile(r"numeric\((\d+),\s*(\d+)\)")
-ROUTES = ("adbc", "copy", "rows")
+ROUTES = ("copy", "rows")
 BACKENDS = ("numpy_nullable", "pyarrow")
 
 
@@ -285,7 +285,7 @@ def concat_chunks(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 #: The ways a test reads a statement: each forced route, the default, and streaming.
-WAYS = ("adbc", "copy", "rows", "auto", "stream-auto", "stream-copy", "stream-rows")
+WAYS = ("copy", "rows", "auto", "stream-auto", "stream-copy", "stream-rows")
 
 
 async def load(db: Any, stmt: Any, backend: str, way: str, chunk_size: int) -> pd.DataFrame:
@@ -333,7 +333,7 @@ async def check_way(
     so the loader is not handed an aborted transaction.
 
     Returns ``"equal"``, ``"raised"`` (both the oracle and the loader raised) or
-    ``"unavailable"`` (a forced route other than rows said why it cannot serve this statement).
+    ``"unavailable"`` (forced copy said why it cannot serve this statement).
     """
     expected = await oracle(db, stmt, types, backend)
     if expected.error is not None:
@@ -343,7 +343,7 @@ async def check_way(
     try:
         got = await load(db, stmt, backend, way, chunk_size)
     except RouteUnavailableError as exc:
-        assert way in ("adbc", "copy", "stream-copy"), (
+        assert way in ("copy", "stream-copy"), (
             f"{way} must never be unavailable, but raised RouteUnavailableError: {exc}"
         )
         assert str(exc), f"{way}: RouteUnavailableError without a reason"
@@ -371,7 +371,7 @@ async def check_way(
     return "equal"
 
 
-# The database the differential tests read: committed objects, so the ADBC route can see them.
+# The database the differential tests read: committed objects, shared by every test of the run.
 SETUP_SQL = [
     "CREATE TYPE fid_mood AS ENUM ('sad', 'ok', 'happy', 'with,comma', 'quo\"te', 'back\\slash')",
     "CREATE DOMAIN fid_posint AS integer CHECK (VALUE > 0)",

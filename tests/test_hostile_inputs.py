@@ -319,7 +319,7 @@ AMOUNTS = hostile(st.one_of(decimals, ints, texts, floats))
 DURATIONS = hostile(st.one_of(floats, ints, decimals))
 DATETIMES = hostile(datetimes)
 LOADING = hostile(st.one_of(st.sampled_from(["lazy", "selectin", "joined"]), texts))
-ROUTES = hostile(st.one_of(st.sampled_from(["auto", "adbc", "copy", "rows"]), texts))
+ROUTES = hostile(st.one_of(st.sampled_from(["auto", "copy", "rows"]), texts))
 BACKENDS = hostile(st.one_of(st.sampled_from(["numpy_nullable", "pyarrow"]), texts))
 MODELS = st.sampled_from([User, Post, Tag, Account])  # model arguments are classes, not data
 
@@ -579,7 +579,6 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
         db, select(User.id, User.email), dtype_backend=d(BACKENDS), route=d(ROUTES)
     ),
     "loaders.stream_frames": _stream,
-    "loaders.close_idle_connections": lambda db, d: _value(loaders.close_idle_connections()),
     # describe: a table name is only ever a value
     "describe.describe": lambda db, d: describe_table(db, d(st.one_of(st.none(), texts))),
 }

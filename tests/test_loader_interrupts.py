@@ -1,5 +1,5 @@
 """Interrupted loads: a cancelled task or a ``wait_for`` timeout at many random points (a seeded
-RNG) in a load big enough to be mid-COPY, on the copy, adbc and rows routes and in
+RNG) in a load big enough to be mid-COPY, on the copy and rows routes and in
 ``stream_frames``. Afterwards ``rollback()`` and ``close()`` never raise, the server's work is
 gone within a bounded number of polls, and the next session from the same one-connection pool
 answers and loads (the pool never hands out a connection in the middle of a COPY)."""
@@ -31,7 +31,7 @@ BIG = text(
     f"select g as {MARKER}, g::text || ' row, \"quoted\"' as t, g::float8 * 0.5 as f"
     " from generate_series(1, 3000000) g"
 )
-ROUTES = ["copy", "adbc", "rows", "stream"]
+ROUTES = ["copy", "rows", "stream"]
 
 
 @pytest.fixture

@@ -4,23 +4,16 @@ and bad input, through every path."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import Integer, bindparam, delete, func, literal_column, select, text
+from sqlalchemy import Integer, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, QueryError
-from blogdata.loaders import (
-    APPLICATION_NAME,
-    ROUTE_ATTR,
-    RouteUnavailableError,
-    load_frame,
-    stream_frames,
-)
+from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Account, Post, User
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -239,101 +232,12 @@ async def test_a_sql_error_carries_the_databases_message_and_sqlstate(
     assert caught.value.sqlstate == sqlstate
 
 
-async def test_the_adbc_route_is_refused_inside_a_transaction_that_has_written(
-    db: AsyncSession,
-) -> None:
-    await _blog(db)
-    with pytest.raises(RouteUnavailableError, match="has written"):
-        await load_frame(db, select(Post), route="adbc")
-    frame = await load_frame(db, select(Post))  # auto reads on the session's own connection
-    assert frame.attrs[ROUTE_ATTR] == "copy" and len(frame) == 5
-
-
-async def test_pending_orm_changes_are_flushed_and_keep_the_load_on_the_sessions_connection(
+async def test_pending_orm_changes_are_flushed_before_the_load(
     db: AsyncSession,
 ) -> None:
     db.add(User(email="p@example.com", username="pending", hashed_password="x"))
     frame = await load_frame(db, select(User.username))
     assert frame["username"].tolist() == ["pending"] and frame.attrs[ROUTE_ATTR] == "copy"
-    with pytest.raises(RouteUnavailableError, match="has written"):
-        await load_frame(db, select(User), route="adbc")
-
-
-@pytest.fixture
-async def committed_posts(engine: AsyncEngine) -> AsyncIterator[int]:
-    """Three committed posts by one author, visible to every connection; removed afterwards."""
-    async with AsyncSession(engine, expire_on_commit=False) as writer:
-        user = User(email="committed@example.com", username="committed", hashed_password="x")
-        writer.add(user)
-        await writer.flush()
-        writer.add_all(
-            Post(title=f"c{i}", author_id=user.id, created_at=T0, views=None if i else 7)
-            for i in range(3)
-        )
-        await writer.commit()
-    try:
-        yield user.id
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(delete(User).where(User.id == user.id))  # posts cascade
-
-
-async def _add_post(engine: AsyncEngine, author_id: int, title: str) -> None:
-    async with AsyncSession(engine) as other:
-        other.add(Post(title=title, author_id=author_id, created_at=T0))
-        await other.commit()
-
-
-@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
-async def test_the_adbc_route_reads_the_sessions_snapshot_with_the_same_dtypes(
-    engine: AsyncEngine, committed_posts: int, backend: str
-) -> None:
-    stmt = select(Post).where(Post.author_id == committed_posts).order_by(Post.id)
-    async with AsyncSession(engine) as db:
-        await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        before = await load_frame(db, stmt, dtype_backend=backend)
-        # Committed elsewhere after the session's snapshot was taken: invisible to both paths.
-        await _add_post(engine, committed_posts, "late")
-        fast = await load_frame(db, stmt, dtype_backend=backend, route="adbc")
-        pd.testing.assert_frame_equal(fast, before)
-        assert len(fast) == 3 and fast.dtypes.to_dict() == EXPECTED[backend]
-    async with AsyncSession(engine) as fresh:
-        assert len(await load_frame(fresh, stmt, route="adbc")) == 4
-
-
-async def test_the_adbc_route_outside_a_transaction_sees_the_latest_commits(
-    engine: AsyncEngine, committed_posts: int
-) -> None:
-    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        assert (await load_frame(conn, stmt, route="adbc"))["title"].tolist() == [
-            "c0",
-            "c1",
-            "c2",
-        ]
-        await _add_post(engine, committed_posts, "c3")
-        assert len(await load_frame(conn, stmt, route="adbc")) == 4
-
-
-async def test_the_adbc_route_passes_bound_parameters_safely(
-    engine: AsyncEngine, committed_posts: int
-) -> None:
-    async with AsyncSession(engine) as db:
-        stmt = (
-            select(Post.title, Post.views)
-            .where(Post.author_id == committed_posts, Post.title.in_(["c0", "c2", "x'); --"]))
-            .order_by(Post.title)
-        )
-        frame = await load_frame(db, stmt, route="adbc")
-        assert frame["title"].tolist() == ["c0", "c2"]
-        assert frame["views"].dtype == pd.Int64Dtype() and frame["views"].isna().tolist() == [
-            False,
-            True,
-        ]
-        with pytest.raises(QueryError, match="nope") as caught:
-            await load_frame(db, text("SELECT nope FROM posts"), route="adbc")
-        assert caught.value.sqlstate == "42703"
 
 
 async def test_a_non_iso_datestyle_still_gives_exact_timestamps(db: AsyncSession) -> None:
@@ -375,26 +279,6 @@ async def test_a_connection_and_compound_or_textual_selects_load_too(
     assert list(frame.columns) == ["id", "title"] and frame["title"].tolist() == ["ada"]
     textual = text("SELECT title AS headline FROM posts ORDER BY id").columns(Post.title)
     assert (await load_frame(conn, textual))["headline"].tolist()[:2] == ["post 0", "post 1"]
-
-
-async def test_a_kept_separate_connection_that_was_killed_is_replaced(
-    engine: AsyncEngine, committed_posts: int
-) -> None:
-    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
-    async with AsyncSession(engine) as db:
-        assert len(await load_frame(db, stmt, route="adbc")) == 3
-    async with engine.connect() as admin:
-        killed = await admin.scalar(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = :app AND datname = current_database()"
-            ),
-            {"app": APPLICATION_NAME},
-        )
-        await admin.commit()
-    assert killed >= 1  # the kept connection was there, and is now dead
-    async with AsyncSession(engine) as db:
-        assert len(await load_frame(db, stmt, route="adbc")) == 3
 
 
 async def test_many_concurrent_copy_loads_with_tiny_buffers_all_finish(engine: AsyncEngine) -> None:
@@ -448,16 +332,41 @@ async def test_stream_frames_outside_a_transaction_streams_copy_and_says_a_curso
                 pass
 
 
-async def test_auto_takes_adbc_for_a_big_result_of_a_read_only_session(
-    engine: AsyncEngine, committed_posts: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("route", ["adbc", "ADBC", "fast", ""])
+async def test_an_unknown_route_is_refused_naming_the_valid_ones(
+    db: AsyncSession, route: str
 ) -> None:
-    # Regression: the planner's estimate came back already decoded by SQLAlchemy's json codec,
-    # asyncpg's explain() failed on it, and every result counted as small (auto never chose ADBC).
+    # Regression (issue 17): there is no second-connection route any more.
+    with pytest.raises(InvalidInputError, match="'auto', 'copy', 'rows'"):
+        await load_frame(db, select(Post), route=route)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="'auto', 'copy', 'rows'"):
+        async for _ in stream_frames(db, select(Post), route=route):  # type: ignore[arg-type]
+            pass
+
+
+async def test_the_loaders_open_no_second_connection(engine: AsyncEngine) -> None:
+    # Regression (issue 17): a big result went through a second, pooled connection.
     import blogdata.loaders as loaders
 
-    stmt = select(Post.title).where(Post.author_id == committed_posts).order_by(Post.id)
+    assert not hasattr(loaders, "close_idle_connections")
+    assert not hasattr(loaders, "APPLICATION_NAME")
+    stmt = text("SELECT g, repeat('x', 40) AS pad FROM generate_series(1, 300000) AS g")
     async with AsyncSession(engine) as db:
-        assert (await load_frame(db, stmt)).attrs[ROUTE_ATTR] == "copy"  # three rows: small
-        monkeypatch.setattr(loaders, "_ADBC_MIN_BYTES", 1)  # now every result counts as big
-        big = await load_frame(db, stmt)
-        assert big.attrs[ROUTE_ATTR] == "adbc" and big["title"].tolist() == ["c0", "c1", "c2"]
+        pid = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        before = await _backends(engine, pid)
+        frame = await load_frame(db, stmt)
+        assert len(frame) == 300_000 and frame.attrs[ROUTE_ATTR] == "copy"
+        assert await _backends(engine, pid) == before
+
+
+async def _backends(engine: AsyncEngine, session_pid: int) -> int:
+    """How many other backends this test process's database has (the admin's own excluded)."""
+    async with engine.connect() as admin:
+        count = await admin.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid NOT IN (pg_backend_pid(), :pid) AND backend_type = 'client backend'"
+            ),
+            {"pid": session_pid},
+        )
+    return int(count)

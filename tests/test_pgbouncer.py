@@ -167,7 +167,7 @@ async def test_every_loader_route_through_pgbouncer_gives_the_direct_frame(
     async with bounced(pgbouncer.url(seeded_url.database or "")) as engine:
         for _ in range(3):  # the same statements again and again, on shuffled server connections
             async with session_scope(engine) as db:
-                for route in ("auto", "adbc", "copy", "rows"):
+                for route in ("auto", "copy", "rows"):
                     frame = await load_frame(db, stmt, route=route)  # type: ignore[arg-type]
                     if route != "auto":
                         assert frame.attrs[ROUTE_ATTR] == route

@@ -13,6 +13,14 @@ How PostgreSQL's CSV is read so that nothing changes on the way:
 - the COPY never carries arguments: the caller passes a statement whose values are already
   literals (see ``_statement``), and the query sits on lines of its own, so a trailing ``--``
   comment cannot swallow the closing parenthesis.
+
+COPY wraps only a query (``SELECT``, ``VALUES``, ``TABLE``, ``WITH``, or a data-modifying
+statement with ``RETURNING``); PostgreSQL's parser refuses the wrapper around anything else
+(``SHOW``, ``EXPLAIN``, ``EXECUTE``, a trailing ``;``) with SQLSTATE 42601 and the position of
+the error in the COPY text, before any of it runs. That, and only that, is raised as
+:class:`CopyRefused`, so the caller may read the statement another way: a syntax error raised
+while the query runs (dynamic SQL in a function, a bad ``to_tsquery`` input) has no such
+position, or comes after rows, and stays the query's own error.
 """
 
 from __future__ import annotations
@@ -23,10 +31,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import asyncpg
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
-__all__ = ["copy_batches", "copy_to_table"]
+__all__ = ["CopyRefused", "copy_batches", "copy_to_table"]
+
+
+class CopyRefused(Exception):  # noqa: N818 - a signal inside this package, never raised to users
+    """PostgreSQL's parser refused ``COPY (sql) TO STDOUT`` itself: nothing of ``sql`` ran."""
+
 
 _BLOCK = 4 << 20  # bytes pyarrow parses per block
 _LIMIT = 4 * _BLOCK  # bytes buffered between the network and the parser
@@ -161,6 +175,12 @@ def _copy_sql(sql: str) -> str:
 async def _run_copy(driver: Any, sql: str, pipe: _Pipe) -> None:
     try:
         await driver.copy_from_query(_copy_sql(sql), output=pipe.put, format="csv")
+    except asyncpg.PostgresError as exc:
+        # The parser's own refusal: a syntax error located in the COPY text, before any row.
+        parsed = exc.sqlstate == "42601" and getattr(exc, "position", None)
+        if parsed and not getattr(exc, "internal_query", None) and pipe.received == 0:
+            raise CopyRefused(str(exc)) from exc
+        raise
     finally:
         pipe.finish()
 

@@ -1,7 +1,7 @@
 """The dtype contract: result columns described from PostgreSQL's types, and frames built.
 
 ``describe`` turns a prepared statement's attributes into ``ResultColumn`` specs; the builders
-turn what a route produced (Arrow columns from COPY or ADBC, or asyncpg records) into frames
+turn what a route produced (Arrow columns from COPY, or asyncpg records) into frames
 column by column, letting go of each source column as they go. Every route ends in
 :func:`finish` and :func:`assemble`, so every route has the same dtypes and the same values.
 """
@@ -23,7 +23,6 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from blogdata.errors import QueryError
 
 __all__ = [
-    "ADBC_KINDS",
     "COPY_KINDS",
     "FLOAT_KINDS",
     "TEMPORAL_KINDS",
@@ -59,8 +58,6 @@ FLOAT_KINDS = frozenset({"float32", "float64"})
 TEMPORAL_KINDS = frozenset({"timestamptz", "timestamp", "date"})
 #: Kinds whose CSV text the COPY route turns into exactly the driver's values.
 COPY_KINDS = frozenset(_KIND_BY_OID.values())
-#: Kinds ADBC's binary reader maps exactly (its oid is signed, its dates crash on infinity).
-ADBC_KINDS = COPY_KINDS - {"oid", "date"}
 
 _ARROW_TYPE: dict[str, pa.DataType] = {
     "int": pa.int64(),
@@ -83,19 +80,6 @@ _WIRE_TYPE: dict[str, pa.DataType] = {
     "date": pa.string(),
     "numeric": pa.string(),
     "json": pa.large_string(),
-}
-
-# ADBC's name (field metadata POSTGRESQL:type) for each type it reads, by our kind.
-ADBC_TYPE_NAMES: dict[str, frozenset[str]] = {
-    "int": frozenset({"int2", "int4", "int8"}),
-    "float32": frozenset({"float4"}),
-    "float64": frozenset({"float8"}),
-    "bool": frozenset({"bool"}),
-    "text": frozenset({"text", "varchar", "bpchar", "name"}),
-    "timestamptz": frozenset({"timestamptz"}),
-    "timestamp": frozenset({"timestamp"}),
-    "numeric": frozenset({"numeric"}),
-    "json": frozenset({"json", "jsonb"}),
 }
 
 
@@ -265,7 +249,7 @@ def _nullable_numbers(
 
 
 def finish(column: ResultColumn, values: pa.ChunkedArray | list[Any], backend: str) -> _Built:
-    """Bring one column (CSV-parsed, ADBC-read, or driver objects) to the contract's type."""
+    """Bring one column (CSV-parsed, or driver objects) to the contract's type."""
     if isinstance(values, list):
         chunks = [_from_objects(column, values)]
     else:

@@ -1,8 +1,8 @@
 """Statements compiled twice: bound for the driver, and literal for the routes that need it.
 
 ``session.execute`` sends SQL with ``$n`` placeholders and the values beside it (the extended
-protocol). COPY takes no parameters, so the COPY and ADBC routes need the same statement with
-its values written into it. That text is never made by searching the bound SQL for ``$n`` (a
+protocol). COPY takes no parameters, so the COPY route needs the same statement with its
+values written into it. That text is never made by searching the bound SQL for ``$n`` (a
 ``$1`` inside a string literal, a dollar-quoted body, a quoted identifier or a comment is not a
 placeholder). Instead SQLAlchemy's compiler runs a second time with ``literal_binds`` and renders
 each value where it would have rendered that value's placeholder, through

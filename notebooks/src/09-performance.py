@@ -14,7 +14,8 @@
 # - why the guide's `bulk_create_users` fails, and blogdata's version;
 # - how to check with `EXPLAIN` that a query uses the index you expect, and why an index on
 #   `role` serves a rare value but not a common one;
-# - blogdata's loader against `pandas.read_sql`, and the three routes it chooses between.
+# - blogdata's loader against `pandas.read_sql`, and the two routes it chooses between (both on the
+#   session's own connection).
 #
 # Timings in this notebook depend on the machine (cells marked to be ignored by the checks);
 # the facts around them do not.
@@ -376,37 +377,59 @@ pd.DataFrame({"load_frame": ours.dtypes.astype(str), "read_sql": theirs.dtypes.a
 len(ours) == len(theirs), (ours["email"] == theirs["email"]).all()
 
 # %% [markdown]
-# ### One loader, three routes
+# ### One loader, one connection, two routes
 #
-# `load_frame` is the only loader: it picks how the rows travel and says which in
-# `frame.attrs["blogdata.route"]`. `"adbc"` is ADBC's binary COPY on a second connection that
-# imports the session's [snapshot](glossary.ipynb#snapshot) (the fastest for big results, but it
-# cannot see this session's uncommitted writes); `"copy"` is CSV COPY on the session's own
-# connection; `"rows"` is the driver's records. Each route is used only where it gives exactly
-# what `session.execute` gives, so forcing each one returns the same frame:
+# `load_frame` is the only loader, and it reads on the session's own connection, exactly as
+# `session.execute` would: inside its transaction and [snapshot](glossary.ipynb#snapshot), under
+# its role, with its settings, temporary tables, locks and uncommitted writes. It picks how the
+# rows travel and says which in `frame.attrs["blogdata.route"]`: `"copy"` is CSV COPY (the
+# fastest for big results), `"rows"` is the driver's records. The default takes COPY wherever
+# its text gives exactly what `session.execute` gives, so forcing each returns the same frame:
 
 # %%
 async with nb.sessions() as db:
-    frames = {route: await load_frame(db, stmt, route=route) for route in ("adbc", "copy", "rows")}
+    frames = {route: await load_frame(db, stmt, route=route) for route in ("copy", "rows")}
     chosen = (await load_frame(db, stmt)).attrs[ROUTE_ATTR]
 {route: frame.equals(frames["rows"]) for route, frame in frames.items()}, chosen
 
 # %% [markdown]
-# With a few hundred kilobytes the planner's estimate is small, so the default stays on the
-# session's connection (`copy`); a big read goes to ADBC. Once the session has written, another
-# connection cannot see the write, so the ADBC route refuses rather than return stale rows, and
-# the default reads the write on the session's own connection:
+# Why not a second connection, reading in parallel? Because a statement's answer depends on
+# much more than its text: the session's uncommitted writes, custom settings such as
+# `app.tenant_id` that a row-level-security policy reads, `now()` (the time the transaction
+# began), `setseed`, and, under SERIALIZABLE, reads that must count in the session's conflict
+# checks. And what the statement does (an advisory lock, `set_config`) must happen to the
+# session, not to a hidden connection. Here the load sees an uncommitted write and a setting
+# the session made, and the session then sees the setting the loaded statement made:
 
 # %%
 async with nb.sessions() as db:
     await db.execute(update(User).where(User.id == 1).values(full_name="Changed, not committed"))
+    await db.execute(text("SET LOCAL app.tenant_id = '2'"))
+    mine = await load_frame(
+        db,
+        select(
+            User.full_name,
+            func.current_setting("app.tenant_id").label("tenant"),
+            func.set_config("app.seen_by", "load_frame", True).label("made"),
+        ).where(User.id == 1),
+    )
+    after = (await db.execute(text("SELECT current_setting('app.seen_by')"))).scalar_one()
+    await db.rollback()
+mine.attrs[ROUTE_ATTR], mine.iloc[0].tolist(), after
+
+# %% [markdown]
+# COPY wraps only queries. PostgreSQL's parser refuses `SHOW`, `EXPLAIN [ANALYZE]` or
+# `EXECUTE` inside COPY before any of it runs, so the default reads them as rows (a statement
+# that has started is never run a second time); forcing `copy` says why instead:
+
+# %%
+async with nb.sessions() as db:
+    shown = await load_frame(db, text("SHOW search_path"))
     try:
-        await load_frame(db, stmt, route="adbc")
+        await load_frame(db, text("SHOW search_path"), route="copy")
     except RouteUnavailableError as err:
         print(err)
-    mine = await load_frame(db, select(User.full_name).where(User.id == 1))
-    await db.rollback()
-mine.attrs[ROUTE_ATTR], mine["full_name"].item()
+shown.attrs[ROUTE_ATTR], shown.iloc[0, 0]
 
 # %% [markdown]
 # ## Worked example: an inactive-user clean-up
