@@ -6,11 +6,12 @@ Usage (from the repository root)::
     python notebooks/execute.py 01 08         # by number, name or path
     python notebooks/execute.py --build-only 03   # write the .ipynb from its source, don't run
 
-A notebook whose source ``notebooks/src/NN-name.py`` exists is first rebuilt from it (the
-"percent" format: ``# %% [markdown]`` and ``# %%`` cells, optional ``tags=[...]``); a notebook
-without a source is executed as it is. Cell ids are stable (``cell-01`` …), timing metadata is
-dropped and the kernel metadata has no version numbers, so a re-run changes only what changed.
-The kernel is this Python (the venv with blogdata installed) and inherits the environment:
+A notebook whose source ``notebooks/src/NN-name.py`` exists is first rebuilt from it. The source
+is jupytext's "percent" format (``# %% [markdown]`` and ``# %%`` cells, optional ``tags=[...]``),
+read by jupytext with the options in ``[tool.jupytext]`` of pyproject.toml; a notebook without a
+source is executed as it is. Cell ids are stable (``cell-01`` …), timing metadata is dropped and
+the kernel metadata has no version numbers, so a re-run changes only what changed. The kernel is
+this Python (the venv with blogdata installed) and inherits the environment:
 ``BLOGDATA_DATABASE_URL`` if set, else the embedded server.
 
 Every notebook built from a source gets a generated navigation line as its first and last cell
@@ -21,13 +22,15 @@ and a cell tagged ``solution`` is stored collapsed (``jupyter.source_hidden``) b
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import jupytext
 import nbformat
+from jupytext.config import load_jupytext_config
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -35,34 +38,50 @@ HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
 NOTEBOOK = re.compile(r"\d\d-[a-z0-9-]+|glossary")
 CONTENTS = "00-start-here"
-_HEADER = re.compile(r"^# %%(?P<kind> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+# What a source may say about a cell: its type (code or markdown) and tags. jupytext also
+# records ``lines_to_next_cell`` (blank lines to write back into a .py), which the built
+# notebook does not keep: nothing writes the .ipynb back to its source.
+_CELL_TYPES = ("code", "markdown")
+_CELL_METADATA = {"tags"}
+_JUPYTEXT_ONLY = {"lines_to_next_cell"}
+_MARKER = re.compile(r"^# %%")
 
 
-def parse_source(text: str) -> nbformat.NotebookNode:
-    """Turn a percent-format script into a notebook without outputs."""
-    cells: list[tuple[str, list[str], list[str]]] = []
-    for line in text.splitlines():
-        header = _HEADER.match(line)
-        if header:
-            kind = "markdown" if header["kind"] else "code"
-            tags = json.loads(header["tags"]) if header["tags"] else []
-            cells.append((kind, tags, []))
-        elif cells:
-            cells[-1][2].append(line)
-        elif line.strip() and not line.startswith("#"):
-            raise ValueError(f"code before the first '# %%' cell marker: {line!r}")
+class SourceError(ValueError):
+    """A notebook source that is not the percent format this folder uses."""
+
+
+def _refuse(name: str, problem: str) -> SourceError:
+    return SourceError(
+        f"{name}: {problem}. A source is only '# %% [markdown]' and '# %%' cells, each marker "
+        'optionally followed by tags=["..."] (see notebooks/CONVENTIONS.md)'
+    )
+
+
+def parse_source(text: str, name: str = "<source>") -> nbformat.NotebookNode:
+    """Turn a percent-format script into a notebook without outputs (read by jupytext)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not _MARKER.match(first):
+        raise _refuse(name, f"the first line must be a '# %%' cell marker, not {first!r}")
+    try:
+        read = jupytext.reads(text, fmt=_text_format())
+    except Exception as exc:  # jupytext validates what it read (nbformat's schema: tags, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _refuse(name, f"jupytext cannot read it ({reason})") from exc
     nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
-    for index, (kind, tags, lines) in enumerate(cells, start=1):
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if kind == "markdown":
-            body = "\n".join(re.sub(r"^# ?", "", line) for line in lines).strip()
-            cell = new_markdown_cell(body)
+    for index, found in enumerate(read.cells, start=1):
+        if found.cell_type not in _CELL_TYPES:
+            raise _refuse(name, f"cell {index} is a {found.cell_type} cell")
+        extra = sorted(found.metadata.keys() - _CELL_METADATA - _JUPYTEXT_ONLY)
+        if extra:
+            shown = ", ".join(f"{key}={found.metadata[key]!r}" for key in extra)
+            raise _refuse(name, f"cell {index} has a marker jupytext reads as {shown}")
+        tags = list(found.metadata.get("tags", []))
+        if found.cell_type == "markdown":
+            cell = new_markdown_cell(found.source)
         else:
-            cell = new_code_cell("\n".join(lines))
+            cell = new_code_cell(found.source)
         cell.id = f"cell-{index:02d}"
         if tags:
             cell.metadata["tags"] = tags
@@ -70,6 +89,16 @@ def parse_source(text: str) -> nbformat.NotebookNode:
             cell.metadata["jupyter"] = {"source_hidden": True}
         nb.cells.append(cell)
     return nb
+
+
+def _text_format() -> dict[str, Any]:
+    """Return the percent format with the options of ``[tool.jupytext]`` in pyproject.toml."""
+    config = load_jupytext_config(str(SOURCES))
+    if config is None:  # jupytext's defaults read "# ## copy" as an escaped shell command
+        raise SystemExit("no jupytext configuration found: pyproject.toml needs [tool.jupytext]")
+    fmt: dict[str, Any] = {"extension": ".py", "format_name": "percent"}
+    config.set_default_format_options(fmt, read=True)
+    return fmt
 
 
 def title(stem: str) -> str:
@@ -98,7 +127,7 @@ def navigation(stem: str) -> str:
 
 def from_source(source: Path) -> nbformat.NotebookNode:
     """Build the notebook for a source file, with its navigation line first and last."""
-    nb = parse_source(source.read_text())
+    nb = parse_source(source.read_text(), source.name)
     line = navigation(source.stem)
     top, bottom = new_markdown_cell(line), new_markdown_cell(line)
     top.id, bottom.id = "nav-top", "nav-bottom"
@@ -176,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failed = 0
     for path in find(args.notebooks):
-        nb = build(path)
         started = time.perf_counter()
         try:
+            nb = build(path)
             if not args.build_only:
                 execute(nb)
         except Exception as exc:  # report and go on with the others; the file is not written

@@ -2,7 +2,9 @@
 
 nbval only compares outputs that are stored: a notebook saved without outputs (or with cells
 never run) would pass while checking nothing. And a source in ``notebooks/src`` edited without
-``make notebooks`` would leave the validated .ipynb describing old code.
+``make notebooks`` would leave the validated .ipynb describing old code. The sources are read by
+jupytext (``notebooks/execute.py``); a source it would read differently from what its author
+meant (a mistyped marker, broken tags) is refused by name rather than built into a wrong cell.
 """
 
 from __future__ import annotations
@@ -32,6 +34,85 @@ def _cells(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str], dict[st
         (c.cell_type, c.source, list(c.metadata.get("tags", [])), c.metadata.get("jupyter", {}))
         for c in nb.cells
     ]
+
+
+def _parse(text: str) -> nbformat.NotebookNode:
+    nb: nbformat.NotebookNode = _execute_script().parse_source(text, "99-example.py")
+    return nb
+
+
+SOURCE = """# %% [markdown]
+# # 99 · Example
+#
+# ## copy
+# A heading that jupytext's defaults read as an escaped `copy` shell command.
+
+# %%
+%load_ext blogdata
+%sql SELECT 1
+
+# %% tags=["raises-exception"]
+def broken():
+    raise ValueError("no")
+
+# %%
+%%sql
+SELECT 2
+
+# %% tags=["solution", "extra"]
+answer = 42
+"""
+
+
+def test_a_source_becomes_cells_with_stable_ids_tags_and_collapsed_solutions() -> None:
+    nb = _parse(SOURCE)
+    assert [(c.id, c.cell_type, c.source, dict(c.metadata)) for c in nb.cells] == [
+        (
+            "cell-01",
+            "markdown",
+            "# 99 · Example\n\n## copy\nA heading that jupytext's defaults read as an escaped"
+            " `copy` shell command.",
+            {},
+        ),
+        ("cell-02", "code", "%load_ext blogdata\n%sql SELECT 1", {}),
+        (
+            "cell-03",
+            "code",
+            'def broken():\n    raise ValueError("no")',
+            {"tags": ["raises-exception"]},
+        ),
+        ("cell-04", "code", "%%sql\nSELECT 2", {}),
+        (
+            "cell-05",
+            "code",
+            "answer = 42",
+            {"tags": ["solution", "extra"], "jupyter": {"source_hidden": True}},
+        ),
+    ]
+    # Only the kernel, without versions: no jupytext keys (nothing pairs or writes back).
+    kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    assert dict(nb.metadata) == {"kernelspec": kernel, "language_info": {"name": "python"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x = 1\n\n# %%\ny = 2\n", "the first line must be a '# %%' cell marker, not 'x = 1'"),
+        ("# ---\n# jupyter: {}\n# ---\n\n# %%\nx = 1\n", "not '# ---'"),
+        ("# %%\nx = 1\n\n# %% [markdwn]\n# text\n", "cell 2 has a marker jupytext reads as title="),
+        ('# %% tags=["solution"\nx = 1\n', "cell 1 has a marker jupytext reads as incorrectly_"),
+        ("# %% hidden=true\nx = 1\n", "cell 1 has a marker jupytext reads as hidden=True"),
+        ('# %% tags="solution"\nx = 1\n', "cannot read it ('solution' is not of type 'array')"),
+        ("# %% [raw]\n# text\n", "cell 1 is a raw cell"),
+    ],
+    ids=["code-first", "yaml-header", "mistyped-marker", "broken-tags", "other-metadata",
+         "tags-not-a-list", "raw-cell"],
+)  # fmt: skip
+def test_a_source_jupytext_would_misread_is_refused_by_name(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match="^99-example.py: ") as refused:
+        _parse(text)
+    assert message in str(refused.value)
+    assert "'# %% [markdown]' and '# %%' cells" in str(refused.value)
 
 
 def test_the_notebooks_folder_holds_notebooks() -> None:
