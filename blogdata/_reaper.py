@@ -1,7 +1,8 @@
 """Watchdogs: a server started for an owner stops when that owner is gone, even after SIGKILL.
 
 ``watch(target, owners=...)`` starts a small process of its own session (so a signal to the
-owner's process group, or the owner's death, does not reach it) that checks every half second
+owner's process group, or the owner's death, does not reach it; and no child of the owner, so it
+never shows among the owner's children or waits to be reaped) that checks every half second
 whether each owner still runs. A process is named by its pid *and* its start time, so a reused
 pid is never mistaken for the owner (or the target). When an owner is gone, the watchdog stops
 the target the way ``pg_ctl stop -m fast`` does (SIGINT to the postmaster; SIGTERM to PgBouncer),
@@ -48,7 +49,6 @@ Process = tuple[int, float]
 """A process as the watchdog names it: ``(pid, start time)``."""
 
 _spawned: set[str] = set()
-_children: list[subprocess.Popen[bytes]] = []
 
 
 def _started(pid: int) -> float | None:
@@ -112,18 +112,17 @@ def watch(
             return  # already gone: nothing to stop
         spec["target"] = [target, started]
     key = json.dumps(spec, sort_keys=True)
-    _children[:] = [child for child in _children if child.poll() is None]
     if key in _spawned:
         return
     _spawned.add(key)
-    _children.append(
-        subprocess.Popen(
-            [sys.executable, "-P", str(Path(__file__).resolve()), key],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # out of reach of signals to the owner's process group
-        )
+    # The script forks the watchdog and exits at once (see the end of this file).
+    subprocess.run(
+        [sys.executable, "-P", str(Path(__file__).resolve()), key],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=60,
     )
 
 
@@ -173,6 +172,9 @@ def _run(spec: dict[str, object]) -> None:
 
 
 if __name__ == "__main__":
+    if os.fork() > 0:
+        os._exit(0)  # the caller waits for this first process only
+    os.setsid()  # out of reach of signals to the owner's process group and terminal
     # Ctrl-C in the owner's terminal, or its closing, must not stop the watchdog itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
