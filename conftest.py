@@ -1,8 +1,15 @@
-"""Run-wide environment for tests and notebooks (nbval kernels inherit it).
+"""Run-wide environment for tests and notebooks (nbval kernels inherit it), and PgBouncer skips.
 
 One server per run: ``BLOGDATA_TEST_DATABASE_URL`` when set (the notebooks use it too, through
 ``BLOGDATA_DATABASE_URL``), else an embedded PostgreSQL in a temporary ``BLOGDATA_HOME`` that is
 stopped and deleted when the run ends. A developer's own settings never leak into a run.
+
+The run owns every server started during it (``BLOGDATA_SERVERS_OWNER``, inherited by kernels and
+subprocesses): if the run is killed, watchdogs stop them and delete the run's folder.
+
+PgBouncer is optional: without it, the tests marked ``pgbouncer`` and the notebook cells tagged
+``pgbouncer`` are skipped, and the summary says so in one line with how to install it. With
+``BLOGDATA_REQUIRE_PGBOUNCER=1`` (CI) a missing PgBouncer fails the run instead.
 """
 
 from __future__ import annotations
@@ -21,6 +28,58 @@ if os.environ.get("BLOGDATA_TEST_DATABASE_URL"):
     os.environ["BLOGDATA_DATABASE_URL"] = os.environ["BLOGDATA_TEST_DATABASE_URL"]
 else:
     os.environ.pop("BLOGDATA_DATABASE_URL", None)
+
+from blogdata import _reaper  # noqa: E402  (after the environment is set)
+from blogdata.pooler import INSTALL_HINT, find_pgbouncer  # noqa: E402
+
+_RUN = _reaper.this_process()
+os.environ[_reaper.OWNER_ENV] = _reaper.token(_RUN)
+_reaper.watch(None, owners=[_RUN], remove=[TEST_HOME])  # a killed run leaves no folder
+
+PGBOUNCER_MISSING = f"PgBouncer is not installed ({INSTALL_HINT})"
+REQUIRE_PGBOUNCER = "BLOGDATA_REQUIRE_PGBOUNCER"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``pgbouncer`` marker; under BLOGDATA_REQUIRE_PGBOUNCER=1, demand PgBouncer."""
+    config.addinivalue_line("markers", "pgbouncer: needs the pgbouncer program (skipped without)")
+    if os.environ.get(REQUIRE_PGBOUNCER) == "1" and find_pgbouncer() is None:
+        raise pytest.UsageError(
+            f"{REQUIRE_PGBOUNCER}=1 but {PGBOUNCER_MISSING}: the PgBouncer tests and notebook "
+            "cells are required here"
+        )
+
+
+def _needs_pgbouncer(item: pytest.Item) -> bool:
+    cell = getattr(item, "cell", None)  # an nbval notebook cell
+    tags = cell.metadata.get("tags", []) if cell is not None else []
+    return "pgbouncer" in tags or item.get_closest_marker("pgbouncer") is not None
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip what needs PgBouncer when it is missing (one location, so one ``-ra`` line)."""
+    if _needs_pgbouncer(item) and find_pgbouncer() is None:
+        pytest.skip(PGBOUNCER_MISSING)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say in one line what was skipped for want of PgBouncer, and how to install it."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and PGBOUNCER_MISSING in report.longrepr[2]
+    ]
+    if not skipped:
+        return
+    cells = sum(1 for report in skipped if ".ipynb" in report.nodeid)
+    tests = len(skipped) - cells
+    terminalreporter.write_line(
+        f"PgBouncer is not installed: skipped {tests} test{'s' * (tests != 1)} and {cells} "
+        f"notebook cell{'s' * (cells != 1)} that need it; to run them, install it ({INSTALL_HINT})",
+        yellow=True,
+        bold=True,
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

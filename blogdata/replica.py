@@ -9,6 +9,10 @@ Run as root, both servers run as the ``embedded_postgres`` system user; the stan
 the primary's data directory, whose parents :func:`blogdata.embedded.data_directory` has already
 checked, so no private folder is ever widened. ``blogdata db replica start|stop|status`` wraps
 this module; :mod:`blogdata.routing` reads from it.
+
+The standby's owner is its primary: a watchdog (:mod:`blogdata._reaper`) stops it when the primary
+stops (``blogdata db stop``, or the primary's own owner ending), so a standby never runs alone.
+``start(home, cleanup=...)`` also makes the calling process an owner, as for the primary.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import pwd
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from blogdata import embedded
 from blogdata.errors import DatabaseUnavailableError
@@ -105,10 +109,14 @@ def status(home: Path | None = None) -> ReplicaServer | None:
     return embedded._running(replica_directory(home), ReplicaServer, ("ready", "standby"))
 
 
-def start(home: Path | None = None) -> ReplicaServer:
+def start(
+    home: Path | None = None, *, cleanup: Literal["stop", "delete"] | None = None
+) -> ReplicaServer:
     """Start the hot standby of the embedded server (making it first if needed), or reuse it.
 
-    The primary is started too if it is not running: the standby streams from it.
+    The primary is started too if it is not running: the standby streams from it. The standby
+    stops when the primary stops; ``cleanup`` works as in :func:`blogdata.embedded.start` (when
+    this process ends, ``"stop"`` stops the standby, ``"delete"`` also deletes its data).
 
     Raises:
         ConfigurationError: as root, the data directory has a private parent.
@@ -116,6 +124,7 @@ def start(home: Path | None = None) -> ReplicaServer:
     """
     running = status(home)
     if running is not None:
+        embedded._guard(running, cleanup, started=False)
         return running
     primary = embedded.start(home)
     pgdata = replica_directory(home)
@@ -143,6 +152,7 @@ def start(home: Path | None = None) -> ReplicaServer:
             f"the standby in {pgdata} did not come up. Its log is {log}; last lines:\n"
             f"{embedded._log_tail(log)}"
         )
+    embedded._guard(started, cleanup, started=True, owners=(primary.pid,))
     return started
 
 

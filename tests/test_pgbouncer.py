@@ -1,10 +1,11 @@
 """blogdata through a real PgBouncer in transaction mode, with a pool of 5 server connections.
 
 The run's PgBouncer (Debian's ``pgbouncer`` package; ``.ci/run`` installs it) listens on a free
-loopback port in front of the test server. Engines made with ``BLOGDATA_PGBOUNCER=true`` use
-SQLAlchemy's documented asyncpg + PgBouncer settings; every test here would raise asyncpg's
-"prepared statement ... already exists / does not exist" if a statement outlived its transaction
-or two clients chose the same name.
+loopback port in front of the test server; without the program every test here is skipped
+(marker ``pgbouncer``, see the root ``conftest.py``), unless ``BLOGDATA_REQUIRE_PGBOUNCER=1``.
+Engines made with ``BLOGDATA_PGBOUNCER=true`` use SQLAlchemy's documented asyncpg + PgBouncer
+settings; every test here would raise asyncpg's "prepared statement ... already exists / does not
+exist" if a statement outlived its transaction or two clients chose the same name.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from tests.transfer_load import (
 )
 
 POOL = 5
+
+pytestmark = pytest.mark.pgbouncer
 
 
 @pytest.fixture(scope="session")

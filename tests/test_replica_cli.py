@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -62,6 +63,22 @@ def test_replica_start_status_and_stop_and_db_status_shows_both_servers(
     assert capsys.readouterr().out.strip() == "not running"
     assert main(["db", "status"]) == 0
     assert "replica: not running" in capsys.readouterr().out
+
+
+def test_the_standby_stops_when_its_primary_stops(
+    own_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CLI's standby belongs to its primary: `blogdata db stop` must not leave it running alone.
+    assert main(["db", "replica", "start"]) == 0
+    standby = replica.status(own_home)
+    assert standby is not None
+    top = psutil.Process(standby.pid)
+    processes = [top, *top.children(recursive=True)]
+    assert main(["db", "stop"]) == 0
+    capsys.readouterr()
+    gone, alive = psutil.wait_procs(processes, timeout=20)
+    assert alive == []
+    assert replica.status(own_home) is None
 
 
 def test_db_url_read_prints_the_read_url_with_its_password_hidden(
