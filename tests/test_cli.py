@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -299,6 +300,10 @@ def test_ctrl_c_is_left_to_jupyter_which_asks_and_shuts_down_cleanly(
         (jupyter,) = psutil.Process(lab.pid).children()
         assert "--ServerApp.shutdown_no_activity_timeout=3600" in jupyter.cmdline()
         _read_until(out_r, b"is running at", seen)
+        # Jupyter logs "is running at" a moment before it writes its runtime file.
+        deadline = time.monotonic() + 10
+        while not list(runtime.glob("jpserver-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert list(runtime.glob("jpserver-*.json"))
         os.killpg(lab.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _read_until(out_r, b"Shut down this Jupyter server (y/[n])?", seen)
