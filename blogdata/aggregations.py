@@ -26,18 +26,19 @@ from typing import Any, Literal
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Double,
     Integer,
     Interval,
     Select,
     String,
-    and_,
     case,
     column,
     func,
     literal,
     literal_column,
     select,
+    true,
     values,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -253,15 +254,43 @@ async def active_authors(db: Db, *, days: int, now: datetime) -> pd.DataFrame:
 def tag_cooccurrence_query(*, min_posts: int = 1) -> Select[str, str, int]:
     """Return the statement behind :func:`tag_cooccurrence`: ``tag_a``, ``tag_b``, ``posts``."""
     check_count(min_posts, "min_posts", minimum=1, maximum=INT8_MAX)
-    a, b = post_tags.alias("a"), post_tags.alias("b")
-    # Count each unordered pair once (by id), then name it with the names in code-point order.
-    pairs = (
-        select(a.c.tag_id.label("x"), b.c.tag_id.label("y"), func.count().label("posts"))
-        .join(b, and_(a.c.post_id == b.c.post_id, a.c.tag_id < b.c.tag_id))
-        .group_by(a.c.tag_id, b.c.tag_id)
-        .having(func.count() >= literal(min_posts))
-        .subquery()
+    # Group the posts by their set of tags first (one ordered index-only scan, one array per
+    # post with two tags or more), count the posts per distinct set, and expand the pairs of the
+    # distinct sets only, each weighted by its count: far fewer rows than a self-join of the
+    # links. A pair is counted once per set whatever the order of its array (position i with
+    # every later position, then least/greatest), so the answer never depends on that order.
+    tag_ids = func.array_agg(post_tags.c.tag_id)
+    per_post = (
+        select(tag_ids.label("tag_ids"))
+        .group_by(post_tags.c.post_id)
+        .having(func.cardinality(tag_ids) >= 2)
+        .subquery("per_post")
     )
+    tag_sets = (
+        select(per_post.c.tag_ids, func.count().label("weight"))
+        .group_by(per_post.c.tag_ids)
+        .subquery("tag_sets")
+    )
+    first = (
+        func.unnest(tag_sets.c.tag_ids)
+        .table_valued("tag_id", with_ordinality="i")
+        .render_derived(name="first_tag")
+    )
+    later = tag_sets.c.tag_ids[first.c.i + 1 : func.cardinality(tag_sets.c.tag_ids)]
+    second = func.unnest(later).table_valued("tag_id").render_derived(name="later_tag")
+    x = func.least(first.c.tag_id, second.c.tag_id)
+    y = func.greatest(first.c.tag_id, second.c.tag_id)
+    weight = func.sum(tag_sets.c.weight)
+    pairs = (
+        select(x.label("x"), y.label("y"), weight.cast(BigInteger).label("posts"))
+        .select_from(tag_sets)
+        .join(first, true())
+        .join(second, true())
+        .group_by(x, y)
+        .having(weight >= literal(min_posts))
+        .subquery("pairs")
+    )
+    # Name each pair with the names in code-point order.
     tag_x, tag_y = aliased(Tag, name="tag_x"), aliased(Tag, name="tag_y")
     x_first = tag_x.name.collate("C") < tag_y.name.collate("C")
     tag_a = case((x_first, tag_x.name), else_=tag_y.name).label("tag_a")

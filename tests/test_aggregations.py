@@ -7,10 +7,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import Select, select, text, update
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Select, and_, case, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from blogdata import aggregations as agg
+from blogdata._checks import INT8_MAX, check_count
 from blogdata.errors import InvalidInputError
 from blogdata.explain import explain, plan_indexes
 from blogdata.loaders import load_frame, stream_frames
@@ -175,6 +179,148 @@ async def test_tag_cooccurrence_matches_a_pandas_self_join(
         expected,
         {"tag_a": NAME, "tag_b": NAME, "posts": COUNT},
     )
+
+
+def old_tag_cooccurrence_query(*, min_posts: int = 1) -> Select[str, str, int]:
+    """The oracle: ``tag_cooccurrence_query`` as it was before issue 19 (a self-join of links)."""
+    check_count(min_posts, "min_posts", minimum=1, maximum=INT8_MAX)
+    a, b = post_tags.alias("a"), post_tags.alias("b")
+    pairs = (
+        select(a.c.tag_id.label("x"), b.c.tag_id.label("y"), func.count().label("posts"))
+        .join(b, and_(a.c.post_id == b.c.post_id, a.c.tag_id < b.c.tag_id))
+        .group_by(a.c.tag_id, b.c.tag_id)
+        .having(func.count() >= literal(min_posts))
+        .subquery()
+    )
+    tag_x, tag_y = aliased(Tag, name="tag_x"), aliased(Tag, name="tag_y")
+    x_first = tag_x.name.collate("C") < tag_y.name.collate("C")
+    tag_a = case((x_first, tag_x.name), else_=tag_y.name).label("tag_a")
+    tag_b = case((x_first, tag_y.name), else_=tag_x.name).label("tag_b")
+    return (
+        select(tag_a, tag_b, pairs.c.posts)
+        .join(tag_x, tag_x.id == pairs.c.x)
+        .join(tag_y, tag_y.id == pairs.c.y)
+        .order_by(pairs.c.posts.desc(), tag_a.collate("C"), tag_b.collate("C"))
+    )
+
+
+#: Tag names whose code-point order differs from most collations' order: case, accents,
+#: non-Latin scripts, punctuation and digits.
+COOC_NAMES = ["b", "B", "a", "A", "é", "É", "e", "z", "ß", "ä", "Z", "日本", "_x", "10", "9", "aa"]
+
+
+async def add_tagged_posts(db: AsyncSession, names: list[str], posts: list[list[int]]) -> None:
+    """Add tags ``names`` (ids in that order) and one post per entry of ``posts`` (tag indexes).
+
+    The links are inserted in the order given, so their heap order is not the id order.
+    """
+    await seed(db, users=1, posts_per_user=0, tags=0)
+    tag_ids: list[int] = []
+    if names:
+        returned = await db.scalars(
+            insert(Tag).returning(Tag.id, sort_by_parameter_order=True),
+            [{"name": name} for name in names],
+        )
+        tag_ids = list(returned.all())
+    if not posts:
+        return
+    post_ids = (
+        await db.scalars(
+            insert(Post).returning(Post.id, sort_by_parameter_order=True),
+            [{"title": f"p{i}", "author_id": 1, "created_at": SEED_NOW} for i in range(len(posts))],
+        )
+    ).all()
+    links = [
+        {"post_id": post_id, "tag_id": tag_ids[t]}
+        for post_id, tags in zip(post_ids, posts, strict=True)
+        for t in tags
+    ]
+    if links:
+        await db.execute(insert(post_tags), links)
+
+
+async def assert_cooccurrence_as_oracle(db: AsyncSession, min_posts: int) -> pd.DataFrame:
+    """The new statement, the public function and the old self-join give the same frame."""
+    expected = await load_frame(db, old_tag_cooccurrence_query(min_posts=min_posts))
+    new = await load_frame(db, agg.tag_cooccurrence_query(min_posts=min_posts))
+    frame = await agg.tag_cooccurrence(db, min_posts=min_posts)
+    assert {c: str(frame[c].dtype) for c in frame.columns} == {
+        "tag_a": NAME,
+        "tag_b": NAME,
+        "posts": COUNT,
+    }
+    pd.testing.assert_frame_equal(new, expected, check_exact=True)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    return frame
+
+
+@st.composite
+def tagged_posts(draw: st.DrawFn) -> tuple[list[str], list[list[int]], int]:
+    """Random tags (names in random id order) and posts carrying 0 to all of them."""
+    names = draw(st.lists(st.sampled_from(COOC_NAMES), min_size=0, max_size=7, unique=True))
+    post = st.lists(st.integers(0, len(names) - 1), unique=True) if names else st.just([])
+    posts = draw(st.lists(post, max_size=14))
+    return names, posts, draw(st.integers(1, 4))
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(example=tagged_posts())
+async def test_tag_cooccurrence_equals_the_old_self_join_on_random_tag_assignments(
+    db: AsyncSession, example: tuple[list[str], list[list[int]], int]
+) -> None:
+    names, posts, min_posts = example
+    savepoint = await db.begin_nested()
+    try:
+        await add_tagged_posts(db, names, posts)
+        for threshold in sorted({1, min_posts, min_posts + 1}):
+            await assert_cooccurrence_as_oracle(db, threshold)
+    finally:
+        await savepoint.rollback()
+
+
+async def test_tag_cooccurrence_ties_and_posts_without_pairs(db: AsyncSession) -> None:
+    # Posts with no tag or one tag give no pair; B-a and a-é tie on 2 posts and are ordered by
+    # code point ("B" < "a"), although "a" sorts before "B" in most collations and ids differ.
+    names = ["é", "b", "a", "B"]
+    posts = [[], [0], [1], [1, 0], [0, 1], [0, 1, 2], [2, 3], [3, 2], [0, 2]]
+    await add_tagged_posts(db, names, posts)
+    frame = await assert_cooccurrence_as_oracle(db, 1)
+    assert frame.to_dict("list") == {
+        "tag_a": ["b", "B", "a", "a"],
+        "tag_b": ["é", "a", "é", "b"],
+        "posts": [3, 2, 2, 1],
+    }
+    assert (await assert_cooccurrence_as_oracle(db, 3)).to_dict("list") == {
+        "tag_a": ["b"],
+        "tag_b": ["é"],
+        "posts": [3],
+    }
+    assert (await assert_cooccurrence_as_oracle(db, 4)).empty
+
+
+async def test_tag_cooccurrence_does_not_depend_on_the_order_of_each_posts_tags(
+    db: AsyncSession,
+) -> None:
+    # The same set {a, b} linked in both orders: with index scans and sorts off, the per-post
+    # arrays come in heap order, so the set appears twice, as [a, b] and [b, a].
+    await add_tagged_posts(db, ["a", "b", "c"], [[0, 1], [1, 0], [1, 0, 2], [2]])
+    for setting in ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan", "enable_sort"):
+        await db.execute(text(f"SET LOCAL {setting} = off"))
+    arrays = (
+        await db.scalars(select(func.array_agg(post_tags.c.tag_id)).group_by(post_tags.c.post_id))
+    ).all()
+    assert any(list(arr) != sorted(arr) for arr in arrays)  # the case this test is about
+    frame = await assert_cooccurrence_as_oracle(db, 1)
+    assert frame.to_dict("list") == {
+        "tag_a": ["a", "a", "b"],
+        "tag_b": ["b", "c", "c"],
+        "posts": [3, 1, 1],
+    }
 
 
 async def test_author_activity_matches_pandas(
