@@ -271,7 +271,7 @@ def _report(samples: dict[str, dict[str, list[float]]], memory: dict[str, Any], 
         "- What limits it: where the raw data is small (users, the two-integer post_tags) "
         "loading it is cheap and little can be saved; where the query must read every post "
         "(`author_activity` computes `length(content)` over ~430 MB of text, "
-        "`tag_cooccurrence` self-joins 1.8M links) the database's own scan dominates. The "
+        "`tag_cooccurrence` groups 1.8M links by post) the database's own scan dominates. The "
         "server's 128 MB shared_buffers cannot hold the 517 MB posts table, so every scan "
         "reads from the OS cache. Each aggregation groups in a subquery before joining names "
         "so PostgreSQL can use index-only and parallel scans.",
