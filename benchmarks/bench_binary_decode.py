@@ -105,7 +105,9 @@ def _adbc(uri: str) -> pa.Table:
 _COLD = """
 import time; t0 = time.perf_counter()
 import asyncio, sys
+from blogdata.loaders import _binary
 from blogdata.loaders._binary import BinaryCopyDecoder
+_binary._JIT_FROM = int(sys.argv[3])
 t1 = time.perf_counter()
 data = open(sys.argv[1], 'rb').read(); oids = [int(o) for o in sys.argv[2].split(',')]
 d = BinaryCopyDecoder(oids); bs = d.feed(data) + d.finish()
@@ -114,12 +116,12 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f} {sum(b.num_rows for b in bs)}")
 """
 
 
-def _new_process(small: bytes, oids: list[int], cache: str) -> tuple[float, float]:
+def _new_process(small: bytes, oids: list[int], cache: str, jit_from: int) -> tuple[float, float]:
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
     path = os.path.join(cache, "stream.bin")
     with open(path, "wb") as f:
         f.write(small)
-    cmd = [sys.executable, "-c", _COLD, path, ",".join(map(str, oids))]
+    cmd = [sys.executable, "-c", _COLD, path, ",".join(map(str, oids)), str(jit_from)]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     wall = time.perf_counter() - t0
@@ -190,13 +192,14 @@ async def main() -> None:
               f"({python / med['decode']:.0f}x numba)")  # fmt: skip
 
         small, _ = await _capture_limited(conn, 1000)
-        with tempfile.TemporaryDirectory() as cache:
-            cold = _new_process(small, oids, cache)
-            warm = [_new_process(small, oids, cache) for _ in range(3)]
-        warm_in = _median([w[1] for w in warm])
-        print(f"new process, import + first decode (1000 rows): empty numba cache {cold[1]:.2f} s "
-              f"(process {cold[0]:.2f} s); warm cache {warm_in:.2f} s "
-              f"(process {_median([w[0] for w in warm]):.2f} s)")  # fmt: skip
+        print("new process, import blogdata.loaders._binary + first decode of 1000 rows:")
+        for label, jit_from in (("numba forced", 0), ("default (Python below 256 KB)", 256 << 10)):
+            with tempfile.TemporaryDirectory() as cache:
+                cold = _new_process(small, oids, cache, jit_from)
+                warm = [_new_process(small, oids, cache, jit_from) for _ in range(3)]
+            print(f"  {label}: empty numba cache {cold[1]:.2f} s (process {cold[0]:.2f} s); "
+                  f"warm cache {_median([w[1] for w in warm]):.2f} s "
+                  f"(process {_median([w[0] for w in warm]):.2f} s)")  # fmt: skip
         await conn.close()
     finally:
         await admin.execute(f'drop database if exists "{name}" with (force)')

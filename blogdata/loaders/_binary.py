@@ -28,27 +28,30 @@ bytea                  ``large_binary``                objects for ``finish`` (k
 Any other type is not decoded: :func:`unsupported` names the columns, and the planner reads
 such a result another way.
 
-The mechanism, chosen by measurement (``benchmarks/bench_binary_decode.py``; 1M rows x 8
-columns: int4, int8, float8, text with NULLs, timestamptz with NULLs, bool, float4, text; 118 MB
-of COPY bytes; 2 shared cores under load, medians of 5):
+The mechanism, chosen by measurement (``benchmarks/bench_binary_decode.py`` on the service;
+1M rows x 8 columns: int4, int8, float8, text with NULLs, timestamptz with NULLs, bool, float4,
+text; 123 MB of COPY bytes in asyncpg's ~8 KB chunks; 2 cores shared with other work; paired,
+interleaved, medians of 5):
 
 - the stream is row-major with variable-length fields, so finding where each row starts is
   sequential. A numba kernel (``@njit(cache=True, nogil=True)``) scans a block of rows into
   field offsets and lengths, and one small kernel per column gathers its values (byte-swapped
   fixed widths, or copied variable-length bytes with their offsets) straight into Arrow buffers;
-  the rest (timestamp epochs, ±infinity, validity bitmaps) is vectorised numpy. Decode of the
-  118 MB: **~0.45 s** (numba), against ~1.1 s for pyarrow's parse of the same rows as CSV and
-  ~1.5 s for hand ADBC's whole ``fetch_arrow_table()`` (network and server included).
-- the same kernels run as plain Python when numba is missing: ~100x slower (a 1M-row decode in
-  about a minute), which is why numba is a dependency rather than an option. A numpy-only
-  decoder is fast only when every row has the same length (fixed widths, no NULL), which the
-  tables analysts read rarely are; its general path is a Python loop per row, as slow.
-- cost of the first call in a new process: ``import numba`` ~0.35 s plus, with an empty cache,
-  ~2.5 s of compilation of the kernels (once per machine and numba version); with a warm cache,
-  ~0.1 s to load them. ``cache=True`` writes next to this module (``__pycache__``) or, where
-  site-packages is read-only, to ``NUMBA_CACHE_DIR`` or the user's cache directory
-  (``~/.cache/numba``), as numba decides. numba is imported only when a decoder is built, so
-  ``import blogdata`` does not pay for it.
+  the rest (epochs, ±infinity, range checks, validity bitmaps) is vectorised numpy. Decode only:
+  **0.138 s**, against 0.437 s for pyarrow's parse of the same rows as CSV (0.32x). End to end on
+  one asyncpg connection (COPY + decode): 0.658 s, against 0.883 s for the CSV route's
+  ``copy_to_table`` (0.75x) and 0.839 s for hand ADBC ``fetch_arrow_table()`` (0.78x).
+- the same kernels as plain Python (what runs without numba): 31.9 s for those rows (231x). A
+  numpy-only decoder is fast only when every row has the same length (fixed widths, no NULL);
+  its general path is that same Python loop per row. Hence numba is a dependency, not an option.
+- the first call in a new process: ``import numba`` 0.22-0.32 s; then the kernels are compiled
+  on first use, 3.5 s with an empty cache (once per machine and numba version), or loaded from
+  numba's cache in 0.30-0.46 s. ``cache=True`` writes next to this module (``__pycache__``) or,
+  where that is read-only, to ``NUMBA_CACHE_DIR`` if set, else the user's cache directory
+  (``~/.cache/numba``): numba picks the first writable. So that small results never pay this,
+  blocks under 256 KB (about 2,000 rows of the table above) are decoded by the Python kernels
+  until numba's are loaded (1,000 such rows: ~32 ms at the rate above), and numba is imported
+  only then: ``import blogdata`` does not load it.
 
 The kernels release the GIL (``nogil``), so the caller may decode in a thread while asyncpg
 receives the next bytes.
