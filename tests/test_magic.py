@@ -20,9 +20,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
-from blogdata import magic
-from blogdata.database import create_engine
-from blogdata.magic import SqlFrame
+from blogdata.db.engine import create_engine
+from blogdata.notebook import magic
+from blogdata.notebook.magic import SqlFrame
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,8 @@ def test_the_magic_works_inside_a_cell_that_awaits(database_url: URL) -> None:
     script = textwrap.dedent(
         f"""
         from IPython.core.interactiveshell import InteractiveShell
-        from blogdata import magic
-        from blogdata.database import create_engine
+        from blogdata.notebook import magic
+        from blogdata.db.engine import create_engine
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "blogdata")
         magic.use_engine(create_engine({database_url.render_as_string(hide_password=False)!r}))

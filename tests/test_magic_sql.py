@@ -23,8 +23,8 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blogdata import magic
-from blogdata.database import create_engine, drop_database
+from blogdata.db.engine import create_engine, drop_database
+from blogdata.notebook import magic
 
 
 @pytest.fixture(scope="module")

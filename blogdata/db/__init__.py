@@ -1,0 +1,1 @@
+"""Reaching a database: engines, read routing, units of work (sessions), migrations."""

@@ -1,0 +1,1 @@
+"""Running PostgreSQL locally: the embedded server, its standby, PgBouncer, their watchdog."""
