@@ -163,7 +163,7 @@ def test_session_dep_is_built_on_first_use_so_importing_blogdata_never_imports_f
     import sys
 
     code = (
-        "import sys, blogdata, blogdata.db.engine as d; "
+        "import sys, blogdata, blogdata.db.sessions as d; "
         "assert 'fastapi' not in sys.modules; "
         "dep = d.SessionDep; "
         "assert dep.__metadata__[0].scope == 'function', dep; "
