@@ -286,7 +286,7 @@ async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_stan
     from IPython.core.interactiveshell import InteractiveShell
 
     from blogdata import describe
-    from blogdata.notebook import magic, open_database
+    from blogdata.notebook import magic, open_database, use_engine
 
     nb = await open_database(topology.standby_url, read=True)
     try:
@@ -298,7 +298,7 @@ async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_stan
                 await db.execute(text("DELETE FROM posts"))
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "blogdata")
-        magic.use_engine(None)  # %sql goes to the database the notebook opened: the standby
+        use_engine(None)  # %sql goes to the database the notebook opened: the standby
         magics = magic.SqlMagics(shell)
         query = "SELECT pg_is_in_recovery() AS r"
         options, sql = magic._parse_line(query)
