@@ -406,7 +406,7 @@ def _check_arguments(
     if isinstance(tags, bool) or not isinstance(tags, int) or tags < 0:
         raise InvalidInputError(f"tags must be an integer >= 0, got {tags!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+        raise InvalidInputError(f"random_seed must be an integer >= 0, got {seed!r}")
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidInputError(
             f"now must be a time-zone-aware datetime, e.g. datetime(2026, 1, 1, tzinfo=UTC); "

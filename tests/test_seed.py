@@ -176,7 +176,7 @@ async def test_seeding_a_database_that_has_rows_is_refused(db: AsyncSession) -> 
         ({"posts_per_user": -1}, "posts_per_user must be a finite number"),
         ({"posts_per_user": float("nan")}, "posts_per_user must be a finite number"),
         ({"tags": -1}, "tags must be an integer"),
-        ({"seed": -1}, "seed must be an integer"),
+        ({"random_seed": -1}, "random_seed must be an integer"),
         ({"now": datetime(2026, 1, 1)}, "now must be a time-zone-aware datetime"),  # noqa: DTZ001
     ],
     ids=["zero-users", "negative-users", "fractional-users", "negative-posts", "nan-posts",
