@@ -21,6 +21,7 @@ check: $(STAMP)  ## lint and type-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(STAMP)  ## every test, then every notebook under strict nbval
 	$(BIN)/pytest

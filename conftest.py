@@ -29,8 +29,8 @@ if os.environ.get("BLOGDATA_TEST_DATABASE_URL"):
 else:
     os.environ.pop("BLOGDATA_DATABASE_URL", None)
 
-from blogdata import _reaper  # noqa: E402  (after the environment is set)
-from blogdata.pooler import INSTALL_HINT, find_pgbouncer  # noqa: E402
+from blogdata.servers import _reaper  # noqa: E402  (after the environment is set)
+from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer  # noqa: E402
 
 _RUN = _reaper.this_process()
 os.environ[_reaper.OWNER_ENV] = _reaper.token(_RUN)
@@ -84,7 +84,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the run's embedded server (if one was started) and delete its folder."""
-    from blogdata import embedded
+    from blogdata.servers import embedded
 
     embedded.stop(TEST_HOME)
     shutil.rmtree(TEST_HOME, ignore_errors=True)

@@ -7,17 +7,20 @@ commits or rolls back the caller's work. The entry points own the transaction: `
 
 The names below are what analysts and learners use, each importable from ``blogdata``. The rest
 stays in its module, one import away: ``blogdata.crud`` (the guide's ``crud.user``, ...),
-``blogdata.queries``, ``blogdata.bulk``, ``blogdata.seed``, ``blogdata.migrate``,
-``blogdata.explain``, ``blogdata.notebook`` (``open_database``, ``tutorial_database``,
+``blogdata.queries``, ``blogdata.bulk``, ``blogdata.seed``, ``blogdata.db.migrate``,
+``blogdata.diagnostics``, ``blogdata.notebook`` (``open_database``, ``tutorial_database``,
 ``show_sql``), ``blogdata.errors`` (the whole error tree, ``translating``), ``blogdata.config``,
-``blogdata.security``, ``blogdata.embedded``. Importing blogdata opens no connection and loads
+``blogdata.security``, ``blogdata.servers.embedded``. Importing blogdata opens no connection and
+loads
 no Faker, matplotlib, typer, IPython or Jupyter; ``%load_ext blogdata`` registers the ``%sql``
 magics.
 """
 
 from __future__ import annotations
 
-from blogdata import crud, migrate, notebook, queries
+import importlib
+
+from blogdata import crud, notebook, queries
 from blogdata.aggregations import (
     active_authors,
     author_activity,
@@ -29,7 +32,9 @@ from blogdata.aggregations import (
     top_tags,
     users_by_role,
 )
-from blogdata.database import create_engine, get_db, session_scope
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine
+from blogdata.db.sessions import get_db, run_transaction, session_scope
 from blogdata.describe import describe
 from blogdata.errors import (
     AlreadyExistsError,
@@ -46,7 +51,7 @@ from blogdata.frames import posts_frame, tags_frame, users_frame
 from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import Account, Post, Tag, User, post_tags
 from blogdata.schemas import PostCreate, PostUpdate, UserCreate, UserUpdate
-from blogdata.transactions import run_transaction, savepoint, transfer_funds
+from blogdata.transactions import savepoint, transfer_funds
 
 __all__ = [
     "Account",
@@ -97,6 +102,8 @@ __all__ = [
 
 def load_ipython_extension(ipython: object) -> None:
     """Register the ``%sql`` and ``%%sql`` magics: ``%load_ext blogdata``."""
-    from blogdata.magic import SqlMagics
-
-    ipython.register_magics(SqlMagics)  # type: ignore[attr-defined]
+    # Not a top-level import: the magic module needs IPython (the notebooks extra), which plain
+    # ``import blogdata`` (a script, the CLI, a FastAPI app) must not load. The root package is
+    # the front door, so this edge points the allowed way (see ARCHITECTURE.md).
+    magic = importlib.import_module("blogdata.notebook.magic")
+    ipython.register_magics(magic.SqlMagics)  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 Every aggregation is a statement first: ``posts_per_author_query()`` returns the SQLAlchemy
 ``Select`` that ``posts_per_author(db)`` runs, and so for each ``name``/``name_query`` pair
 (builders take the same keyword arguments and check them the same way). Hand a builder's
-statement to ``blogdata.notebook.show_sql``, ``blogdata.explain.explain``, ``load_frame`` or
+statement to ``blogdata.notebook.show_sql``, ``blogdata.diagnostics.explain``, ``load_frame`` or
 ``stream_frames``, or refine it with ``.where()``/``.limit()`` first.
 
 Every function takes the session (or connection) first and runs one statement: the grouping
@@ -41,7 +41,6 @@ from sqlalchemy import (
     true,
     values,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from blogdata._checks import (
@@ -51,6 +50,7 @@ from blogdata._checks import (
     check_count,
     check_days_before,
 )
+from blogdata._types import Db
 from blogdata.errors import InvalidInputError
 from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Post, Tag, User, post_tags
@@ -75,8 +75,6 @@ __all__ = [
     "users_by_role",
     "users_by_role_query",
 ]
-
-Db = AsyncSession | AsyncConnection
 
 
 def count_users_query(*, active: bool | None = None) -> Select[int]:

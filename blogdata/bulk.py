@@ -1,6 +1,6 @@
 """Bulk operations: create, insert, upsert, update and delete many rows in few statements.
 
-Fixes over the guide: ``bulk_create_users`` hashes passwords (the guide inserts
+Fixes over the guide: ``create_users`` hashes passwords (the guide inserts
 ``model_dump()``, whose ``password`` names no column: SQLAlchemy drops it and the INSERT fails on
 the missing ``hashed_password``), checks duplicates first and reports them by row, and never
 commits; ``deactivate_old_users`` uses the real ``last_login`` column with an aware
@@ -56,23 +56,18 @@ from blogdata._checks import (
     check_list,
     check_text,
 )
-from blogdata.errors import (
-    AlreadyExistsError,
-    BlogdataError,
-    InvalidInputError,
-    sqlstate_of,
-    translating,
-)
+from blogdata.errors import AlreadyExistsError, BlogdataError, InvalidInputError
 from blogdata.models import User
 from blogdata.schemas import UserCreate
 from blogdata.security import get_password_hash
+from blogdata.translate import sqlstate_of, translating
 
 __all__ = [
     "COPY_THRESHOLD",
     "USER_COLUMNS",
-    "bulk_create_users",
-    "bulk_delete_users",
-    "bulk_upsert_tags",
+    "create_users",
+    "delete_users",
+    "upsert_tags",
     "deactivate_old_users",
     "hash_passwords",
     "insert_hashed_users",
@@ -273,7 +268,7 @@ async def _name_existing(
         raise _duplicate_error(problems) from error
 
 
-async def bulk_create_users(
+async def create_users(
     db: AsyncSession, users: Sequence[UserCreate], *, workers: int | None = None
 ) -> int:
     """Create many users: check duplicates, hash the passwords in parallel, insert in bulk.
@@ -300,7 +295,7 @@ async def bulk_create_users(
     return await insert_hashed_users(db, rows, check_duplicates=False)
 
 
-async def bulk_upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, int]:
+async def upsert_tags(db: AsyncSession, names: Iterable[str]) -> dict[str, int]:
     """Make sure every tag in ``names`` exists; return ``{normalised name: id}`` for all of them.
 
     ``crud.tag.get_or_create_many`` does the work: names are trimmed and lower-cased, existing
@@ -330,7 +325,7 @@ async def deactivate_old_users(db: AsyncSession, *, days: int, now: datetime | N
     return result.rowcount
 
 
-async def bulk_delete_users(db: AsyncSession, ids: Sequence[int]) -> int:
+async def delete_users(db: AsyncSession, ids: Sequence[int]) -> int:
     """Delete the users with these ids (their posts and accounts go with them); return the count.
 
     Unknown ids are ignored. The ids travel as one array parameter, so any number fits.

@@ -18,19 +18,22 @@ import traceback
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from blogdata import embedded, migrate
+from blogdata import seed as seeding
 from blogdata.config import get_settings
-from blogdata.database import one_off_engine, resolve_url
-from blogdata.errors import BlogdataError, translate_db_error
-
-if TYPE_CHECKING:
-    from blogdata.seed import SeedSummary
+from blogdata.db import migrate
+from blogdata.db.engine import one_off_engine, url_or_start_embedded
+from blogdata.db.routing import read_url, replay_lag_bytes
+from blogdata.demo import run_demo
+from blogdata.errors import BlogdataError
+from blogdata.seed import SeedSummary
+from blogdata.servers import embedded, replica
+from blogdata.translate import translate_db_error
 
 __all__ = ["app", "main"]
 
@@ -139,19 +142,15 @@ def db_url(
 ) -> None:
     """Print the database URL blogdata uses (starting the embedded server if needed)."""
     if read:
-        from blogdata.routing import read_url
-
         configured = read_url()
         if configured is not None:
             typer.echo(configured.render_as_string(hide_password=True))
             return
-    typer.echo(resolve_url().render_as_string(hide_password=True))
+    typer.echo(url_or_start_embedded().render_as_string(hide_password=True))
 
 
 def _replica_status_line(primary: embedded.EmbeddedServer) -> None:
     """Print the embedded standby's state and its replay lag, if it exists."""
-    from blogdata import replica
-
     standby = replica.status()
     if standby is None:
         if replica.replica_directory().exists():
@@ -164,8 +163,6 @@ def _replica_status_line(primary: embedded.EmbeddedServer) -> None:
 
 
 async def _replay_lag(primary: URL, standby: URL) -> int | None:
-    from blogdata.routing import replay_lag_bytes
-
     async with one_off_engine(primary) as source, one_off_engine(standby) as copy:
         return await replay_lag_bytes(source, copy)
 
@@ -173,8 +170,6 @@ async def _replay_lag(primary: URL, standby: URL) -> int | None:
 @replica_app.command("start")
 def replica_start() -> None:
     """Make (first time) and start a hot standby of the embedded server; print its URL."""
-    from blogdata import replica
-
     standby = replica.start()
     url = standby.url().render_as_string(hide_password=True)
     typer.echo(f"standby running (pid {standby.pid}), data in {standby.pgdata}")
@@ -185,16 +180,12 @@ def replica_start() -> None:
 @replica_app.command("stop")
 def replica_stop() -> None:
     """Stop the embedded standby."""
-    from blogdata import replica
-
     typer.echo("stopped" if replica.stop() else "not running")
 
 
 @replica_app.command("status")
 def replica_status() -> None:
     """Say whether the embedded standby is running, and its replay lag (exit code 3 if not)."""
-    from blogdata import replica
-
     standby = replica.status()
     if standby is None:
         typer.echo(f"not running (data directory {replica.replica_directory()})")
@@ -264,29 +255,24 @@ def seed_command(
     ] = False,
 ) -> None:
     """Migrate the configured database and fill it with deterministic demo data."""
-    from blogdata.seed import DEMO_PASSWORD  # numpy, pandas and Faker load only when seeding
-
-    url = resolve_url()
+    url = url_or_start_embedded()
     summary = asyncio.run(_seed(url, users, posts_per_user, tags, seed, reset))
     typer.echo(
         f"seeded {url.render_as_string(hide_password=True)}: {summary.users} users, "
         f"{summary.posts} posts, {summary.tags} tags, {summary.post_tags} post tags "
-        f"(seed {summary.seed}; password of every user: {DEMO_PASSWORD!r})"
+        f"(seed {summary.seed}; password of every user: {seeding.DEMO_PASSWORD!r})"
     )
 
 
 async def _seed(
     url: URL, users: int, posts_per_user: float, tags: int, seed: int, reset: bool
 ) -> SeedSummary:
-    from blogdata.seed import reset as reset_tables
-    from blogdata.seed import seed as seed_tables
-
     await migrate.upgrade(url)
     async with one_off_engine(url) as engine, engine.begin() as conn:
         if reset:
-            await reset_tables(conn)
-        return await seed_tables(
-            conn, users=users, posts_per_user=posts_per_user, tags=tags, seed=seed,
+            await seeding.reset(conn)
+        return await seeding.seed(
+            conn, users=users, posts_per_user=posts_per_user, tags=tags, random_seed=seed,
             progress=True,
         )  # fmt: skip
 
@@ -307,12 +293,10 @@ def demo_command(
     The demo drops and recreates only a database blogdata made, and overwrites only charts it
     wrote itself: anything else of that name is refused, before any work.
     """
-    from blogdata.demo import run_demo
-
-    url = resolve_url()
+    url = url_or_start_embedded()
     typer.echo(f"server: {url.render_as_string(hide_password=True)}")
     asyncio.run(
-        run_demo(url, out, users=users, seed_value=seed, database=database, echo=typer.echo)
+        run_demo(url, out, users=users, random_seed=seed, database=database, echo=typer.echo)
     )
 
 
@@ -354,7 +338,7 @@ def lab(
 
     Extra arguments go to Jupyter; Ctrl-C is Jupyter's, and blogdata waits for it to exit.
     """
-    url = resolve_url()
+    url = url_or_start_embedded()
     asyncio.run(migrate.upgrade(url))
     env = dict(os.environ)
     # Kernels inherit this, so every notebook's connect() uses the same server.

@@ -38,7 +38,6 @@ from blogdata.errors import (
     InvalidInputError,
     NotFoundError,
     QueryError,
-    translating,
 )
 from blogdata.models import Base, Post, Tag, User
 from blogdata.queries import DEFAULT_LIMIT, check_page, order_by_clause, posts_by_tag
@@ -52,6 +51,7 @@ from blogdata.schemas import (
     check_tag_name,
 )
 from blogdata.security import DUMMY_HASH, get_password_hash, verify_password
+from blogdata.translate import translating
 
 __all__ = [
     "CRUDBase",

@@ -6,7 +6,7 @@ saves charts as PNG files (matplotlib's Agg canvas, no display needed). The data
 place for exploring afterwards (``BLOGDATA_DATABASE_URL=... blogdata lab``).
 
 It destroys nothing it did not make: an existing database of that name is recreated only if
-blogdata made it (see ``blogdata.database.create_database``), and a chart file in the output
+blogdata made it (see ``blogdata.db.engine.create_database``), and a chart file in the output
 folder is overwritten only if the demo wrote it and it is unchanged since (the folder's
 ``.blogdata-demo`` file lists what the demo wrote, with SHA-256 digests). Anything else is
 refused with ``NotOursError`` before any work.
@@ -26,8 +26,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
-from blogdata import migrate
-from blogdata.database import create_database, one_off_engine
+from blogdata.db import migrate
+from blogdata.db.engine import create_database, one_off_engine
 from blogdata.errors import ConfigurationError, NotOursError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
@@ -203,7 +203,7 @@ async def run_demo(
     out: Path,
     *,
     users: int = 200,
-    seed_value: int = 42,
+    random_seed: int = 42,
     database: str = DEMO_DATABASE,
     echo: Callable[[str], None],
 ) -> DemoResult:
@@ -214,7 +214,7 @@ async def run_demo(
         out: folder for the PNG files (created if missing); the demo overwrites only charts it
             wrote there itself and that are unchanged since.
         users: how many users to seed (five posts each on average).
-        seed_value: the random seed.
+        random_seed: the random seed.
         database: the name of the demo database (dropped and recreated if blogdata made it).
         echo: where the text goes (e.g. ``typer.echo``).
 
@@ -227,7 +227,7 @@ async def run_demo(
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)
     async with one_off_engine(url) as engine:
-        summary = await seed(engine, users=users, seed=seed_value)
+        summary = await seed(engine, users=users, random_seed=random_seed)
         echo(
             f"seeded {summary.users} users, {summary.posts} posts, {summary.tags} tags, "
             f"{summary.post_tags} post tags (seed {summary.seed})"

@@ -14,8 +14,8 @@ from typing import Any, overload
 
 import pandas as pd
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from blogdata._types import Db
 from blogdata.errors import InvalidInputError, NotFoundError, QueryError
 from blogdata.loaders import load_frame
 
@@ -99,9 +99,6 @@ class TableDescription:
             self.foreign_keys.to_string(index=False) if len(self.foreign_keys) else "  (none)",
         ]
         return "\n".join(blocks)
-
-
-Db = AsyncSession | AsyncConnection
 
 
 @overload

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from blogdata._types import Db
 from blogdata.errors import InvalidInputError
 from blogdata.loaders import load_frame
 from blogdata.models import Post, Tag, User, post_tags
@@ -31,8 +31,6 @@ __all__ = [
     "users_frame",
     "users_frame_query",
 ]
-
-Db = AsyncSession | AsyncConnection
 
 
 def users_frame_query() -> Select[int, str, str, str | None, str, bool, datetime, datetime | None]:

@@ -18,14 +18,13 @@ Fixes over the guide:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, Select, and_, event, inspect, or_, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import ColumnElement, Select, and_, inspect, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from blogdata._checks import (
@@ -45,10 +44,8 @@ __all__ = [
     "MAX_LIMIT",
     "Keyset",
     "Page",
-    "StatementCounter",
     "active_users",
     "check_page",
-    "count_statements",
     "escape_like",
     "fetch_posts_page",
     "fetch_users_page",
@@ -388,56 +385,3 @@ def _check_loading(loading: str) -> str:
 
 
 # --- statement counting ------------------------------------------------------------------------
-
-
-@dataclass
-class StatementCounter:
-    """The SQL statements seen while a ``count_statements`` block ran."""
-
-    statements: list[str] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        """How many statements ran."""
-        return len(self.statements)
-
-
-def _sync_engine(target: AsyncEngine | AsyncConnection | AsyncSession) -> Engine:
-    if isinstance(target, AsyncEngine | AsyncConnection):
-        return target.sync_engine
-    if isinstance(target, AsyncSession):
-        bind = target.sync_session.get_bind()
-        return bind if isinstance(bind, Engine) else bind.engine
-    raise InvalidInputError(
-        f"count_statements needs an AsyncEngine, AsyncConnection or AsyncSession, "
-        f"not {type(target).__name__}"
-    )
-
-
-@contextmanager
-def count_statements(
-    target: AsyncEngine | AsyncConnection | AsyncSession,
-) -> Iterator[StatementCounter]:
-    """Count the SQL statements run through ``target``'s engine while the block runs.
-
-    Usage::
-
-        with count_statements(db) as counter:
-            await db.scalars(select(User))
-        counter.count  # 2 here: the users, then their posts (User.posts is selectin)
-
-    Every statement on that engine counts, from any session, including SAVEPOINTs.
-    """
-    engine = _sync_engine(target)
-    counter = StatementCounter()
-
-    def _record(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-    ) -> None:
-        counter.statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
-        yield counter
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)

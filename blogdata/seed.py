@@ -25,17 +25,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from faker import Faker
 from sqlalchemy import exists, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from tqdm import tqdm
 
-from blogdata.errors import InvalidInputError, NotOursError, translating
+if TYPE_CHECKING:
+    from faker import Faker
+
+from blogdata.errors import InvalidInputError, NotOursError
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.models import USER_COLUMNS as _USER_COLUMNS
+from blogdata.translate import translating
 
 __all__ = ["DEMO_PASSWORD", "DEMO_PASSWORD_HASH", "SEED_NOW", "SeedSummary", "reset", "seed"]
 
@@ -153,6 +156,8 @@ class _Blog:
         self.n_users, self.n_tags = users, tags
         self.n_posts = round(users * posts_per_user)
         self.now_us = (now - _EPOCH) // timedelta(microseconds=1)
+        from faker import Faker  # heavy (its locale data): loaded only when seeding
+
         fake = Faker("en_US")
         fake.seed_instance(seed)
         streams = np.random.SeedSequence(seed).spawn(5)
@@ -401,7 +406,7 @@ def _check_arguments(
     if isinstance(tags, bool) or not isinstance(tags, int) or tags < 0:
         raise InvalidInputError(f"tags must be an integer >= 0, got {tags!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
+        raise InvalidInputError(f"random_seed must be an integer >= 0, got {seed!r}")
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise InvalidInputError(
             f"now must be a time-zone-aware datetime, e.g. datetime(2026, 1, 1, tzinfo=UTC); "
@@ -442,7 +447,7 @@ async def seed(
     users: int = 200,
     posts_per_user: float = 5.0,
     tags: int = 40,
-    seed: int = 42,
+    random_seed: int = 42,
     now: datetime = SEED_NOW,
     progress: bool = False,
 ) -> SeedSummary:
@@ -458,7 +463,7 @@ async def seed(
         posts_per_user: mean posts per user; the total is ``round(users * posts_per_user)``,
             written by the non-reader users with a long-tailed (Pareto) spread.
         tags: number of tags, with Zipf-like popularity; each post carries 0 to 5 of them.
-        seed: the random seed; the same arguments always give identical tables.
+        random_seed: the random seed; the same arguments always give identical tables.
         now: the reference time; every timestamp lies within ~18 months before it.
         progress: show a tqdm progress bar on stderr.
 
@@ -466,7 +471,7 @@ async def seed(
         InvalidInputError: an argument is out of range, or the blog tables are not empty.
         QueryError: the database rejected the load (e.g. it is not migrated).
     """
-    _check_arguments(users, posts_per_user, tags, seed, now)
+    _check_arguments(users, posts_per_user, tags, random_seed, now)
     async with _connection(target) as conn:
         async with translating("checking the blog tables", connection=conn):
             filled = await _nonempty_tables(conn)
@@ -475,7 +480,7 @@ async def seed(
                 f"seed needs empty blog tables, but {', '.join(filled)} already have rows; "
                 "call blogdata.seed.reset() first (or `blogdata seed --reset`)"
             )
-        blog = _Blog(users, posts_per_user, tags, seed, now)
+        blog = _Blog(users, posts_per_user, tags, random_seed, now)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogdata-seed")
         tables = blog.tables(pool)
         bar = tqdm(
@@ -508,7 +513,7 @@ async def seed(
         tags=tags,
         posts=blog.n_posts,
         post_tags=tables[4].count,
-        seed=seed,
+        seed=random_seed,
         now=now,
     )
 

@@ -27,25 +27,20 @@ order the sort emits them, so two opposite transfers lock in the same order and 
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
     AsyncSession,
     AsyncSessionTransaction,
-    async_sessionmaker,
 )
 
-from blogdata._checks import check_count, check_id, check_seconds, check_text
+from blogdata._checks import check_id, check_seconds, check_text
 from blogdata.errors import (
-    RETRYABLE_SQLSTATES,
     AlreadyExistsError,
     BlogdataError,
     InsufficientFundsError,
@@ -53,43 +48,25 @@ from blogdata.errors import (
     NotFoundError,
     QueryError,
     RelatedRowMissingError,
-    RetryableConflictError,
-    sqlstate_of,
-    translating,
 )
 from blogdata.models import Account, Base
+from blogdata.translate import translating
 
 __all__ = [
-    "DEFAULT_RETRIES",
     "BatchReport",
-    "IsolationLevel",
     "RowFailure",
     "TransferResult",
     "insert_each_in_savepoint",
-    "run_transaction",
     "savepoint",
     "statement_timeout",
     "transfer_funds",
 ]
-
-IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
-_LEVELS: tuple[str, ...] = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 #: serialization_failure and deadlock_detected: the transaction may succeed if run again.
 
 _CENT = Decimal("0.01")
 _MAX_AMOUNT = Decimal("9999999999.99")  # what Numeric(12, 2) can hold
 _MAX_AMOUNT_TEXT = 100  # characters of an amount given as text
-#: Default reruns of a transfer that owns its transaction, after SQLSTATE 40001/40P01. Twelve
-#: waits of full jitter (ceilings 0.02 s doubling to 2 s) let 40 opposite transfers on one pair
-#: of accounts all succeed under SERIALIZABLE on a loaded machine; three let 14-40% through
-#: (tests/test_reliability.py, benchmarks/RESULTS.md).
-DEFAULT_RETRIES = 12
-#: Most reruns a caller may ask for.
-MAX_RETRIES = 100
-_BACKOFF_BASE = 0.01
-_BACKOFF_CAP = 2.0
-
 RowT = TypeVar("RowT", bound=Base)
 
 
@@ -179,11 +156,6 @@ async def _move(
     return source, target
 
 
-def _backoff(attempt: int) -> float:
-    """Full jitter: a random wait up to an exponentially growing, capped ceiling."""
-    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
-
-
 async def transfer_funds(
     db: AsyncSession, from_id: int, to_id: int, amount: Decimal
 ) -> TransferResult:
@@ -211,55 +183,6 @@ async def transfer_funds(
     async with translating("the statement"), db.begin_nested():
         source, target = await _move(db, from_id, to_id, value)
     return TransferResult(from_id, to_id, value, source.balance, target.balance)
-
-
-T = TypeVar("T")
-
-
-async def run_transaction(
-    sessions: async_sessionmaker[AsyncSession] | AsyncEngine | None,
-    fn: Callable[[AsyncSession], Awaitable[T]],
-    *,
-    isolation_level: IsolationLevel | None = None,
-    retries: int = DEFAULT_RETRIES,
-) -> T:
-    """Run ``fn(session)`` as one unit of work: begin, commit; rerun it all on 40001/40P01.
-
-    Args:
-        sessions: a session factory, an engine, or None for the default engine.
-        fn: the unit of work; it may run several times, so keep side effects outside it.
-        isolation_level: ``"READ COMMITTED"``, ``"REPEATABLE READ"`` or ``"SERIALIZABLE"``.
-        retries: how many times (0 to 100) to run the unit again after a serialization failure
-            or deadlock, each after a random wait under a ceiling doubling from 0.02 s to 2 s.
-
-    Raises:
-        RetryableConflictError: still conflicting after ``retries`` reruns.
-        BlogdataError: whatever ``fn`` raised (nothing is committed then).
-    """
-    check_count(retries, "retries", maximum=MAX_RETRIES)
-    if isolation_level is not None and isolation_level not in _LEVELS:
-        raise InvalidInputError(
-            f"isolation_level must be one of {_LEVELS}, got {isolation_level!r}"
-        )
-    if isinstance(sessions, async_sessionmaker):
-        factory = sessions
-    else:
-        from blogdata.database import create_sessionmaker, get_engine
-
-        factory = create_sessionmaker(sessions if sessions is not None else get_engine())
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            async with translating("the statement"), factory() as db, db.begin():
-                if isolation_level is not None:
-                    await db.connection(execution_options={"isolation_level": isolation_level})
-                return await fn(db)
-        except RetryableConflictError as exc:
-            if sqlstate_of(exc) in RETRYABLE_SQLSTATES and attempt <= retries:
-                await asyncio.sleep(_backoff(attempt))
-                continue
-            raise
 
 
 @asynccontextmanager

@@ -16,8 +16,8 @@ from alembic import context
 from sqlalchemy import NullPool
 from sqlalchemy.engine import Connection
 
-from blogdata.database import create_engine, resolve_url
-from blogdata.migrate import CONFIGURE_OPTIONS
+from blogdata.db.engine import create_engine, url_or_start_embedded
+from blogdata.db.migrate import CONFIGURE_OPTIONS
 from blogdata.models import Base
 
 config = context.config
@@ -59,7 +59,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_engine(resolve_url(_url()), poolclass=NullPool)
+    engine = create_engine(url_or_start_embedded(_url()), poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)

@@ -23,11 +23,12 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata import embedded, migrate
 from blogdata.config import get_settings
+from blogdata.db import migrate
 
 # create_database and drop_database are imported from here by the tests that make their own.
-from blogdata.database import create_database, create_engine, drop_database
+from blogdata.db.engine import create_database, create_engine, drop_database
+from blogdata.servers import embedded
 
 get_settings(reload=True)  # the root conftest.py has set this run's environment
 

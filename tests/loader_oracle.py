@@ -78,10 +78,10 @@ from pandas.testing import assert_frame_equal, assert_series_equal
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata import migrate
-from blogdata.database import create_database, create_engine, drop_database
-from blogdata.errors import BlogdataError, QueryError
-from blogdata.loaders import RouteUnavailableError, load_frame, stream_frames
+from blogdata.db import migrate
+from blogdata.db.engine import create_database, create_engine, drop_database
+from blogdata.errors import BlogdataError, QueryError, RouteUnavailableError
+from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import Post, User
 
 INTS = frozenset({"int2", "int4", "int8", "oid"})

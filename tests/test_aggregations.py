@@ -15,11 +15,10 @@ from sqlalchemy.orm import aliased
 
 from blogdata import aggregations as agg
 from blogdata._checks import INT8_MAX, check_count
+from blogdata.diagnostics import explain, plan_indexes, render_sql
 from blogdata.errors import InvalidInputError
-from blogdata.explain import explain, plan_indexes
 from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import ROLES, Post, Tag, User, post_tags
-from blogdata.notebook import render_sql
 from blogdata.seed import SEED_NOW, seed
 
 COUNT, NAME, TIME, MEAN = "Int64", "string", "datetime64[us, UTC]", "Float64"

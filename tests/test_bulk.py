@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.bulk import (
-    bulk_create_users,
-    bulk_delete_users,
-    bulk_upsert_tags,
+    create_users,
     deactivate_old_users,
+    delete_users,
     hash_passwords,
     insert_hashed_users,
+    upsert_tags,
 )
 from blogdata.errors import AlreadyExistsError, InvalidInputError
 from blogdata.models import Account, Tag, User
@@ -47,7 +47,7 @@ async def test_bulk_create_users_hashes_every_password(db: AsyncSession) -> None
         UserCreate(email=f"P{i}@Example.com", username=f"person{i}", password=f"secret-pass-{i}")
         for i in range(3)
     ]
-    assert await bulk_create_users(db, users, workers=2) == 3
+    assert await create_users(db, users, workers=2) == 3
     stored = (await db.execute(select(User.email, User.hashed_password).order_by(User.id))).all()
     assert [email for email, _ in stored] == [f"p{i}@example.com" for i in range(3)]
     for i, (_, hashed) in enumerate(stored):
@@ -120,7 +120,7 @@ async def test_bulk_create_reports_duplicates_before_hashing(db: AsyncSession) -
         for i in range(2)
     ]
     with pytest.raises(AlreadyExistsError, match=r"rows \[0, 1\] share email") as info:
-        await bulk_create_users(db, users)
+        await create_users(db, users)
     assert info.value.field == "email"
     assert await _count(db) == 0
 
@@ -153,16 +153,16 @@ async def test_bulk_upsert_tags_inserts_new_names_and_returns_every_id(db: Async
     db.add(Tag(name="python"))
     await db.flush()
     existing = await db.scalar(select(Tag.id).where(Tag.name == "python"))
-    ids = await bulk_upsert_tags(db, ["  Python ", "SQL", "sql", "pandas"])
+    ids = await upsert_tags(db, ["  Python ", "SQL", "sql", "pandas"])
     assert sorted(ids) == ["pandas", "python", "sql"]
     assert ids["python"] == existing
     assert await db.scalar(select(func.count()).select_from(Tag)) == 3
-    assert await bulk_upsert_tags(db, ["sql"]) == {"sql": ids["sql"]}
+    assert await upsert_tags(db, ["sql"]) == {"sql": ids["sql"]}
 
 
 async def test_bulk_upsert_tags_rejects_an_empty_name(db: AsyncSession) -> None:
     with pytest.raises(InvalidInputError, match="must not be empty"):
-        await bulk_upsert_tags(db, ["ok", "   "])
+        await upsert_tags(db, ["ok", "   "])
 
 
 async def test_deactivate_old_users_uses_last_login_and_returns_the_count(
@@ -207,7 +207,7 @@ async def test_bulk_delete_users_removes_them_with_their_accounts(db: AsyncSessi
     ids = list((await db.scalars(select(User.id).order_by(User.id))).all())
     db.add(Account(owner_id=ids[0], balance=Decimal("5.00")))
     await db.flush()
-    assert await bulk_delete_users(db, [ids[0], ids[2], 10**9]) == 2
+    assert await delete_users(db, [ids[0], ids[2], 10**9]) == 2
     assert await _count(db) == 3
     assert await db.scalar(select(func.count()).select_from(Account)) == 0
-    assert await bulk_delete_users(db, []) == 0
+    assert await delete_users(db, []) == 0

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from blogdata import embedded, migrate
 from blogdata.cli import main
 from blogdata.config import get_settings
+from blogdata.db import migrate
 from blogdata.errors import ConfigurationError
+from blogdata.servers import embedded
 
 
 @pytest.fixture

@@ -22,17 +22,21 @@ from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata import crud, embedded, migrate
+from blogdata import crud
+from blogdata._url import server_address
 from blogdata.aggregations import count_users
 from blogdata.bulk import COPY_THRESHOLD, insert_hashed_users
-from blogdata.database import create_engine, create_sessionmaker, server_address, session_scope
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine, create_sessionmaker
+from blogdata.db.sessions import run_transaction, session_scope
 from blogdata.errors import ConnectionLostError, DatabaseUnavailableError
 from blogdata.loaders import stream_frames
 from blogdata.models import Account, Tag, User
 from blogdata.queries import fetch_users_page
 from blogdata.schemas import TagCreate
 from blogdata.seed import seed
-from blogdata.transactions import run_transaction, transfer_funds
+from blogdata.servers import embedded
+from blogdata.transactions import transfer_funds
 from tests.conftest import migrated_database
 
 PASSWORD = "pw-Secret-4217"  # trust auth ignores it; it must never appear in a message

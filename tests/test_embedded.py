@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import NullPool, text
 
-from blogdata import embedded
 from blogdata.config import get_settings
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
 from blogdata.errors import ConfigurationError, DatabaseUnavailableError
+from blogdata.servers import embedded
 
 as_root = pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0,

@@ -28,9 +28,9 @@ import pytest
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
+from blogdata.db.routing import create_read_engine
 from blogdata.errors import ConfigurationError
-from blogdata.routing import create_read_engine
 
 SSL_IN_USE = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 

@@ -8,14 +8,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.errors import (
-    ConnectionLostError,
-    QueryError,
-    RetryableConflictError,
-    is_connection_lost,
-    translate_db_error,
-    translating,
-)
+from blogdata.errors import ConnectionLostError, QueryError, RetryableConflictError
+from blogdata.translate import is_connection_lost, translate_db_error, translating
 
 
 def _raise(state: str) -> str:

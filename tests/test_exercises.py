@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from blogdata import exercises
+from blogdata.notebook import exercises
 
 CHECKS = sorted(name for name in exercises.__all__ if name.startswith("check_exercise_"))
 

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from blogdata.database import create_engine
-from blogdata.exercises import ExerciseError, check_exercise_01
+from blogdata.db.engine import create_engine
+from blogdata.errors import ExerciseError
+from blogdata.notebook.exercises import check_exercise_01
 
 
 async def _third_connect_error(

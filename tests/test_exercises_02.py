@@ -9,8 +9,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from blogdata.exercises import ExerciseError, check_exercise_02
+from blogdata.errors import ExerciseError
 from blogdata.models import Post
+from blogdata.notebook.exercises import check_exercise_02
 
 NEWEST = select(Post).order_by(Post.created_at.desc(), Post.id.desc())
 OLDEST = select(Post).order_by(Post.created_at, Post.id)

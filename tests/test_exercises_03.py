@@ -7,9 +7,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.database import create_engine, session_scope
-from blogdata.exercises import ExerciseError, check_exercise_03
+from blogdata.db.engine import create_engine
+from blogdata.db.sessions import session_scope
+from blogdata.errors import ExerciseError
 from blogdata.models import User
+from blogdata.notebook.exercises import check_exercise_03
 
 ADA = "ada@example.org"
 

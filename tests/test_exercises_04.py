@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.exercises import ExerciseError, check_exercise_04
+from blogdata.errors import ExerciseError
 from blogdata.models import Post, User
+from blogdata.notebook.exercises import check_exercise_04
 from blogdata.queries import Keyset, posts_page
 
 START = datetime(2025, 6, 1, tzinfo=UTC)

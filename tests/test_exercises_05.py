@@ -9,8 +9,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
-from blogdata.exercises import ExerciseError, check_exercise_05
+from blogdata.errors import ExerciseError
 from blogdata.models import Post, Tag
+from blogdata.notebook.exercises import check_exercise_05
 
 
 async def _tag(db: AsyncSession) -> Select[tuple[Tag]]:

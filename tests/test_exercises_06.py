@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.exercises import ExerciseError, check_exercise_06
+from blogdata.errors import ExerciseError
 from blogdata.loaders import load_frame
 from blogdata.models import Post, User
+from blogdata.notebook.exercises import check_exercise_06
 
 
 def solution(mean: Any = None) -> Select[Any]:

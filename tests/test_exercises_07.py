@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.exercises import ExerciseError, check_exercise_07
+from blogdata.errors import ExerciseError
 from blogdata.models import Account
+from blogdata.notebook.exercises import check_exercise_07
 
 Transfer = Callable[[AsyncSession, int, int, Decimal], Awaitable[None]]
 

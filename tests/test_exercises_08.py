@@ -9,9 +9,10 @@ from sqlalchemy import CheckConstraint, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from blogdata import migrate
-from blogdata.exercises import ExerciseError, check_exercise_08
+from blogdata.db import migrate
+from blogdata.errors import ExerciseError
 from blogdata.models import Base
+from blogdata.notebook.exercises import check_exercise_08
 
 DECLARED = {
     constraint.name

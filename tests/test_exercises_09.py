@@ -9,9 +9,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.bulk import insert_hashed_users
-from blogdata.exercises import ExerciseError, check_exercise_09
-from blogdata.explain import explain, plan_nodes
+from blogdata.diagnostics import explain, plan_nodes
+from blogdata.errors import ExerciseError
 from blogdata.models import User
+from blogdata.notebook.exercises import check_exercise_09
 
 SOLUTION = {"admin": True, "reader": False}
 

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.exercises import ExerciseError, check_exercise_10
+from blogdata.errors import ExerciseError
 from blogdata.models import User
+from blogdata.notebook.exercises import check_exercise_10
 
 NAMES = ["kept", "dropped"]
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.exercises import ExerciseError, check_exercise_11
+from blogdata.errors import ExerciseError
 from blogdata.frames import posts_frame
+from blogdata.notebook.exercises import check_exercise_11
 
 
 @pytest.fixture

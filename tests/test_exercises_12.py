@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blogdata.exercises import ExerciseError, check_exercise_12
+from blogdata.errors import ExerciseError
+from blogdata.notebook.exercises import check_exercise_12
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.bulk import insert_hashed_users
+from blogdata.diagnostics import explain, plan_indexes, plan_nodes
 from blogdata.errors import InvalidInputError
-from blogdata.explain import explain, plan_indexes, plan_nodes
 from blogdata.models import User
 
 USERS = 50_000

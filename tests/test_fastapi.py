@@ -23,9 +23,10 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata import database
 from blogdata.config import get_settings
-from blogdata.database import create_engine, create_sessionmaker, dispose_default_engine, get_db
+from blogdata.db import sessions
+from blogdata.db.engine import create_engine, create_sessionmaker, dispose_default_engine
+from blogdata.db.sessions import get_db
 from tests.conftest import execute_sql, scalar_sql
 
 PROBE = "fastapi_probe"
@@ -78,7 +79,7 @@ def _app(url: URL) -> FastAPI:
         return {"ok": True}  # the duplicate is only caught at COMMIT
 
     @app.post("/session-dep/{key}")
-    async def with_session_dep(key: int, db: database.SessionDep, twice: bool = False) -> Any:
+    async def with_session_dep(key: int, db: sessions.SessionDep, twice: bool = False) -> Any:
         return await insert(db, key, twice)
 
     @app.post("/function-scope/{key}")
@@ -162,7 +163,7 @@ def test_session_dep_is_built_on_first_use_so_importing_blogdata_never_imports_f
     import sys
 
     code = (
-        "import sys, blogdata, blogdata.database as d; "
+        "import sys, blogdata, blogdata.db.sessions as d; "
         "assert 'fastapi' not in sys.modules; "
         "dep = d.SessionDep; "
         "assert dep.__metadata__[0].scope == 'function', dep; "

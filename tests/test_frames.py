@@ -10,11 +10,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import frames
-from blogdata.explain import explain
+from blogdata.diagnostics import explain, render_sql
 from blogdata.frames import posts_frame, tags_frame, users_frame
 from blogdata.loaders import load_frame, stream_frames
 from blogdata.models import Post, Tag, User, post_tags
-from blogdata.notebook import render_sql
 from blogdata.seed import seed
 
 USER_COLUMNS = [

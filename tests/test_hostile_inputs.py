@@ -68,7 +68,7 @@ ID_CALLS: list[Any] = [
         "author_id",
         id="post.get_multi_by_author",
     ),
-    pytest.param(lambda db, v: bulk.bulk_delete_users(db, [1, v]), r"ids\[1\]", id="bulk_delete"),
+    pytest.param(lambda db, v: bulk.delete_users(db, [1, v]), r"ids\[1\]", id="bulk_delete"),
     pytest.param(
         lambda db, v: transactions.transfer_funds(db, v, 1, Decimal("1")),
         "from_id",
@@ -115,7 +115,7 @@ TEXT_CALLS: list[Any] = [
     pytest.param(
         lambda db, v: crud.post.get_multi_by_tag(db, name=v), "tag name", id="get_multi_by_tag"
     ),
-    pytest.param(lambda db, v: bulk.bulk_upsert_tags(db, ["ok", v]), "tag name", id="upsert_tags"),
+    pytest.param(lambda db, v: bulk.upsert_tags(db, ["ok", v]), "tag name", id="upsert_tags"),
     pytest.param(
         lambda db, v: crud.tag.get_or_create_many(db, names=["ok", v]),
         "tag name",
@@ -147,7 +147,7 @@ async def test_bulk_upsert_tags_with_a_nul_keeps_the_callers_earlier_work(
     db.add(Tag(name="earlier-work"))
     await db.flush()
     with pytest.raises(InvalidInputError, match="NUL"):
-        await bulk.bulk_upsert_tags(db, ["fine", "bad\x00tag"])
+        await bulk.upsert_tags(db, ["fine", "bad\x00tag"])
     names = (await db.scalars(select(Tag.name).order_by(Tag.name))).all()
     assert names == ["earlier-work"]  # nothing of the batch went in, the earlier row stayed
 
@@ -511,17 +511,15 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "bulk.hash_passwords": lambda db, d: _value(
         bulk.hash_passwords(d(st.lists(TEXT, max_size=2)), workers=d(hostile(st.none() | ints)))
     ),
-    "bulk.bulk_create_users": lambda db, d: bulk.bulk_create_users(db, _users(d), workers=1),
+    "bulk.create_users": lambda db, d: bulk.create_users(db, _users(d), workers=1),
     "bulk.insert_hashed_users": lambda db, d: bulk.insert_hashed_users(
         db, _rows(d), copy_threshold=d(COUNTS)
     ),
-    "bulk.bulk_upsert_tags": lambda db, d: bulk.bulk_upsert_tags(db, d(TEXT_LISTS)),
+    "bulk.upsert_tags": lambda db, d: bulk.upsert_tags(db, d(TEXT_LISTS)),
     "bulk.deactivate_old_users": lambda db, d: bulk.deactivate_old_users(
         db, days=d(COUNTS), now=d(hostile(st.one_of(st.none(), datetimes)))
     ),
-    "bulk.bulk_delete_users": lambda db, d: bulk.bulk_delete_users(
-        db, d(hostile(st.lists(IDS, max_size=3)))
-    ),
+    "bulk.delete_users": lambda db, d: bulk.delete_users(db, d(hostile(st.lists(IDS, max_size=3)))),
     # aggregations
     "aggregations.count_users": lambda db, d: aggregations.count_users(
         db, active=d(hostile(st.one_of(st.none(), st.booleans())))

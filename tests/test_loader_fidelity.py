@@ -42,8 +42,7 @@ from loader_oracle import (  # noqa: F401 (the fixtures fidelity and fdb)
 from sqlalchemy import Column, Integer, MetaData, Numeric, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.errors import QueryError
-from blogdata.loaders import RouteUnavailableError
+from blogdata.errors import QueryError, RouteUnavailableError
 from blogdata.models import Post
 
 _meta = MetaData()

@@ -18,7 +18,7 @@ from loader_oracle import fidelity_fixture as fidelity_fixture  # noqa: F401 (fi
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
 from blogdata.loaders import load_frame, stream_frames
 
 pytestmark = pytest.mark.slow

@@ -35,9 +35,9 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.database import create_engine
-from blogdata.errors import QueryError, RetryableConflictError, translating
-from blogdata.loaders import RouteUnavailableError
+from blogdata.db.engine import create_engine
+from blogdata.errors import QueryError, RetryableConflictError, RouteUnavailableError
+from blogdata.translate import translating
 
 #: Three hundred thousand rows to the planner; ``ONE`` keeps the last (it expects a third).
 BIG = "generate_series(1, 300000) AS big(n)"

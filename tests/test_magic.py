@@ -20,9 +20,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
-from blogdata import magic
-from blogdata.database import create_engine
-from blogdata.magic import SqlFrame
+from blogdata.db.engine import create_engine
+from blogdata.notebook import current_engine, use_engine
+from blogdata.notebook import run as sync_run
+from blogdata.notebook.magic import SqlFrame
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,12 @@ def shell(database_url: URL) -> Iterator[InteractiveShell]:
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(database_url, poolclass=NullPool)
-    magic.use_engine(engine)
+    use_engine(engine)
     try:
         yield ip
     finally:
-        magic.use_engine(None)
-        magic._run(engine.dispose())
+        use_engine(None)
+        sync_run(engine.dispose())
         # Plain IPython keeps one event loop for its cells: close it, and the shell, with us.
         loop = get_asyncio_loop()
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -111,11 +112,11 @@ def test_the_magic_works_inside_a_cell_that_awaits(database_url: URL) -> None:
     script = textwrap.dedent(
         f"""
         from IPython.core.interactiveshell import InteractiveShell
-        from blogdata import magic
-        from blogdata.database import create_engine
+        from blogdata.notebook import use_engine
+        from blogdata.db.engine import create_engine
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "blogdata")
-        magic.use_engine(create_engine({database_url.render_as_string(hide_password=False)!r}))
+        use_engine(create_engine({database_url.render_as_string(hide_password=False)!r}))
         cell = "import asyncio\\nawait asyncio.sleep(0)\\nawaited = %sql SELECT 3 AS three"
         result = ip.run_cell(cell)
         assert result.error_in_exec is None, result.error_in_exec
@@ -137,7 +138,7 @@ def test_an_interrupt_cancels_the_query_on_the_server(shell: InteractiveShell) -
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
 
     async def still_running() -> int:
-        probe = create_engine(magic._notebook_engine().url, poolclass=NullPool)
+        probe = create_engine(current_engine().url, poolclass=NullPool)
         try:
             async with probe.connect() as conn:
                 for _ in range(50):
@@ -154,5 +155,5 @@ def test_an_interrupt_cancels_the_query_on_the_server(shell: InteractiveShell) -
         finally:
             await probe.dispose()
 
-    assert magic._run(still_running()) == 0
+    assert sync_run(still_running()) == 0
     assert run(shell, "%sql SELECT 1 AS after")["after"].tolist() == [1]

@@ -23,8 +23,9 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blogdata import magic
-from blogdata.database import create_engine, drop_database
+from blogdata.db.engine import create_engine, drop_database
+from blogdata.notebook import magic, use_engine
+from blogdata.notebook import run as sync_run
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,13 @@ def shell(database_url: URL) -> Iterator[InteractiveShell]:
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    magic.use_engine(engine)
+    use_engine(engine)
     ip.user_ns["_engine"] = engine
     try:
         yield ip
     finally:
-        magic.use_engine(None)
-        magic._run(engine.dispose())
+        use_engine(None)
+        sync_run(engine.dispose())
         loop = get_asyncio_loop()
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -239,7 +240,7 @@ def test_the_server_receives_the_text_with_only_binds_replaced(
         finally:
             await conn.close()
 
-    assert frame.iloc[0].tolist() == magic._run(direct())
+    assert frame.iloc[0].tolist() == sync_run(direct())
 
 
 # --- defect 9: every run leaves the pooled connection as it found it -------------------------
@@ -327,7 +328,7 @@ def test_other_users_of_the_pool_see_the_defaults(shell: InteractiveShell) -> No
             row = (await conn.execute(text("SELECT current_user, session_user"))).one()
             return str(row[0]), str(row[1])
 
-    current, session = magic._run(seen())
+    current, session = sync_run(seen())
     assert current == session
 
 
@@ -374,7 +375,7 @@ def test_create_and_drop_database_run_outside_a_transaction(
         run(shell, f"%sql DROP DATABASE {name}")
         assert one(shell, exists) == 0
     finally:
-        magic._run(drop_database(server_url, name))
+        sync_run(drop_database(server_url, name))
 
 
 # --- SHOW, EXPLAIN and EXECUTE return frames (needs load_frame's own fix too) -----------------
@@ -397,14 +398,14 @@ def read_only_shell(shell: InteractiveShell, database_url: URL) -> Iterator[Inte
 
     table = f"magic_ro_{uuid.uuid4().hex[:8]}"
     run(shell, f"%sql CREATE TABLE {table} (a int)")
-    notebook = magic._run(open_database(database_url, read=True))
-    magic.use_engine(None)
+    notebook = sync_run(open_database(database_url, read=True))
+    use_engine(None)
     shell.user_ns["_table"] = table
     try:
         yield shell
     finally:
-        magic._run(notebook.close())
-        magic.use_engine(engine_of(shell))
+        sync_run(notebook.close())
+        use_engine(engine_of(shell))
         run(shell, f"%sql DROP TABLE {table}")
 
 
@@ -430,11 +431,11 @@ def test_a_read_only_notebook_database_refuses_every_write(
     assert "read" in message.lower()
     assert "VACUUM" not in message
     assert "READ ONLY" in fails(ip, f"%sql VACUUM {table}")
-    magic.use_engine(engine_of(ip))
+    use_engine(engine_of(ip))
     try:
         assert one(ip, f"%sql SELECT count(*) FROM {table}") == 0
     finally:
-        magic.use_engine(None)
+        use_engine(None)
 
 
 def test_reset_hook_is_installed_once_and_only_on_pooled_engines(database_url: URL) -> None:
@@ -449,8 +450,8 @@ def test_reset_hook_is_installed_once_and_only_on_pooled_engines(database_url: U
         assert event.contains(pooled.sync_engine, "reset", magic._reset_on_return)
         assert not event.contains(unpooled.sync_engine, "reset", magic._reset_on_return)
     finally:
-        magic._run(pooled.dispose())
-        magic._run(unpooled.dispose())
+        sync_run(pooled.dispose())
+        sync_run(unpooled.dispose())
 
 
 # --- the lexer alone -------------------------------------------------------------------------

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import NullPool, inspect
 from sqlalchemy.engine import URL
 
-from blogdata import migrate
 from blogdata.cli import main
-from blogdata.database import create_engine
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine
 from tests.conftest import execute_sql, scalar_sql
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata import migrate
+from blogdata.db import migrate
 from blogdata.errors import BlogdataError, InvalidInputError, QueryError
 from blogdata.models import Account, User
 from blogdata.transactions import transfer_funds

@@ -13,20 +13,12 @@ from sqlalchemy import NullPool, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blogdata import migrate
-from blogdata.database import create_engine
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine
+from blogdata.diagnostics import count_statements, echo_sql, render_sql, show_sql
 from blogdata.errors import BlogdataError, InvalidInputError
 from blogdata.models import Post, Tag, User
-from blogdata.notebook import (
-    Notebook,
-    count_statements,
-    database_name,
-    echo_sql,
-    open_database,
-    render_sql,
-    show_sql,
-    tutorial_database,
-)
+from blogdata.notebook import Notebook, database_name, open_database, tutorial_database
 from tests.conftest import create_database, drop_database
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata.cli import main
 from blogdata.config import get_settings
-from blogdata.database import DATABASE_MARKER, create_database, create_engine, drop_database
+from blogdata.db.engine import DATABASE_MARKER, create_database, create_engine, drop_database
 from blogdata.errors import AlreadyExistsError, NotOursError
 from blogdata.models import Post, User
 from blogdata.notebook import database_name, tutorial_database

@@ -81,10 +81,13 @@ def test_each_public_name_has_one_home_module_that_exports_it() -> None:
     # `from blogdata import load_frame` and `from blogdata.loaders import load_frame` are the same
     # object, and the README and notebooks use the first.
     homes = {}
-    for m in pkgutil.iter_modules(blogdata.__path__):
-        if m.name.startswith("_") or m.name in ("migrations", "magic", "cli", "demo"):
+    for m in pkgutil.walk_packages(blogdata.__path__, "blogdata."):
+        parts = m.name.split(".")[1:]
+        if any(p.startswith("_") for p in parts) or parts[-1] in ("magic", "cli", "demo"):
             continue
-        module = importlib.import_module(f"blogdata.{m.name}")
+        if parts[0] == "migrations":
+            continue
+        module = importlib.import_module(m.name)
         for attr in module.__all__:
             homes.setdefault(attr, []).append(module)
     for name in blogdata.__all__:

@@ -26,11 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blogdata import aggregations, crud
 from blogdata.config import get_settings
-from blogdata.database import create_engine, create_sessionmaker, session_scope
+from blogdata.db.engine import create_engine, create_sessionmaker
+from blogdata.db.sessions import session_scope
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
-from blogdata.pooler import PgBouncer, start_pgbouncer
 from blogdata.schemas import PostCreate, UserCreate, UserUpdate
+from blogdata.servers.pooler import PgBouncer, start_pgbouncer
 from tests.transfer_load import (
     ACCOUNTS,
     OPENING,
@@ -224,7 +225,8 @@ async def test_every_aggregation_through_pgbouncer_equals_the_direct_answer(
 _NOTEBOOK = """
 import asyncio, os, sys
 from sqlalchemy import select
-from blogdata.database import create_engine, session_scope
+from blogdata.db.engine import create_engine
+from blogdata.db.sessions import session_scope
 from blogdata.loaders import load_frame
 from blogdata.models import Post
 

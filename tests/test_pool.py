@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
-from blogdata.database import create_engine, create_sessionmaker
+from blogdata.db.engine import create_engine, create_sessionmaker
 from blogdata.errors import DatabaseUnavailableError, PoolExhaustedError
 
 

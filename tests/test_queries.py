@@ -10,13 +10,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from blogdata.diagnostics import count_statements
 from blogdata.errors import InvalidInputError
 from blogdata.models import Post, Tag, User
 from blogdata.queries import (
     MAX_LIMIT,
     Keyset,
     active_users,
-    count_statements,
     escape_like,
     fetch_posts_page,
     fetch_users_page,

@@ -21,11 +21,12 @@ from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.database import create_engine, create_sessionmaker, session_scope
+from blogdata.db.engine import create_engine, create_sessionmaker
+from blogdata.db.routing import create_read_engine, read_session, read_sessionmaker
+from blogdata.db.sessions import session_scope
 from blogdata.errors import ReadOnlySessionError
 from blogdata.loaders import load_frame
 from blogdata.models import Tag
-from blogdata.routing import create_read_engine, read_session, read_sessionmaker
 from tests.conftest import create_database, drop_database, execute_sql, scalar_sql
 
 PROBE = "read_only_probe"

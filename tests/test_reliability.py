@@ -20,8 +20,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata import embedded
-from blogdata.database import create_engine, create_sessionmaker, session_scope
+from blogdata.db.engine import create_engine, create_sessionmaker
+from blogdata.db.sessions import IsolationLevel, run_transaction, session_scope
 from blogdata.errors import (
     RETRYABLE_SQLSTATES,
     InsufficientFundsError,
@@ -30,12 +30,8 @@ from blogdata.errors import (
     StatementTimeoutError,
 )
 from blogdata.models import Account, User
-from blogdata.transactions import (
-    IsolationLevel,
-    run_transaction,
-    statement_timeout,
-    transfer_funds,
-)
+from blogdata.servers import embedded
+from blogdata.transactions import statement_timeout, transfer_funds
 from tests.guide_patterns import guide_transfer_unlocked
 from tests.transfer_load import (
     ACCOUNTS,

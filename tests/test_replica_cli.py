@@ -12,10 +12,10 @@ import psutil
 import pytest
 from sqlalchemy.engine import make_url
 
-from blogdata import embedded, replica
 from blogdata.cli import main
 from blogdata.config import Settings, get_settings
 from blogdata.errors import ConfigurationError
+from blogdata.servers import embedded, replica
 
 SECRET = "r3ad-s3cr3t"
 

@@ -13,9 +13,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata import crud
-from blogdata.bulk import bulk_create_users, insert_hashed_users
+from blogdata.bulk import create_users, insert_hashed_users
 from blogdata.config import Settings, get_settings, parse_database_url
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
 from blogdata.errors import AlreadyExistsError, ConfigurationError
 from blogdata.models import User
 from blogdata.schemas import UserCreate
@@ -59,7 +59,7 @@ async def test_echo_never_logs_a_hash_while_creating_updating_and_authenticating
             assert await crud.user.authenticate(
                 db, email="echo@example.com", password=PASSWORD + "-new"
             )
-            await bulk_create_users(
+            await create_users(
                 db,
                 [
                     UserCreate(email=f"bulk{i}@example.com", username=f"bulk{i}", password=PASSWORD)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.cli import main
 from blogdata.config import get_settings
-from blogdata.database import create_engine
+from blogdata.db.engine import create_engine
 from blogdata.errors import InvalidInputError, QueryError
 from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
@@ -49,7 +49,7 @@ async def test_the_same_arguments_give_identical_tables_in_another_database(
 async def test_a_different_seed_gives_different_data(
     db: AsyncSession, seeded_db: AsyncSession
 ) -> None:
-    await seed(db, seed=7)
+    await seed(db, random_seed=7)
     mine, theirs = await frames(db), await frames(seeded_db)
     assert len(mine["users"]) == len(theirs["users"])
     assert not mine["users"]["username"].equals(theirs["users"]["username"])
@@ -94,7 +94,7 @@ def test_posts_follow_a_weekly_rhythm_and_no_month_is_squeezed() -> None:
 
 
 async def test_the_counts_follow_the_arguments(db: AsyncSession) -> None:
-    summary = await seed(db, users=120, posts_per_user=2.5, tags=12, seed=3)
+    summary = await seed(db, users=120, posts_per_user=2.5, tags=12, random_seed=3)
     counts = {
         name: await db.scalar(select(func.count()).select_from(table))
         for name, table in TABLES.items()
@@ -176,7 +176,7 @@ async def test_seeding_a_database_that_has_rows_is_refused(db: AsyncSession) -> 
         ({"posts_per_user": -1}, "posts_per_user must be a finite number"),
         ({"posts_per_user": float("nan")}, "posts_per_user must be a finite number"),
         ({"tags": -1}, "tags must be an integer"),
-        ({"seed": -1}, "seed must be an integer"),
+        ({"random_seed": -1}, "random_seed must be an integer"),
         ({"now": datetime(2026, 1, 1)}, "now must be a time-zone-aware datetime"),  # noqa: DTZ001
     ],
     ids=["zero-users", "negative-users", "fractional-users", "negative-posts", "nan-posts",

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from sqlalchemy.engine import URL
 
-from blogdata import _reaper, embedded, replica
+from blogdata.servers import _reaper, embedded, replica
 
 ROOT = Path(__file__).resolve().parents[1]
 GONE_WITHIN = 20.0  # seconds a watchdog may take: 0.5 s polling plus a fast shutdown
@@ -100,7 +100,7 @@ def test_a_server_started_with_cleanup_delete_stops_and_goes_when_its_process_is
     home: Path,
 ) -> None:
     owner = Owner(
-        "from pathlib import Path\nfrom blogdata import embedded\n"
+        "from pathlib import Path\nfrom blogdata.servers import embedded\n"
         f"out = {{'pid': embedded.start(Path({str(home)!r}), cleanup='delete').pid}}",
         _owner_env(),
     )
@@ -116,7 +116,7 @@ def test_a_server_started_with_cleanup_delete_stops_and_goes_when_its_process_is
 
 def test_notebook_12s_primary_and_standby_stop_when_the_kernel_is_killed(home: Path) -> None:
     owner = Owner(
-        "from pathlib import Path\nfrom blogdata import embedded, replica\n"
+        "from pathlib import Path\nfrom blogdata.servers import embedded, replica\n"
         f"home = Path({str(home)!r})\n"
         "primary = embedded.start(home, cleanup='delete')\n"
         "standby = replica.start(home, cleanup='delete')\n"
@@ -140,7 +140,7 @@ def test_every_server_of_a_killed_test_run_stops_and_its_folder_goes(home: Path)
     owner = Owner(
         "import os, runpy\nfrom pathlib import Path\n"
         f"runpy.run_path({str(ROOT / 'conftest.py')!r})\n"
-        "from blogdata import embedded\n"
+        "from blogdata.servers import embedded\n"
         "run = embedded.start()\n"
         f"own = embedded.start(Path({str(home)!r}))\n"
         "out = {'run': run.pid, 'own': own.pid, 'home': os.environ['BLOGDATA_HOME']}",
@@ -160,7 +160,7 @@ def test_every_server_of_a_killed_test_run_stops_and_its_folder_goes(home: Path)
 def test_the_default_server_outlives_the_process_that_started_it(home: Path) -> None:
     # `blogdata db start` is reused across sessions by design: no cleanup, no owner, no watchdog.
     owner = Owner(
-        "from pathlib import Path\nfrom blogdata import embedded\n"
+        "from pathlib import Path\nfrom blogdata.servers import embedded\n"
         f"out = {{'pid': embedded.start(Path({str(home)!r})).pid}}",
         _owner_env(),
     )
@@ -206,7 +206,8 @@ def test_a_pgbouncer_stops_and_its_folder_goes_when_its_process_is_killed(
 ) -> None:
     url = server_url.render_as_string(hide_password=False)
     owner = Owner(
-        "from blogdata.pooler import start_pgbouncer\nfrom sqlalchemy.engine import make_url\n"
+        "from blogdata.servers.pooler import start_pgbouncer\n"
+        "from sqlalchemy.engine import make_url\n"
         f"bouncer = start_pgbouncer(make_url({url!r}))\n"
         "out = {'pid': bouncer.process.pid, 'folder': str(bouncer.folder)}",
         _owner_env(),

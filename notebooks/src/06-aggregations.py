@@ -35,8 +35,9 @@ from blogdata import (
     users_by_role,
 )
 from blogdata.aggregations import users_by_role_query
-from blogdata.exercises import check_exercise_06
-from blogdata.notebook import show_sql, tutorial_database
+from blogdata.notebook.exercises import check_exercise_06
+from blogdata.diagnostics import show_sql
+from blogdata.notebook import tutorial_database
 from blogdata.seed import SEED_NOW
 
 %load_ext blogdata

@@ -34,8 +34,8 @@ from blogdata import (
     savepoint,
     transfer_funds,
 )
-from blogdata.errors import sqlstate_of, translate_db_error
-from blogdata.exercises import check_exercise_07
+from blogdata.translate import sqlstate_of, translate_db_error
+from blogdata.notebook.exercises import check_exercise_07
 from blogdata.notebook import tutorial_database
 from blogdata.security import get_password_hash
 from blogdata.transactions import insert_each_in_savepoint

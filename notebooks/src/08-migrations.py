@@ -16,7 +16,7 @@
 # - blogdata's `migrations/env.py`, part by part, and why the guide's fails in a notebook;
 # - [offline mode](glossary.ipynb#offline-mode): the SQL of a migration, without a database;
 # - how to [autogenerate](glossary.ipynb#autogenerate) a revision, read it, upgrade and
-#   downgrade, and which `blogdata.migrate` call matches each `alembic` command.
+#   downgrade, and which `blogdata.db.migrate` call matches each `alembic` command.
 
 # %%
 import argparse
@@ -32,8 +32,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Column, MetaData, Text, inspect, make_url, text
 
-from blogdata import migrate
-from blogdata.exercises import check_exercise_08
+from blogdata.db import migrate
+from blogdata.notebook.exercises import check_exercise_08
 from blogdata.models import Base
 from blogdata.notebook import tutorial_database
 
@@ -198,7 +198,7 @@ show_env('"""', "target_metadata")
 
 # %% [markdown]
 # It starts from Alembic's `pyproject_async` template. Logging is configured only for the
-# `alembic` command: `blogdata.migrate` sets `configure_logger` to False, so a notebook or a test
+# `alembic` command: `blogdata.db.migrate` sets `configure_logger` to False, so a notebook or a test
 # gets no Alembic log lines on stderr.
 
 # %%
@@ -222,7 +222,7 @@ show_env("def do_run_migrations", "if context.is_offline_mode")
 # %% [markdown]
 # Online mode is where the two callers part. The `alembic` command has no loop running, so
 # `asyncio.run` is fine: it makes a `NullPool` engine (one connection, closed at the end) and
-# commits. `blogdata.migrate` passes its own connection in `config.attributes["connection"]`,
+# commits. `blogdata.db.migrate` passes its own connection in `config.attributes["connection"]`,
 # and the migrations run on it, inside the caller's transaction. That is why `migrate.upgrade`,
 # `downgrade`, `current` and `check` can simply be awaited. The last lines choose the mode:
 
@@ -303,7 +303,7 @@ cfg.attributes["target_metadata"] = changed
 
 # %% [markdown]
 # And one helper that runs any Alembic command on a connection of the notebook's engine, the
-# way `blogdata.migrate` does:
+# way `blogdata.db.migrate` does:
 
 # %%
 async def alembic(fn, *args, **kwargs):
@@ -407,7 +407,7 @@ await user_columns()
 # `url` may be a URL, an `AsyncEngine` or an `AsyncConnection`; left out, it is the configured
 # database. The `alembic` commands run from the repository root (they read `[tool.alembic]`).
 #
-# | `alembic` command | `blogdata.migrate` call (awaitable) | `blogdata` CLI |
+# | `alembic` command | `blogdata.db.migrate` call (awaitable) | `blogdata` CLI |
 # |---|---|---|
 # | `alembic upgrade head` | `await migrate.upgrade(url)` | `blogdata migrate upgrade` |
 # | `alembic upgrade <rev>` | `await migrate.upgrade(url, "<rev>")` | `blogdata migrate upgrade <rev>` |

@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User, UserCreate, bulk, create_engine, load_frame
 from blogdata.config import get_settings
-from blogdata.exercises import check_exercise_09
-from blogdata.explain import explain, plan_indexes, plan_nodes
-from blogdata.loaders import ROUTE_ATTR, RouteUnavailableError
+from blogdata.notebook.exercises import check_exercise_09
+from blogdata.diagnostics import explain, plan_indexes, plan_nodes
+from blogdata.errors import RouteUnavailableError
+from blogdata.loaders import ROUTE_ATTR
 from blogdata.notebook import tutorial_database
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD, SEED_NOW
@@ -283,13 +284,13 @@ async with nb.sessions() as db:
     await bulk_create_users(db, signups)
 
 # %% [markdown]
-# blogdata's `bulk_create_users` leaves `password` out of the dump, hashes each password (on
+# blogdata's `bulk.create_users` leaves `password` out of the dump, hashes each password (on
 # threads: argon2 releases the GIL), reports duplicates first, inserts through
 # `insert_hashed_users`, and never commits: the caller owns the transaction.
 
 # %%
 async with nb.sessions() as db:
-    created = await bulk.bulk_create_users(db, signups)
+    created = await bulk.create_users(db, signups)
     stored = await db.scalars(select(User.hashed_password).where(User.username.like("guide%")))
     await db.rollback()
 created, [hashed[:10] for hashed in stored]

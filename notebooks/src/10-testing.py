@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User
-from blogdata.exercises import check_exercise_10
+from blogdata.notebook.exercises import check_exercise_10
 from blogdata.notebook import tutorial_database
 
 nb = await tutorial_database("10-testing")

@@ -40,8 +40,9 @@ from blogdata import (
     users_frame,
 )
 from blogdata.aggregations import posts_per_author_query, top_tags_query
-from blogdata.exercises import check_exercise_11
-from blogdata.notebook import show_sql, tutorial_database
+from blogdata.notebook.exercises import check_exercise_11
+from blogdata.diagnostics import show_sql
+from blogdata.notebook import tutorial_database
 from blogdata.seed import SEED_NOW
 
 %load_ext blogdata

@@ -34,9 +34,9 @@ from blogdata import (
     post_tags, replica, session_scope,
 )
 from blogdata.errors import ReplicationLagError
-from blogdata.exercises import check_exercise_12
-from blogdata.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
-from blogdata.routing import create_read_engine, read_session, wait_for_replica
+from blogdata.notebook.exercises import check_exercise_12
+from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
+from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
 from blogdata.seed import seed
 
 folder = tempfile.TemporaryDirectory(prefix="nb12-")

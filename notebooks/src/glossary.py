@@ -220,7 +220,7 @@
 # ## migration drift
 #
 # **Migration drift.** A database (or a model) that differs from what the migrations produce.
-# `blogdata.migrate.check` reports the differences autogenerate can see.
+# `blogdata.db.migrate.check` reports the differences autogenerate can see.
 #
 # Shown in: [08](08-migrations.ipynb).
 
@@ -269,7 +269,7 @@
 # ## explain
 #
 # **EXPLAIN.** `EXPLAIN` shows the plan PostgreSQL chose for a statement (which indexes, which
-# joins); `EXPLAIN ANALYZE` also runs it and reports real timings. `blogdata.explain` runs it
+# joins); `EXPLAIN ANALYZE` also runs it and reports real timings. `blogdata.diagnostics` runs it
 # for a SQLAlchemy statement.
 #
 # Shown in: [09](09-performance.ipynb).

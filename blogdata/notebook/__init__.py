@@ -1,4 +1,4 @@
-"""Jupyter helpers: open a database, make a tutorial's own, ``show_sql``, ``run``, a counter.
+"""Jupyter: open a database, make a tutorial's own, the engine ``%sql`` uses, ``run``.
 
 Two ways to get a database, named for what they do:
 
@@ -8,7 +8,7 @@ Two ways to get a database, named for what they do:
   ``nb_01_engine_and_sessions`` on the configured server (``BLOGDATA_DATABASE_URL``, else the
   embedded one), migrates it with Alembic and seeds it deterministically, so a tutorial never sees
   another's leftovers and gives the same outputs on every run, in any order, in parallel. It
-  drops only a database blogdata made (marked, see ``blogdata.database.create_database``): an
+  drops only a database blogdata made (marked, see ``blogdata.db.engine.create_database``): an
   ``nb_...`` database of someone else's is refused with ``NotOursError`` and left untouched.
 
 Either is where ``%sql`` then runs. Both entry points own their transactions (the seed commits).
@@ -20,47 +20,42 @@ call async code). It applies nest-asyncio2 to the running loop on its first call
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import re
 import sys
-from collections.abc import Coroutine, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import asyncpg as _asyncpg_dialect
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
 )
-from sqlalchemy.sql import ClauseElement
 
-from blogdata import migrate
-from blogdata.database import (
+from blogdata import seed as seeding
+from blogdata.db import migrate
+from blogdata.db.engine import (
     create_database,
     create_engine,
     create_sessionmaker,
     drop_database,
-    resolve_url,
+    get_engine,
+    url_or_start_embedded,
 )
+from blogdata.db.routing import create_read_engine, read_url
 from blogdata.errors import InvalidInputError
 
 __all__ = [
     "Notebook",
     "open_database",
     "tutorial_database",
-    "count_statements",
     "database_name",
-    "echo_sql",
-    "render_sql",
+    "current_engine",
     "run",
-    "show_sql",
+    "use_engine",
 ]
 
 T = TypeVar("T")
@@ -160,12 +155,12 @@ async def open_database(url: str | URL | None = None, *, read: bool = False) -> 
     fails here, with a blogdata error.
     """
     if read:
-        from blogdata.routing import create_read_engine, read_url
-
         engine = create_read_engine(url)
-        resolved = engine.url if url is not None or read_url() is not None else resolve_url()
+        resolved = (
+            engine.url if url is not None or read_url() is not None else url_or_start_embedded()
+        )
     else:
-        resolved = resolve_url(url)
+        resolved = url_or_start_embedded(url)
         engine = create_engine(resolved)
     try:
         async with engine.connect() as conn:
@@ -198,123 +193,81 @@ async def tutorial_database(name: str, *, seed: int | None = 42, scale: float = 
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
         raise InvalidInputError(f"scale must be a positive number, got {scale!r}")
     await _release(name)  # re-running the setup cell: release the old pool first
-    url = await create_database(resolve_url().set(database="postgres"), database)
+    url = await create_database(url_or_start_embedded().set(database="postgres"), database)
     engine = create_engine(url)
     try:
         await migrate.upgrade(engine)
         if seed is not None:
-            from blogdata.seed import seed as seed_database
-
-            await seed_database(engine, users=max(1, round(200 * scale)), seed=seed)
+            await seeding.seed(engine, users=max(1, round(200 * scale)), random_seed=seed)
     except BaseException:
         await engine.dispose()
         raise
     return _remember(name, database, engine, url, made_here=True)
 
 
-def _compiled(stmt: ClauseElement, literal: bool) -> Any:
-    dialect = _asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
-    if literal:
-        return stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    # render_postcompile expands IN lists into one placeholder per value, as asyncpg sees them.
-    return stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-
-
-def _tidy(sql: str) -> str:
-    return "\n".join(line.rstrip() for line in sql.strip().splitlines())
-
-
-def render_sql(stmt: ClauseElement, *, literal: bool = False) -> str:
-    """Return the SQL asyncpg sends to PostgreSQL for ``stmt``, with its parameters.
-
-    By default the SQL keeps its ``$1, $2 …`` placeholders and each parameter follows on a
-    ``-- $n = value`` line; ``literal=True`` writes the values inline instead (for reading only,
-    and only for types that can be rendered; otherwise the placeholder form is returned).
-    """
-    if literal:
-        try:
-            return _tidy(str(_compiled(stmt, True)))
-        except (CompileError, NotImplementedError):
-            pass
-    compiled = _compiled(stmt, False)
-    lines = [_tidy(str(compiled))]
-    params = compiled.params
-    for position, key in enumerate(compiled.positiontup or (), start=1):
-        lines.append(f"-- ${position} = {params[key]!r}")
-    return "\n".join(lines)
-
-
-def show_sql(stmt: ClauseElement, *, literal: bool = False) -> None:
-    """Print the SQL PostgreSQL will run for ``stmt``, with its parameters (see ``render_sql``)."""
-    print(render_sql(stmt, literal=literal))  # noqa: T201 - printing is the point in a notebook
-
-
-class _EchoFormatter(logging.Formatter):
-    """SQLAlchemy's echo line without the timings, so that outputs repeat exactly."""
-
-    _TIMING = re.compile(r"\[(generated in|cached since) [0-9.e-]+s( ago)?\]")
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._TIMING.sub(lambda m: f"[{m[1]} …]", super().format(record))
-
-
-@contextmanager
-def echo_sql(engine: AsyncEngine) -> Iterator[None]:
-    """Print what ``echo=True`` logs for ``engine`` inside the block, without times or dates.
-
-    SQLAlchemy's own echo handler prefixes each line with a timestamp and reports statement
-    timings; this one prints the message only, to the current ``sys.stdout``.
-    """
-    logger = logging.getLogger("sqlalchemy.engine.Engine")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_EchoFormatter("%(message)s"))
-    others = logger.handlers[:]
-    for other in others:  # e.g. the timestamped handler of an earlier echo=True engine
-        logger.removeHandler(other)
-    logger.addHandler(handler)  # before echo is switched on, so no default handler is added
-    previous = engine.sync_engine.echo
-    engine.sync_engine.echo = True
-    try:
-        yield
-    finally:
-        engine.sync_engine.echo = previous
-        logger.removeHandler(handler)
-        for other in others:
-            logger.addHandler(other)
-
-
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code, even inside a notebook's running event loop.
 
-    Inside a running loop, nest-asyncio2 is applied to that loop on the first call (never on
-    import), and the coroutine runs on it, so pooled connections stay valid. Without a running
-    loop this is ``asyncio.run``.
+    The one sync bridge (``%sql`` uses it too). Inside a running loop, nest-asyncio2 is applied to
+    that loop on the first call (never on import) and the coroutine runs on it, so pooled
+    connections stay valid; in a plain IPython shell it runs on the loop IPython's top-level
+    ``await`` uses; elsewhere on a fresh loop of its own, closed afterwards. Ctrl-C cancels the
+    coroutine (the loaders then cancel the query on the server) before it is raised.
     """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        # Not asyncio.run: once nest-asyncio2 is applied anywhere it replaces asyncio.run with a
-        # version that leaves its loop open. This loop is ours, and closed.
-        own = asyncio.new_event_loop()
-        try:
-            return own.run_until_complete(coro)
-        finally:
-            own.run_until_complete(own.shutdown_asyncgens())
-            own.close()
-    import nest_asyncio2
+        shell_loop = _ipython_loop()
+        if shell_loop is None:
+            # Not asyncio.run: once nest-asyncio2 is applied anywhere it replaces asyncio.run
+            # with a version that leaves its loop open. This loop is ours, and closed.
+            own = asyncio.new_event_loop()
+            try:
+                return own.run_until_complete(coro)
+            finally:
+                own.run_until_complete(own.shutdown_asyncgens())
+                own.close()
+        loop = shell_loop
+    else:
+        import nest_asyncio2  # third-party, applied only when a sync caller needs it
 
-    nest_asyncio2.apply(loop)  # idempotent: a patched loop is left as it is
-    return loop.run_until_complete(coro)
+        nest_asyncio2.apply(loop)  # idempotent: a patched loop is left as it is
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        raise
 
 
-def count_statements(
-    target: AsyncEngine | AsyncConnection | AsyncSession,
-) -> AbstractContextManager[Any]:
-    """Count the SQL statements run through ``target`` in a ``with`` block (``blogdata.queries``).
+def _ipython_loop() -> asyncio.AbstractEventLoop | None:
+    """Return the loop a running IPython shell's top-level ``await`` uses (None outside IPython)."""
+    if "IPython" not in sys.modules:  # never import IPython (heavy) just to find out
+        return None
+    from IPython import get_ipython  # third-party: already loaded, see above
+    from IPython.core.async_helpers import get_asyncio_loop
 
-    Usage: ``with count_statements(nb.engine) as counter: ...``, then ``counter.count``.
-    """
-    from blogdata.queries import count_statements as _count_statements
+    if get_ipython() is None:
+        return None
+    loop: asyncio.AbstractEventLoop = get_asyncio_loop()  # type: ignore[no-untyped-call]
+    return loop
 
-    manager: AbstractContextManager[Any] = _count_statements(target)
-    return manager
+
+_chosen: dict[str, AsyncEngine] = {}
+
+
+def use_engine(engine: AsyncEngine | None) -> None:
+    """Make ``%sql`` run on ``engine`` (None: back to the notebook's or the configured one)."""
+    if engine is None:
+        _chosen.clear()
+    else:
+        _chosen["engine"] = engine
+
+
+def current_engine() -> AsyncEngine:
+    """Return the engine ``%sql`` runs on: ``use_engine``'s, the latest notebook's, the default."""
+    if "engine" in _chosen:
+        return _chosen["engine"]
+    opened = list(_open.values())
+    return opened[-1].engine if opened else get_engine()

@@ -5,7 +5,8 @@ free loopback port in front of ``server``, in transaction mode with a pool of ``
 connections per database, and returns a handle whose ``url(database)`` is what a client connects
 to (with ``BLOGDATA_PGBOUNCER=true``, or ``create_engine(..., pgbouncer=True)``). It never
 listens on a Unix socket or beyond 127.0.0.1. It belongs to the process that started it: a
-watchdog (:mod:`blogdata._reaper`) stops it and deletes its folder when that process ends, even
+watchdog (:mod:`blogdata.servers._reaper`) stops it and deletes its folder when that process ends,
+even
 when it is killed. ``find_pgbouncer()`` says whether it is installed.
 """
 
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from blogdata import _reaper
 from blogdata.errors import ConfigurationError, DatabaseUnavailableError
+from blogdata.servers import _reaper
 
 __all__ = ["INSTALL_HINT", "PgBouncer", "find_pgbouncer", "start_pgbouncer"]
 

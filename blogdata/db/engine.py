@@ -1,6 +1,6 @@
 """Engines and sessions: ``create_engine``, the guide's ``get_db``, and ``session_scope``.
 
-In FastAPI: ``async def create_post(db: SessionDep)`` (``from blogdata.database import
+In FastAPI: ``async def create_post(db: SessionDep)`` (``from blogdata.db.engine import
 SessionDep``), or ``db: AsyncSession = Depends(get_db, scope="function")``; both commit before
 the response is sent (see :func:`get_db`).
 
@@ -32,7 +32,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+from typing import Any
 
 import asyncpg
 from sqlalchemy import NullPool, event, text
@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from blogdata._checks import check_text
+from blogdata._url import server_address
 from blogdata.config import get_settings, parse_database_url
 from blogdata.errors import (
     AlreadyExistsError,
@@ -52,14 +53,16 @@ from blogdata.errors import (
     InvalidInputError,
     NotOursError,
     PoolExhaustedError,
+)
+from blogdata.security import redact_password_hashes
+from blogdata.servers.embedded import embedded_url
+from blogdata.translate import (
     _driver_closed,
-    invalidate_connection,
     is_connection_lost,
     sqlstate_of,
     translate_db_error,
     translating,
 )
-from blogdata.security import redact_password_hashes
 
 __all__ = [
     "create_database",
@@ -67,37 +70,22 @@ __all__ = [
     "create_sessionmaker",
     "dispose_default_engine",
     "drop_database",
-    "get_db",
     "get_engine",
     "one_off_engine",
-    "resolve_url",
-    "server_address",
-    "session_scope",
+    "url_or_start_embedded",
 ]
 
 _POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout", "pool_recycle")
 
 
-def resolve_url(url: str | URL | None = None) -> URL:
-    """Return the URL to use: ``url``, else ``BLOGDATA_DATABASE_URL``, else the embedded server."""
+def url_or_start_embedded(url: str | URL | None = None) -> URL:
+    """Return ``url``, else ``BLOGDATA_DATABASE_URL``, else start the embedded server: its URL."""
     if url is not None:
         return parse_database_url(url)
     configured = get_settings().url
     if configured is not None:
         return configured
-    from blogdata.embedded import embedded_url
-
     return embedded_url()
-
-
-def server_address(url: URL) -> str:
-    """Describe where ``url`` points (host and port, or the socket folder), never the password."""
-    host = url.host or url.query.get("host") or "localhost"
-    if isinstance(host, tuple):
-        host = ",".join(host)
-    if host.startswith("/"):
-        return f"the Unix socket in {host}"
-    return f"{host}:{url.port or 5432}"
 
 
 #: ``connect_args`` SQLAlchemy's asyncpg adapter takes itself; the others go to asyncpg.connect.
@@ -106,7 +94,7 @@ _DRIVER_ARGS = frozenset(inspect.signature(asyncpg.connect).parameters) - {"dsn"
 _TLS_MODES = frozenset({"require", "verify-ca", "verify-full"})
 
 
-def _split_connect_args(connect_args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_connect_args(connect_args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``connect_args`` into the adapter's and asyncpg's; refuse a name neither takes."""
     if not isinstance(connect_args, dict):
         raise ConfigurationError(
@@ -169,7 +157,7 @@ def _tls_error(exc: BaseException, where: str) -> ConfigurationError | None:
     return None
 
 
-def _connector(url: URL, timeout: float, **extra: Any) -> Any:
+def connector(url: URL, timeout: float, **extra: Any) -> Any:
     """Build an asyncpg connect function that fails fast and names the server it tried.
 
     ``extra`` goes to ``asyncpg.connect`` (e.g. ``statement_cache_size=0`` for PgBouncer, or
@@ -311,7 +299,7 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
             when the engine connects: TLS is never silently dropped.
     """
     settings = get_settings()
-    resolved = resolve_url(url)
+    resolved = url_or_start_embedded(url)
     options: dict[str, Any] = {
         "echo": settings.echo,
         "pool_pre_ping": settings.pool_pre_ping,
@@ -327,7 +315,7 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
         for name in _POOL_ARGS:
             options.pop(name, None)
     timeout = options.pop("connect_timeout", settings.connect_timeout)
-    adapter_args, driver_args = _split_connect_args(options.pop("connect_args", {}))
+    adapter_args, driver_args = split_connect_args(options.pop("connect_args", {}))
     custom = options.pop("async_creator", None)
     if custom is not None and driver_args:
         raise ConfigurationError(
@@ -336,11 +324,11 @@ def create_engine(url: str | URL | None = None, **overrides: Any) -> AsyncEngine
             "in your async_creator, or drop async_creator"
         )
     if options.pop("pgbouncer", settings.pgbouncer):
-        connect = custom or _connector(
+        connect = custom or connector(
             resolved, timeout, **{"statement_cache_size": 0, **driver_args}
         )
         return _pgbouncer_engine(resolved, connect, adapter_args, options)
-    connect = custom or _connector(resolved, timeout, **driver_args)
+    connect = custom or connector(resolved, timeout, **driver_args)
     return _engine(resolved, connect, adapter_args, options)
 
 
@@ -427,60 +415,6 @@ async def dispose_default_engine() -> None:
     _default.pop("sessions", None)
     if engine is not None:
         await engine.dispose()
-
-
-def _sessions(engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
-    if engine is not None:
-        return create_sessionmaker(engine)
-    get_engine()
-    factory: async_sessionmaker[AsyncSession] = _default["sessions"]
-    return factory
-
-
-async def _quietly_rollback(session: AsyncSession) -> None:
-    """Roll back ``session``; after a lost connection, discard the connection instead of failing."""
-    try:
-        await session.rollback()
-    except Exception as exc:
-        if not (is_connection_lost(exc, session) or isinstance(exc, DatabaseUnavailableError)):
-            raise
-        await invalidate_connection(session)
-        await session.rollback()  # the transaction is gone with its connection: now a no-op
-
-
-@asynccontextmanager
-async def session_scope(
-    engine: AsyncEngine | None = None, *, read_only: bool = False
-) -> AsyncIterator[AsyncSession]:
-    """Open one unit of work: commit on success, roll back on any exception.
-
-    Usage: ``async with session_scope() as db: ...``; pass ``engine`` to use your own. A commit
-    that fails is raised as blogdata's error (``ConnectionLostError`` if the connection was
-    lost: run the unit of work again); the rollback and close after it never raise.
-    ``read_only=True`` opens a read session on the read server instead (``BLOGDATA_READ_URL``,
-    else the primary; see :mod:`blogdata.routing`): writes there raise ReadOnlySessionError.
-    """
-    if read_only:
-        from blogdata.routing import read_session
-
-        async with read_session(engine) as reader:
-            yield reader
-        return
-    session = _sessions(engine)()
-    try:
-        try:
-            yield session
-            async with translating("committing the unit of work", connection=session):
-                await session.commit()
-        except BaseException:
-            await _quietly_rollback(session)
-            raise
-    finally:
-        try:
-            await session.close()
-        except Exception:  # only after a loss: the connection is discarded, not pooled
-            await invalidate_connection(session)
-            await session.close()
 
 
 #: The comment blogdata puts on every database it creates: its proof of ownership. Only a
@@ -574,7 +508,7 @@ async def create_database(server: str | URL, name: str) -> URL:
         AlreadyExistsError: someone else created database ``name`` at the same moment.
         DatabaseUnavailableError: the server cannot be reached.
     """
-    url = resolve_url(server)
+    url = url_or_start_embedded(server)
     quoted = _quoted(name)
     async with _administer(url, f"creating database {name!r}") as conn:
         owned = await _owned(conn, name)
@@ -605,7 +539,7 @@ async def drop_database(server: str | URL, name: str) -> None:
         NotOursError: database ``name`` lacks blogdata's marker (it is left as it is).
         DatabaseUnavailableError: the server cannot be reached.
     """
-    url = resolve_url(server)
+    url = url_or_start_embedded(server)
     quoted = _quoted(name)
     async with _administer(url, f"dropping database {name!r}") as conn:
         owned = await _owned(conn, name)
@@ -613,37 +547,3 @@ async def drop_database(server: str | URL, name: str) -> None:
             raise _not_ours(name, url, "drop")
         if owned:
             await conn.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-
-
-async def get_db() -> AsyncIterator[AsyncSession]:
-    """Yield a session that commits when the caller finishes and rolls back if it raises.
-
-    The guide's dependency, usable with FastAPI's ``Depends`` without blogdata importing
-    FastAPI. Declare it ``Depends(get_db, scope="function")`` (FastAPI >= 0.121.1), or use
-    :data:`SessionDep`, which does: since FastAPI 0.118 the code after a dependency's
-    ``yield`` runs *after the response has been sent* unless its scope is ``"function"``, so
-    with a bare ``Depends(get_db)`` a commit that fails still answers 200. With
-    ``scope="function"`` the commit runs before the response: a failed commit raises
-    blogdata's error (e.g. ``AlreadyExistsError``), which FastAPI answers with a 500 unless
-    the app maps it (an exception handler for ``BlogdataError``).
-    """
-    async with session_scope() as session:
-        yield session
-
-
-if TYPE_CHECKING:
-    from fastapi import Depends
-
-    #: ``Annotated[AsyncSession, Depends(get_db, scope="function")]``: FastAPI's session.
-    SessionDep: TypeAlias = Annotated[AsyncSession, Depends(get_db, scope="function")]
-
-
-def __getattr__(name: str) -> Any:
-    """Build :data:`SessionDep` on first use, so importing blogdata never imports FastAPI."""
-    if name == "SessionDep":
-        from fastapi import Depends
-
-        dependency = Annotated[AsyncSession, Depends(get_db, scope="function")]
-        globals()[name] = dependency
-        return dependency
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,10 @@ from sqlalchemy import NullPool
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from blogdata.errors import InvalidInputError, translating
+from blogdata.db.engine import create_engine
+from blogdata.errors import InvalidInputError
+from blogdata.models import Base
+from blogdata.translate import translating
 
 __all__ = [
     "CONFIGURE_OPTIONS",
@@ -67,8 +70,6 @@ async def _on_connection(target: Target, work: Callable[[Connection], Any]) -> A
     if isinstance(target, AsyncConnection):
         async with translating("migrating", connection=target):
             return await target.run_sync(work)
-    from blogdata.database import create_engine
-
     if isinstance(target, AsyncEngine):
         engine = target
     else:
@@ -119,7 +120,6 @@ async def current(url: Target = None) -> str | None:
 
 async def check(url: Target = None) -> list[str]:
     """Return the differences between the models and the migrated database; empty means none."""
-    from blogdata.models import Base
 
     def work(connection: Connection) -> list[str]:
         ctx = MigrationContext.configure(connection, opts=CONFIGURE_OPTIONS)

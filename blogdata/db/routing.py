@@ -54,22 +54,17 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from blogdata._url import server_address
 from blogdata.config import get_settings, parse_read_url
-from blogdata.database import (
-    _connector,
-    _split_connect_args,
+from blogdata.db.engine import (
+    connector,
     create_engine,
     get_engine,
-    resolve_url,
-    server_address,
+    split_connect_args,
+    url_or_start_embedded,
 )
-from blogdata.errors import (
-    DatabaseUnavailableError,
-    ReadOnlySessionError,
-    ReplicationLagError,
-    sqlstate_of,
-    translate_db_error,
-)
+from blogdata.errors import DatabaseUnavailableError, ReadOnlySessionError, ReplicationLagError
+from blogdata.translate import sqlstate_of, translate_db_error
 
 __all__ = [
     "create_read_engine",
@@ -83,7 +78,7 @@ __all__ = [
     "wait_for_replica",
 ]
 
-logger = logging.getLogger("blogdata.routing")
+logger = logging.getLogger("blogdata.db.routing")
 
 
 def read_url() -> URL | None:
@@ -93,7 +88,7 @@ def read_url() -> URL | None:
 
 def _read_connector(read: URL, timeout: float, fallback: URL | None, **extra: Any) -> Any:
     """Connect to the read server; on failure name it, or (if asked) connect to the primary."""
-    inner = _connector(read, timeout, **extra)
+    inner = connector(read, timeout, **extra)
     where = server_address(read)
 
     async def connect() -> Any:
@@ -114,7 +109,7 @@ def _read_connector(read: URL, timeout: float, fallback: URL | None, **extra: An
                 where,
                 server_address(fallback),
             )
-            return await _connector(fallback, timeout, **extra)()
+            return await connector(fallback, timeout, **extra)()
 
     return connect
 
@@ -234,7 +229,7 @@ def create_read_engine(
         url: the read server; None means ``BLOGDATA_READ_URL``, else the primary.
         fallback: read from the primary while the read server is unreachable; None means
             ``BLOGDATA_READ_FALLBACK``.
-        primary: the primary to fall back to; None means ``resolve_url()``.
+        primary: the primary to fall back to; None means ``url_or_start_embedded()``.
         **overrides: any ``create_engine`` argument (pool size, ``poolclass`` ...).
     """
     settings = get_settings()
@@ -251,9 +246,9 @@ def create_read_engine(
         engine = create_engine(None, **options)
     else:
         timeout = options.get("connect_timeout", settings.connect_timeout)
-        adapter_args, driver_args = _split_connect_args(options.pop("connect_args", {}))
+        adapter_args, driver_args = split_connect_args(options.pop("connect_args", {}))
         extra = {"statement_cache_size": 0} if settings.pgbouncer else {}
-        other = resolve_url(primary) if fallback else None
+        other = url_or_start_embedded(primary) if fallback else None
         options["async_creator"] = _read_connector(read, timeout, other, **extra, **driver_args)
         engine = create_engine(read, connect_args=adapter_args, **options)
     _guard(engine.sync_engine)

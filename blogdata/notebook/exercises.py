@@ -21,21 +21,16 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from blogdata.errors import BlogdataError, PoolExhaustedError
-from blogdata.explain import explain, plan_nodes
+from blogdata.diagnostics import count_statements, explain, plan_nodes
+from blogdata.errors import ExerciseError, PoolExhaustedError
 from blogdata.models import Account, Post, Tag, User, post_tags
-from blogdata.queries import count_statements
 
-__all__ = ["ExerciseError"]
+__all__: list[str] = []
 
 NOT_ANSWERED = (
     "Not answered yet: replace the ... in the cell above with your answer, run it, then run "
     "this check again. (The solution is in the collapsed cell below.)"
 )
-
-
-class ExerciseError(BlogdataError, AssertionError):
-    """An exercise's answer is not right yet; the message says what to look at."""
 
 
 def _answered(answer: Any) -> bool:

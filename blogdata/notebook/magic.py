@@ -24,7 +24,7 @@ The SQL reaches the server as written:
   server receives the text with each bind replaced by its placeholder, nothing else changed.
 - ``%sql stmt`` runs a SQLAlchemy statement held in the variable ``stmt``.
 
-Each run is one unit of work (:func:`blogdata.database.session_scope`): committed when it
+Each run is one unit of work (:func:`blogdata.db.engine.session_scope`): committed when it
 succeeds (so ``%sql UPDATE ...`` sticks) and rolled back when it fails; on a read-only notebook
 database (``open_database(read=True)``) every run is READ ONLY and a write raises one clear error.
 A statement PostgreSQL refuses to run in a transaction block (``VACUUM``, ``CREATE DATABASE``,
@@ -41,7 +41,6 @@ interrupt cancels the query on the server.
 
 from __future__ import annotations
 
-import asyncio
 import keyword
 import re
 from dataclasses import dataclass
@@ -65,10 +64,15 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, TextClause
 
+from blogdata.db.sessions import session_scope
+from blogdata.describe import describe
+from blogdata.diagnostics import explain, plan_text
 from blogdata.errors import BlogdataError, QueryError
 from blogdata.loaders import load_frame
+from blogdata.notebook import current_engine, run
+from blogdata.translate import invalidate_connection
 
-__all__ = ["DISPLAY_ROWS", "SqlFrame", "SqlMagics", "use_engine"]
+__all__ = ["DISPLAY_ROWS", "SqlFrame", "SqlMagics"]
 
 #: Rows a result shows unless ``--display N`` says otherwise.
 DISPLAY_ROWS = 10
@@ -101,51 +105,9 @@ class SqlFrame(pd.DataFrame):
         return repr(head) + (f"\n{note}" if note else "")
 
 
-_chosen: dict[str, AsyncEngine] = {}
-
-
-def use_engine(engine: AsyncEngine | None) -> None:
-    """Make ``%sql`` run on ``engine`` (None: back to the notebook's or the configured one)."""
-    if engine is None:
-        _chosen.clear()
-    else:
-        _chosen["engine"] = engine
-
-
-def _notebook_engine() -> AsyncEngine:
-    from blogdata import notebook
-    from blogdata.database import get_engine
-
-    if "engine" in _chosen:
-        return _chosen["engine"]
-    opened = list(notebook._open.values())
-    return opened[-1].engine if opened else get_engine()
-
-
 def _read_only(engine: AsyncEngine) -> bool:
     """Whether every transaction on ``engine`` is READ ONLY (``open_database(read=True)``)."""
     return bool(engine.get_execution_options().get("postgresql_readonly", False))
-
-
-def _run(work: Any) -> Any:
-    """Run a coroutine from the magic (sync code), cancelling it on the server on interrupt."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # plain IPython: the loop its top-level await uses
-        from IPython.core.async_helpers import get_asyncio_loop
-
-        loop = get_asyncio_loop()
-    else:
-        import nest_asyncio2
-
-        nest_asyncio2.apply(loop)  # idempotent
-    task = loop.create_task(work)
-    try:
-        return loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        task.cancel()  # the loaders cancel the query and roll back their savepoint
-        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-        raise
 
 
 # --- the line: options at its front, then the SQL as written --------------------------------
@@ -395,7 +357,7 @@ def _statement(sql: str, namespace: dict[str, Any], *, standard_strings: bool) -
 
 # --- leaving the pooled connection as a fresh one -------------------------------------------
 
-_DIRTY = "blogdata.magic.reset"
+_DIRTY = "blogdata.notebook.magic.reset"
 _INSPECT = (
     "SELECT ARRAY(SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql), "
     "EXISTS (SELECT FROM pg_catalog.pg_listening_channels()), pg_catalog.pg_my_temp_schema() <> 0"
@@ -453,26 +415,6 @@ def _watch(engine: AsyncEngine) -> None:
 # --- the magic ----------------------------------------------------------------------------
 
 
-def _plan_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
-    """Render a plan tree as indented lines: node types and relations, never costs or times."""
-    label = str(node.get("Node Type", "?"))
-    if "Relation Name" in node:
-        label += f" on {node['Relation Name']}"
-    if "Index Name" in node:
-        label += f" using {node['Index Name']}"
-    lines = ["  " * depth + label]
-    for child in node.get("Plans", []):
-        lines += _plan_lines(child, depth + 1)
-    return lines
-
-
-class _Plan(str):
-    """A plan shown as plain text."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 _ACTIVE_SQL_TRANSACTION = "25001"  # raised before a statement that needs no transaction runs
 _NO_ACTIVE_SQL_TRANSACTION = "25P01"  # the SQL ended the run's transaction (COMMIT, ROLLBACK)
 
@@ -504,7 +446,7 @@ class SqlMagics(Magics):
         if options.describe is not None and source.strip():
             raise UsageError("--describe takes one table name and no SQL")
         try:
-            result = _run(self._execute(options, source.strip(), namespace))
+            result = run(self._execute(options, source.strip(), namespace))
         except BlogdataError as err:  # one line: a driver's hint can span several
             raise UsageError(re.sub(r"\s*\n\s*", " ", str(err)).strip()) from None
         if isinstance(result, pd.DataFrame):
@@ -517,9 +459,7 @@ class SqlMagics(Magics):
         return result
 
     async def _execute(self, options: _Options, sql: str, namespace: dict[str, Any]) -> Any:
-        from blogdata.database import session_scope
-
-        engine = _notebook_engine()
+        engine = current_engine()
         _watch(engine)
         read_only = _read_only(engine)
         try:
@@ -547,8 +487,6 @@ class SqlMagics(Magics):
         self, engine: AsyncEngine, sql: str, namespace: dict[str, Any]
     ) -> Any:
         """Run ``sql`` once on an autocommit connection, then close that connection."""
-        from blogdata.errors import invalidate_connection
-
         async with engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
@@ -564,14 +502,10 @@ class SqlMagics(Magics):
         conn = await db.connection()
         conn.info[_DIRTY] = True  # the pool's reset hook puts the session back after the run
         if options.describe is not None:
-            from blogdata.describe import describe
-
             return await describe(db, options.describe or None)
         stmt = _statement(sql, namespace, standard_strings=await _standard(conn))
         if options.explain:
-            from blogdata.explain import explain
-
-            return _Plan("\n".join(_plan_lines((await explain(db, stmt))["Plan"])))
+            return plan_text(await explain(db, stmt))
         return await load_frame(db, stmt)
 
 
