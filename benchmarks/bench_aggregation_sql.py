@@ -43,9 +43,9 @@ from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
-from blogdata import migrate
-from blogdata.database import create_engine, resolve_url
-from blogdata.explain import explain
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine, url_or_start_embedded
+from blogdata.diagnostics import explain
 from blogdata.models import User
 from blogdata.seed import SEED_NOW
 
@@ -166,7 +166,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 async def _migrated(name: str) -> None:
-    url = resolve_url().set(database=name)
+    url = url_or_start_embedded().set(database=name)
     engine = create_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
@@ -190,7 +190,7 @@ async def bench(
     if baseline is not None and baseline_db is not None:
         sides["before"] = (baseline, baseline_db)
     engines = {
-        side: create_engine(resolve_url().set(database=name), poolclass=NullPool)
+        side: create_engine(url_or_start_embedded().set(database=name), poolclass=NullPool)
         for side, (_, name) in sides.items()
     }
     samples: dict[str, dict[str, list[Sample]]] = {c: {s: [] for s in sides} for c in CASES}
@@ -234,7 +234,7 @@ def _median_sample(runs: list[Sample]) -> Sample:
 def _report(samples: dict[str, dict[str, list[Sample]]], **info: Any) -> str:
     before = "before" in next(iter(samples.values()))
     lines = [
-        f"Measured {machine()}; server: {resolve_url().host or 'embedded'}, database "
+        f"Measured {machine()}; server: {url_or_start_embedded().host or 'embedded'}, database "
         f"`{info['database']}` ({info['posts']:,} posts) at migration head"
         + (
             f"; before: the aggregations of `{info['ref']}` on `{info['baseline_db']}` (the same "
@@ -283,7 +283,7 @@ def _report(samples: dict[str, dict[str, list[Sample]]], **info: Any) -> str:
 
 
 async def _posts(database: str) -> int:
-    engine = create_engine(resolve_url().set(database=database), poolclass=NullPool)
+    engine = create_engine(url_or_start_embedded().set(database=database), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             return int(await conn.scalar(text("SELECT count(*) FROM posts")) or 0)

@@ -37,7 +37,7 @@ from sqlalchemy import NullPool, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from blogdata import aggregations as agg
-from blogdata.database import create_engine, resolve_url
+from blogdata.db.engine import create_engine, url_or_start_embedded
 from blogdata.loaders import ROUTE_ATTR, load_frame
 from blogdata.models import ROLES, Post, Tag, User, post_tags
 from blogdata.seed import SEED_NOW
@@ -177,7 +177,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 async def bench(rounds: int) -> dict[str, dict[str, list[float]]]:
-    engine = create_engine(resolve_url().set(database=DATABASE), poolclass=NullPool)
+    engine = create_engine(url_or_start_embedded().set(database=DATABASE), poolclass=NullPool)
     samples: dict[str, dict[str, list[float]]] = {c: {w: [] for w in WAYS} for c in CASES}
     try:
         async with engine.connect() as db:
@@ -210,7 +210,7 @@ def _hwm_mb() -> float:
 
 
 async def _child(way: str) -> dict[str, float]:
-    engine = create_engine(resolve_url().set(database=DATABASE), poolclass=NullPool)
+    engine = create_engine(url_or_start_embedded().set(database=DATABASE), poolclass=NullPool)
     try:
         async with engine.connect() as db:
             before = _hwm_mb()
@@ -232,7 +232,7 @@ def _memory(way: str) -> dict[str, float]:
 
 def _report(samples: dict[str, dict[str, list[float]]], memory: dict[str, Any], **info: Any) -> str:
     lines = [
-        f"Measured {machine()}; server: {resolve_url().host or 'embedded'} (database "
+        f"Measured {machine()}; server: {url_or_start_embedded().host or 'embedded'} (database "
         f"`{DATABASE}`: {info['posts']:,} posts); load average at start {info['load']}. "
         "The server shares the machine's 2 cores; paired ratios (same round) are the comparable "
         "numbers.",

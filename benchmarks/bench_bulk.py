@@ -34,12 +34,13 @@ from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blogdata import migrate
 from blogdata.bulk import hash_passwords, insert_hashed_users
-from blogdata.database import create_engine, create_sessionmaker, resolve_url
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine, create_sessionmaker, url_or_start_embedded
+from blogdata.db.sessions import run_transaction
 from blogdata.errors import InsufficientFundsError
 from blogdata.models import Account, User
-from blogdata.transactions import run_transaction, transfer_funds
+from blogdata.transactions import transfer_funds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' copy of the guide's code
 from tests.guide_patterns import guide_transfer_unlocked  # noqa: E402
@@ -223,7 +224,7 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    server = resolve_url()
+    server = url_or_start_embedded()
     name = f"blogdata_bench_bulk_{uuid.uuid4().hex[:8]}"
     await _admin(server, f'CREATE DATABASE "{name}"')
     url = server.set(database=name)

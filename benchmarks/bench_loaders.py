@@ -64,8 +64,8 @@ from _report import (  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
-from blogdata import migrate
-from blogdata.database import create_engine, resolve_url
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine, url_or_start_embedded
 
 DATABASE = os.environ.get("BLOGDATA_BENCH_LOADERS_DB", "blogdata_bench_1m")
 USERS, POSTS_PER_USER, SEED = 50_000, 20, 42
@@ -124,7 +124,7 @@ CONTRACT = {
 
 
 def _server() -> URL:
-    return resolve_url()
+    return url_or_start_embedded()
 
 
 def _url() -> URL:
@@ -154,7 +154,9 @@ async def ensure_database() -> int:
 
                     engine = create_engine(_url(), poolclass=NullPool)
                     try:
-                        await seed(engine, users=USERS, posts_per_user=POSTS_PER_USER, seed=SEED)
+                        await seed(
+                            engine, users=USERS, posts_per_user=POSTS_PER_USER, random_seed=SEED
+                        )
                         async with engine.connect() as c:
                             await c.execution_options(isolation_level="AUTOCOMMIT")
                             await c.execute(text("VACUUM ANALYZE"))
@@ -262,7 +264,7 @@ def _describe(frame: Any) -> dict[str, Any]:
 async def _blogdata(variant: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from blogdata.database import create_sessionmaker
+    from blogdata.db.engine import create_sessionmaker
     from blogdata.loaders import load_frame, stream_frames
     from blogdata.models import Post
 
@@ -316,7 +318,7 @@ async def _blogdata(variant: str) -> dict[str, Any]:
 async def _sqla_rows(as_tuples: bool) -> dict[str, Any]:
     import pandas as pd
 
-    from blogdata.database import create_sessionmaker
+    from blogdata.db.engine import create_sessionmaker
 
     engine = create_engine(_url())
     try:

@@ -26,13 +26,16 @@ from sqlalchemy.engine import URL
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import load_average, machine, median, write_section  # type: ignore[import-not-found]  # noqa: E402
 
-from blogdata import aggregations, embedded, migrate, replica  # noqa: E402
-from blogdata.database import create_engine, session_scope  # noqa: E402
+from blogdata import aggregations  # noqa: E402
+from blogdata.db import migrate  # noqa: E402
+from blogdata.db.engine import create_engine  # noqa: E402
+from blogdata.db.routing import create_read_engine, read_session, wait_for_replica  # noqa: E402
+from blogdata.db.sessions import session_scope  # noqa: E402
 from blogdata.loaders import load_frame  # noqa: E402
 from blogdata.models import Post  # noqa: E402
-from blogdata.pooler import start_pgbouncer  # noqa: E402
-from blogdata.routing import create_read_engine, read_session, wait_for_replica  # noqa: E402
 from blogdata.seed import seed  # noqa: E402
+from blogdata.servers import embedded, replica  # noqa: E402
+from blogdata.servers.pooler import start_pgbouncer  # noqa: E402
 
 DATABASE = "blogdata_bench_scale"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -62,7 +65,7 @@ async def _setup(home: Path, users: int) -> tuple[URL, URL, int]:
     await migrate.upgrade(url)
     seeder = create_engine(url, poolclass=NullPool)
     try:
-        summary = await seed(seeder, users=users, posts_per_user=20, seed=42, progress=False)
+        summary = await seed(seeder, users=users, posts_per_user=20, random_seed=42, progress=False)
     finally:
         await seeder.dispose()
     standby = replica.start(home)

@@ -30,8 +30,8 @@ from _report import interleaved, load_average, machine, median, peak_rss_mb, wri
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
-from blogdata import migrate
-from blogdata.database import create_engine, resolve_url
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine, url_or_start_embedded
 from blogdata.seed import SEED_NOW, _Blog, _drop_checks, reset, seed
 
 DATABASE = "blogdata_bench"
@@ -41,12 +41,12 @@ HERE = Path(__file__).resolve()
 
 
 def _url() -> URL:
-    return resolve_url().set(database=DATABASE)
+    return url_or_start_embedded().set(database=DATABASE)
 
 
 async def prepare() -> None:
     """Create ``blogdata_bench`` if missing and migrate it."""
-    admin = create_engine(resolve_url(), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    admin = create_engine(url_or_start_embedded(), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             exists = await conn.scalar(
@@ -73,7 +73,7 @@ async def _child(variant: str) -> dict[str, Any]:
         start = time.perf_counter()
         if variant == "seed":
             summary = await seed(
-                engine, users=USERS, posts_per_user=POSTS_PER_USER, tags=TAGS, seed=SEED
+                engine, users=USERS, posts_per_user=POSTS_PER_USER, tags=TAGS, random_seed=SEED
             )
             posts = summary.posts
         else:

@@ -65,11 +65,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import array as pg_array
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause, SelectBase
 
 from blogdata._checks import check_count, check_finite_number
+from blogdata._types import Db
 from blogdata.errors import InvalidInputError
 from blogdata.loaders import load_frame
 from blogdata.models import Base
@@ -91,7 +91,6 @@ __all__ = [
     "histogram_query",
 ]
 
-Db = AsyncSession | AsyncConnection
 
 #: Most bins a histogram may have (a chart, not a table: more would not be seen).
 MAX_BINS = 10_000
