@@ -1,8 +1,7 @@
-"""Engines and sessions: ``create_engine``, the guide's ``get_db``, and ``session_scope``.
+"""Engines: ``create_engine``, the default engine, and databases blogdata makes and drops.
 
-In FastAPI: ``async def create_post(db: SessionDep)`` (``from blogdata.db.engine import
-SessionDep``), or ``db: AsyncSession = Depends(get_db, scope="function")``; both commit before
-the response is sent (see :func:`get_db`).
+Sessions and units of work (``session_scope``, ``get_db``, ``SessionDep``, ``run_transaction``)
+live in :mod:`blogdata.db.sessions`, read engines in :mod:`blogdata.db.routing`.
 
 No engine exists until one is asked for. The default engine (used by ``get_db`` and
 ``session_scope`` without arguments) is built once from the settings, or on the embedded server

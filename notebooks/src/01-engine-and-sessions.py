@@ -40,12 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from blogdata import User, UserCreate, create_engine, crud, get_db, session_scope
 from blogdata.config import get_settings, parse_database_url
 from blogdata.db.engine import dispose_default_engine
-from blogdata.errors import ConnectionLostError
-from blogdata.notebook.exercises import check_exercise_01
 from blogdata.diagnostics import echo_sql
+from blogdata.errors import ConnectionLostError
 from blogdata.notebook import tutorial_database
-from blogdata.seed import SEED_NOW
+from blogdata.notebook.exercises import check_exercise_01
 from blogdata.security import get_password_hash
+from blogdata.seed import SEED_NOW
 
 nb = await tutorial_database("01-engine-and-sessions")
 nb
@@ -453,7 +453,7 @@ await saved_usernames("ken.t", "dennis.r")
 
 # %% [markdown]
 # Ken was committed before his 200 was sent, Dennis rolled back, and the voucher whose commit
-# failed answered 500. In an app you write `db: SessionDep` (`from blogdata.db.engine import
+# failed answered 500. In an app you write `db: SessionDep` (`from blogdata.db.sessions import
 # SessionDep`: `Annotated[AsyncSession, Depends(get_db, scope="function")]`) and never see the
 # generator; a bare `Depends(get_db)` would have the guide's flaw. We put the setting back:
 

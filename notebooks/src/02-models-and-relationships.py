@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, selectinload
 
 from blogdata import Account, Post, Tag, User, describe
-from blogdata.notebook.exercises import check_exercise_02
-from blogdata.models import Base, post_tags
 from blogdata.diagnostics import count_statements
+from blogdata.models import Base, post_tags
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_02
 
 nb = await tutorial_database("02-models-and-relationships")
 nb

@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from blogdata import Post, PostCreate, User, UserCreate, UserUpdate, crud
-from blogdata.notebook.exercises import check_exercise_03
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_03
 from blogdata.schemas import UserRead
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD

@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 
 from blogdata import Post, User
-from blogdata.notebook.exercises import check_exercise_04
-from blogdata.diagnostics import explain, plan_indexes
-from blogdata.diagnostics import show_sql
+from blogdata.diagnostics import explain, plan_indexes, show_sql
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_04
 from blogdata.queries import (
     MAX_LIMIT,
     Keyset,

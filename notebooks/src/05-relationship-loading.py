@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, raiseload, selectinload
 
 from blogdata import Post, Tag, User, post_tags
-from blogdata.notebook.exercises import check_exercise_05
 from blogdata.diagnostics import count_statements
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_05
 from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
 
 nb = await tutorial_database("05-relationship-loading")

@@ -34,11 +34,11 @@ from blogdata import (
     savepoint,
     transfer_funds,
 )
-from blogdata.translate import sqlstate_of, translate_db_error
-from blogdata.notebook.exercises import check_exercise_07
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_07
 from blogdata.security import get_password_hash
 from blogdata.transactions import insert_each_in_savepoint
+from blogdata.translate import sqlstate_of, translate_db_error
 
 nb = await tutorial_database("07-transactions-and-savepoints")
 nb

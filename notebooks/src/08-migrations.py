@@ -33,9 +33,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Column, MetaData, Text, inspect, make_url, text
 
 from blogdata.db import migrate
-from blogdata.notebook.exercises import check_exercise_08
 from blogdata.models import Base
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_08
 
 nb = await tutorial_database("08-migrations")
 nb

@@ -34,11 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User, UserCreate, bulk, create_engine, load_frame
 from blogdata.config import get_settings
-from blogdata.notebook.exercises import check_exercise_09
 from blogdata.diagnostics import explain, plan_indexes, plan_nodes
 from blogdata.errors import RouteUnavailableError
 from blogdata.loaders import ROUTE_ATTR
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_09
 from blogdata.security import get_password_hash
 from blogdata.seed import DEMO_PASSWORD, SEED_NOW
 

@@ -27,8 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata import User
-from blogdata.notebook.exercises import check_exercise_10
 from blogdata.notebook import tutorial_database
+from blogdata.notebook.exercises import check_exercise_10
 
 nb = await tutorial_database("10-testing")
 nb

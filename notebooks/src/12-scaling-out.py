@@ -30,14 +30,22 @@ from pathlib import Path
 from sqlalchemy import NullPool, func, insert, select, text
 
 from blogdata import (
-    Post, ReadOnlySessionError, Tag, User, aggregations, create_engine, embedded, migrate,
-    post_tags, replica, session_scope,
+    Post,
+    ReadOnlySessionError,
+    Tag,
+    User,
+    aggregations,
+    create_engine,
+    migrate,
+    post_tags,
+    session_scope,
 )
+from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
 from blogdata.errors import ReplicationLagError
 from blogdata.notebook.exercises import check_exercise_12
-from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
-from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
 from blogdata.seed import seed
+from blogdata.servers import embedded, replica
+from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
 
 folder = tempfile.TemporaryDirectory(prefix="nb12-")
 home = Path(folder.name)
