@@ -37,6 +37,13 @@ back as a fresh one would be (role, session authorization, settings, cursors, ad
 The frame is whole, but its display shows the first ``--display N`` rows (10 by default) and
 says how many there were. A failure is one line (the server's message and SQLSTATE); Jupyter's
 interrupt cancels the query on the server.
+
+``--arrow`` and ``--polars`` return a ``pyarrow.Table`` or a polars DataFrame from the same
+route (``blogdata.loaders.load_arrow``), with the same capped display; ``--pandas`` is the
+default, which ``%config SqlMagics.output = "arrow"`` changes. polars is optional
+(``pip install polars``). Tab completes tables, columns and keywords in the SQL
+(:mod:`blogdata.notebook.completion`), and ``%sqlplot histogram|boxplot|bar table.column``
+draws :mod:`blogdata.charts`' charts from numbers PostgreSQL computed.
 """
 
 from __future__ import annotations
