@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.interactiveshell import InteractiveShell
@@ -157,3 +159,53 @@ def test_an_interrupt_cancels_the_query_on_the_server(shell: InteractiveShell) -
 
     assert sync_run(still_running()) == 0
     assert run(shell, "%sql SELECT 1 AS after")["after"].tolist() == [1]
+
+
+def test_arrow_returns_a_pyarrow_table_with_the_columns_types(shell: InteractiveShell) -> None:
+    sql = (
+        "SELECT g::int4 AS i, g::int8 * 3 AS big, g % 2 = 0 AS even, NULL::int2 AS nothing, "
+        "'v' || g AS label FROM generate_series(1, 25) AS g ORDER BY g"
+    )
+    table = run(shell, f"%sql --arrow -o kept {sql}")
+    assert isinstance(table, pa.Table) and shell.user_ns["kept"] is table
+    assert table.num_rows == 25
+    types = dict(zip(table.schema.names, table.schema.types, strict=True))
+    # load_frame's types (its module docstring): every integer type is int64.
+    assert types["i"] == pa.int64() and types["big"] == pa.int64() and types["even"] == pa.bool_()
+    assert types["nothing"] == pa.int64() and table.column("nothing").null_count == 25
+    assert types["label"] in (pa.string(), pa.large_string())
+    assert table.column("big").to_pylist() == [3 * g for g in range(1, 26)]
+    # The display is capped and says so; a table made elsewhere displays as pyarrow's own.
+    shown, _ = shell.display_formatter.format(table)
+    assert "10 of 25 rows shown (the table holds all of them)" in shown["text/html"]
+    assert "10 of 25 rows shown" in shown["text/plain"] and "v11" not in shown["text/plain"]
+    small = run(shell, "%sql --arrow --display 30 SELECT 1 AS one")
+    assert "rows shown" not in shell.display_formatter.format(small)[0]["text/plain"]
+    other, _ = shell.display_formatter.format(pa.table({"x": list(range(25))}))
+    assert "rows shown" not in other["text/plain"] and "text/html" not in other
+
+
+def test_the_output_default_is_a_config_trait(shell: InteractiveShell) -> None:
+    run(shell, '%config SqlMagics.output = "arrow"')
+    try:
+        assert isinstance(run(shell, "%sql SELECT 1 AS one"), pa.Table)
+        assert isinstance(run(shell, "%sql --pandas SELECT 1 AS one"), SqlFrame)
+    finally:
+        run(shell, '%config SqlMagics.output = "pandas"')
+    assert isinstance(run(shell, "%sql SELECT 1 AS one"), SqlFrame)
+    shell.run_cell('%config SqlMagics.output = "excel"')  # IPython logs the trait's error
+    assert shell.magics_manager.registry["SqlMagics"].output == "pandas"
+
+
+def test_polars_gives_a_polars_frame_or_says_how_to_install_it(shell: InteractiveShell) -> None:
+    result = shell.run_cell("%sql --polars SELECT g FROM generate_series(1, 25) AS g")
+    if importlib.util.find_spec("polars") is None:
+        err = result.error_in_exec
+        assert type(err).__name__ == "UsageError" and "pip install polars" in str(err)
+    else:
+        frame = result.result
+        assert type(frame).__module__.startswith("polars") and frame.height == 25
+        shown, _ = shell.display_formatter.format(frame)
+        assert "10 of 25 rows shown (the frame holds all of them)" in shown["text/plain"]
+    both = shell.run_cell("%sql --arrow --polars SELECT 1")
+    assert "choose one" in str(both.error_in_exec)

@@ -37,20 +37,33 @@ back as a fresh one would be (role, session authorization, settings, cursors, ad
 The frame is whole, but its display shows the first ``--display N`` rows (10 by default) and
 says how many there were. A failure is one line (the server's message and SQLSTATE); Jupyter's
 interrupt cancels the query on the server.
+
+``--arrow`` and ``--polars`` return a ``pyarrow.Table`` or a polars DataFrame from the same
+route (``blogdata.loaders.load_arrow``), with the same capped display; ``--pandas`` is the
+default, which ``%config SqlMagics.output = "arrow"`` changes. polars is optional
+(``pip install polars``). Tab completes tables, columns and keywords in the SQL
+(:mod:`blogdata.notebook.completion`), and ``%sqlplot histogram|boxplot|bar table.column``
+draws :mod:`blogdata.charts`' charts from numbers PostgreSQL computed.
 """
 
 from __future__ import annotations
 
+import importlib
 import keyword
 import re
+import shlex
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 from IPython.core.error import UsageError
 from IPython.core.magic import (
     Magics,
     line_cell_magic,
+    line_magic,
     magics_class,
     needs_local_scope,
     no_var_expand,
@@ -63,16 +76,35 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, TextClause
+from sqlalchemy.sql.selectable import SelectBase
+from traitlets import Enum
 
+from blogdata import charts, loaders
 from blogdata.db.sessions import session_scope
 from blogdata.describe import describe
 from blogdata.diagnostics import explain, plan_text
 from blogdata.errors import BlogdataError, QueryError
 from blogdata.loaders import load_frame
-from blogdata.notebook import current_engine, run
+from blogdata.notebook import completion, current_engine, run
 from blogdata.translate import invalidate_connection
 
-__all__ = ["DISPLAY_ROWS", "SqlFrame", "SqlMagics"]
+__all__ = ["DISPLAY_ROWS", "OUTPUTS", "SqlFrame", "SqlMagics"]
+
+#: What ``%sql`` may return: ``--pandas`` (the default), ``--arrow``, ``--polars``.
+OUTPUTS = ("pandas", "arrow", "polars")
+
+
+async def _arrow_via_frame(db: Any, stmt: Any) -> pa.Table:
+    """Load through ``load_frame(dtype_backend="pyarrow")``; return a ``pyarrow.Table``.
+
+    Stands in for ``blogdata.loaders.load_arrow`` where it is not there yet (issue 20).
+    """
+    frame = await load_frame(db, stmt, dtype_backend="pyarrow")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+#: ``blogdata.loaders.load_arrow``: the exact route, as a ``pyarrow.Table``.
+load_arrow: Callable[[Any, Any], Any] = getattr(loaders, "load_arrow", _arrow_via_frame)
 
 #: Rows a result shows unless ``--display N`` says otherwise.
 DISPLAY_ROWS = 10
@@ -112,7 +144,10 @@ def _read_only(engine: AsyncEngine) -> bool:
 
 # --- the line: options at its front, then the SQL as written --------------------------------
 
-_OPTIONS = "-o/--out NAME, --display N, --explain, --describe [TABLE], NAME <<"
+_OPTIONS = (
+    "-o/--out NAME, --display N, --explain, --describe [TABLE], --pandas, --arrow, --polars, "
+    "NAME <<"
+)
 _TOKEN = re.compile(r"\s*(\S+)")
 
 
@@ -124,6 +159,7 @@ class _Options:
     display: int = DISPLAY_ROWS
     explain: bool = False
     describe: str | None = None  # "" lists the tables
+    output: str | None = None  # None: SqlMagics.output
 
 
 def _display_rows(value: str) -> int:
@@ -161,6 +197,10 @@ def _parse_line(line: str) -> tuple[_Options, str]:
                 options.display = _display_rows(value)
         elif word == "--explain":
             options.explain = True
+        elif word in ("--pandas", "--arrow", "--polars"):
+            if options.output not in (None, word[2:]):
+                raise UsageError(f"--{options.output} and {word}: choose one output")
+            options.output = word[2:]
         elif word == "--describe":
             options.describe = ""
             if following is not None and not following.startswith("-"):
@@ -412,6 +452,201 @@ def _watch(engine: AsyncEngine) -> None:
         event.listen(sync, "reset", _reset_on_return)
 
 
+# --- Arrow and polars results, and their capped display -------------------------------------
+
+_POLARS_MISSING = (
+    "--polars needs polars, which blogdata does not install: pip install polars "
+    "(or use --arrow for a pyarrow.Table, or --pandas)"
+)
+
+# id(result) -> (a weak reference to it, the rows its display shows): results the magic made.
+_shown_rows: dict[int, tuple[weakref.ref[Any], int]] = {}
+
+
+def _polars() -> Any:
+    """Return the polars module, or raise a UsageError saying how to install it."""
+    try:
+        return importlib.import_module("polars")
+    except ImportError:
+        raise UsageError(_POLARS_MISSING) from None
+
+
+def _remember_rows(result: Any, rows: int) -> None:
+    """Note that ``result``'s display shows ``rows`` rows, for as long as it lives."""
+    key = id(result)
+
+    def forget(ref: weakref.ref[Any]) -> None:
+        if _shown_rows.get(key, (None,))[0] is ref:
+            del _shown_rows[key]
+
+    _shown_rows[key] = (weakref.ref(result, forget), rows)
+
+
+def _rows_for(result: Any) -> int | None:
+    """Return the rows ``result``'s display shows, if the magic made it."""
+    entry = _shown_rows.get(id(result))
+    return entry[1] if entry is not None and entry[0]() is result else None
+
+
+def _note(shown: int, total: int, what: str) -> str:
+    if total <= shown:
+        return ""
+    return f"{shown} of {total:,} rows shown (the {what} holds all of them)"
+
+
+def _head(result: Any, rows: int) -> tuple[Any, str]:
+    """Return the first ``rows`` rows of ``result`` (for display) and the note under them."""
+    if isinstance(result, pa.Table):
+        head = result.slice(0, rows).to_pandas(types_mapper=pd.ArrowDtype)
+        return head, _note(rows, result.num_rows, "table")
+    return result.head(rows), _note(rows, result.height, "frame")  # polars
+
+
+def _html(result: Any) -> str | None:
+    rows = _rows_for(result)
+    if rows is None:
+        return None  # not the magic's: displayed as it would be without blogdata
+    head, note = _head(result, rows)
+    if isinstance(result, pa.Table):
+        html = str(head.to_html())
+    else:
+        with _polars().Config(tbl_rows=max(rows, 1)):
+            html = str(head._repr_html_())
+    return html + (f"<p><em>{note}</em></p>" if note else "")
+
+
+def _plain(result: Any, printer: Any, cycle: bool) -> None:
+    rows = _rows_for(result)
+    if rows is None:
+        printer.text(repr(result))
+        return
+    head, note = _head(result, rows)
+    if isinstance(result, pa.Table):
+        shown = repr(head)
+    else:
+        with _polars().Config(tbl_rows=max(rows, 1)):
+            shown = repr(head)
+    printer.text(shown + (f"\n{note}" if note else ""))
+
+
+def _register_display(shell: Any) -> None:
+    """Cap the display of the Arrow tables and polars frames ``%sql`` returns."""
+    formatters = shell.display_formatter.formatters
+    for mime, function in (("text/html", _html), ("text/plain", _plain)):
+        formatters[mime].for_type(pa.Table, function)
+        formatters[mime].for_type_by_name("polars.dataframe.frame", "DataFrame", function)
+
+
+# --- which runs may change the catalog --------------------------------------------------------
+
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+_QUERIES = {"select", "values", "table", "show", "explain"}
+
+
+def _may_change_catalog(options: _Options, sql: str, namespace: dict[str, Any]) -> bool:
+    """Whether the run may have changed the tables (anything but a plain query may)."""
+    if options.describe is not None or options.explain:
+        return False
+    held = namespace.get(sql) if sql.isidentifier() else None
+    if isinstance(held, ClauseElement):
+        return not isinstance(held, SelectBase)
+    rest = sql[_LEADING_NOISE.match(sql).end() :]  # type: ignore[union-attr]
+    first = re.match(r"[A-Za-z]+", rest)
+    return first is None or first.group().lower() not in _QUERIES
+
+
+# --- %sqlplot ---------------------------------------------------------------------------------
+
+_PLOT_USAGE = (
+    "%sqlplot histogram|boxplot|bar TABLE.COLUMN [--by TABLE.COLUMN] [--bins N] [--unit U] "
+    "[--n N] [--whis W] [--title T]"
+)
+_KINDS = {"histogram": "histogram", "hist": "histogram", "boxplot": "boxplot", "box": "boxplot"}
+_KINDS["bar"] = "bar"
+_PLOT_OPTIONS = {
+    "--by": ("boxplot",),
+    "--bins": ("histogram",),
+    "--n": ("bar",),
+    "--whis": ("boxplot",),
+    "--unit": ("histogram", "boxplot", "bar"),
+    "--title": ("histogram", "boxplot", "bar"),
+}
+
+
+@dataclass
+class _Plot:
+    """What a ``%sqlplot`` line asked for."""
+
+    kind: str
+    column: str
+    options: dict[str, str]
+
+
+def _number(option: str, value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{option} takes {what}, not {value!r} ({_PLOT_USAGE})") from None
+
+
+def _parse_plot(line: str) -> _Plot:
+    """Read a ``%sqlplot`` line: the chart, the column, then (or before them) the options."""
+    try:
+        words = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"%sqlplot: {err} ({_PLOT_USAGE})") from None
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("-"):
+            name, eq, value = word.partition("=")
+            if name not in _PLOT_OPTIONS:
+                raise UsageError(f"unknown option {name!r} ({_PLOT_USAGE})")
+            if not eq:
+                if i + 1 >= len(words):
+                    raise UsageError(f"{name} needs a value ({_PLOT_USAGE})")
+                i, value = i + 1, words[i + 1]
+            options[name] = value
+        else:
+            positional.append(word)
+        i += 1
+    if not positional:
+        raise UsageError(f"%sqlplot needs a chart and a column: {_PLOT_USAGE}")
+    kind = _KINDS.get(positional[0].lower())
+    if kind is None:
+        raise UsageError(
+            f"unknown chart {positional[0]!r}: histogram, boxplot or bar ({_PLOT_USAGE})"
+        )
+    if len(positional) != 2:
+        raise UsageError(
+            f"%sqlplot {kind} takes one column, TABLE.COLUMN such as posts.views ({_PLOT_USAGE})"
+        )
+    for name in options:
+        if kind not in _PLOT_OPTIONS[name]:
+            raise UsageError(f"{name} does not apply to a {kind} ({_PLOT_USAGE})")
+    return _Plot(kind, positional[1], options)
+
+
+async def _draw(plot: _Plot) -> Any:
+    """Draw ``plot`` in one unit of work on the notebook's database; return the Axes."""
+    options = plot.options
+    unit, title = options.get("--unit"), options.get("--title")
+    engine = current_engine()
+    async with session_scope(engine, read_only=_read_only(engine)) as db:
+        if plot.kind == "histogram":
+            bins = _number("--bins", options.get("--bins", "10"), int)
+            return await charts.histogram(db, plot.column, bins=bins, unit=unit, title=title)
+        if plot.kind == "boxplot":
+            whis = _number("--whis", options.get("--whis", "1.5"), float)
+            by = options.get("--by")
+            return await charts.boxplot(db, plot.column, by=by, whis=whis, unit=unit, title=title)
+        n = _number("--n", options.get("--n", "10"), int)
+        return await charts.bar_counts(db, plot.column, n=n, unit=unit, title=title)
+
+
 # --- the magic ----------------------------------------------------------------------------
 
 
@@ -419,9 +654,28 @@ _ACTIVE_SQL_TRANSACTION = "25001"  # raised before a statement that needs no tra
 _NO_ACTIVE_SQL_TRANSACTION = "25P01"  # the SQL ended the run's transaction (COMMIT, ROLLBACK)
 
 
+def _one_line(err: BlogdataError) -> UsageError:
+    """Return ``err`` as one line (a driver's hint can span several)."""
+    return UsageError(re.sub(r"\s*\n\s*", " ", str(err)).strip())
+
+
 @magics_class
 class SqlMagics(Magics):
-    """The ``%sql`` line magic and ``%%sql`` cell magic."""
+    """The ``%sql`` line magic, the ``%%sql`` cell magic and ``%sqlplot``."""
+
+    output = Enum(
+        OUTPUTS,
+        default_value="pandas",
+        help="What %sql returns without --pandas, --arrow or --polars: "
+        "a pandas DataFrame, a pyarrow.Table or a polars DataFrame.",
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        # Magics adds itself to shell.configurables: %config SqlMagics.output = "arrow" works.
+        super().__init__(shell=shell, **kwargs)
+        if shell is not None:
+            completion.register(shell)
+            _register_display(shell)
 
     @line_cell_magic
     @needs_local_scope
@@ -431,9 +685,11 @@ class SqlMagics(Magics):
     ) -> Any:
         """Run SQL (or a SQLAlchemy statement) on the notebook's database; return a DataFrame.
 
-        Options come first: ``-o NAME``/``--out NAME`` (also store the frame in ``NAME``),
+        Options come first: ``-o NAME``/``--out NAME`` (also store the result in ``NAME``),
         ``--display N`` (rows to show), ``--explain`` (PostgreSQL's plan instead of rows),
-        ``--describe [TABLE]`` (the tables, or one table), ``NAME <<`` (like ``-o NAME``).
+        ``--describe [TABLE]`` (the tables, or one table), ``--arrow`` (a ``pyarrow.Table``),
+        ``--polars`` (a polars DataFrame), ``--pandas`` (the default, unless
+        ``%config SqlMagics.output`` says otherwise), ``NAME <<`` (like ``-o NAME``).
         The rest of the line, then the cell, is the SQL exactly as written.
         """
         options, rest = _parse_line(line)
@@ -445,18 +701,42 @@ class SqlMagics(Magics):
             raise UsageError(f"{target!r} is not a variable name")
         if options.describe is not None and source.strip():
             raise UsageError("--describe takes one table name and no SQL")
+        options.output = options.output or str(self.output)
+        polars = _polars() if options.output == "polars" else None
+        sql = source.strip()
         try:
-            result = run(self._execute(options, source.strip(), namespace))
-        except BlogdataError as err:  # one line: a driver's hint can span several
-            raise UsageError(re.sub(r"\s*\n\s*", " ", str(err)).strip()) from None
+            result = run(self._execute(options, sql, namespace))
+        except BlogdataError as err:
+            raise _one_line(err) from None
+        finally:
+            if _may_change_catalog(options, sql, namespace):
+                completion.invalidate(current_engine())
+        if isinstance(result, pa.Table) and polars is not None:
+            result = polars.from_arrow(result)
         if isinstance(result, pd.DataFrame):
             framed = SqlFrame(result)
             framed.attrs.update(result.attrs)
             framed.display_rows = options.display
             result = framed
+        elif isinstance(result, pa.Table) or polars is not None:
+            _remember_rows(result, options.display)
         if target is not None and self.shell is not None:
             self.shell.user_ns[target] = result
         return result
+
+    @line_magic
+    def sqlplot(self, line: str) -> Any:
+        """Chart a column, its numbers computed in PostgreSQL; return the matplotlib Axes.
+
+        ``%sqlplot histogram|boxplot|bar TABLE.COLUMN`` with ``--bins N`` (histogram),
+        ``--by TABLE.COLUMN`` and ``--whis W`` (boxplot), ``--n N`` (bar: the N largest
+        groups), ``--unit U`` and ``--title T`` (any). See :mod:`blogdata.charts`.
+        """
+        plot = _parse_plot(line)
+        try:
+            return run(_draw(plot))
+        except BlogdataError as err:
+            raise _one_line(err) from None
 
     async def _execute(self, options: _Options, sql: str, namespace: dict[str, Any]) -> Any:
         engine = current_engine()
@@ -481,17 +761,17 @@ class SqlMagics(Magics):
                     ": every %sql run is a READ ONLY transaction. Run it on a database opened "
                     "for writing"
                 ) from None
-        return await self._outside_transaction(engine, sql, namespace)
+        return await self._outside_transaction(engine, options, sql, namespace)
 
     async def _outside_transaction(
-        self, engine: AsyncEngine, sql: str, namespace: dict[str, Any]
+        self, engine: AsyncEngine, options: _Options, sql: str, namespace: dict[str, Any]
     ) -> Any:
         """Run ``sql`` once on an autocommit connection, then close that connection."""
         async with engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 stmt = _statement(sql, namespace, standard_strings=await _standard(auto))
-                return await load_frame(auto, stmt)
+                return await _load(auto, stmt, options)
             finally:
                 # Whatever it changed on the session cannot be told: never pool it again.
                 await invalidate_connection(auto)
@@ -506,7 +786,14 @@ class SqlMagics(Magics):
         stmt = _statement(sql, namespace, standard_strings=await _standard(conn))
         if options.explain:
             return plan_text(await explain(db, stmt))
-        return await load_frame(db, stmt)
+        return await _load(db, stmt, options)
+
+
+async def _load(db: Any, stmt: Any, options: _Options) -> Any:
+    """Load ``stmt``'s rows as the options ask: a DataFrame, or a ``pyarrow.Table``."""
+    if options.output in ("arrow", "polars"):
+        return await load_arrow(db, stmt)
+    return await load_frame(db, stmt)
 
 
 async def _standard(conn: Any) -> bool:
