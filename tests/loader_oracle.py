@@ -66,6 +66,7 @@ import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -73,10 +74,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
 from sqlalchemy import NullPool, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db import migrate
 from blogdata.db.engine import create_database, create_engine, drop_database
@@ -430,15 +431,15 @@ async def _populate(engine: Any, no_select: str, rls: str) -> None:
 class FidelityDb:
     """The committed database of the differential tests and the roles made for them."""
 
-    url: Any
-    engine: Any
+    url: URL
+    engine: AsyncEngine
     no_select_role: str
     rls_role: str
     rls_rows: int
 
 
-@pytest.fixture(scope="session", name="fidelity")
-async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
+@asynccontextmanager
+async def fidelity_database(server_url: URL) -> AsyncIterator[FidelityDb]:
     """A migrated database with posts (NULL views), an enum, a domain, RLS and two roles."""
     suffix = uuid.uuid4().hex[:8]
     no_select, rls = f"fid_nosel_{suffix}", f"fid_rls_{suffix}"
@@ -462,14 +463,3 @@ async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
             for role in (no_select, rls):
                 await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         await admin.dispose()
-
-
-@pytest.fixture(name="fdb")
-async def fdb_fixture(fidelity: FidelityDb) -> AsyncIterator[AsyncSession]:
-    """A plain session on the fidelity database, rolled back and closed after the test."""
-    session = AsyncSession(fidelity.engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        await session.rollback()
-        await session.close()

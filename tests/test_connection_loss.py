@@ -37,7 +37,7 @@ from blogdata.schemas import TagCreate
 from blogdata.seed import seed
 from blogdata.servers import embedded
 from blogdata.transactions import transfer_funds
-from tests.conftest import migrated_database
+from tests.helpers import migrated_database
 
 PASSWORD = "pw-Secret-4217"  # trust auth ignores it; it must never appear in a message
 

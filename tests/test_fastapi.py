@@ -27,7 +27,7 @@ from blogdata.config import get_settings
 from blogdata.db import sessions
 from blogdata.db.engine import create_engine, create_sessionmaker, dispose_default_engine
 from blogdata.db.sessions import get_db
-from tests.conftest import execute_sql, scalar_sql
+from tests.helpers import execute_sql, scalar_sql
 
 PROBE = "fastapi_probe"
 Scope = dict[str, Any]

@@ -13,13 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from loader_oracle import FidelityDb
-from loader_oracle import fidelity_fixture as fidelity_fixture  # noqa: F401 (fixture)
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db.engine import create_engine
 from blogdata.loaders import load_frame, stream_frames
+from tests.loader_oracle import FidelityDb
 
 pytestmark = pytest.mark.slow
 

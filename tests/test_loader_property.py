@@ -17,8 +17,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from loader_oracle import BACKENDS, WAYS, FidelityDb, check_way
-from loader_oracle import fidelity_fixture as fidelity_fixture  # noqa: F401 (fixture)
 from sqlalchemy import (
     Column,
     Integer,
@@ -33,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
+
+from tests.loader_oracle import BACKENDS, WAYS, FidelityDb, check_way
 
 UTC = dt.UTC
 

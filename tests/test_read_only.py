@@ -27,7 +27,7 @@ from blogdata.db.sessions import session_scope
 from blogdata.errors import ReadOnlySessionError
 from blogdata.loaders import load_frame
 from blogdata.models import Tag
-from tests.conftest import create_database, drop_database, execute_sql, scalar_sql
+from tests.helpers import create_database, drop_database, execute_sql, scalar_sql
 
 PROBE = "read_only_probe"
 INSERT = f"INSERT INTO {PROBE} VALUES (1)"

@@ -18,7 +18,7 @@ from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.security import verify_password
 from blogdata.seed import DEMO_PASSWORD, DEMO_PASSWORD_HASH, SEED_NOW, _Blog, reset, seed
-from tests.conftest import create_database, drop_database, migrated_database
+from tests.helpers import create_database, drop_database, migrated_database
 
 TABLES: dict[str, Any] = {
     "users": User.__table__,

@@ -36,7 +36,7 @@ from blogdata.errors import (
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
 from blogdata.servers import embedded, replica
-from tests.conftest import create_database
+from tests.helpers import create_database
 
 DATABASE = "blogdata_topology"
 
