@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +41,7 @@ from tests.helpers import migrated_database
 
 PASSWORD = "pw-Secret-4217"  # trust auth ignores it; it must never appear in a message
 
-Operation = Callable[[AsyncSession], Awaitable[Any]]
+Operation = Callable[[AsyncSession], Coroutine[Any, Any, Any]]
 
 
 @pytest.fixture

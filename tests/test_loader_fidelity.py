@@ -412,7 +412,9 @@ INJECTION_TYPES = {
 
 
 async def _victim_exists(db: AsyncSession) -> bool:
-    return (await db.execute(text("select to_regclass('public.victim') is not null"))).scalar()
+    return bool(
+        (await db.execute(text("select to_regclass('public.victim') is not null"))).scalar()
+    )
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -449,7 +451,7 @@ async def test_a_literal_with_dollar_digits_and_no_parameters_loads(
 
 
 async def _sequence_value(db: AsyncSession) -> int:
-    return (await db.execute(text("select last_value from fid_seq"))).scalar()
+    return int((await db.execute(text("select last_value from fid_seq"))).scalar_one())
 
 
 @pytest.mark.parametrize("way", WAYS)

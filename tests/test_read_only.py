@@ -117,7 +117,9 @@ async def _run(db: AsyncSession, steps: list[str]) -> None:
 
 
 async def _rows(url: URL) -> int:
-    return int(await scalar_sql(url, f"SELECT count(*) FROM {PROBE}") or 0)  # type: ignore[call-overload]
+    count = await scalar_sql(url, f"SELECT count(*) FROM {PROBE}")
+    assert isinstance(count, int)
+    return count
 
 
 async def _normal_session_can_write(engine: AsyncEngine, url: URL) -> None:
