@@ -69,7 +69,9 @@ def parse_source(text: str, name: str = "<source>") -> nbformat.NotebookNode:
     except Exception as exc:  # jupytext validates what it read (nbformat's schema: tags, ...)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _refuse(name, f"jupytext cannot read it ({reason})") from exc
-    nb = new_notebook(metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    nb: nbformat.NotebookNode = new_notebook(
+        metadata={"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    )
     for index, found in enumerate(read.cells, start=1):
         if found.cell_type not in _CELL_TYPES:
             raise _refuse(name, f"cell {index} is a {found.cell_type} cell")
@@ -182,7 +184,8 @@ def build(path: Path) -> nbformat.NotebookNode:
     source = SOURCES / f"{path.stem}.py"
     if source.exists():
         return from_source(source)
-    return nbformat.read(path, as_version=4)
+    notebook: nbformat.NotebookNode = nbformat.read(path, as_version=4)
+    return notebook
 
 
 def execute(nb: nbformat.NotebookNode, *, timeout: int = 300) -> None:

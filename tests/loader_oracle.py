@@ -66,22 +66,24 @@ import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pytest
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 from pandas.testing import assert_frame_equal, assert_series_equal
 from sqlalchemy import NullPool, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db import migrate
 from blogdata.db.engine import create_database, create_engine, drop_database
 from blogdata.errors import BlogdataError, QueryError, RouteUnavailableError
-from blogdata.loaders import load_frame, stream_frames
+from blogdata.loaders import DtypeBackend, Route, load_frame, stream_frames
 from blogdata.models import Post, User
 
 INTS = frozenset({"int2", "int4", "int8", "oid"})
@@ -145,13 +147,17 @@ def expected_column(values: list[Any], declared: str, backend: str) -> pd.Series
         numpy_type, arrow_type, _ = FLOATS[declared]
         if backend == "pyarrow":
             return _arrow_series(values, arrow_type)
-        data = np.array([0.0 if v is None else v for v in values], dtype=numpy_type)
-        return pd.Series(pd.arrays.FloatingArray(data, mask))
+        floats = np.array([0.0 if v is None else v for v in values], dtype=numpy_type)
+        return pd.Series(
+            pd.arrays.FloatingArray(cast("npt.NDArray[np.floating[Any]]", floats), mask)
+        )
     if declared == "bool":
         if backend == "pyarrow":
             return _arrow_series(values, pa.bool_())
-        data = np.array([False if v is None else v for v in values], dtype=bool)
-        return pd.Series(pd.arrays.BooleanArray(data, mask))
+        flags: npt.NDArray[np.bool_] = np.array(
+            [False if v is None else v for v in values], dtype=bool
+        )
+        return pd.Series(pd.arrays.BooleanArray(flags, mask))
     if declared in TEXTS:
         if backend == "pyarrow":
             return _arrow_series(values, pa.string())
@@ -223,7 +229,7 @@ def _canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for i in range(frame.shape[1]):
         if frame.dtypes.iloc[i] == np.dtype(object):
-            out.isetitem(i, pd.Series([canonical(v) for v in frame.iloc[:, i]], dtype=object))
+            out.isetitem(i, [canonical(v) for v in frame.iloc[:, i]])
     return out
 
 
@@ -291,16 +297,18 @@ WAYS = ("copy", "rows", "auto", "stream-auto", "stream-copy", "stream-rows")
 async def load(db: Any, stmt: Any, backend: str, way: str, chunk_size: int) -> pd.DataFrame:
     """Read ``stmt`` one ``way``; a stream is checked chunk by chunk and returned concatenated."""
     if not way.startswith("stream-"):
-        frame = await load_frame(db, stmt, dtype_backend=backend, route=way)
+        frame = await load_frame(
+            db, stmt, dtype_backend=cast(DtypeBackend, backend), route=cast(Route, way)
+        )
         route = frame.attrs.get("blogdata.route")
         want = ROUTES if way == "auto" else (way,)
         assert route in want, f"{way}: frame.attrs['blogdata.route'] is {route!r}, not in {want}"
         return frame
-    route = way.removeprefix("stream-")
+    route = cast(Route, way.removeprefix("stream-"))  # WAYS: "stream-" and a route
     chunks = [
         c
-        async for c in stream_frames(db, stmt, chunk_size=chunk_size, dtype_backend=backend,
-                                     route=route)
+        async for c in stream_frames(db, stmt, chunk_size=chunk_size,
+                                     dtype_backend=cast(DtypeBackend, backend), route=route)
     ]  # fmt: skip
     want = ("copy", "rows") if route == "auto" else (route,)
     for i, chunk in enumerate(chunks):
@@ -430,15 +438,15 @@ async def _populate(engine: Any, no_select: str, rls: str) -> None:
 class FidelityDb:
     """The committed database of the differential tests and the roles made for them."""
 
-    url: Any
-    engine: Any
+    url: URL
+    engine: AsyncEngine
     no_select_role: str
     rls_role: str
     rls_rows: int
 
 
-@pytest.fixture(scope="session", name="fidelity")
-async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
+@asynccontextmanager
+async def fidelity_database(server_url: URL) -> AsyncIterator[FidelityDb]:
     """A migrated database with posts (NULL views), an enum, a domain, RLS and two roles."""
     suffix = uuid.uuid4().hex[:8]
     no_select, rls = f"fid_nosel_{suffix}", f"fid_rls_{suffix}"
@@ -462,14 +470,3 @@ async def fidelity_fixture(server_url: Any) -> AsyncIterator[FidelityDb]:
             for role in (no_select, rls):
                 await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         await admin.dispose()
-
-
-@pytest.fixture(name="fdb")
-async def fdb_fixture(fidelity: FidelityDb) -> AsyncIterator[AsyncSession]:
-    """A plain session on the fidelity database, rolled back and closed after the test."""
-    session = AsyncSession(fidelity.engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        await session.rollback()
-        await session.close()

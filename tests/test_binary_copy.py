@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -111,7 +111,7 @@ async def _check(db: AsyncSession, sql: str, steps: tuple[int, ...] = (1, 7, 0))
     oids = [a.type.oid for a in attributes]
     assert unsupported(oids) == []
     data = await _copy_bytes(driver, sql)
-    loads = (await db.connection()).dialect._json_deserializer or json.loads  # type: ignore[attr-defined]
+    loads = (await db.connection()).dialect._json_deserializer or json.loads
     rows = (await db.execute(text(sql))).all()
     driver_values = [[r[i] for r in rows] for i in range(len(oids))]
     tables = [
@@ -379,7 +379,7 @@ def test_unsupported_types_are_named() -> None:
 
 # --- the property test: random tables, random NULLs ----------------------------------------
 
-_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=8)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8)
 _TYPES: dict[str, st.SearchStrategy[Any]] = {
     "int2": st.integers(-(2**15), 2**15 - 1),
     "int4": st.integers(-(2**31), 2**31 - 1),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import matplotlib
@@ -18,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib import cbook
+from matplotlib.figure import Figure
+from matplotlib.patches import StepPatch
 from sqlalchemy import BigInteger, Double, Integer, column, func, insert, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +55,9 @@ def _numpy_histogram(values: list[Any], bins: int) -> tuple[Any, Any] | type[Exc
         return type(exc)
 
 
-async def _assert_histogram_like_numpy(db: AsyncSession, col: Any, values: list[Any], bins: int):
+async def _assert_histogram_like_numpy(
+    db: AsyncSession, col: Any, values: list[Any], bins: int
+) -> None:
     expected = _numpy_histogram(values, bins)
     if not isinstance(expected, tuple):  # numpy refuses: so do we, with one clear error
         with pytest.raises(InvalidInputError):
@@ -95,14 +100,18 @@ INT_CASES = {
 
 @pytest.mark.parametrize("bins", [1, 3, 10])
 @pytest.mark.parametrize("values", FLOAT_CASES.values(), ids=FLOAT_CASES.keys())
-async def test_histogram_of_hostile_floats_equals_numpy(db: AsyncSession, values, bins) -> None:
+async def test_histogram_of_hostile_floats_equals_numpy(
+    db: AsyncSession, values: list[float], bins: int
+) -> None:
     await _fill(db, [{"x": v} for v in values])
     await _assert_histogram_like_numpy(db, T.c.x, values, bins)
 
 
 @pytest.mark.parametrize("bins", [1, 4, 7])
 @pytest.mark.parametrize("values", INT_CASES.values(), ids=INT_CASES.keys())
-async def test_histogram_of_hostile_integers_equals_numpy(db: AsyncSession, values, bins) -> None:
+async def test_histogram_of_hostile_integers_equals_numpy(
+    db: AsyncSession, values: list[int], bins: int
+) -> None:
     await _fill(db, [{"i": v} for v in values])
     await _assert_histogram_like_numpy(db, T.c.i, values, bins)
 
@@ -120,7 +129,7 @@ async def test_histogram_of_seeded_views_equals_numpy(seeded_db: AsyncSession) -
     ids=["nan", "infinity", "minus_infinity", "only_nan"],
 )
 async def test_nan_and_infinity_give_one_clear_error_and_the_session_answers(
-    db: AsyncSession, values
+    db: AsyncSession, values: list[float]
 ) -> None:
     await _fill(db, [{"x": v} for v in values])
     with pytest.raises(InvalidInputError, match="NaN|Infinity"):
@@ -152,7 +161,7 @@ async def test_a_million_rows_are_binned_in_the_database_and_only_the_bins_trave
 def _close(got: Any, want: float, scale: float) -> bool:
     if pd.isna(got) or math.isnan(want):
         return bool(pd.isna(got)) and math.isnan(want)
-    return abs(float(got) - want) <= 2 * np.spacing(scale)
+    return bool(abs(float(got) - want) <= 2 * np.spacing(scale))
 
 
 def _assert_box_like_matplotlib(row: Any, values: list[float]) -> None:
@@ -184,7 +193,7 @@ BOX_CASES = {
 
 
 @pytest.mark.parametrize("values", BOX_CASES.values(), ids=BOX_CASES.keys())
-async def test_boxplot_stats_equal_matplotlib(db: AsyncSession, values) -> None:
+async def test_boxplot_stats_equal_matplotlib(db: AsyncSession, values: list[float]) -> None:
     await _fill(db, [{"x": v} for v in values] + [{"x": None}])
     frame = await charts.boxplot_stats(db, T.c.x)
     assert len(frame) == 1 and frame["nulls"][0] == 1
@@ -259,7 +268,11 @@ BAD = {
 
 @pytest.mark.parametrize(("function", "args", "kwargs", "message"), BAD.values(), ids=BAD.keys())
 async def test_bad_arguments_give_a_clear_error_and_the_session_answers(
-    db: AsyncSession, function, args, kwargs, message
+    db: AsyncSession,
+    function: Callable[..., Awaitable[object]],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    message: str,
 ) -> None:
     with pytest.raises(InvalidInputError, match=message.replace("(", r"\(")):
         await function(db, *args, **kwargs)
@@ -286,10 +299,12 @@ async def test_histogram_draws_bins_with_title_labels_and_source(seeded_db: Asyn
         assert "table posts" in texts["source"] and "12 equal-width bins" in texts["source"]
         assert "NULL left out" in texts["source"]
         (stairs,) = ax.patches
+        assert isinstance(stairs, StepPatch)  # what Axes.stairs draws
         frame = await charts.histogram_counts(seeded_db, Post.views, bins=12)
-        assert stairs.get_data().values.tolist() == frame["count"].tolist()
+        assert stairs.get_data().values.tolist() == frame["count"].tolist()  # type: ignore[attr-defined]  # matplotlib types StairData as a plain tuple
         ax.figure.canvas.draw()  # lays out and renders without error
     finally:
+        assert isinstance(ax.figure, Figure)  # a top-level figure, not a subfigure
         plt.close(ax.figure)
 
 

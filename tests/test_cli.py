@@ -117,7 +117,7 @@ def test_lab_opens_jupyterlab_with_the_database_configured_for_kernels(own_home:
     import time
     import urllib.request
 
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # no stubs
 
     port = _free_port()
     lab = subprocess.Popen(
@@ -173,7 +173,7 @@ def _one_line_error(err: str) -> str:
     return err
 
 
-MISSING = {
+MISSING: dict[str, dict[str, str]] = {
     "database": {"database": "blogdata_no_such_db"},
     "role": {"username": "blogdata_no_such_role"},
 }
@@ -194,7 +194,11 @@ def test_a_missing_database_or_role_is_one_line_with_the_fix_not_a_traceback(
     command: list[str],
     missing: dict[str, str],
 ) -> None:
-    configure(server_url.set(password=PASSWORD, **missing))
+    configure(  # URL.set leaves what is None unchanged
+        server_url.set(
+            password=PASSWORD, database=missing.get("database"), username=missing.get("username")
+        )
+    )
     extra = ["--out", str(tmp_path)] if command[0] == "demo" else []
     assert main([*command, *extra]) == 1
     err = _one_line_error(capsys.readouterr().err)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -37,11 +37,11 @@ from blogdata.schemas import TagCreate
 from blogdata.seed import seed
 from blogdata.servers import embedded
 from blogdata.transactions import transfer_funds
-from tests.conftest import migrated_database
+from tests.helpers import migrated_database
 
 PASSWORD = "pw-Secret-4217"  # trust auth ignores it; it must never appear in a message
 
-Operation = Callable[[AsyncSession], Awaitable[Any]]
+Operation = Callable[[AsyncSession], Coroutine[Any, Any, Any]]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from blogdata.errors import (
 from blogdata.models import Post, Tag, User, post_tags
 from blogdata.schemas import PostCreate, PostUpdate, TagCreate, UserCreate, UserUpdate
 from blogdata.security import get_password_hash, verify_password
-from tests.conftest import migrated_database
+from tests.helpers import migrated_database
 
 PASSWORD = "correct horse battery"
 HASH = get_password_hash(PASSWORD)

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import NullPool, delete, func, select, text
@@ -127,6 +127,7 @@ async def test_get_db_commits_when_the_caller_finishes(default_engine_on: AsyncE
 
 async def test_get_db_rolls_back_when_the_caller_raises(default_engine_on: AsyncEngine) -> None:
     dependency = get_db()
+    assert isinstance(dependency, AsyncGenerator)  # typed as an iterator; FastAPI throws into it
     db = await anext(dependency)
     db.add(Tag(name="unit-of-work-failed"))
     await db.flush()

@@ -19,7 +19,7 @@ def demo_database(server_url: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """A unique demo database name on the run's server, dropped afterwards."""
     import asyncio
 
-    from tests.conftest import drop_database
+    from tests.helpers import drop_database
 
     monkeypatch.setenv("BLOGDATA_DATABASE_URL", server_url.render_as_string(hide_password=False))
     get_settings(reload=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import notebook_script
+from tests.helpers import notebook_script
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -14,7 +14,7 @@ from blogdata.models import Post, Tag
 from blogdata.notebook.exercises import check_exercise_05
 
 
-async def _tag(db: AsyncSession) -> Select[tuple[Tag]]:
+async def _tag(db: AsyncSession) -> Select[Tag]:
     """Select the seeded database's first tag (whatever its name), with no loader options."""
     name = await db.scalar(select(Tag.name).order_by(Tag.id).limit(1))
     return select(Tag).where(Tag.name == name)

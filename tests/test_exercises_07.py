@@ -18,9 +18,9 @@ Transfer = Callable[[AsyncSession, int, int, Decimal], Awaitable[None]]
 
 async def ordered_transfer(db: AsyncSession, from_id: int, to_id: int, amount: Decimal) -> None:
     """The notebook's solution: lock the smaller id first, whichever way the money goes."""
-    accounts = {}
+    accounts: dict[int, Account] = {}
     for account_id in sorted((from_id, to_id)):
-        accounts[account_id] = await db.get(Account, account_id, with_for_update=True)
+        accounts[account_id] = await db.get_one(Account, account_id, with_for_update=True)
     accounts[from_id].balance -= amount
     accounts[to_id].balance += amount
 

@@ -14,8 +14,8 @@ from blogdata.errors import ExerciseError
 from blogdata.models import Base
 from blogdata.notebook.exercises import check_exercise_08
 
-DECLARED = {
-    constraint.name
+DECLARED: set[str] = {
+    str(constraint.name)  # named by the metadata's naming convention
     for table in Base.metadata.tables.values()
     for constraint in table.constraints
     if isinstance(constraint, CheckConstraint)
@@ -25,7 +25,11 @@ DECLARED = {
 def _database_checks(sync_connection: Connection, tables: Any = None) -> set[str]:
     inspector = inspect(sync_connection)
     names = Base.metadata.tables if tables is None else tables
-    return {check["name"] for name in names for check in inspector.get_check_constraints(name)}
+    return {
+        str(check["name"])  # CHECKs here are all named (naming convention)
+        for name in names
+        for check in inspector.get_check_constraints(name)
+    }
 
 
 async def missing_checks(conn: AsyncConnection) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import ExerciseError
@@ -86,9 +86,7 @@ async def test_check_10_asks_to_finish_when_the_connection_is_still_open(
 async def test_check_10_notices_rows_committed_for_everyone(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            User.__table__.insert().values(
-                email="kept@example.com", username="kept", hashed_password="-"
-            )
+            insert(User).values(email="kept@example.com", username="kept", hashed_password="-")
         )
     try:
         with pytest.raises(ExerciseError, match=r"\['kept'\] committed for everyone"):

@@ -13,7 +13,7 @@ below as the flaw blogdata's way avoids.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
 import httpx
@@ -27,11 +27,11 @@ from blogdata.config import get_settings
 from blogdata.db import sessions
 from blogdata.db.engine import create_engine, create_sessionmaker, dispose_default_engine
 from blogdata.db.sessions import get_db
-from tests.conftest import execute_sql, scalar_sql
+from tests.helpers import execute_sql, scalar_sql
 
 PROBE = "fastapi_probe"
-Scope = dict[str, Any]
-Message = dict[str, Any]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
 App = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Any]
 
 
@@ -102,7 +102,9 @@ def _app(url: URL) -> FastAPI:
 
 
 async def _rows(url: URL, key: int) -> int:
-    return int(await scalar_sql(url, f"SELECT count(*) FROM {PROBE} WHERE k = {key}") or 0)  # type: ignore[call-overload]
+    count = await scalar_sql(url, f"SELECT count(*) FROM {PROBE} WHERE k = {key}")
+    assert isinstance(count, int)
+    return count
 
 
 async def _post(url: URL, path: str, key: int, *, twice: bool) -> tuple[int, int]:

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from blogdata import aggregations, bulk, crud, frames, loaders, queries, transactions
+from blogdata import aggregations, bulk, crud, diagnostics, frames, loaders, queries, transactions
 from blogdata.crud import CRUDBase
+from blogdata.db import sessions
 from blogdata.describe import describe as describe_table
 from blogdata.errors import BlogdataError, InvalidInputError
 from blogdata.models import Account, Post, Tag, User
@@ -411,7 +412,7 @@ async def _keyset_page(fetch: Any, db: AsyncSession, d: Draw) -> Any:
 
 
 async def _statement_count(db: AsyncSession, d: Draw) -> Any:
-    with queries.count_statements(d(st.one_of(st.just(db), anything))) as counter:
+    with diagnostics.count_statements(d(st.one_of(st.just(db), anything))) as counter:
         await db.scalar(select(1))
     return counter.count
 
@@ -445,7 +446,8 @@ def _rows(d: Draw) -> list[dict[str, Any]]:
         {"email": TEXT, "username": TEXT, "hashed_password": TEXT},
         optional={"full_name": TEXT, "role": TEXT, "last_login": DATETIMES},
     )
-    return d(st.lists(row, max_size=3))
+    rows: list[dict[str, Any]] = d(st.lists(row, max_size=3))
+    return rows
 
 
 MAYBE_BOOLS = hostile(st.one_of(st.none(), st.booleans()))
@@ -475,7 +477,9 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "queries.order_by_clause": lambda db, d: _value(
         select(model := d(MODELS)).order_by(*queries.order_by_clause(model, d(SORT_KEYS)))
     ),
-    "queries.check_page": lambda db, d: _value(queries.check_page(skip=d(COUNTS), limit=d(COUNTS))),
+    "queries.check_page": lambda db, d: _value(
+        queries.check_page(skip=d(COUNTS), limit=d(COUNTS))  # type: ignore[func-returns-value]  # None, or it refuses
+    ),
     "queries.paginate": lambda db, d: _value(
         queries.paginate(select(User).order_by(User.id), skip=d(COUNTS), limit=d(COUNTS))
     ),
@@ -487,12 +491,12 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "queries.posts_with_tags": lambda db, d: _value(queries.posts_with_tags(loading=d(LOADING))),
     "queries.posts_with_author": lambda db, d: _value(queries.posts_with_author()),
     "queries.users_with_posts_and_tags": lambda db, d: _value(queries.users_with_posts_and_tags()),
-    "queries.count_statements": _statement_count,
+    "diagnostics.count_statements": _statement_count,
     # transactions
     "transactions.transfer_funds": lambda db, d: transactions.transfer_funds(
         db, d(IDS), d(IDS), d(AMOUNTS)
     ),
-    "transactions.run_transaction": lambda db, d: transactions.run_transaction(
+    "sessions.run_transaction": lambda db, d: sessions.run_transaction(
         async_sessionmaker(bind=db.bind, join_transaction_mode="create_savepoint"),
         lambda inner: transactions.transfer_funds(inner, d(IDS), d(IDS), d(AMOUNTS)),
         isolation_level=d(st.one_of(st.none(), texts)),

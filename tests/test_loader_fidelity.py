@@ -29,21 +29,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from loader_oracle import (  # noqa: F401 (the fixtures fidelity and fdb)
-    BACKENDS,
-    WAYS,
-    assert_same_frame,
-    check_way,
-    fdb_fixture,
-    fidelity_fixture,
-    load,
-    oracle,
-)
 from sqlalchemy import Column, Integer, MetaData, Numeric, Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.errors import QueryError, RouteUnavailableError
 from blogdata.models import Post
+from tests.loader_oracle import (
+    BACKENDS,
+    WAYS,
+    assert_same_frame,
+    check_way,
+    load,
+    oracle,
+)
 
 _meta = MetaData()
 FID_NUM = Table("fid_num", _meta, Column("id", Integer, primary_key=True), Column("amount", Numeric(10, 2)))  # fmt: skip  # noqa: E501
@@ -414,7 +412,9 @@ INJECTION_TYPES = {
 
 
 async def _victim_exists(db: AsyncSession) -> bool:
-    return (await db.execute(text("select to_regclass('public.victim') is not null"))).scalar()
+    return bool(
+        (await db.execute(text("select to_regclass('public.victim') is not null"))).scalar()
+    )
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -451,7 +451,7 @@ async def test_a_literal_with_dollar_digits_and_no_parameters_loads(
 
 
 async def _sequence_value(db: AsyncSession) -> int:
-    return (await db.execute(text("select last_value from fid_seq"))).scalar()
+    return int((await db.execute(text("select last_value from fid_seq"))).scalar_one())
 
 
 @pytest.mark.parametrize("way", WAYS)

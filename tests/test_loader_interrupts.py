@@ -10,16 +10,15 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from loader_oracle import FidelityDb
-from loader_oracle import fidelity_fixture as fidelity_fixture  # noqa: F401 (fixture)
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db.engine import create_engine
-from blogdata.loaders import load_frame, stream_frames
+from blogdata.loaders import Route, load_frame, stream_frames
+from tests.loader_oracle import FidelityDb
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +59,7 @@ async def _read(db: AsyncSession, route: str) -> Any:
         async for chunk in stream_frames(db, BIG, chunk_size=200_000, route="copy"):
             rows += len(chunk)
         return rows
-    return await load_frame(db, BIG, route=route)
+    return await load_frame(db, BIG, route=cast(Route, route))  # ROUTES: a route or "stream"
 
 
 async def _running(monitor: AsyncEngine) -> list[tuple[Any, ...]]:
@@ -105,7 +104,9 @@ async def test_an_interrupted_load_leaves_the_session_pool_and_server_clean(
             chunks = [c async for c in stream_frames(probe, small, route="copy")]
             assert chunks[0].attrs["blogdata.route"] == "copy"
         else:
-            assert (await load_frame(probe, small, route=route)).attrs["blogdata.route"] == route
+            assert (await load_frame(probe, small, route=cast(Route, route))).attrs[
+                "blogdata.route"
+            ] == route
     rng = random.Random(f"interrupts-{route}")
     outcomes: Counter[str] = Counter()
     failures = []

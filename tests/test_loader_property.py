@@ -13,12 +13,10 @@ import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from loader_oracle import BACKENDS, WAYS, FidelityDb, check_way
-from loader_oracle import fidelity_fixture as fidelity_fixture  # noqa: F401 (fixture)
 from sqlalchemy import (
     Column,
     Integer,
@@ -34,10 +32,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
+from tests.loader_oracle import BACKENDS, WAYS, FidelityDb, check_way
+
 UTC = dt.UTC
 
 
-def _floats(width: int) -> st.SearchStrategy[float]:
+def _floats(width: Literal[32, 64]) -> st.SearchStrategy[float]:
     big = 3.4028234663852886e38 if width == 32 else 1.7976931348623157e308
     tiny = 1.401298464324817e-45 if width == 32 else 5e-324
     edges = [big, -big, tiny, -tiny, 0.0, -0.0, math.nan, math.inf, -math.inf, 0.1, 1 / 3]
@@ -48,7 +48,7 @@ _TEXT_EDGES = ["", "\ufeff", "\ufeffx", "\\N", "\\.", ",", '"', '""', "\r\n", "\
                "NULL", "a,b", 'say "hi"', "back\\slash", " ", "t", "é✓😀", "$1", "'", "--",
                "*/"]  # fmt: skip
 _TEXT = st.sampled_from(_TEXT_EDGES) | st.text(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=12
 )
 _TS = st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30))
 _JSON_VALUE = st.recursive(

@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from loader_oracle import WAYS, assert_same_frame, check_way, load, oracle
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from blogdata.db.engine import create_engine
 from blogdata.errors import QueryError, RetryableConflictError, RouteUnavailableError
 from blogdata.translate import translating
+from tests.loader_oracle import WAYS, assert_same_frame, check_way, load, oracle
 
 #: Three hundred thousand rows to the planner; ``ONE`` keeps the last (it expects a third).
 BIG = "generate_series(1, 300000) AS big(n)"

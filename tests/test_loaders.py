@@ -7,18 +7,19 @@ import datetime as dt
 from decimal import Decimal
 
 import pandas as pd
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 import pytest
+from pandas.api.extensions import ExtensionDtype
 from sqlalchemy import Integer, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, QueryError
-from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
+from blogdata.loaders import ROUTE_ATTR, DtypeBackend, load_frame, stream_frames
 from blogdata.models import Account, Post, User
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
-NULLABLE = {
+NULLABLE: dict[str, ExtensionDtype] = {
     "id": pd.Int64Dtype(),
     "title": pd.StringDtype(),
     "content": pd.StringDtype(),
@@ -28,7 +29,7 @@ NULLABLE = {
     "published_at": pd.DatetimeTZDtype("us", "UTC"),
     "views": pd.Int64Dtype(),
 }
-ARROW = {
+ARROW: dict[str, ExtensionDtype] = {
     "id": pd.ArrowDtype(pa.int64()),
     "title": pd.ArrowDtype(pa.string()),
     "content": pd.ArrowDtype(pa.string()),
@@ -38,7 +39,10 @@ ARROW = {
     "published_at": pd.ArrowDtype(pa.timestamp("us", tz="UTC")),
     "views": pd.ArrowDtype(pa.int64()),
 }
-EXPECTED = {"numpy_nullable": NULLABLE, "pyarrow": ARROW}
+EXPECTED: dict[DtypeBackend, dict[str, ExtensionDtype]] = {
+    "numpy_nullable": NULLABLE,
+    "pyarrow": ARROW,
+}
 
 
 async def _blog(db: AsyncSession, posts: int = 5) -> User:
@@ -79,7 +83,7 @@ async def _blog(db: AsyncSession, posts: int = 5) -> User:
     ],
 )
 async def test_posts_load_with_the_dtype_contract_from_every_kind_of_statement(
-    db: AsyncSession, backend: str, make_stmt: object
+    db: AsyncSession, backend: DtypeBackend, make_stmt: object
 ) -> None:
     await _blog(db)
     stmt = make_stmt()  # type: ignore[operator]
@@ -98,7 +102,9 @@ async def test_posts_load_with_the_dtype_contract_from_every_kind_of_statement(
 
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
-async def test_an_empty_result_keeps_its_columns_and_dtypes(db: AsyncSession, backend: str) -> None:
+async def test_an_empty_result_keeps_its_columns_and_dtypes(
+    db: AsyncSession, backend: DtypeBackend
+) -> None:
     frame = await load_frame(db, select(Post).where(Post.id < 0), dtype_backend=backend)
     assert frame.empty
     assert frame.dtypes.to_dict() == EXPECTED[backend]
@@ -106,7 +112,7 @@ async def test_an_empty_result_keeps_its_columns_and_dtypes(db: AsyncSession, ba
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
 async def test_booleans_are_nullable_and_numerics_stay_exact(
-    db: AsyncSession, backend: str
+    db: AsyncSession, backend: DtypeBackend
 ) -> None:
     await _blog(db)
     stmt = text(
@@ -170,7 +176,7 @@ async def test_load_frame_sees_the_sessions_uncommitted_and_pending_writes(
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
 async def test_stream_frames_yields_bounded_chunks_with_identical_dtypes(
-    db: AsyncSession, backend: str
+    db: AsyncSession, backend: DtypeBackend
 ) -> None:
     await _blog(db, posts=7)
     chunks = [
@@ -252,7 +258,7 @@ async def test_a_non_iso_datestyle_still_gives_exact_timestamps(db: AsyncSession
 
 @pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
 async def test_types_outside_the_table_arrive_as_python_objects(
-    db: AsyncSession, backend: str
+    db: AsyncSession, backend: DtypeBackend
 ) -> None:
     stmt = text(
         "SELECT ARRAY[1, 2] AS numbers, '{\"a\": 1}'::jsonb AS doc, 7::int AS n, NULL::uuid AS u"

@@ -50,7 +50,7 @@ def shell(database_url: URL) -> Iterator[InteractiveShell]:
 def run(ip: InteractiveShell, source: str) -> Any:
     result = ip.run_cell(source)
     if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec  # type: ignore[misc]
+        raise result.error_in_exec or result.error_before_exec
     return result.result
 
 
@@ -62,7 +62,7 @@ def test_a_line_returns_the_whole_frame_with_a_capped_display(shell: Interactive
     assert df["g"].dtype == pd.Int64Dtype()
     shown = repr(df)
     assert "10 of 25 rows shown" in shown and " 24 " not in shown
-    assert "10 of 25 rows shown" in df._repr_html_()
+    assert "10 of 25 rows shown" in (df._repr_html_() or "")
     assert type(df.head(3)) is pd.DataFrame  # derived frames are plain frames again
 
 

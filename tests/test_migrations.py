@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from blogdata.cli import main
 from blogdata.db import migrate
 from blogdata.db.engine import create_engine
-from tests.conftest import execute_sql, scalar_sql
+from tests.helpers import execute_sql, scalar_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOG_TABLES = {"users", "posts", "tags", "post_tags", "accounts"}

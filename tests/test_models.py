@@ -53,7 +53,7 @@ async def test_check_constraints_reject_impossible_values(
     owner = _user()
     db.add(owner)
     await db.flush()
-    rows = {
+    rows: dict[type[Base], dict[str, object]] = {
         User: {"email": "x@example.com", "username": "x", "hashed_password": "h"},
         Account: {"owner_id": owner.id},
         Post: {"title": "t", "author_id": owner.id},

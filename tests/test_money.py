@@ -14,7 +14,7 @@ from blogdata.db import migrate
 from blogdata.errors import BlogdataError, InvalidInputError, QueryError
 from blogdata.models import Account, User
 from blogdata.transactions import transfer_funds
-from tests.conftest import execute_sql, scalar_sql
+from tests.helpers import execute_sql, scalar_sql
 
 #: The revision before the one that forbids NaN balances.
 BEFORE_NAN_CHECK = "a661c77fcce7"

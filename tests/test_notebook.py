@@ -19,7 +19,7 @@ from blogdata.diagnostics import count_statements, echo_sql, render_sql, show_sq
 from blogdata.errors import BlogdataError, InvalidInputError
 from blogdata.models import Post, Tag, User
 from blogdata.notebook import Notebook, database_name, open_database, tutorial_database
-from tests.conftest import create_database, drop_database
+from tests.helpers import create_database, drop_database
 
 
 @pytest.fixture

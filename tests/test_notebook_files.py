@@ -15,7 +15,7 @@ from types import ModuleType
 import nbformat
 import pytest
 
-from tests.conftest import notebook_script
+from tests.helpers import notebook_script
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))

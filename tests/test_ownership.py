@@ -25,7 +25,7 @@ from blogdata.errors import AlreadyExistsError, NotOursError
 from blogdata.models import Post, User
 from blogdata.notebook import database_name, tutorial_database
 from blogdata.seed import reset, seed
-from tests.conftest import execute_sql, migrated_database, scalar_sql
+from tests.helpers import execute_sql, migrated_database, scalar_sql
 
 
 async def _admin(server: URL, *statements: str) -> None:

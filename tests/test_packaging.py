@@ -10,7 +10,7 @@ import tomllib
 import types
 from pathlib import Path
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dev dependency
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -80,7 +80,7 @@ def test_public_api_is_small_sorted_and_importable() -> None:
 def test_each_public_name_has_one_home_module_that_exports_it() -> None:
     # `from blogdata import load_frame` and `from blogdata.loaders import load_frame` are the same
     # object, and the README and notebooks use the first.
-    homes = {}
+    homes: dict[str, list[types.ModuleType]] = {}
     for m in pkgutil.walk_packages(blogdata.__path__, "blogdata."):
         parts = m.name.split(".")[1:]
         if any(p.startswith("_") for p in parts) or parts[-1] in ("magic", "cli", "demo"):

@@ -87,12 +87,12 @@ async def test_the_pgbouncer_setting_turns_off_caches_and_the_pool(
             raw = await conn.get_raw_connection()
             adapted = raw.dbapi_connection
             assert adapted is not None
-            assert adapted._prepared_statement_cache is None  # type: ignore[attr-defined]
-            names = {adapted._prepared_statement_name_func() for _ in range(3)}  # type: ignore[attr-defined]
+            assert adapted._prepared_statement_cache is None
+            names = {adapted._prepared_statement_name_func() for _ in range(3)}
             assert len(names) == 3
             driver = raw.driver_connection
             assert driver is not None
-            assert driver._stmt_cache.get_max_size() == 0  # type: ignore[attr-defined]
+            assert driver._stmt_cache.get_max_size() == 0
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
     explicit = create_engine(pgbouncer.url(database_url.database or ""), pgbouncer=True)
     try:
@@ -172,12 +172,12 @@ async def test_every_loader_route_through_pgbouncer_gives_the_direct_frame(
         for _ in range(3):  # the same statements again and again, on shuffled server connections
             async with session_scope(engine) as db:
                 for route in ("auto", "copy", "rows"):
-                    frame = await load_frame(db, stmt, route=route)  # type: ignore[arg-type]
+                    frame = await load_frame(db, stmt, route=route)
                     if route != "auto":
                         assert frame.attrs[ROUTE_ATTR] == route
                     pd.testing.assert_frame_equal(frame, direct, check_flags=False)
                 for route in ("copy", "rows"):
-                    async with aclosing(
+                    async with aclosing(  # type: ignore[type-var]  # stream_frames is an async generator, typed AsyncIterator
                         stream_frames(db, stmt, chunk_size=100, route=route)  # type: ignore[arg-type]
                     ) as chunks:
                         parts = [chunk async for chunk in chunks]

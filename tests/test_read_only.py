@@ -27,7 +27,7 @@ from blogdata.db.sessions import session_scope
 from blogdata.errors import ReadOnlySessionError
 from blogdata.loaders import load_frame
 from blogdata.models import Tag
-from tests.conftest import create_database, drop_database, execute_sql, scalar_sql
+from tests.helpers import create_database, drop_database, execute_sql, scalar_sql
 
 PROBE = "read_only_probe"
 INSERT = f"INSERT INTO {PROBE} VALUES (1)"
@@ -117,7 +117,9 @@ async def _run(db: AsyncSession, steps: list[str]) -> None:
 
 
 async def _rows(url: URL) -> int:
-    return int(await scalar_sql(url, f"SELECT count(*) FROM {PROBE}") or 0)  # type: ignore[call-overload]
+    count = await scalar_sql(url, f"SELECT count(*) FROM {PROBE}")
+    assert isinstance(count, int)
+    return count
 
 
 async def _normal_session_can_write(engine: AsyncEngine, url: URL) -> None:

@@ -20,7 +20,7 @@ from blogdata.errors import AlreadyExistsError, ConfigurationError
 from blogdata.models import User
 from blogdata.schemas import UserCreate
 from blogdata.security import get_password_hash, redact_password_hashes
-from tests.conftest import rolled_back_session
+from tests.helpers import rolled_back_session
 
 PASSWORD = "Plain-Secret-9431"
 

@@ -36,7 +36,7 @@ from blogdata.errors import (
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
 from blogdata.servers import embedded, replica
-from tests.conftest import create_database
+from tests.helpers import create_database
 
 DATABASE = "blogdata_topology"
 
@@ -221,7 +221,7 @@ async def test_every_route_on_the_standby_gives_the_same_frame_on_the_sessions_c
 async def test_streams_and_aggregations_work_on_a_read_session(topology: Topology) -> None:
     async with read_session(topology.reader) as db:
         whole = await load_frame(db, select(Post.id, Post.title).order_by(Post.id))
-        async with aclosing(
+        async with aclosing(  # type: ignore[type-var]  # stream_frames is an async generator, typed AsyncIterator
             stream_frames(db, select(Post.id, Post.title).order_by(Post.id), chunk_size=50)
         ) as chunks:
             parts = [chunk async for chunk in chunks]
