@@ -63,7 +63,7 @@ def until_offered(ip: InteractiveShell, source: str, wanted: str, seconds: float
 def run(ip: InteractiveShell, source: str) -> Any:
     result = ip.run_cell(source)
     if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec  # type: ignore[misc]
+        raise result.error_in_exec or result.error_before_exec
     return result.result
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 from IPython.core.async_helpers import get_asyncio_loop
+from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
@@ -45,6 +46,12 @@ def shell(database_url: URL) -> Iterator[InteractiveShell]:
         loop.close()
         InteractiveShell.clear_instance()
         gc.collect()
+
+
+def formatter(shell: InteractiveShell) -> DisplayFormatter:
+    """The shell's display formatter (IPython types it as optional)."""
+    assert shell.display_formatter is not None
+    return shell.display_formatter
 
 
 def run(ip: InteractiveShell, source: str) -> Any:
@@ -176,12 +183,12 @@ def test_arrow_returns_a_pyarrow_table_with_the_columns_types(shell: Interactive
     assert types["label"] in (pa.string(), pa.large_string())
     assert table.column("big").to_pylist() == [3 * g for g in range(1, 26)]
     # The display is capped and says so; a table made elsewhere displays as pyarrow's own.
-    shown, _ = shell.display_formatter.format(table)
+    shown, _ = formatter(shell).format(table)
     assert "10 of 25 rows shown (the table holds all of them)" in shown["text/html"]
     assert "10 of 25 rows shown" in shown["text/plain"] and "v11" not in shown["text/plain"]
     small = run(shell, "%sql --arrow --display 30 SELECT 1 AS one")
-    assert "rows shown" not in shell.display_formatter.format(small)[0]["text/plain"]
-    other, _ = shell.display_formatter.format(pa.table({"x": list(range(25))}))
+    assert "rows shown" not in formatter(shell).format(small)[0]["text/plain"]
+    other, _ = formatter(shell).format(pa.table({"x": list(range(25))}))
     assert "rows shown" not in other["text/plain"] and "text/html" not in other
 
 
@@ -205,7 +212,7 @@ def test_polars_gives_a_polars_frame_or_says_how_to_install_it(shell: Interactiv
     else:
         frame = result.result
         assert type(frame).__module__.startswith("polars") and frame.height == 25
-        shown, _ = shell.display_formatter.format(frame)
+        shown, _ = formatter(shell).format(frame)
         assert "10 of 25 rows shown (the frame holds all of them)" in shown["text/plain"]
     both = shell.run_cell("%sql --arrow --polars SELECT 1")
     assert "choose one" in str(both.error_in_exec)

@@ -47,13 +47,13 @@ def shell(seeded_url: URL) -> Iterator[InteractiveShell]:
 def run(ip: InteractiveShell, source: str) -> Any:
     result = ip.run_cell(source)
     if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec  # type: ignore[misc]
+        raise result.error_in_exec or result.error_before_exec
     return result.result
 
 
 def error(ip: InteractiveShell, source: str) -> BaseException:
     result = ip.run_cell(source)
-    assert result.error_in_exec is not None
+    assert isinstance(result.error_in_exec, BaseException)
     return result.error_in_exec
 
 
