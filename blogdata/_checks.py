@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from blogdata.errors import InvalidInputError
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "check_aware_datetime",
     "check_count",
     "check_days_before",
+    "check_engine",
     "check_finite_number",
     "check_id",
     "check_int",
@@ -178,3 +181,13 @@ def check_list(values: object, name: str) -> list[Any]:
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidInputError(f"{name} must be a list, not {type(values).__name__}")
     return list(values)
+
+
+def check_engine(engine: object, name: str = "engine") -> AsyncEngine | None:
+    """Return ``engine`` if it is an ``AsyncEngine`` or None (meaning the default one)."""
+    if engine is not None and not isinstance(engine, AsyncEngine):
+        raise InvalidInputError(
+            f"{name} must be an AsyncEngine (from blogdata.create_engine) or None for the "
+            f"default one, not {type(engine).__name__}"
+        )
+    return engine

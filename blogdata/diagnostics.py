@@ -102,7 +102,21 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _root(plan: dict[str, Any]) -> dict[str, Any]:
-    root: dict[str, Any] = plan.get("Plan", plan)
+    """Return the plan's top node, after checking every node is one EXPLAIN (FORMAT JSON) gives."""
+    root = plan.get("Plan", plan) if isinstance(plan, dict) else None
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        children = node.get("Plans", []) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not isinstance(node.get("Node Type"), str):
+            raise InvalidInputError(
+                "expected a plan as explain() returns it (nodes with a 'Node Type'), "
+                f"got {type(plan).__name__}; pass the result of `await explain(db, stmt)`"
+            )
+        if not isinstance(children, list):
+            raise InvalidInputError("a plan node's 'Plans' must be a list of plan nodes")
+        pending.extend(children)
+    assert isinstance(root, dict)
     return root
 
 
@@ -146,6 +160,10 @@ def plan_text(plan: dict[str, Any]) -> PlanText:
 
 
 def _compiled(stmt: ClauseElement, literal: bool) -> Any:
+    if not isinstance(stmt, ClauseElement):
+        raise InvalidInputError(
+            f"expected a SQLAlchemy statement (select(...), text(...)), not {type(stmt).__name__}"
+        )
     dialect = _asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
     if literal:
         return stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
@@ -192,12 +210,13 @@ class _EchoFormatter(logging.Formatter):
 
 
 @contextmanager
-def echo_sql(engine: AsyncEngine) -> Iterator[None]:
-    """Print what ``echo=True`` logs for ``engine`` inside the block, without times or dates.
+def echo_sql(engine: AsyncEngine | AsyncConnection | AsyncSession) -> Iterator[None]:
+    """Print what ``echo=True`` logs for ``engine``'s statements inside the block, without times.
 
     SQLAlchemy's own echo handler prefixes each line with a timestamp and reports statement
     timings; this one prints the message only, to the current ``sys.stdout``.
     """
+    sync = _sync_engine(engine, "echo_sql")
     logger = logging.getLogger("sqlalchemy.engine.Engine")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_EchoFormatter("%(message)s"))
@@ -205,12 +224,12 @@ def echo_sql(engine: AsyncEngine) -> Iterator[None]:
     for other in others:  # e.g. the timestamped handler of an earlier echo=True engine
         logger.removeHandler(other)
     logger.addHandler(handler)  # before echo is switched on, so no default handler is added
-    previous = engine.sync_engine.echo
-    engine.sync_engine.echo = True
+    previous = sync.echo
+    sync.echo = True
     try:
         yield
     finally:
-        engine.sync_engine.echo = previous
+        sync.echo = previous
         logger.removeHandler(handler)
         for other in others:
             logger.addHandler(other)
@@ -231,14 +250,15 @@ class StatementCounter:
         return len(self.statements)
 
 
-def _sync_engine(target: AsyncEngine | AsyncConnection | AsyncSession) -> Engine:
+def _sync_engine(target: AsyncEngine | AsyncConnection | AsyncSession, caller: str) -> Engine:
+    """Return the engine behind ``target``; refuse what is not an engine, connection or session."""
     if isinstance(target, AsyncEngine | AsyncConnection):
         return target.sync_engine
     if isinstance(target, AsyncSession):
         bind = target.sync_session.get_bind()
         return bind if isinstance(bind, Engine) else bind.engine
     raise InvalidInputError(
-        f"count_statements needs an AsyncEngine, AsyncConnection or AsyncSession, "
+        f"{caller} needs an AsyncEngine, AsyncConnection or AsyncSession, "
         f"not {type(target).__name__}"
     )
 
@@ -257,7 +277,7 @@ def count_statements(
 
     Every statement on that engine counts, from any session, including SAVEPOINTs.
     """
-    engine = _sync_engine(target)
+    engine = _sync_engine(target, "count_statements")
     counter = StatementCounter()
 
     def _record(

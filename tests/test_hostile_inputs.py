@@ -26,7 +26,17 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from blogdata import aggregations, bulk, crud, diagnostics, frames, loaders, queries, transactions
+from blogdata import (
+    aggregations,
+    bulk,
+    charts,
+    crud,
+    diagnostics,
+    frames,
+    loaders,
+    queries,
+    transactions,
+)
 from blogdata.crud import CRUDBase
 from blogdata.db import sessions
 from blogdata.describe import describe as describe_table
@@ -323,6 +333,16 @@ LOADING = hostile(st.one_of(st.sampled_from(["lazy", "selectin", "joined"]), tex
 ROUTES = hostile(st.one_of(st.sampled_from(["auto", "copy", "rows"]), texts))
 BACKENDS = hostile(st.one_of(st.sampled_from(["numpy_nullable", "pyarrow"]), texts))
 MODELS = st.sampled_from([User, Post, Tag, Account])  # model arguments are classes, not data
+#: What a chart is drawn from: a column, a "table.column" name, a statement, or anything else.
+CHART_INPUTS = hostile(
+    st.one_of(
+        st.sampled_from(
+            [Post.views, User.id, User.email, "posts.views", "users.role", select(Post.views)]
+        ),
+        texts,
+    )
+)
+WHISKERS = hostile(st.one_of(floats, ints))
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
@@ -417,6 +437,43 @@ async def _statement_count(db: AsyncSession, d: Draw) -> Any:
     return counter.count
 
 
+#: A plan as EXPLAIN (FORMAT JSON) gives it, or something else.
+PLANS = hostile(
+    st.one_of(
+        st.just({"Plan": {"Node Type": "Seq Scan", "Relation Name": "users"}}),
+        st.just({"Node Type": "Index Scan", "Index Name": "ix", "Plans": []}),
+        st.dictionaries(texts, anything, max_size=3),
+    )
+)
+STATEMENTS = hostile(st.one_of(st.just(select(User.id)), st.just(text("SELECT 1")), texts))
+
+
+async def _scope(db: AsyncSession, d: Draw) -> None:
+    """A unit of work on something that is not an engine (a real one would commit elsewhere)."""
+    async with sessions.session_scope(d(anything), read_only=d(hostile(st.booleans()))) as work:
+        await work.scalar(select(1))
+
+
+async def _get_db(db: AsyncSession, d: Draw) -> None:
+    """The guide's dependency takes no arguments: one request's worth, on the default engine."""
+    async with contextlib.aclosing(sessions.get_db()) as requests:
+        async for work in requests:
+            await work.scalar(select(1))
+
+
+async def _echo(db: AsyncSession, d: Draw) -> None:
+    with diagnostics.echo_sql(d(st.one_of(st.just(db.bind), anything))):
+        await db.scalar(select(1))
+
+
+async def _drawn(axes: Awaitable[Any]) -> None:
+    """Await a drawing chart function, then close its figure (Agg: nothing is shown)."""
+    import matplotlib.pyplot as plt  # heavy, and only these cases draw
+
+    drawn = await axes
+    plt.close(drawn.figure)
+
+
 async def _savepoint(db: AsyncSession, d: Draw) -> None:
     async with transactions.savepoint(db):
         await db.scalar(select(1))
@@ -492,10 +549,51 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "queries.posts_with_author": lambda db, d: _value(queries.posts_with_author()),
     "queries.users_with_posts_and_tags": lambda db, d: _value(queries.users_with_posts_and_tags()),
     "diagnostics.count_statements": _statement_count,
+    "diagnostics.explain": lambda db, d: diagnostics.explain(
+        db, d(st.one_of(st.just(select(User.id)), anything)), analyze=d(hostile(st.booleans()))
+    ),
+    "diagnostics.echo_sql": _echo,
+    "diagnostics.plan_indexes": lambda db, d: _value(diagnostics.plan_indexes(d(PLANS))),
+    "diagnostics.plan_nodes": lambda db, d: _value(diagnostics.plan_nodes(d(PLANS))),
+    "diagnostics.plan_text": lambda db, d: _value(diagnostics.plan_text(d(PLANS))),
+    "diagnostics.render_sql": lambda db, d: _value(
+        diagnostics.render_sql(d(STATEMENTS), literal=d(hostile(st.booleans())))
+    ),
+    "diagnostics.show_sql": lambda db, d: _value(
+        diagnostics.show_sql(d(STATEMENTS), literal=d(hostile(st.booleans())))  # type: ignore[func-returns-value]  # None, or it refuses
+    ),
+    # charts: numbers computed in SQL, then (for the drawing ones) drawn with matplotlib
+    "charts.histogram_query": lambda db, d: _built(
+        db, lambda: charts.histogram_query(d(CHART_INPUTS), bins=d(COUNTS))
+    ),
+    "charts.histogram_counts": lambda db, d: charts.histogram_counts(
+        db, d(CHART_INPUTS), bins=d(COUNTS)
+    ),
+    "charts.boxplot_query": lambda db, d: _built(
+        db, lambda: charts.boxplot_query(d(CHART_INPUTS), whis=d(WHISKERS))
+    ),
+    "charts.boxplot_stats": lambda db, d: charts.boxplot_stats(
+        db, d(CHART_INPUTS), by=d(st.one_of(st.none(), CHART_INPUTS)), whis=d(WHISKERS)
+    ),
+    "charts.count_by_query": lambda db, d: _built(
+        db, lambda: charts.count_by_query(d(CHART_INPUTS), n=d(COUNTS))
+    ),
+    "charts.count_by": lambda db, d: charts.count_by(db, d(CHART_INPUTS), n=d(COUNTS)),
+    "charts.histogram": lambda db, d: _drawn(
+        charts.histogram(db, d(CHART_INPUTS), bins=d(COUNTS), unit=d(TEXT), title=d(TEXT))
+    ),
+    "charts.boxplot": lambda db, d: _drawn(
+        charts.boxplot(db, d(CHART_INPUTS), whis=d(WHISKERS), unit=d(TEXT), title=d(TEXT))
+    ),
+    "charts.bar_counts": lambda db, d: _drawn(
+        charts.bar_counts(db, d(CHART_INPUTS), n=d(COUNTS), unit=d(TEXT), title=d(TEXT))
+    ),
     # transactions
     "transactions.transfer_funds": lambda db, d: transactions.transfer_funds(
         db, d(IDS), d(IDS), d(AMOUNTS)
     ),
+    "sessions.session_scope": _scope,
+    "sessions.get_db": _get_db,
     "sessions.run_transaction": lambda db, d: sessions.run_transaction(
         async_sessionmaker(bind=db.bind, join_transaction_mode="create_savepoint"),
         lambda inner: transactions.transfer_funds(inner, d(IDS), d(IDS), d(AMOUNTS)),
@@ -593,6 +691,9 @@ MODULES: dict[str, ModuleType] = {
     "frames": frames,
     "loaders": loaders,
     "describe": importlib.import_module("blogdata.describe"),  # the package's name is the function
+    "diagnostics": diagnostics,
+    "charts": charts,
+    "sessions": sessions,
 }
 
 
@@ -634,6 +735,8 @@ def test_the_property_test_knows_how_to_call_every_public_function() -> None:
     }
     missing = sorted(set(PUBLIC_FUNCTIONS) - known)
     assert missing == [], f"add these to MODULE_CASES or CRUD_CASES: {missing}"
+    stale = sorted(set(MODULE_CASES) - set(PUBLIC_FUNCTIONS))  # a case that never runs
+    assert stale == [], f"these cases name no public function (moved or renamed?): {stale}"
     assert len(PUBLIC_FUNCTIONS) > 60
 
 

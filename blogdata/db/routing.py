@@ -54,6 +54,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from blogdata._checks import check_engine
 from blogdata._url import server_address
 from blogdata.config import get_settings, parse_read_url
 from blogdata.db.engine import (
@@ -212,6 +213,7 @@ def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     What :func:`read_session` binds its sessions to; the guards are described in the module
     docstring. Connections go back to the pool as they came.
     """
+    engine = check_engine(engine) or get_read_engine()
     _guard(engine.sync_engine)
     return engine.execution_options(postgresql_readonly=True, **{_READ_ONLY: True})
 
@@ -261,7 +263,7 @@ def read_sessionmaker(engine: AsyncEngine | None = None) -> async_sessionmaker[A
     Any engine will do: its sessions are read-only all the same (see :func:`read_only_engine`).
     """
     return async_sessionmaker(
-        read_only_engine(engine or get_read_engine()),
+        read_only_engine(check_engine(engine) or get_read_engine()),
         expire_on_commit=False,
         info={"read_only": True},
     )

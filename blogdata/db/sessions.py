@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from blogdata._checks import check_count
+from blogdata._checks import check_count, check_engine
 from blogdata.db.engine import create_sessionmaker, get_engine
 from blogdata.db.routing import read_session
 from blogdata.errors import (
@@ -57,7 +57,8 @@ _BACKOFF_CAP = 2.0
 
 
 def _sessions(engine: AsyncEngine | None) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine if engine is not None else get_engine())
+    checked = check_engine(engine)
+    return create_sessionmaker(checked if checked is not None else get_engine())
 
 
 async def _quietly_rollback(session: AsyncSession) -> None:
@@ -156,7 +157,7 @@ async def run_transaction(
             raise
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
+async def get_db() -> AsyncGenerator[AsyncSession, None]:
     """Yield a session that commits when the caller finishes and rolls back if it raises.
 
     The guide's dependency, usable with FastAPI's ``Depends`` without blogdata importing
