@@ -135,7 +135,7 @@ def _written(out: Path) -> dict[str, str]:
 
 
 def _check_writable(out: Path) -> None:
-    """Create ``out`` if missing and prove a file can be written in it (nothing is left behind).
+    """Prove that ``out`` can be made and written in; leave nothing behind (folders included).
 
     A real write, not ``os.access``: permissions, a read-only file system and a file in the
     path's way all show, for root too.
@@ -143,6 +143,7 @@ def _check_writable(out: Path) -> None:
     Raises:
         InvalidInputError: ``out`` cannot be created or written.
     """
+    made = [p for p in (out, *out.absolute().parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out, prefix=".blogdata-demo-probe-"):
@@ -152,6 +153,10 @@ def _check_writable(out: Path) -> None:
             f"cannot write the charts in {out} ({exc.strerror or exc}); choose a folder you "
             "can write to (--out)"
         ) from exc
+    finally:
+        for folder in made:  # nearest first; each is empty, and blogdata made it just now
+            if folder.is_dir():
+                folder.rmdir()
 
 
 def _save(out: Path, images: dict[str, bytes]) -> list[Path]:
