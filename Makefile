@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test check notebooks nbval docs bench lock clean
+.PHONY: setup lab stop seed demo test check notebooks nbval docs bench lock clean help
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,8 +14,20 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)  ## create .venv and install blogdata with its extras
 
-lab: $(STAMP)  ## the main job: embedded database, migrated, JupyterLab on notebooks/
-	$(BIN)/blogdata lab
+help:  ## list the jobs
+	@grep -E '^[a-z]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
+
+lab: $(STAMP)  ## the main job: embedded database, migrated, JupyterLab on your copies of the lessons (ARGS="--port 8890")
+	$(BIN)/blogdata lab $(ARGS)
+
+stop: $(STAMP)  ## stop the embedded PostgreSQL that `make lab` leaves running (its data stays)
+	$(BIN)/blogdata db stop
+
+seed: $(STAMP)  ## migrate and seed the configured database (ARGS="--users 1000 --reset")
+	$(BIN)/blogdata seed $(ARGS)
+
+demo: $(STAMP)  ## the tour in a terminal: tables and PNG charts in demo-output/ (ARGS="--out DIR")
+	$(BIN)/blogdata demo $(ARGS)
 
 check: $(STAMP)  ## lint and type-check
 	$(BIN)/ruff check .

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from blogdata import aggregations as agg
 from blogdata.db import migrate
 from blogdata.db.engine import create_database, one_off_engine
-from blogdata.errors import ConfigurationError, NotOursError
+from blogdata.errors import ConfigurationError, InvalidInputError, NotOursError
 from blogdata.seed import SEED_NOW, SeedSummary, seed
 
 __all__ = ["CHARTS", "DEMO_DATABASE", "MANIFEST", "DemoResult", "run_demo"]
@@ -133,6 +134,31 @@ def _written(out: Path) -> dict[str, str]:
     return {name: digest for name, digest in recorded.items() if (out / name).exists()}
 
 
+def _check_writable(out: Path) -> None:
+    """Prove that ``out`` can be made and written in; leave nothing behind (folders included).
+
+    A real write, not ``os.access``: permissions, a read-only file system and a file in the
+    path's way all show, for root too.
+
+    Raises:
+        InvalidInputError: ``out`` cannot be created or written.
+    """
+    made = [p for p in (out, *out.absolute().parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out, prefix=".blogdata-demo-probe-"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the charts in {out} ({exc.strerror or exc}); choose a folder you "
+            "can write to (--out)"
+        ) from exc
+    finally:
+        for folder in made:  # nearest first; each is empty, and blogdata made it just now
+            if folder.is_dir():
+                folder.rmdir()
+
+
 def _save(out: Path, images: dict[str, bytes]) -> list[Path]:
     """Write ``images`` in ``out``: new files exclusively, the demo's own ones over themselves."""
     out.mkdir(parents=True, exist_ok=True)
@@ -221,8 +247,10 @@ async def run_demo(
     Raises:
         NotOursError: the database exists and blogdata did not make it, or ``out`` holds a
             chart file the demo did not write; checked before any work, nothing is changed.
+        InvalidInputError: ``out`` cannot be written; checked before any database work.
     """
     _written(out)  # refuse files of the user's before any work
+    _check_writable(out)  # and a folder the charts could never be saved in
     url = await create_database(server, database)
     echo(f"created database {database}; migrating")
     await migrate.upgrade(url)

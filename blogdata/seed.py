@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+import warnings
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -450,6 +452,7 @@ async def seed(
     random_seed: int = 42,
     now: datetime = SEED_NOW,
     progress: bool = False,
+    analyze: bool | None = None,
 ) -> SeedSummary:
     """Fill an empty, migrated database with a deterministic synthetic blog.
 
@@ -465,7 +468,15 @@ async def seed(
         tags: number of tags, with Zipf-like popularity; each post carries 0 to 5 of them.
         random_seed: the random seed; the same arguments always give identical tables.
         now: the reference time; every timestamp lies within ~18 months before it.
-        progress: show a tqdm progress bar on stderr.
+        progress: show a progress bar when seeding takes more than a second: tqdm's notebook
+            widget in Jupyter (with ipywidgets installed; else a text bar), a bar on a
+            terminal's stderr, and nothing at all when stderr is neither (a file, a pipe, CI).
+        analyze: run ``ANALYZE`` on the blog tables at the end, in the same transaction, so
+            the planner (and ``describe``'s row estimates) know the new rows at once; it reads a
+            sample of at most 30,000 rows per table, so it costs little beside the load. The
+            default (None) analyses when ``seed`` owns the transaction (an ``AsyncEngine``);
+            in a caller's transaction pass True (it is not undone by a rollback: PostgreSQL
+            updates the row estimates in place).
 
     Raises:
         InvalidInputError: an argument is out of range, or the blog tables are not empty.
@@ -483,9 +494,7 @@ async def seed(
         blog = _Blog(users, posts_per_user, tags, random_seed, now)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blogdata-seed")
         tables = blog.tables(pool)
-        bar = tqdm(
-            total=sum(t.count for t in tables), unit="rows", desc="seeding", disable=not progress
-        )
+        bar = _progress_bar(sum(t.count for t in tables), progress)
         driver: Any = (await conn.get_raw_connection()).driver_connection
         try:
             async with translating("seeding", connection=conn):
@@ -505,6 +514,10 @@ async def seed(
                         text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v, false)"),
                         {"t": table.name, "v": table.count + 1},
                     )
+                if analyze or (analyze is None and isinstance(target, AsyncEngine)):
+                    # Fixed names. Without it, describe() shows no row estimates until autovacuum
+                    # comes by, and the first queries are planned for empty tables.
+                    await conn.execute(text(f"ANALYZE {', '.join(_TABLES)}"))
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
     return SeedSummary(
@@ -543,6 +556,35 @@ async def _drop_checks(driver: Any) -> list[str]:
     # Indexes first (UNION ALL order puts constraints first; rebuild indexes, then validate FKs).
     creates = [row["create_sql"] for row in rows]
     return sorted(creates, key=lambda sql: sql.startswith("ALTER TABLE"))
+
+
+_PROGRESS_DELAY = 1.0  # seconds before a bar appears: short seeds show nothing
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (whose output is a notebook, not a terminal)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _progress_bar(total: int, wanted: bool) -> tqdm[Any]:
+    """Make the seeding bar: a widget in a notebook, a bar on a terminal, else disabled."""
+    if wanted and _in_notebook():
+        with warnings.catch_warnings():
+            # tqdm.auto warns when ipywidgets is missing, and falls back to the text bar.
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm as auto_tqdm
+        bar: tqdm[Any] = auto_tqdm(
+            total=total, unit="rows", unit_scale=True, desc="seeding", delay=_PROGRESS_DELAY
+        )
+        return bar
+    stream = sys.stderr
+    terminal = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+    return tqdm(
+        total=total, unit="rows", unit_scale=True, desc="seeding", delay=_PROGRESS_DELAY,
+        disable=not (wanted and terminal), file=stream,
+    )  # fmt: skip
 
 
 def _flatten(chunks: Rows, bar: tqdm[Any]) -> Iterable[tuple[Any, ...]]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL, make_url
@@ -21,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from blogdata.cli import main
 from blogdata.config import get_settings
 from blogdata.db import migrate
-from blogdata.errors import ConfigurationError
+from blogdata.errors import ConfigurationError, NotOursError
 from blogdata.servers import embedded
 
 
@@ -113,7 +114,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_lab_opens_jupyterlab_with_the_database_configured_for_kernels(own_home: Path) -> None:
+def test_lab_opens_jupyterlab_with_the_database_configured_for_kernels(
+    own_home: Path, tmp_path: Path
+) -> None:
     import time
     import urllib.request
 
@@ -121,7 +124,15 @@ def test_lab_opens_jupyterlab_with_the_database_configured_for_kernels(own_home:
 
     port = _free_port()
     lab = subprocess.Popen(
-        [sys.executable, "-m", "blogdata", "lab", "--no-browser", f"--port={port}"],
+        [
+            sys.executable,
+            "-m",
+            "blogdata",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            f"--work={tmp_path / 'mine'}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -292,7 +303,7 @@ def test_ctrl_c_is_left_to_jupyter_which_asks_and_shuts_down_cleanly(
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
     lab = subprocess.Popen(
         [sys.executable, "-m", "blogdata", "lab", "--no-browser", f"--port={port}",
-         "--ServerApp.shutdown_no_activity_timeout=3600"],
+         f"--work={tmp_path / 'mine'}", "--ServerApp.shutdown_no_activity_timeout=3600"],
         stdin=secondary, stdout=out_w, stderr=out_w, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(out_w)
@@ -300,7 +311,7 @@ def test_ctrl_c_is_left_to_jupyter_which_asks_and_shuts_down_cleanly(
     seen = bytearray()
     try:
         _read_until(out_r, b"Jupyter Server", seen)
-        _read_until(out_r, f"{port}/lab?token=".encode(), seen)
+        _read_until(out_r, b" (Ctrl-C to stop)", seen)
         assert f"JupyterLab: http://localhost:{port}/lab?token=".encode() in seen
         (jupyter,) = psutil.Process(lab.pid).children()
         assert "--ServerApp.shutdown_no_activity_timeout=3600" in jupyter.cmdline()
@@ -323,3 +334,230 @@ def test_ctrl_c_is_left_to_jupyter_which_asks_and_shuts_down_cleanly(
         os.close(out_r)
     assert not jupyter.is_running()
     assert list(runtime.glob("jpserver-*.json")) == []  # Jupyter cleaned up after itself
+
+
+# --- issue 20: the lab's lifecycle and the CLI's nits ---------------------------------------
+
+
+def test_help_shows_flags_as_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["--help"], ["seed", "--help"], ["db", "delete", "--help"], ["lab", "--help"]):
+        assert main(command) == 0
+        shown = capsys.readouterr().out
+        assert "<bool>" not in shown and "--help " in shown, shown
+    assert main(["seed", "--help"]) == 0
+    assert "--reset " in capsys.readouterr().out
+
+
+def test_an_unknown_option_is_a_usage_error_suggesting_only_close_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["seed", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --bogus" in err and "Possible" not in err and "--tags" not in err
+    assert main(["seed", "--user", "3"]) == 2
+    assert "(Possible options: --users)" in capsys.readouterr().err
+
+
+def test_out_of_range_numbers_are_usage_errors_before_any_work(
+    configure: Callable[[URL], None], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    configure(make_url("postgresql+asyncpg://app@127.0.0.1:1/blog"))  # never reached
+    assert main(["seed", "--users", "0"]) == 2
+    assert main(["demo", "--users", "0", "--out", str(tmp_path)]) == 2
+    assert main(["lab", "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1" not in err and "--users" in err
+
+
+def test_db_delete_deletes_only_the_embedded_data_directory(
+    own_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "start"]) == 0
+    (own_home / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["db", "delete", "--yes"]) == 0
+    assert "deleted" in capsys.readouterr().out
+    assert embedded.status() is None
+    assert not (own_home / "pgdata").exists() and (own_home / "notes.txt").read_text() == "mine"
+    assert main(["db", "delete", "--yes"]) == 0
+    assert "nothing to delete" in capsys.readouterr().out
+
+
+def test_db_delete_refuses_a_folder_blogdata_did_not_make(
+    own_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = own_home / "pgdata"
+    theirs.mkdir()
+    (theirs / "PG_VERSION").write_text("18\n")  # looks a little like a data directory
+    assert main(["db", "delete", "--yes"]) == 1
+    assert "will not delete" in _one_line_error(capsys.readouterr().err)
+    assert (theirs / "PG_VERSION").read_text() == "18\n"
+
+
+def _lessons(folder: Path, **notebooks: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, body in notebooks.items():
+        (folder / f"{name}.ipynb").write_text(body)
+    return folder
+
+
+def test_the_lab_works_on_copies_refreshed_only_while_untouched(tmp_path: Path) -> None:
+    from blogdata.cli import working_copy
+
+    lessons = _lessons(tmp_path / "notebooks", a="A1", b="B1")
+    work = tmp_path / "mine"
+    assert working_copy(lessons, work) == []
+    assert (work / "a.ipynb").read_text() == "A1" and (work / "b.ipynb").read_text() == "B1"
+    assert (work / ".gitignore").read_text().splitlines()[-1] == "*"
+    (work / "b.ipynb").write_text("B1 with my outputs")  # what JupyterLab's autosave does
+    _lessons(lessons, a="A2", b="B2", c="C1")  # the committed lessons change
+    notes = working_copy(lessons, work)
+    assert (work / "a.ipynb").read_text() == "A2"  # untouched copy: refreshed
+    assert (work / "c.ipynb").read_text() == "C1"  # new lesson: copied
+    assert (work / "b.ipynb").read_text() == "B1 with my outputs"  # the learner's: kept
+    assert len(notes) == 1 and "b.ipynb changed" in notes[0] and "kept" in notes[0]
+    assert (lessons / "b.ipynb").read_text() == "B2"  # and the lessons are never written
+
+
+def test_the_lab_never_overwrites_a_notebook_it_did_not_copy(tmp_path: Path) -> None:
+    from blogdata.cli import LAB_MANIFEST, working_copy
+
+    lessons = _lessons(tmp_path / "notebooks", a="A1")
+    work = _lessons(tmp_path / "mine", a="my own a")
+    assert len(working_copy(lessons, work)) == 1
+    assert (work / "a.ipynb").read_text() == "my own a"
+    (work / LAB_MANIFEST).write_text("someone else's file\n")
+    with pytest.raises(NotOursError):
+        working_copy(lessons, work)
+
+
+@pytest.mark.slow
+def test_lab_with_8888_taken_prints_the_port_jupyter_bound_and_says_the_server_runs_on(
+    own_home: Path, tmp_path: Path
+) -> None:
+    import json
+    import re
+    import socket
+    import urllib.request
+
+    runtime = tmp_path / "runtime"
+    work = tmp_path / "mine"
+    squatter = socket.socket()
+    try:
+        squatter.bind(("127.0.0.1", 8888))
+        squatter.listen()
+    except OSError:
+        pass  # taken already: all the better
+    out_r, out_w = os.pipe()
+    lab = subprocess.Popen(
+        [sys.executable, "-m", "blogdata", "lab", "--no-browser", f"--work={work}"],
+        stdout=out_w, stderr=out_w, env={**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)},
+    )  # fmt: skip
+    os.close(out_w)
+    seen = bytearray()
+    try:
+        _read_until(out_r, b" (Ctrl-C to stop)", seen)
+        found = re.search(rb"JupyterLab: http://localhost:(\d+)/lab\?token=\w+", seen)
+        assert found is not None, seen.decode()
+        port = int(found.group(1))
+        (info,) = [json.loads(p.read_text()) for p in runtime.glob("jpserver-*.json")]
+        assert port == info["port"] != 8888
+        assert Path(info["root_dir"]).resolve() == work.resolve()  # the copies, not notebooks/
+        assert (work / "00-start-here.ipynb").read_bytes() == Path(
+            "notebooks/00-start-here.ipynb"
+        ).read_bytes()
+        url = found.group(0).decode().removeprefix("JupyterLab: ")
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200
+        lab.terminate()  # passed on to Jupyter, which shuts down
+        assert lab.wait(timeout=120) == 0
+        _read_until(out_r, b"deletes its data", seen)
+    finally:
+        squatter.close()
+        if lab.poll() is None:
+            lab.kill()
+            lab.wait()
+        os.close(out_r)
+    assert b"The embedded PostgreSQL is still running" in seen
+    assert b"make stop" in seen and b"blogdata db delete" in seen
+    assert embedded.status() is not None  # it is, as said
+
+
+def test_demo_into_an_unwritable_folder_fails_before_any_database_work(
+    configure: Callable[[URL], None], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    configure(make_url("postgresql+asyncpg://app@127.0.0.1:1/blog"))  # never reached
+    (tmp_path / "a-file").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "a-file" / "charts")]) == 1
+    err = _one_line_error(capsys.readouterr().err)
+    assert "cannot write the charts" in err and "--out" in err and "127.0.0.1:1" not in err
+
+
+async def _active_copy(url: URL) -> bool:
+    from tests.conftest import scalar_sql
+
+    found = await scalar_sql(
+        url.set(database="postgres"),
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND datname = "
+        f"'{url.database}'",
+    )
+    return bool(found)
+
+
+def _blogdata(url: URL, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BLOGDATA_DATABASE_URL": url.render_as_string(hide_password=False)}
+    return subprocess.Popen([sys.executable, "-m", "blogdata", *args], env=env, **kwargs)
+
+
+@pytest.mark.slow
+async def test_ctrl_c_during_seed_says_it_rolled_back_and_exits_130(
+    scratch_url: URL, tmp_path: Path
+) -> None:
+    from tests.conftest import scalar_sql
+
+    log = tmp_path / "seed.log"
+    with log.open("wb") as file:
+        seeding = _blogdata(scratch_url, "seed", "--users", "100000", stdout=file, stderr=file)
+    deadline = time.monotonic() + 120
+    while not await _active_copy(scratch_url) and time.monotonic() < deadline:
+        assert seeding.poll() is None, log.read_text()
+        await asyncio.sleep(0.1)
+    seeding.send_signal(signal.SIGINT)
+    assert await asyncio.to_thread(seeding.wait, 120) == 130
+    said = log.read_text()
+    assert "interrupted; seeding was rolled back, nothing was written" in said, said
+    assert "Traceback" not in said
+    assert await scalar_sql(scratch_url, "SELECT count(*) FROM users") == 0
+
+
+@pytest.mark.slow
+async def test_seed_into_a_file_writes_no_progress_frames(scratch_url: URL, tmp_path: Path) -> None:
+    log = tmp_path / "seed.log"
+    with log.open("wb") as file:
+        seeding = _blogdata(scratch_url, "seed", "--users", "20000", stdout=file, stderr=file)
+        assert await asyncio.to_thread(seeding.wait, 300) == 0
+    written = log.read_bytes()
+    assert b"seeded " in written and b"\r" not in written, written[-500:]
+
+
+@pytest.mark.slow
+async def test_seed_on_a_terminal_shows_a_progress_bar(scratch_url: URL) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # A terminal of 24 rows and 80 columns (a fresh pty has none, and tqdm then draws nothing).
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    seeding = _blogdata(
+        scratch_url, "seed", "--users", "20000", stdin=secondary, stdout=secondary,
+        stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = bytearray()
+    try:
+        _read_until(primary, b"seeded ", seen)
+    finally:
+        await asyncio.to_thread(seeding.wait, 300)
+        os.close(primary)
+    assert b"seeding:" in seen and b"rows/s" in seen and b"\r" in seen

@@ -61,11 +61,15 @@ def test_demo_prints_the_tables_and_saves_valid_png_charts(
     assert printed.err == ""
 
 
-def test_demo_with_no_users_fails_with_one_line(
-    demo_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_demo_with_no_users_is_a_usage_error_before_any_work(
+    demo_database: str, server_url: URL, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import asyncio
+
+    from tests.conftest import scalar_sql
+
     code = main(["demo", "--out", str(tmp_path), "--users", "0", "--database", demo_database])
-    assert code == 1
-    assert capsys.readouterr().err.strip() == (
-        "blogdata: error: users must be a positive integer, got 0"
-    )
+    assert code == 2
+    assert "Invalid value for '--users'" in capsys.readouterr().err
+    made = f"SELECT count(*) FROM pg_database WHERE datname = '{demo_database}'"
+    assert asyncio.run(scalar_sql(server_url, made)) == 0  # the demo database was never created
