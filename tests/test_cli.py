@@ -24,6 +24,7 @@ from blogdata.config import get_settings
 from blogdata.db import migrate
 from blogdata.errors import ConfigurationError, NotOursError
 from blogdata.servers import embedded
+from tests.helpers import scalar_sql
 
 
 @pytest.fixture
@@ -494,8 +495,6 @@ def test_demo_into_an_unwritable_folder_fails_before_any_database_work(
 
 
 async def _active_copy(url: URL) -> bool:
-    from tests.conftest import scalar_sql
-
     found = await scalar_sql(
         url.set(database="postgres"),
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND datname = "
@@ -513,8 +512,6 @@ def _blogdata(url: URL, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
 async def test_ctrl_c_during_seed_says_it_rolled_back_and_exits_130(
     scratch_url: URL, tmp_path: Path
 ) -> None:
-    from tests.conftest import scalar_sql
-
     log = tmp_path / "seed.log"
     with log.open("wb") as file:
         seeding = _blogdata(scratch_url, "seed", "--users", "100000", stdout=file, stderr=file)
@@ -547,10 +544,11 @@ async def test_seed_on_a_terminal_shows_a_progress_bar(scratch_url: URL) -> None
     import termios
 
     primary, secondary = pty.openpty()
+    # Enough rows that the COPY outlasts the bar's one-second delay on a quiet machine.
     # A terminal of 24 rows and 80 columns (a fresh pty has none, and tqdm then draws nothing).
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     seeding = _blogdata(
-        scratch_url, "seed", "--users", "20000", stdin=secondary, stdout=secondary,
+        scratch_url, "seed", "--users", "60000", stdin=secondary, stdout=secondary,
         stderr=secondary,
     )  # fmt: skip
     os.close(secondary)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from sqlalchemy.engine import URL
 
 from blogdata.cli import main
 from blogdata.config import get_settings
+from tests.helpers import drop_database, scalar_sql
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -17,10 +19,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def demo_database(server_url: URL, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A unique demo database name on the run's server, dropped afterwards."""
-    import asyncio
-
-    from tests.helpers import drop_database
-
     monkeypatch.setenv("BLOGDATA_DATABASE_URL", server_url.render_as_string(hide_password=False))
     get_settings(reload=True)
     name = f"blogdata_demo_{uuid.uuid4().hex[:8]}"
@@ -64,10 +62,6 @@ def test_demo_prints_the_tables_and_saves_valid_png_charts(
 def test_demo_with_no_users_is_a_usage_error_before_any_work(
     demo_database: str, server_url: URL, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
-
-    from tests.conftest import scalar_sql
-
     code = main(["demo", "--out", str(tmp_path), "--users", "0", "--database", demo_database])
     assert code == 2
     assert "Invalid value for '--users'" in capsys.readouterr().err
