@@ -544,9 +544,9 @@ async def test_seed_on_a_terminal_shows_a_progress_bar(scratch_url: URL) -> None
     import termios
 
     primary, secondary = pty.openpty()
-    # Enough rows that the COPY outlasts the bar's one-second delay on a quiet machine.
     # A terminal of 24 rows and 80 columns (a fresh pty has none, and tqdm then draws nothing).
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    # Enough rows that the COPY outlasts the bar's one-second delay on a quiet machine.
     seeding = _blogdata(
         scratch_url, "seed", "--users", "60000", stdin=secondary, stdout=secondary,
         stderr=secondary,
