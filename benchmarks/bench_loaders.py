@@ -348,6 +348,7 @@ class _Reps:
         if self.times:
             out["seconds"] = median(self.times)
             out["spread"] = [min(self.times), max(self.times)]
+            out["timed_loads"] = len(self.times)
         return out
 
 
@@ -662,7 +663,7 @@ def _limits(st: _Stats, v: str, floor: str) -> str:
     return f"route `{route}` ({cpu})."
 
 
-def _checks(case: str, st: _Stats) -> list[str]:
+def _checks(case: str, st: _Stats, reps: int) -> list[str]:
     out: list[str] = []
     big = CASES[case][2]
     ref = REFERENCE
@@ -736,6 +737,19 @@ def _checks(case: str, st: _Stats) -> list[str]:
             f"`{st.route('load_frame')}`) is **{r:.2f}x** ADBC on a reused connection "
             f"({_fmt(median(st.times[ref]))}; target <= 1.2x)."
         )
+    if not big and st.has("load_frame"):
+        wall = median(st.times["load_frame"])
+        cpu = st.med("load_frame", lambda s: s["cpu_s"] / s.get("timed_loads", reps))
+        out.append(
+            f"- Limit of `load_frame` here (route `{st.route('load_frame')}`): client CPU "
+            f"{_fmt(cpu)} per load of {_fmt(wall)} wall, so "
+            + (
+                "the rest is waiting: the server's work and the round trips of each load "
+                "(the route's planning statements before the read: issue 19, item 2)."
+                if cpu < 0.6 * wall
+                else "the client's own work (planning, decoding, building the frame) dominates."
+            )
+        )
     if st.has("sql_magic", "load_frame"):
         d = st.diff_ms("sql_magic", "load_frame")
         out.append(
@@ -796,7 +810,7 @@ def _report(run: dict[str, Any]) -> str:
             "",
             *_table(case, st),
             "",
-            *_checks(case, st),
+            *_checks(case, st, run.get("reps", 10)),
         ]
     return "\n".join(lines)
 
@@ -826,6 +840,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     run: dict[str, Any] = {
         "samples": {},
         "rounds": args.rounds,
+        "reps": args.reps,
         "loads": [],
         "facts": facts,
         "load_start": load_average(),
