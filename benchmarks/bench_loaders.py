@@ -1,39 +1,42 @@
-"""Loading all 1,000,000 posts into pandas: blogdata's loaders against the tools analysts use.
+"""Loading posts into pandas: blogdata's loaders against the tools analysts use, in one run.
 
-Variants (each run in a fresh Python process, so its peak RSS is its own):
+The matrix (issue 19, item 7), every cell measured interleaved (the order rotated each round)
+and paired (ratios per round, then the median), each measurement in a fresh Python process so
+its peak RSS is its own:
 
-* ``load_frame``: ``load_frame(db, select(Post))`` with its defaults in a read-only session
-  (``route="auto"``, on the session's own connection like every blogdata load: the route it
-  picks is recorded from ``frame.attrs["blogdata.route"]``);
-* ``load_frame_arrow``: the same with ``dtype_backend="pyarrow"``;
-* ``load_frame_dirty``: ``load_frame`` with its defaults in a session holding an uncommitted
-  write (an ``UPDATE`` of one post): the same route, which sees that write;
-* ``stream_frames``: iterate ``stream_frames(db, select(Post), chunk_size=50_000)`` in a
-  read-only session, keeping nothing (its RSS growth is compared with the full frame's);
-* ``adbc_to_pandas``: ADBC ``cursor.fetch_arrow_table().to_pandas()`` by hand (the peer to beat);
-* ``pd_read_sql_adbc``: ``pandas.read_sql`` on an ADBC connection;
-* ``connectorx``: ``connectorx.read_sql(return_type="arrow").to_pandas()``;
-* ``connectorx_p2``: the same with ``partition_on="id", partition_num=2``;
-* ``duckdb_scanner``: DuckDB's PostgreSQL scanner (the ``postgres_scanner`` extension loaded
-  from the ``duckdb-extension-postgres-scanner`` wheel's file, ``ATTACH ... READ_ONLY``, 2
-  threads, ``pg_pages_per_task = 1000``), ``.to_arrow_table().to_pandas()``;
-* ``pd_read_sql_psycopg``: ``pandas.read_sql`` on a SQLAlchemy + psycopg 3 engine;
-* ``sqla_async_rows``: SQLAlchemy async ``session.execute(text(SELECT ...)).all()`` -> DataFrame;
-* ``sqla_async_tuples``: the same, with ``[tuple(r) for r in rows]`` before the DataFrame (these
-  two take about 10x ADBC's time; run them with ``--only``, they are not in the default set);
-* ``psql_copy_binary`` / ``psql_copy_csv``: ``psql -c "COPY (SELECT ...) TO STDOUT (FORMAT
-  binary|csv)" > /dev/null``, the floors: the server produces and ships the bytes, the client
-  discards them. Their ratio is what the server's CSV encoding costs.
+* cases: ``1m`` (``SELECT <8 columns> FROM posts``, 1,000,000 rows), ``4m`` (the same from
+  ``posts_4m``: posts repeated 4 times, built once in the same database), ``10k``, ``100`` and
+  ``1`` rows (``... FROM posts WHERE id <= n``). The big cases time one load per process; the
+  small ones time ``--reps`` loads per process after 3 untimed ones and report their median.
+* blogdata, always ``load_frame(db, stmt)`` on a session whose connection is open before the
+  clock starts: ``load_frame`` (the default route, whichever exists: the route taken is read
+  from ``frame.attrs["blogdata.route"]``), ``load_frame[route=X]`` for every route
+  ``blogdata.loaders.Route`` names (the ``rows`` route on the small cases only),
+  ``load_arrow`` where ``blogdata.loaders`` has it, ``load_frame_dirty`` (an uncommitted INSERT
+  in the session's transaction, which the load sees), ``load_frame_pgbouncer`` (through
+  PgBouncer in transaction mode, ``blogdata.servers.pooler.start_pgbouncer``), ``stream_frames``
+  (1m: 50k-row chunks, keeping nothing) and ``sql_magic`` (small cases: ``%sql`` driven through
+  a real IPython ``InteractiveShell``, one ``session_scope`` per run as in a notebook).
+* peers: ``adbc_new`` (connect, query, ``fetch_arrow_table().to_pandas()``, close: the clock
+  covers the connection), ``adbc_reused`` (the same on an open connection: the reference),
+  ``adbc_arrow`` (``fetch_arrow_table()`` only, on an open connection), ``duckdb_scanner``
+  (DuckDB's PostgreSQL scanner, the extension loaded from the ``duckdb-extension-postgres-
+  scanner`` wheel's file, ``ATTACH ... READ_ONLY``, 2 threads, ``pg_pages_per_task = 1000``),
+  ``connectorx`` (``read_sql(return_type="arrow").to_pandas()``), ``polars_uri``
+  (``polars.read_database_uri``, connectorx underneath, ``.to_pandas()``),
+  ``pd_read_sql_psycopg`` (``pandas.read_sql`` on a SQLAlchemy + psycopg 3 connection) and
+  ``asyncpg_df`` (asyncpg ``fetch`` -> ``DataFrame`` by hand, on an open connection; these last
+  two not on 4m, where they would need ~10 GB and minutes per load);
+* floors (big cases): ``psql_copy_binary`` / ``psql_copy_csv``, ``psql -c "COPY (...) TO
+  STDOUT (FORMAT ...)" > /dev/null``: the server produces and ships the bytes, nothing decodes.
 
-Rounds are interleaved (order rotated each round); the timing covers the load only (not the
-interpreter start, imports or connecting: every variant's connections are open before the clock
-starts, blogdata's by one untimed ``LIMIT 1`` load in the same session); ratios are paired per
-round. Each child also reports its own CPU time during the load and how many of the machine's
-cores were busy meanwhile (it, the server and anything else). The database is
-``blogdata_bench_1m`` on the ``BLOGDATA_DATABASE_URL`` server, seeded with
-``seed(users=50_000, posts_per_user=20, seed=42)``; it is created when missing and reused.
+The database is ``blogdata_bench_1m`` on the ``BLOGDATA_DATABASE_URL`` server (else the embedded
+one), seeded with ``seed(users=50_000, posts_per_user=20, seed=42)``; it and ``posts_4m`` are
+created when missing and reused.
 
-Usage: ``python benchmarks/bench_loaders.py [--rounds 7] [--only a,b]``.
+Usage: ``python benchmarks/bench_loaders.py [--rounds 5] [--cases 1m,4m,10k,100,1] [--reps 30]
+[--only a,b] [--quick]`` (``--quick``: 2 rounds, 10 reps, no 4m case). The report goes to the
+``loaders`` section of ``benchmarks/RESULTS.md`` (``--no-write`` prints it only).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from _report import (  # type: ignore[import-not-found]
     write_section,
 )
 from sqlalchemy import NullPool, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from blogdata.db import migrate
 from blogdata.db.engine import create_engine, url_or_start_embedded
@@ -70,57 +73,86 @@ from blogdata.db.engine import create_engine, url_or_start_embedded
 DATABASE = os.environ.get("BLOGDATA_BENCH_LOADERS_DB", "blogdata_bench_1m")
 USERS, POSTS_PER_USER, SEED = 50_000, 20, 42
 COLUMNS = "id, title, content, author_id, created_at, updated_at, published_at, views"
-SQL = f"SELECT {COLUMNS} FROM posts"
 HERE = Path(__file__).resolve()
-REFERENCE = "adbc_to_pandas"
 ROUTE_ATTR = "blogdata.route"  # blogdata.loaders.ROUTE_ATTR, without importing it in every child
+PGBOUNCER_ENV = "BLOGDATA_BENCH_PGBOUNCER_URL"
+BIG_TABLE, BIG_COPIES = "posts_4m", 4
 
-VARIANTS = [
-    "load_frame",
-    "load_frame_arrow",
-    "load_frame_dirty",
-    "stream_frames",
-    "adbc_to_pandas",
-    "pd_read_sql_adbc",
-    "connectorx",
-    "connectorx_p2",
-    "duckdb_scanner",
-    "pd_read_sql_psycopg",
-    "psql_copy_binary",
-    "psql_copy_csv",
-]
-OPTIONAL = ["sqla_async_rows", "sqla_async_tuples"]
-BLOGDATA = {
-    "load_frame",
-    "load_frame_arrow",
-    "load_frame_dirty",
-    "stream_frames",
+#: case -> (table, WHERE clause, whether one load per process)
+CASES: dict[str, tuple[str, str, bool]] = {
+    "1m": ("posts", "", True),
+    "4m": (BIG_TABLE, "", True),
+    "10k": ("posts", " WHERE id <= 10000", False),
+    "100": ("posts", " WHERE id <= 100", False),
+    "1": ("posts", " WHERE id = 1", False),
 }
+REFERENCE = "adbc_reused"
+ROW_PEERS = {"pd_read_sql_psycopg", "asyncpg_df"}
 FLOORS = {"psql_copy_binary", "psql_copy_csv"}
+PEERS = [
+    "adbc_new",
+    "adbc_reused",
+    "adbc_arrow",
+    "duckdb_scanner",
+    "connectorx",
+    "polars_uri",
+    "pd_read_sql_psycopg",
+    "asyncpg_df",
+]
 
 # The loaders' dtype contract for posts' columns (blogdata.loaders' docstring).
 CONTRACT = {
-    "numpy_nullable": {
-        "id": "Int64",
-        "title": "string",
-        "content": "string",
-        "author_id": "Int64",
-        "created_at": "datetime64[us, UTC]",
-        "updated_at": "datetime64[us, UTC]",
-        "published_at": "datetime64[us, UTC]",
-        "views": "Int64",
-    },
-    "pyarrow": {
-        "id": "int64[pyarrow]",
-        "title": "string[pyarrow]",
-        "content": "string[pyarrow]",
-        "author_id": "int64[pyarrow]",
-        "created_at": "timestamp[us, tz=UTC][pyarrow]",
-        "updated_at": "timestamp[us, tz=UTC][pyarrow]",
-        "published_at": "timestamp[us, tz=UTC][pyarrow]",
-        "views": "int64[pyarrow]",
-    },
+    "id": "Int64",
+    "title": "string",
+    "content": "string",
+    "author_id": "Int64",
+    "created_at": "datetime64[us, UTC]",
+    "updated_at": "datetime64[us, UTC]",
+    "published_at": "datetime64[us, UTC]",
+    "views": "Int64",
 }
+
+
+def sql(case: str) -> str:
+    """The statement every variant of ``case`` runs."""
+    table, where, _ = CASES[case]
+    return f"SELECT {COLUMNS} FROM {table}{where}"
+
+
+def routes() -> list[str]:
+    """The routes ``load_frame`` can be forced to, as this blogdata names them."""
+    from typing import get_args
+
+    from blogdata import loaders
+
+    return [r for r in get_args(loaders.Route) if r != "auto"]
+
+
+def has_load_arrow() -> bool:
+    """Whether this blogdata has ``load_arrow`` (issue 19, item 3)."""
+    from blogdata import loaders
+
+    return hasattr(loaders, "load_arrow")
+
+
+def variants(case: str) -> list[str]:
+    """The variants measured for ``case``."""
+    big = CASES[case][2]
+    forced = [f"load_frame[route={r}]" for r in routes() if not (big and r == "rows")]
+    out = ["load_frame", *forced]
+    if has_load_arrow():
+        out.append("load_arrow")
+    out += ["load_frame_dirty", "load_frame_pgbouncer"]
+    if case == "1m":
+        out.append("stream_frames")
+    if not big:
+        out.append("sql_magic")
+    # The row-by-row peers (5-6x ADBC at 1m, ~2.5 GB peak) would need ~10 GB and minutes per
+    # load at 4m: they are measured at 1m and below.
+    out += [p for p in PEERS if not (case == "4m" and p in ROW_PEERS)]
+    if big:
+        out += sorted(FLOORS)
+    return out
 
 
 def _server() -> URL:
@@ -173,6 +205,33 @@ async def ensure_database() -> int:
     finally:
         await engine.dispose()
     return int(posts or 0)
+
+
+async def ensure_big_table() -> int:
+    """Build ``posts_4m`` (posts repeated ``BIG_COPIES`` times, new ids) unless it exists."""
+    engine = create_engine(_url(), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_advisory_lock(hashtext('{BIG_TABLE}'))"))
+            try:
+                exists = await conn.scalar(text(f"SELECT to_regclass('{BIG_TABLE}') IS NOT NULL"))
+                if not exists:
+                    step = await conn.scalar(text("SELECT max(id) FROM posts"))
+                    await conn.execute(
+                        text(
+                            f"CREATE TABLE {BIG_TABLE} AS SELECT id + k * {int(step or 0)} AS id, "
+                            "title, content, author_id, created_at, updated_at, published_at, "
+                            f"views FROM posts, generate_series(0, {BIG_COPIES - 1}) AS k "
+                            "ORDER BY k, id"
+                        )
+                    )
+                    await conn.execute(text(f"ALTER TABLE {BIG_TABLE} ADD PRIMARY KEY (id)"))
+                    await conn.execute(text(f"VACUUM ANALYZE {BIG_TABLE}"))
+            finally:
+                await conn.execute(text(f"SELECT pg_advisory_unlock(hashtext('{BIG_TABLE}'))"))
+            return int(await conn.scalar(text(f"SELECT count(*) FROM {BIG_TABLE}")) or 0)
+    finally:
+        await engine.dispose()
 
 
 async def _server_facts() -> dict[str, str]:
@@ -248,93 +307,171 @@ class _RouteLog(logging.Handler):
         logging.getLogger("blogdata.loaders").removeHandler(self)
 
 
-def _describe(frame: Any) -> dict[str, Any]:
-    """Facts about a loaded frame, gathered after the clock stopped."""
-    content = frame["content"]
+def _route_of(result: Any) -> str | None:
+    """The route a blogdata load took: ``attrs`` of a frame, schema metadata of a table."""
+    attrs = getattr(result, "attrs", None)
+    if isinstance(attrs, dict) and ROUTE_ATTR in attrs:
+        return str(attrs[ROUTE_ATTR])
+    schema = getattr(result, "schema", None)
+    meta = getattr(schema, "metadata", None) or {}
+    value = meta.get(ROUTE_ATTR.encode())
+    return value.decode() if value else None
+
+
+def _facts(result: Any) -> dict[str, Any]:
+    """Rows, dtypes and NULL counts of a frame (or Arrow table), gathered after the clock."""
+    if not hasattr(result, "dtypes"):  # an Arrow table
+        return {
+            "rows": result.num_rows,
+            "dtypes": {f.name: str(f.type) for f in result.schema},
+            "null_views": result.column("views").null_count,
+            "route": _route_of(result),
+        }
     return {
-        "rows": len(frame),
-        "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
-        "null_content": int(content.isna().sum()),
-        "empty_content": int((content.str.len() == 0).sum()),
-        "null_views": int(frame["views"].isna().sum()),
-        "route": frame.attrs.get(ROUTE_ATTR),
+        "rows": len(result),
+        "dtypes": {str(c): str(t) for c, t in result.dtypes.items()},
+        "null_views": int(result["views"].isna().sum()),
+        "route": _route_of(result),
     }
 
 
-async def _blogdata(variant: str) -> dict[str, Any]:
-    from sqlalchemy import select
+class _Reps:
+    """Times ``reps`` calls after 3 untimed ones; the median is the measurement."""
 
+    def __init__(self, big: bool, reps: int) -> None:
+        self.count = 1 if big else reps
+        self.warm = 0 if big else 3
+        self.times: list[float] = []
+
+    def result(self, clock: _Clock, last: Any, **info: Any) -> dict[str, Any]:
+        out = clock.result(**_facts(last), **info)
+        if self.times:
+            out["seconds"] = median(self.times)
+            out["spread"] = [min(self.times), max(self.times)]
+            out["timed_loads"] = len(self.times)
+        return out
+
+
+async def _blogdata(case: str, variant: str, reps: int) -> dict[str, Any]:
     from blogdata.db.engine import create_sessionmaker
     from blogdata.loaders import load_frame, stream_frames
-    from blogdata.models import Post
 
-    backend = "pyarrow" if variant == "load_frame_arrow" else "numpy_nullable"
-    engine = create_engine(_url())
+    big = CASES[case][2]
+    stmt = text(sql(case))
+    url = _url()
+    overrides: dict[str, Any] = {}
+    if variant == "load_frame_pgbouncer":
+        url, overrides = make_url(os.environ[PGBOUNCER_ENV]), {"pgbouncer": True}
+    kwargs: dict[str, Any] = {}
+    if variant.startswith("load_frame[route="):
+        kwargs["route"] = variant.removeprefix("load_frame[route=").removesuffix("]")
+    engine = create_engine(url, **overrides)
     try:
         async with create_sessionmaker(engine)() as db:
             if variant == "load_frame_dirty":
-                # An uncommitted write (rolled back when the session closes), which the load
-                # sees as session.execute would.
-                await db.execute(text("UPDATE posts SET views = views WHERE id = 1"))
-            # Untimed: opens the session's connection (the only one a load uses).
-            if variant == "stream_frames":
-                async for _ in stream_frames(db, select(Post).limit(1), chunk_size=50_000):
-                    pass
+                # An uncommitted write in the session's transaction (rolled back at close); the
+                # load sees it, as session.execute would.
+                table = CASES[case][0]
+                await db.execute(
+                    text(
+                        f"INSERT INTO {table} (id, title, content, author_id, created_at, views) "
+                        f"SELECT -id, title, content, author_id, created_at, views FROM {table} "
+                        "WHERE id = 1"
+                    )
+                )
+            if variant == "load_arrow":
+                from blogdata.loaders import load_arrow  # type: ignore[attr-defined]
+
+                load: Callable[[], Any] = lambda: load_arrow(db, stmt)  # noqa: E731
             else:
-                await load_frame(db, select(Post).limit(1), dtype_backend=backend)
+                load = lambda: load_frame(db, stmt, **kwargs)  # noqa: E731
+            await load_frame(db, text(f"SELECT {COLUMNS} FROM posts LIMIT 1"))  # opens it
             if variant == "stream_frames":
-                rows, nulls, empty, counting = 0, [0, 0], 0, 0.0
-                dtypes: dict[str, set[str]] = {}
-                routes: set[str] = set()
+                rows, counting = 0, 0.0
+                seen: set[str] = set()
                 with _Clock() as clock, _RouteLog() as log:
-                    async for chunk in stream_frames(db, select(Post), chunk_size=50_000):
+                    async for chunk in stream_frames(db, stmt, chunk_size=50_000):
                         tick = time.perf_counter()
                         rows += len(chunk)
-                        nulls[0] += int(chunk["content"].isna().sum())
-                        nulls[1] += int(chunk["views"].isna().sum())
-                        empty += int((chunk["content"].str.len() == 0).sum())
-                        for c, t in chunk.dtypes.items():
-                            dtypes.setdefault(str(c), set()).add(str(t))
-                        routes.add(str(chunk.attrs.get(ROUTE_ATTR)))
+                        seen.add(str(chunk.attrs.get(ROUTE_ATTR)))
+                        last = chunk
                         del chunk
                         counting += time.perf_counter() - tick
                 clock.seconds -= counting  # the stream's time, not this loop's bookkeeping
-                return clock.result(
-                    rows=rows,
-                    dtypes={c: ",".join(sorted(t)) for c, t in dtypes.items()},
-                    null_content=nulls[0],
-                    empty_content=empty,
-                    null_views=nulls[1],
-                    route=",".join(sorted(routes)),
-                    why=log.lines,
-                )
+                out = clock.result(**_facts(last), why=log.lines)
+                out.update(rows=rows, route=",".join(sorted(seen)))
+                return out
+            timer = _Reps(big, reps)
+            for _ in range(timer.warm):
+                await load()
             with _Clock() as clock, _RouteLog() as log:
-                frame = await load_frame(db, select(Post), dtype_backend=backend)
-            return clock.result(**_describe(frame), why=log.lines)
+                for _ in range(timer.count):
+                    tick = time.perf_counter()
+                    result = await load()
+                    timer.times.append(time.perf_counter() - tick)
+            return timer.result(clock, result, why=log.lines[:2])
     finally:
         await engine.dispose()
 
 
-async def _sqla_rows(as_tuples: bool) -> dict[str, Any]:
+def _sql_magic(case: str, reps: int) -> dict[str, Any]:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from blogdata.notebook import use_engine
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "blogdata")
+    engine = create_engine(_url())
+    use_engine(engine)
+    line = sql(case)
+    timer = _Reps(False, reps)
+    for _ in range(timer.warm):
+        shell.run_line_magic("sql", line)
+    with _Clock() as clock:
+        for _ in range(timer.count):
+            tick = time.perf_counter()
+            frame = shell.run_line_magic("sql", line)
+            timer.times.append(time.perf_counter() - tick)
+    return timer.result(clock, frame)
+
+
+async def _asyncpg_df(case: str, reps: int) -> dict[str, Any]:
+    import asyncpg
     import pandas as pd
 
-    from blogdata.db.engine import create_sessionmaker
-
-    engine = create_engine(_url())
+    conn = await asyncpg.connect(_libpq(_url()))
     try:
-        async with create_sessionmaker(engine)() as db:
-            await db.connection()
-            with _Clock() as clock:
-                result = await db.execute(text(SQL))
-                rows = result.all()
-                data = [tuple(r) for r in rows] if as_tuples else rows
-                frame = pd.DataFrame(data, columns=list(result.keys()))
+        timer = _Reps(CASES[case][2], reps)
+
+        async def load() -> Any:
+            records = await conn.fetch(sql(case))
+            return pd.DataFrame([tuple(r) for r in records], columns=COLUMNS.split(", "))
+
+        for _ in range(timer.warm):
+            await load()
+        with _Clock() as clock:
+            for _ in range(timer.count):
+                tick = time.perf_counter()
+                frame = await load()
+                timer.times.append(time.perf_counter() - tick)
+        return timer.result(clock, frame)
     finally:
-        await engine.dispose()
-    return clock.result(**_describe(frame))
+        await conn.close()
 
 
-def _duckdb_scanner(uri: str) -> dict[str, Any]:
+def _timed(case: str, reps: int, load: Callable[[], Any], **info: Any) -> dict[str, Any]:
+    timer = _Reps(CASES[case][2], reps)
+    for _ in range(timer.warm):
+        load()
+    with _Clock() as clock:
+        for _ in range(timer.count):
+            tick = time.perf_counter()
+            result = load()
+            timer.times.append(time.perf_counter() - tick)
+    return timer.result(clock, result, **info)
+
+
+def _duckdb_scanner(case: str, reps: int) -> dict[str, Any]:
     import duckdb
     import duckdb_extension_postgres_scanner as wheel
 
@@ -347,69 +484,80 @@ def _duckdb_scanner(uri: str) -> dict[str, Any]:
         con.execute(f"LOAD '{files[-1]}'")
         con.execute("SET pg_pages_per_task = 1000")
         # ATTACH takes no parameters: the libpq URI is ours, quoted as a DuckDB string literal.
-        quoted = "'" + uri.replace("'", "''") + "'"
+        quoted = "'" + _libpq(_url()).replace("'", "''") + "'"
         con.execute(f"ATTACH {quoted} AS pg (TYPE postgres, READ_ONLY)")
         con.sql("SELECT id FROM pg.public.posts LIMIT 1").fetchall()  # connect, read the catalog
-        with _Clock() as clock:
-            frame = con.sql(f"SELECT {COLUMNS} FROM pg.public.posts").to_arrow_table().to_pandas()
-        return clock.result(**_describe(frame))
+        table, where, _ = CASES[case]
+        query = f"SELECT {COLUMNS} FROM pg.public.{table}{where}"
+        return _timed(case, reps, lambda: con.sql(query).to_arrow_table().to_pandas())
     finally:
         con.close()
 
 
-def _sync(variant: str) -> dict[str, Any]:
+def _sync(case: str, variant: str, reps: int) -> dict[str, Any]:
     import pandas as pd
 
-    uri = _libpq(_url())
+    uri, query = _libpq(_url()), sql(case)
     if variant in FLOORS:
         psql = shutil.which("psql") or "/usr/bin/psql"
         fmt = "binary" if variant == "psql_copy_binary" else "csv"
-        copy = f"COPY ({SQL}) TO STDOUT (FORMAT {fmt})"
+        copy = f"COPY ({query}) TO STDOUT (FORMAT {fmt})"
         with _Clock(resource.RUSAGE_CHILDREN) as clock, open(os.devnull, "wb") as sink:
             subprocess.run([psql, "-X", "-q", "-d", uri, "-c", copy], stdout=sink, check=True)
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return clock.result(peak_mb=child, rows=None)
     if variant == "duckdb_scanner":
-        return _duckdb_scanner(uri)
-    if variant.startswith("connectorx"):
+        return _duckdb_scanner(case, reps)
+    if variant == "connectorx":
         import connectorx
 
-        partitions: dict[str, Any] = (
-            {"partition_on": "id", "partition_num": 2} if variant == "connectorx_p2" else {}
+        return _timed(
+            case, reps, lambda: connectorx.read_sql(uri, query, return_type="arrow").to_pandas()
         )
-        with _Clock() as clock:
-            table = connectorx.read_sql(uri, SQL, return_type="arrow", **partitions)
-            frame = table.to_pandas()
-        return clock.result(**_describe(frame))
+    if variant == "polars_uri":
+        import polars as pl
+
+        return _timed(case, reps, lambda: pl.read_database_uri(query, uri).to_pandas())
     if variant == "pd_read_sql_psycopg":
         import sqlalchemy
 
         engine = sqlalchemy.create_engine(_url().set(drivername="postgresql+psycopg"))
-        with engine.connect() as conn, _Clock() as clock:
-            frame = pd.read_sql(SQL, conn)
-        engine.dispose()
-        return clock.result(**_describe(frame))
+        try:
+            with engine.connect() as conn:
+                return _timed(case, reps, lambda: pd.read_sql(query, conn))
+        finally:
+            engine.dispose()
     import adbc_driver_postgresql.dbapi as adbc
 
+    if variant == "adbc_new":
+
+        def fresh() -> Any:
+            with adbc.connect(uri) as conn, conn.cursor() as cursor:
+                cursor.execute(query)
+                return cursor.fetch_arrow_table().to_pandas()
+
+        return _timed(case, reps, fresh)
     with adbc.connect(uri) as conn:
-        with _Clock() as clock:
-            if variant == "pd_read_sql_adbc":
-                frame = pd.read_sql(SQL, conn)
-            else:
-                with conn.cursor() as cursor:
-                    cursor.execute(SQL)
-                    frame = cursor.fetch_arrow_table().to_pandas()
-        return clock.result(**_describe(frame))
+
+        def reused() -> Any:
+            with conn.cursor() as cursor:
+                cursor.execute(query)
+                table = cursor.fetch_arrow_table()
+            return table if variant == "adbc_arrow" else table.to_pandas()
+
+        return _timed(case, reps, reused)
 
 
-def run_child(variant: str) -> dict[str, Any]:
-    """Measure one load of ``variant`` in this process."""
-    if variant in BLOGDATA:
-        out = asyncio.run(_blogdata(variant))
-    elif variant.startswith("sqla_async"):
-        out = asyncio.run(_sqla_rows(as_tuples=variant == "sqla_async_tuples"))
+def run_child(case: str, variant: str, reps: int) -> dict[str, Any]:
+    """Measure ``variant`` on ``case`` in this process."""
+    if variant.startswith(("load_frame", "load_arrow", "stream_frames")):
+        out = asyncio.run(_blogdata(case, variant, reps))
+    elif variant == "sql_magic":
+        out = _sql_magic(case, reps)
+    elif variant == "asyncpg_df":
+        out = asyncio.run(_asyncpg_df(case, reps))
     else:
-        out = _sync(variant)
+        out = _sync(case, variant, reps)
     out.setdefault("peak_mb", _rss_mb())
     return out
 
@@ -417,15 +565,17 @@ def run_child(variant: str) -> dict[str, Any]:
 # --- the parent: interleaved rounds, paired ratios, RESULTS.md --------------------------------
 
 
-def _measure(variant: str) -> dict[str, Any]:
+def _measure(key: str, reps: int, env: dict[str, str]) -> dict[str, Any]:
+    case, variant = key.split("/", 1)
     proc = subprocess.run(
-        [sys.executable, str(HERE), "--child", variant],
+        [sys.executable, str(HERE), "--child", key, "--reps", str(reps)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{variant} failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{case} {variant} failed:\n{proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
@@ -435,7 +585,7 @@ def _verdict(met: bool) -> str:
 
 
 class _Stats:
-    """Medians and paired ratios over the samples of one run."""
+    """Medians and paired ratios over one case's samples."""
 
     def __init__(self, samples: dict[str, list[dict[str, Any]]]) -> None:
         self.samples = samples
@@ -450,6 +600,9 @@ class _Stats:
     def ratio(self, v: str, ref: str) -> float:
         return median(self.per_round(v, ref))
 
+    def diff_ms(self, v: str, ref: str) -> float:
+        return 1000 * median([a - b for a, b in zip(self.times[v], self.times[ref], strict=True)])
+
     def med(self, v: str, key: str | Callable[[dict[str, Any]], float]) -> float:
         get = key if callable(key) else (lambda s: float(s[key]))
         return median([get(s) for s in self.samples[v]])
@@ -461,320 +614,280 @@ class _Stats:
         return self.med(v, lambda s: s["peak_mb"] - s["base_mb"])
 
     def route(self, v: str) -> str:
-        routes = sorted({str(s.get("route")) for s in self.samples[v]})
-        return ",".join(routes)
+        return ",".join(sorted({str(s.get("route")) for s in self.samples[v]}))
 
     def rounds(self, v: str, ref: str) -> str:
         return ", ".join(f"{r:.2f}" for r in self.per_round(v, ref))
 
 
-def _contract(sample: dict[str, Any], backend: str) -> str:
-    wrong = [
-        f"`{c}` {sample['dtypes'].get(c)} (contract: {t})"
-        for c, t in CONTRACT[backend].items()
-        if sample["dtypes"].get(c) != t
-    ]
-    return "every column as the contract says" if not wrong else "WRONG: " + "; ".join(wrong)
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"
 
 
-def _table(st: _Stats) -> list[str]:
+def _table(case: str, st: _Stats) -> list[str]:
+    big = CASES[case][2]
     lines = [
-        "| variant | route | median s | min | max | vs adbc_to_pandas (paired) | client CPU s "
-        "| busy cores | peak RSS MB | RSS growth MB |",
+        f"| variant | route | median | min | max | vs {REFERENCE} (paired) | client CPU s "
+        "| peak RSS MB | RSS growth MB | rows |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in sorted(st.samples, key=lambda v: median(st.times[v])):
         r = f"{st.ratio(v, REFERENCE):.2f}x" if st.has(REFERENCE) else ""
-        route = st.route(v) if v in BLOGDATA else ""
-        mem = "" if v in FLOORS else f"{st.peak(v):.0f} | {st.growth(v):.0f}"
+        route = st.route(v) if v.startswith(("load_", "stream_", "sql_")) else ""
+        mem = " | " if v in FLOORS else f"{st.peak(v):.0f} | {st.growth(v):.0f}"
+        rows = st.samples[v][0].get("rows")
         lines.append(
-            f"| {v} | {route} | {median(st.times[v]):.2f} | {min(st.times[v]):.2f} | "
-            f"{max(st.times[v]):.2f} | {r} | {st.med(v, 'cpu_s'):.2f} | "
-            f"{st.med(v, 'busy_cores'):.2f} | {mem or ' | '} |"
+            f"| {v} | {route} | {_fmt(median(st.times[v]))} | {_fmt(min(st.times[v]))} | "
+            f"{_fmt(max(st.times[v]))} | {r} | {st.med(v, 'cpu_s'):.2f} | {mem} | "
+            f"{'' if rows is None else f'{rows:,}'} |"
         )
-    lines += [
-        "",
-        "What each variant returned (first round; every round is checked to agree on the counts):",
-        "",
-        "| variant | rows | NULL content | '' content | NULL views | views / content / "
-        "created_at dtypes |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for v in st.samples:
-        if v in FLOORS:
-            continue
-        s = st.samples[v][0]
-        d = s["dtypes"]
+    if not big:
+        lines.append("")
         lines.append(
-            f"| {v} | {s['rows']:,} | {s['null_content']:,} | {s['empty_content']:,} | "
-            f"{s['null_views']:,} | {d.get('views')} / {d.get('content')} / "
-            f"{d.get('created_at')} |"
+            "Small cases: each sample is the median of its process's timed loads (after 3 "
+            "untimed ones); CPU and RSS cover all of them."
         )
     return lines
 
 
-def _counts_agree(st: _Stats) -> list[str]:
-    keys = ("rows", "null_content", "empty_content", "null_views")
-    seen = {
-        v: {tuple(s[k] for k in keys) for s in st.samples[v]} for v in st.samples if v not in FLOORS
-    }
-    distinct = set().union(*seen.values()) if seen else set()
-    if len(distinct) <= 1:
-        return []
-    return [
-        "- **Counts differ between variants** (rows, NULL content, '' content, NULL views): "
-        + "; ".join(f"{v} {sorted(c)}" for v, c in seen.items())
-    ]
-
-
-def _why(st: _Stats, v: str) -> str:
-    """The loader's own DEBUG line(s) for ``v``'s load, from its first round."""
-    lines = st.samples[v][0].get("why") or []
-    return "; ".join(f"`{line}`" for line in lines) or "(no log line)"
-
-
 def _limits(st: _Stats, v: str, floor: str) -> str:
-    """What bounds variant ``v``, by the route it took."""
     route = st.route(v)
-    cores = f"busy cores during its loads: {st.med(v, 'busy_cores'):.2f} of 2"
+    cpu = f"client CPU {st.med(v, 'cpu_s'):.2f} s"
     if route == "copy":
         return (
-            "it took the CSV COPY route on the session's own connection, so the server's CSV "
-            f"encoding bounds it ({cores}). {floor}"
+            f"the CSV COPY route on the session's connection: the server's CSV encoding and "
+            f"pyarrow's CSV parse ({cpu}). {floor}"
         ).strip()
-    return f"route `{route}` ({cores})."
+    if route == "binary":
+        return f"the binary COPY route on the session's connection: the in-process decode ({cpu})."
+    return f"route `{route}` ({cpu})."
 
 
-def _checks(st: _Stats, loads: list[float]) -> list[str]:
+def _checks(case: str, st: _Stats, reps: int) -> list[str]:
     out: list[str] = []
+    big = CASES[case][2]
+    ref = REFERENCE
     floor = ""
     if st.has("psql_copy_csv", "psql_copy_binary"):
-        csv, binary = median(st.times["psql_copy_csv"]), median(st.times["psql_copy_binary"])
+        csv_vs_binary = st.ratio("psql_copy_csv", "psql_copy_binary")
         floor = (
-            "The server alone, into psql and /dev/null, takes "
-            f"{st.ratio('psql_copy_csv', 'psql_copy_binary'):.2f}x as long for CSV as for "
-            f"binary COPY (paired; {csv:.2f} s against {binary:.2f} s)."
+            f"The server alone (psql into /dev/null) takes {csv_vs_binary:.2f}x as long for CSV "
+            f"as for binary COPY; binary COPY alone is {st.ratio('psql_copy_binary', ref):.2f}x "
+            f"{ref}."
         )
-    has_ref = st.has(REFERENCE)
-    if has_ref and st.has("load_frame"):
-        r = st.ratio("load_frame", REFERENCE)
+    if big and st.has("load_frame", ref):
+        r = st.ratio("load_frame", ref)
         out.append(
-            f"- {_verdict(r <= 1.0)} `load_frame` with its defaults in a read-only session vs "
-            f"ADBC by hand: **{r:.2f}x** (paired median; per round "
-            f"{st.rounds('load_frame', REFERENCE)}); target <= 1.0x. Route taken: "
-            f"`{st.route('load_frame')}`; the loader's log: {_why(st, 'load_frame')}. Dtypes: "
-            f"{_contract(st.samples['load_frame'][0], 'numpy_nullable')} (ADBC by hand gives "
-            f"`{st.samples[REFERENCE][0]['dtypes']['views']}` for the nullable `views` and "
-            f"`{st.samples[REFERENCE][0]['dtypes']['content']}` text). What limits it: "
-            f"{_limits(st, 'load_frame', floor)}"
+            f"- {_verdict(r <= 1.0)} `load_frame` (default, route `{st.route('load_frame')}`) "
+            f"**{r:.2f}x** `{ref}` (target <= 1.0x; per round {st.rounds('load_frame', ref)}). "
+            f"Limit: {_limits(st, 'load_frame', floor)}"
         )
-        peak, ref_peak = st.peak("load_frame"), st.peak(REFERENCE)
-        grow, ref_grow = st.growth("load_frame"), st.growth(REFERENCE)
+        peak, ref_peak = st.peak("load_frame"), st.peak(ref)
         out.append(
-            f"- {_verdict(peak <= ref_peak)} Peak RSS: `load_frame` {peak:.0f} MB vs ADBC by "
-            f"hand {ref_peak:.0f} MB (target <=); growth during the load {grow:.0f} MB vs "
-            f"{ref_grow:.0f} MB ({_verdict(grow <= ref_grow)} on that reading). The blogdata "
-            "process also holds SQLAlchemy, asyncpg and blogdata (RSS before the load: "
-            f"{st.med('load_frame', 'base_mb'):.0f} vs {st.med(REFERENCE, 'base_mb'):.0f} MB)."
+            f"- {_verdict(peak <= ref_peak)} peak RSS `load_frame` {peak:.0f} MB vs {ref} "
+            f"{ref_peak:.0f} MB (target <=); growth {st.growth('load_frame'):.0f} vs "
+            f"{st.growth(ref):.0f} MB; before the load {st.med('load_frame', 'base_mb'):.0f} vs "
+            f"{st.med(ref, 'base_mb'):.0f} MB (SQLAlchemy, asyncpg and blogdata loaded)."
         )
-    if has_ref and st.has("load_frame_arrow"):
+    if big and st.has("adbc_arrow"):
+        if st.has("load_arrow"):
+            r = st.ratio("load_arrow", "adbc_arrow")
+            out.append(
+                f"- {_verdict(r <= 1.0)} `load_arrow` **{r:.2f}x** `adbc_arrow` (target <= 1.0x;"
+                f" route `{st.route('load_arrow')}`)."
+            )
+        else:
+            out.append(
+                "- **missed** `load_arrow` <= 1.0x `adbc_arrow`: this blogdata has no "
+                "`load_arrow` yet."
+            )
+    if big and st.has("load_frame_dirty", ref):
+        r = st.ratio("load_frame_dirty", ref)
         out.append(
-            f'- `load_frame(dtype_backend="pyarrow")` (route `{st.route("load_frame_arrow")}`):'
-            f" {st.ratio('load_frame_arrow', REFERENCE):.2f}x ADBC by hand, peak RSS "
-            f"{st.peak('load_frame_arrow'):.0f} MB; dtypes: "
-            f"{_contract(st.samples['load_frame_arrow'][0], 'pyarrow')}."
+            f"- {_verdict(r <= 1.05)} with an uncommitted INSERT in the session: **{r:.2f}x** "
+            f"`{ref}`'s clean time (target <= 1.05x; route `{st.route('load_frame_dirty')}`). "
+            f"Limit: {_limits(st, 'load_frame_dirty', floor)}"
         )
-    if has_ref and st.has("load_frame_dirty"):
-        r = st.ratio("load_frame_dirty", REFERENCE)
+    if st.has("load_frame_pgbouncer", "load_frame"):
+        same = st.route("load_frame_pgbouncer") == st.route("load_frame")
+        r = st.ratio("load_frame_pgbouncer", ref) if st.has(ref) else float("nan")
         out.append(
-            f"- Reported (no target; about 1.5x before the rewrite): `load_frame` in a session "
-            f"with an uncommitted write takes route `{st.route('load_frame_dirty')}` and is "
-            f"**{r:.2f}x** ADBC by hand (per round {st.rounds('load_frame_dirty', REFERENCE)}); "
-            f"peak RSS {st.peak('load_frame_dirty'):.0f} MB; the loader's log: "
-            f"{_why(st, 'load_frame_dirty')}; dtypes: "
-            f"{_contract(st.samples['load_frame_dirty'][0], 'numpy_nullable')}. What limits it: "
-            f"{_limits(st, 'load_frame_dirty', floor)}"
+            f"- {_verdict(same)} through PgBouncer (transaction mode): route "
+            f"`{st.route('load_frame_pgbouncer')}` (direct: `{st.route('load_frame')}`), "
+            f"**{r:.2f}x** `{ref}`, {st.ratio('load_frame_pgbouncer', 'load_frame'):.2f}x the "
+            "direct load."
         )
-    if st.has("stream_frames", "load_frame"):
+    if not big and case in ("1", "100") and st.has("load_frame", "asyncpg_df"):
+        r = st.ratio("load_frame", "asyncpg_df")
+        out.append(
+            f"- {_verdict(r <= 2.0)} `load_frame` {_fmt(median(st.times['load_frame']))} "
+            f"(route `{st.route('load_frame')}`) is **{r:.2f}x** asyncpg `fetch` -> DataFrame "
+            f"({_fmt(median(st.times['asyncpg_df']))}; target <= 2x)."
+        )
+    if not big and case in ("1", "100") and st.has("load_frame", "pd_read_sql_psycopg"):
+        r = st.ratio("load_frame", "pd_read_sql_psycopg")
+        out.append(
+            f"- {_verdict(r <= 1.0)} vs `pandas.read_sql` over psycopg "
+            f"({_fmt(median(st.times['pd_read_sql_psycopg']))}): **{r:.2f}x** (target <= 1x)."
+        )
+    if case == "10k" and st.has("load_frame", ref):
+        r = st.ratio("load_frame", ref)
+        out.append(
+            f"- {_verdict(r <= 1.2)} `load_frame` {_fmt(median(st.times['load_frame']))} (route "
+            f"`{st.route('load_frame')}`) is **{r:.2f}x** ADBC on a reused connection "
+            f"({_fmt(median(st.times[ref]))}; target <= 1.2x)."
+        )
+    if not big and st.has("load_frame"):
+        wall = median(st.times["load_frame"])
+        cpu = st.med("load_frame", lambda s: s["cpu_s"] / s.get("timed_loads", reps))
+        out.append(
+            f"- Limit of `load_frame` here (route `{st.route('load_frame')}`): client CPU "
+            f"{_fmt(cpu)} per load of {_fmt(wall)} wall, so "
+            + (
+                "the rest is waiting: the server's work and the round trips of each load "
+                "(the route's planning statements before the read: issue 19, item 2)."
+                if cpu < 0.6 * wall
+                else "the client's own work (planning, decoding, building the frame) dominates."
+            )
+        )
+    if st.has("sql_magic", "load_frame"):
+        d = st.diff_ms("sql_magic", "load_frame")
+        out.append(
+            f"- {_verdict(d <= 0.5)} `%sql` (one `session_scope` per run, through IPython) takes "
+            f"**{d:+.2f} ms** more than `load_frame` on an open session (target within 0.5 ms)."
+        )
+    if case == "1m" and st.has("stream_frames", "load_frame"):
         r = st.ratio("stream_frames", "load_frame")
-        also = [
-            f"{st.ratio('stream_frames', v):.2f}x `{v}` (route `{st.route(v)}`)"
-            for v in ("load_frame_dirty",)
-            if st.has(v)
-        ]
+        g = st.growth("stream_frames") / max(st.growth("load_frame"), 1e-9)
         out.append(
-            f"- {_verdict(r <= 1.3)} `stream_frames` (50k-row chunks, route "
-            f"`{st.route('stream_frames')}`) total time vs `load_frame`'s (route "
-            f"`{st.route('load_frame')}`): **{r:.2f}x** (paired; per round "
-            f"{st.rounds('stream_frames', 'load_frame')}); target <= 1.3x. "
-            + (f"Against the other loads: {', '.join(also)}. " if also else "")
-            + "What limits it: it streams the same CSV COPY on the session's own connection "
-            f"and cuts it into chunks. {floor}".strip()
+            f"- (item 4) `stream_frames` {r:.2f}x `load_frame` (target <= 1.3x: "
+            f"{_verdict(r <= 1.3)}); RSS growth {g:.0%} of the full frame's (target <= 25%: "
+            f"{_verdict(g <= 0.25)})."
         )
-        s_grow, f_grow = st.growth("stream_frames"), st.growth("load_frame")
-        out.append(
-            f"- {_verdict(s_grow / f_grow < 0.25)} `stream_frames` RSS growth {s_grow:.0f} MB vs "
-            f"{f_grow:.0f} MB for the full frame (`load_frame`): **{s_grow / f_grow:.0%}**; "
-            f"target < 25%" + f". Whole-process peak {st.peak('stream_frames'):.0f} vs "
-            f"{st.peak('load_frame'):.0f} MB (the imported libraries count in both). Chunk "
-            f"dtypes: {_contract(st.samples['stream_frames'][0], 'numpy_nullable')} in every "
-            "chunk."
-        )
-    peers = []
-    if has_ref and st.has("connectorx_p2", "connectorx"):
-        peers.append(
-            f'connectorx with `partition_on="id", partition_num=2` is '
-            f"{st.ratio('connectorx_p2', 'connectorx'):.2f}x connectorx on one connection and "
-            f"{st.ratio('connectorx_p2', REFERENCE):.2f}x ADBC (client CPU "
-            f"{st.med('connectorx_p2', 'cpu_s'):.2f} s against "
-            f"{st.med('connectorx', 'cpu_s'):.2f} s): its two server backends and its decoder "
-            "share the 2 cores"
-        )
-    if has_ref and st.has("duckdb_scanner"):
-        d = st.samples["duckdb_scanner"][0]["dtypes"]
-        peers.append(
-            f"DuckDB's scanner is {st.ratio('duckdb_scanner', REFERENCE):.2f}x ADBC (client CPU "
-            f"{st.med('duckdb_scanner', 'cpu_s'):.2f} s, peak RSS "
-            f"{st.peak('duckdb_scanner'):.0f} MB); it gives `{d['id']}` ids, `{d['views']}` "
-            f"`views` and `{d['created_at']}` timestamps"
-        )
-    if has_ref and st.has("pd_read_sql_adbc"):
-        peers.append(
-            f"`pandas.read_sql` on ADBC is {st.ratio('pd_read_sql_adbc', REFERENCE):.2f}x ADBC"
-        )
-    if has_ref and st.has("pd_read_sql_psycopg"):
-        peers.append(
-            f"`pandas.read_sql` on SQLAlchemy + psycopg 3 is "
-            f"{st.ratio('pd_read_sql_psycopg', REFERENCE):.2f}x ADBC"
-        )
-    if peers:
-        out.append("- Peers: " + "; ".join(peers) + ".")
-    if loads:
-        out.append(
-            "- The machine: 2 cores shared by the server, the loading client and other "
-            "engineers' work; the 1-minute load average sampled before each load of the run had "
-            f"median {median(loads):.1f}, range {min(loads):.1f}-{max(loads):.1f} (this "
-            "benchmark's own client and server backend account for up to about 2 of it). "
-            "'busy cores' is how many of the 2 cores were busy during the load (the client, the "
-            "server and anything else); 'client CPU s' is the loading process's own CPU time "
-            "(all its threads)."
-        )
+    wrong = {
+        v: t
+        for v in st.samples
+        if v.startswith(("load_frame", "stream_frames", "sql_magic"))
+        for t in [_contract(st.samples[v][0])]
+        if t
+    }
+    if wrong:
+        out.append("- dtypes off the contract: " + "; ".join(f"{v}: {t}" for v, t in wrong.items()))
     return out
 
 
-def _report(
-    samples: dict[str, list[dict[str, Any]]],
-    rounds: int,
-    posts: int,
-    loads: list[float],
-    facts: dict[str, str],
-    load_start: str,
-    load_end: str,
-    measured: str,
-) -> str:
-    st = _Stats(samples)
+def _contract(sample: dict[str, Any]) -> str:
+    dtypes = sample.get("dtypes") or {}
+    return ", ".join(
+        f"`{c}` {dtypes.get(c)} (not {t})" for c, t in CONTRACT.items() if dtypes.get(c) != t
+    )
+
+
+def _report(run: dict[str, Any]) -> str:
     lines = [
-        f"Measured {measured}; PostgreSQL {facts['server_version']} service at 127.0.0.1:5432 "
-        f"on the same machine (server_encoding {facts['server_encoding']}, shared_buffers "
-        f"{facts['shared_buffers']}; the table is in the OS page cache).",
-        f"{posts:,} posts (`SELECT {COLUMNS} FROM posts`, or `select(Post)`), {rounds} "
-        "interleaved rounds (order rotated each round), each variant in a fresh process; times "
-        "cover the load only: every variant's connections are open before the clock starts. "
-        "Peak RSS is the child process's; RSS growth is that peak minus the RSS just before the "
-        "load (psql runs as its own process: no RSS shown). Ratios are paired per round, then "
-        "the median.",
-        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.",
-        "",
-        *_table(st),
-        "",
-        *_counts_agree(st),
-        *_checks(st, loads),
+        f"Measured {run['measured']}; PostgreSQL {run['facts']['server_version']} at "
+        f"{run['facts']['where']} (shared_buffers {run['facts']['shared_buffers']}; tables in "
+        "the OS page cache). "
+        f"{run['rounds']} interleaved rounds (all cases and variants in one rotation), each "
+        "measurement in a fresh process; connections are open before the clock starts except "
+        "where a variant's own connect is part of it (`adbc_new`, `connectorx`, `polars_uri`). "
+        "Ratios are paired per round, then the median. Peak RSS is the child process's.",
+        f"Load average (1, 5, 15 min) at the start: {run['load_start']}; at the end: "
+        f"{run['load_end']}; 1-minute load sampled before each measurement: median "
+        f"{median(run['loads']):.1f}, range {min(run['loads']):.1f}-{max(run['loads']):.1f} "
+        "(2 cores, shared with other work).",
     ]
+    by_case: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for key, samples in run["samples"].items():
+        case, variant = key.split("/", 1)
+        by_case.setdefault(case, {})[variant] = samples
+    for case in [c for c in CASES if c in by_case]:
+        st = _Stats(by_case[case])
+        rows = st.samples[REFERENCE][0].get("rows") if st.has(REFERENCE) else None
+        lines += [
+            "",
+            f"### {case} rows: `{sql(case)}`" + (f" ({rows:,} rows)" if rows else ""),
+            "",
+            *_table(case, st),
+            "",
+            *_checks(case, st, run.get("reps", 10)),
+        ]
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--only", default="", help="comma-separated variants")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--prepare", action="store_true", help="only create/seed the database")
-    parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
-    parser.add_argument(
-        "--save", type=Path, help="write the raw samples to this JSON file, after every load"
-    )
-    parser.add_argument(
-        "--render", type=Path, help="only re-render a --save file's report (its complete rounds)"
-    )
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_child(args.child)))
-        return
-    if args.render:
-        run = _complete_rounds(json.loads(args.render.read_text()))
-    else:
-        run = _run(args)
-        if run is None:
-            return
-    body = _report(**run)
-    print(body)
-    if not args.no_write:
-        write_section("loaders", "## Loaders: 1M posts into pandas (`bench_loaders.py`)\n\n" + body)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     posts = asyncio.run(ensure_database())
     print(f"{posts:,} posts in {DATABASE}", flush=True)
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        raise SystemExit(f"unknown cases: {', '.join(unknown)}")
+    if "4m" in cases or args.prepare:
+        print(f"{asyncio.run(ensure_big_table()):,} rows in {BIG_TABLE}", flush=True)
     if args.prepare:
         return None
-    variants = [v for v in args.only.split(",") if v] or VARIANTS
-    unknown = sorted(set(variants) - set(VARIANTS) - set(OPTIONAL))
-    if unknown:
-        raise SystemExit(f"unknown variants: {', '.join(unknown)}")
-    facts = asyncio.run(_server_facts())
-    measured, load_start = machine(), load_average()
-    _measure(REFERENCE)  # warm the server's cache
-    loads: list[float] = []
-    partial: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    only = {v for v in args.only.split(",") if v}
+    keys = [f"{c}/{v}" for c in cases for v in variants(c) if not only or v in only]
+    env = dict(os.environ)
+    bouncer = None
+    if any(k.endswith("/load_frame_pgbouncer") for k in keys):
+        from blogdata.servers.pooler import start_pgbouncer
+
+        bouncer = start_pgbouncer(_server())
+        env[PGBOUNCER_ENV] = bouncer.url(DATABASE).render_as_string(hide_password=False)
+    server = _server()
+    facts = {**asyncio.run(_server_facts()), "where": f"{server.host}:{server.port}"}
     run: dict[str, Any] = {
-        "samples": partial,
+        "samples": {},
         "rounds": args.rounds,
-        "posts": posts,
-        "loads": loads,
+        "reps": args.reps,
+        "loads": [],
         "facts": facts,
-        "load_start": load_start,
+        "load_start": load_average(),
         "load_end": "",
-        "measured": measured,
+        "measured": machine(),
     }
-
-    def measure(variant: str) -> dict[str, Any]:
-        result = _measure(variant)
-        partial[variant].append(result)
-        if args.save:  # a run cut short can still be rendered from its complete rounds
-            args.save.write_text(json.dumps({**run, "load_end": load_average()}, indent=1))
-        return result
-
-    run["samples"] = interleaved(variants, args.rounds, measure, loads)
+    try:
+        _measure(f"{cases[0]}/{REFERENCE}", args.reps, env)  # warm the server's cache
+        run["samples"] = interleaved(
+            keys, args.rounds, lambda k: _measure(k, args.reps, env), run["loads"]
+        )
+    finally:
+        if bouncer is not None:
+            bouncer.stop()
     run["load_end"] = load_average()
     if args.save:
         args.save.write_text(json.dumps(run, indent=1))
     return run
 
 
-def _complete_rounds(run: dict[str, Any]) -> dict[str, Any]:
-    """Keep the rounds every variant finished (a saved run may have been cut short)."""
-    samples = run["samples"]
-    rounds = min(len(s) for s in samples.values())
-    if rounds == 0:
-        raise SystemExit("the saved run has no complete round")
-    # Within a round every variant ran once: trim the load samples to those rounds too.
-    loads = run["loads"][: rounds * len(samples)]
-    return {
-        **run,
-        "samples": {v: s[:rounds] for v, s in samples.items()},
-        "rounds": rounds,
-        "loads": loads,
-    }
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
+    parser.add_argument("--reps", type=int, default=30, help="timed loads per small-case process")
+    parser.add_argument("--only", default="", help="comma-separated variants")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 10 reps, no 4m case")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help="only create the database/tables")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write RESULTS.md")
+    parser.add_argument("--save", type=Path, help="write the raw samples to this JSON file")
+    parser.add_argument("--render", type=Path, help="only re-render a --save file's report")
+    args = parser.parse_args()
+    if args.child:
+        case, variant = args.child.split("/", 1)
+        print(json.dumps(run_child(case, variant, args.reps)))
+        return
+    if args.quick:
+        args.rounds, args.reps = 2, 10
+        args.cases = ",".join(c for c in args.cases.split(",") if c != "4m")
+    run = json.loads(args.render.read_text()) if args.render else _run(args)
+    if run is None:
+        return
+    body = _report(run)
+    print(body)
+    if not args.no_write:
+        write_section("loaders", "## Loaders: posts into pandas (`bench_loaders.py`)\n\n" + body)
 
 
 if __name__ == "__main__":

@@ -11,30 +11,22 @@ stays in its module, one import away: ``blogdata.crud`` (the guide's ``crud.user
 ``blogdata.diagnostics``, ``blogdata.notebook`` (``open_database``, ``tutorial_database``,
 ``show_sql``), ``blogdata.errors`` (the whole error tree, ``translating``), ``blogdata.config``,
 ``blogdata.security``, ``blogdata.servers.embedded``. Importing blogdata opens no connection and
-loads
-no Faker, matplotlib, typer, IPython or Jupyter; ``%load_ext blogdata`` registers the ``%sql``
-magics.
+loads what a first analysis cell needs (``load_frame``, ``stream_frames``, ``describe``, the
+errors; so pandas, pyarrow, SQLAlchemy and asyncpg) and nothing else: every other name loads
+its module on first use (``blogdata.Post``, ``from blogdata import session_scope``), so no
+Alembic, email validation, password hashing, settings, Faker, matplotlib, numba, typer,
+FastAPI, IPython or Jupyter until used. ``%load_ext blogdata`` registers the ``%sql`` magics.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from blogdata import crud, notebook, queries
-from blogdata.aggregations import (
-    active_authors,
-    author_activity,
-    count_users,
-    posts_per_author,
-    posts_per_month,
-    posts_per_tag,
-    tag_cooccurrence,
-    top_tags,
-    users_by_role,
-)
-from blogdata.db import migrate
-from blogdata.db.engine import create_engine
-from blogdata.db.sessions import get_db, run_transaction, session_scope
+# Loaded with the package: what an analyst's first cell needs (the loaders bring pandas,
+# pyarrow, SQLAlchemy and asyncpg) and the error tree (a leaf). ``describe`` is imported here
+# rather than on first use because the submodule ``blogdata.describe`` shares its name: once
+# any import loaded that submodule, the package attribute would be the module, not the function.
 from blogdata.describe import describe
 from blogdata.errors import (
     AlreadyExistsError,
@@ -47,11 +39,28 @@ from blogdata.errors import (
     ReadOnlySessionError,
     RetryableConflictError,
 )
-from blogdata.frames import posts_frame, tags_frame, users_frame
 from blogdata.loaders import load_frame, stream_frames
-from blogdata.models import Account, Post, Tag, User, post_tags
-from blogdata.schemas import PostCreate, PostUpdate, UserCreate, UserUpdate
-from blogdata.transactions import savepoint, transfer_funds
+
+if TYPE_CHECKING:  # the rest loads on first use (``__getattr__`` below); type checkers see it all
+    from blogdata import crud, notebook, queries
+    from blogdata.aggregations import (
+        active_authors,
+        author_activity,
+        count_users,
+        posts_per_author,
+        posts_per_month,
+        posts_per_tag,
+        tag_cooccurrence,
+        top_tags,
+        users_by_role,
+    )
+    from blogdata.db import migrate
+    from blogdata.db.engine import create_engine
+    from blogdata.db.sessions import get_db, run_transaction, session_scope
+    from blogdata.frames import posts_frame, tags_frame, users_frame
+    from blogdata.models import Account, Post, Tag, User, post_tags
+    from blogdata.schemas import PostCreate, PostUpdate, UserCreate, UserUpdate
+    from blogdata.transactions import savepoint, transfer_funds
 
 __all__ = [
     "Account",
@@ -98,6 +107,59 @@ __all__ = [
     "users_by_role",
     "users_frame",
 ]
+
+
+#: Where each name not loaded with the package lives, imported on first access (PEP 562): the
+#: ORM models, pydantic schemas (email validation), engines and sessions (settings, the embedded
+#: server), Alembic and the notebook helpers cost about a second that ``import blogdata`` and
+#: ``load_frame`` do not need.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "active_authors",
+            "author_activity",
+            "count_users",
+            "posts_per_author",
+            "posts_per_month",
+            "posts_per_tag",
+            "tag_cooccurrence",
+            "top_tags",
+            "users_by_role",
+        ],
+        "blogdata.aggregations",
+    ),
+    "create_engine": "blogdata.db.engine",
+    **dict.fromkeys(["get_db", "run_transaction", "session_scope"], "blogdata.db.sessions"),
+    **dict.fromkeys(["posts_frame", "tags_frame", "users_frame"], "blogdata.frames"),
+    **dict.fromkeys(["Account", "Post", "Tag", "User", "post_tags"], "blogdata.models"),
+    **dict.fromkeys(["PostCreate", "PostUpdate", "UserCreate", "UserUpdate"], "blogdata.schemas"),
+    **dict.fromkeys(["savepoint", "transfer_funds"], "blogdata.transactions"),
+}
+#: Public names that are modules themselves.
+_LAZY_MODULES: dict[str, str] = {
+    "crud": "blogdata.crud",
+    "migrate": "blogdata.db.migrate",
+    "notebook": "blogdata.notebook",
+    "queries": "blogdata.queries",
+}
+
+if not TYPE_CHECKING:  # hidden from type checkers, so a misspelt name stays a type error
+
+    def __getattr__(name: str) -> Any:
+        """Import a public name's module on first access and keep the name (PEP 562)."""
+        if name in _LAZY_MODULES:
+            value = importlib.import_module(_LAZY_MODULES[name])
+        elif name in _LAZY:
+            value = getattr(importlib.import_module(_LAZY[name]), name)
+        else:
+            raise AttributeError(f"module 'blogdata' has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    """List the module's names, including the public ones not loaded yet."""
+    return sorted({*globals(), *__all__})
 
 
 def load_ipython_extension(ipython: object) -> None:

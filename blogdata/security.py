@@ -11,10 +11,13 @@ Hashing costs about 0.1 s of CPU (argon2id, 64 MiB); async callers should run it
 from __future__ import annotations
 
 import re
+from functools import cache
+from typing import TYPE_CHECKING
 
-from pwdlib import PasswordHash
-from pwdlib.exceptions import PwdlibError
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from pwdlib import PasswordHash
 
 __all__ = [
     "DUMMY_HASH",
@@ -24,7 +27,21 @@ __all__ = [
     "verify_password",
 ]
 
-_hasher = PasswordHash.recommended()
+
+@cache
+def _hasher() -> PasswordHash:
+    # pwdlib and argon2 load on the first hash, not with the engine that imports this module.
+    from pwdlib import PasswordHash
+
+    return PasswordHash.recommended()
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    """Return the exceptions a malformed or foreign hash raises."""
+    from pwdlib.exceptions import PwdlibError  # loaded with the hasher, see _hasher
+
+    return (PwdlibError, TypeError, ValueError)
+
 
 #: An argon2id hash of a random throwaway password, with the same parameters as new hashes, so
 #: verifying against it costs exactly as much as verifying a real user's password.
@@ -40,7 +57,7 @@ def _plain(password: str | SecretStr) -> str:
 
 def get_password_hash(password: str | SecretStr) -> str:
     """Hash ``password`` with argon2id and a fresh random salt."""
-    return _hasher.hash(_plain(password))
+    return _hasher().hash(_plain(password))
 
 
 def verify_password(plain_password: str | SecretStr, hashed_password: str | None) -> bool:
@@ -50,17 +67,19 @@ def verify_password(plain_password: str | SecretStr, hashed_password: str | None
     """
     if not isinstance(hashed_password, str) or not hashed_password:
         return False
+    hasher = _hasher()
     try:
-        return _hasher.verify(_plain(plain_password), hashed_password)
-    except (PwdlibError, TypeError, ValueError):
+        return hasher.verify(_plain(plain_password), hashed_password)
+    except _errors():
         return False
 
 
 def needs_rehash(hashed_password: str) -> bool:
     """Return whether ``hashed_password`` was made with weaker settings than new hashes use."""
+    hasher = _hasher()
     try:
-        return _hasher.current_hasher.check_needs_rehash(hashed_password)
-    except (PwdlibError, TypeError, ValueError):
+        return hasher.current_hasher.check_needs_rehash(hashed_password)
+    except _errors():
         return True
 
 
