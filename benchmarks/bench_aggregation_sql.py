@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _bench_db import DATABASE, ensure_database  # type: ignore[import-not-found]
 from _report import load_average, machine, median, write_section  # type: ignore[import-not-found]
-from bench_loaders import DATABASE, ensure_database  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 import asyncpg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from _report import median  # type: ignore[import-not-found]
 
 from blogdata.loaders import _binary
 from blogdata.loaders._copy import _header, _options, copy_to_table
@@ -51,10 +51,6 @@ from generate_series(1, {rows}) as i
 QUERY = "select * from bench"
 KINDS = ["int", "int", "float64", "text", "timestamptz", "bool", "float32", "text"]
 CHUNK = 65536  # bytes per chunk handed to the decoder in "decode only"
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs)
 
 
 async def _capture(conn: Any, fmt: str) -> tuple[bytes, list[int]]:
@@ -142,7 +138,7 @@ async def main() -> None:
         binary, sizes = await _capture(conn, "binary")
         csv, _ = await _capture(conn, "csv")
         print(f"{ROWS} rows x 8 columns; binary {len(binary) / 1e6:.1f} MB in {len(sizes)} chunks "
-              f"(median {int(_median(sizes))} B); csv {len(csv) / 1e6:.1f} MB")  # fmt: skip
+              f"(median {int(median(sizes))} B); csv {len(csv) / 1e6:.1f} MB")  # fmt: skip
         _decode(binary[:0] + binary, oids)  # compile / load the kernels, warm the caches
         same = _decode(binary, oids)
         assert same.num_rows == ROWS, same.num_rows
@@ -166,7 +162,7 @@ async def main() -> None:
             t0 = time.perf_counter()
             await copy_to_table(conn, QUERY, wires)
             times["csv_e2e"].append(time.perf_counter() - t0)
-        med = {k: _median(v) for k, v in times.items()}
+        med = {k: median(v) for k, v in times.items()}
         print(f"medians of {REPEATS}, interleaved:")
         for key, value in med.items():
             print(f"  {key:<11} {value:7.3f} s")
@@ -198,8 +194,8 @@ async def main() -> None:
                 cold = _new_process(small, oids, cache, jit_from)
                 warm = [_new_process(small, oids, cache, jit_from) for _ in range(3)]
             print(f"  {label}: empty numba cache {cold[1]:.2f} s (process {cold[0]:.2f} s); "
-                  f"warm cache {_median([w[1] for w in warm]):.2f} s "
-                  f"(process {_median([w[0] for w in warm]):.2f} s)")  # fmt: skip
+                  f"warm cache {median([w[1] for w in warm]):.2f} s "
+                  f"(process {median([w[0] for w in warm]):.2f} s)")  # fmt: skip
         await conn.close()
     finally:
         await admin.execute(f'drop database if exists "{name}" with (force)')

@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_db import DATABASE  # noqa: E402
 from _report import load_average, machine, median, write_section  # noqa: E402
 
-DATABASE = os.environ.get("BLOGDATA_BENCH_LOADERS_DB", "blogdata_bench_1m")
 HEAVY = (
     "alembic",
     "email_validator",

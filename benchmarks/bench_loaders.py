@@ -55,6 +55,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _bench_db import (  # type: ignore[import-not-found]
+    DATABASE,
+    bench_url,
+    ensure_database,
+    server_url,
+)
 from _report import (  # type: ignore[import-not-found]
     busy_cores,
     interleaved,
@@ -67,11 +73,8 @@ from _report import (  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL, make_url
 
-from blogdata.db import migrate
-from blogdata.db.engine import create_engine, url_or_start_embedded
+from blogdata.db.engine import create_engine
 
-DATABASE = os.environ.get("BLOGDATA_BENCH_LOADERS_DB", "blogdata_bench_1m")
-USERS, POSTS_PER_USER, SEED = 50_000, 20, 42
 COLUMNS = "id, title, content, author_id, created_at, updated_at, published_at, views"
 HERE = Path(__file__).resolve()
 ROUTE_ATTR = "blogdata.route"  # blogdata.loaders.ROUTE_ATTR, without importing it in every child
@@ -155,61 +158,13 @@ def variants(case: str) -> list[str]:
     return out
 
 
-def _server() -> URL:
-    return url_or_start_embedded()
-
-
-def _url() -> URL:
-    return _server().set(database=DATABASE)
-
-
 def _libpq(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def ensure_database() -> int:
-    """Create and seed ``blogdata_bench_1m`` unless it exists; return its number of posts."""
-    server = _server()
-    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            # One creator at a time: whoever holds the lock creates and seeds, others wait.
-            await conn.execute(text("SELECT pg_advisory_lock(hashtext('blogdata_bench_1m'))"))
-            exists = await conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE}
-            )
-            try:
-                if not exists:
-                    await conn.execute(text(f'CREATE DATABASE "{DATABASE}"'))
-                    await migrate.upgrade(_url())
-                    from blogdata.seed import seed
-
-                    engine = create_engine(_url(), poolclass=NullPool)
-                    try:
-                        await seed(
-                            engine, users=USERS, posts_per_user=POSTS_PER_USER, random_seed=SEED
-                        )
-                        async with engine.connect() as c:
-                            await c.execution_options(isolation_level="AUTOCOMMIT")
-                            await c.execute(text("VACUUM ANALYZE"))
-                    finally:
-                        await engine.dispose()
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(hashtext('blogdata_bench_1m'))"))
-    finally:
-        await admin.dispose()
-    engine = create_engine(_url(), poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            posts = await conn.scalar(text("SELECT count(*) FROM posts"))
-    finally:
-        await engine.dispose()
-    return int(posts or 0)
-
-
 async def ensure_big_table() -> int:
     """Build ``posts_4m`` (posts repeated ``BIG_COPIES`` times, new ids) unless it exists."""
-    engine = create_engine(_url(), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    engine = create_engine(bench_url(), poolclass=NullPool, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
             await conn.execute(text(f"SELECT pg_advisory_lock(hashtext('{BIG_TABLE}'))"))
@@ -235,7 +190,7 @@ async def ensure_big_table() -> int:
 
 
 async def _server_facts() -> dict[str, str]:
-    engine = create_engine(_url(), poolclass=NullPool)
+    engine = create_engine(bench_url(), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             names = ("server_version", "server_encoding", "shared_buffers")
@@ -358,7 +313,7 @@ async def _blogdata(case: str, variant: str, reps: int) -> dict[str, Any]:
 
     big = CASES[case][2]
     stmt = text(sql(case))
-    url = _url()
+    url = bench_url()
     overrides: dict[str, Any] = {}
     if variant == "load_frame_pgbouncer":
         url, overrides = make_url(os.environ[PGBOUNCER_ENV]), {"pgbouncer": True}
@@ -421,7 +376,7 @@ def _sql_magic(case: str, reps: int) -> dict[str, Any]:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "blogdata")
-    engine = create_engine(_url())
+    engine = create_engine(bench_url())
     use_engine(engine)
     line = sql(case)
     timer = _Reps(False, reps)
@@ -439,7 +394,7 @@ async def _asyncpg_df(case: str, reps: int) -> dict[str, Any]:
     import asyncpg
     import pandas as pd
 
-    conn = await asyncpg.connect(_libpq(_url()))
+    conn = await asyncpg.connect(_libpq(bench_url()))
     try:
         timer = _Reps(CASES[case][2], reps)
 
@@ -484,7 +439,7 @@ def _duckdb_scanner(case: str, reps: int) -> dict[str, Any]:
         con.execute(f"LOAD '{files[-1]}'")
         con.execute("SET pg_pages_per_task = 1000")
         # ATTACH takes no parameters: the libpq URI is ours, quoted as a DuckDB string literal.
-        quoted = "'" + _libpq(_url()).replace("'", "''") + "'"
+        quoted = "'" + _libpq(bench_url()).replace("'", "''") + "'"
         con.execute(f"ATTACH {quoted} AS pg (TYPE postgres, READ_ONLY)")
         con.sql("SELECT id FROM pg.public.posts LIMIT 1").fetchall()  # connect, read the catalog
         table, where, _ = CASES[case]
@@ -497,7 +452,7 @@ def _duckdb_scanner(case: str, reps: int) -> dict[str, Any]:
 def _sync(case: str, variant: str, reps: int) -> dict[str, Any]:
     import pandas as pd
 
-    uri, query = _libpq(_url()), sql(case)
+    uri, query = _libpq(bench_url()), sql(case)
     if variant in FLOORS:
         psql = shutil.which("psql") or "/usr/bin/psql"
         fmt = "binary" if variant == "psql_copy_binary" else "csv"
@@ -521,7 +476,7 @@ def _sync(case: str, variant: str, reps: int) -> dict[str, Any]:
     if variant == "pd_read_sql_psycopg":
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(_url().set(drivername="postgresql+psycopg"))
+        engine = sqlalchemy.create_engine(bench_url().set(drivername="postgresql+psycopg"))
         try:
             with engine.connect() as conn:
                 return _timed(case, reps, lambda: pd.read_sql(query, conn))
@@ -833,9 +788,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     if any(k.endswith("/load_frame_pgbouncer") for k in keys):
         from blogdata.servers.pooler import start_pgbouncer
 
-        bouncer = start_pgbouncer(_server())
+        bouncer = start_pgbouncer(server_url())
         env[PGBOUNCER_ENV] = bouncer.url(DATABASE).render_as_string(hide_password=False)
-    server = _server()
+    server = server_url()
     facts = {**asyncio.run(_server_facts()), "where": f"{server.host}:{server.port}"}
     run: dict[str, Any] = {
         "samples": {},

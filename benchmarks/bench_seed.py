@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bench_db import bench_url  # type: ignore[import-not-found]
 from _report import interleaved, load_average, machine, median, peak_rss_mb, write_section  # type: ignore[import-not-found]
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
@@ -41,7 +42,7 @@ HERE = Path(__file__).resolve()
 
 
 def _url() -> URL:
-    return url_or_start_embedded().set(database=DATABASE)
+    return bench_url(DATABASE)
 
 
 async def prepare() -> None:
