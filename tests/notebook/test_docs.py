@@ -7,7 +7,7 @@ from types import ModuleType
 
 from tests.helpers import notebook_script
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def _docs() -> ModuleType:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL
 
 from blogdata.servers import _reaper, embedded, replica
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GONE_WITHIN = 20.0  # seconds a watchdog may take: 0.5 s polling plus a fast shutdown
 
 Procs = list[tuple[int, float]]

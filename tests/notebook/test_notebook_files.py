@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import notebook_script
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
 WITH_SOURCE = [
     p for p in [*NOTEBOOKS, NOTEBOOKS_DIR / "glossary.ipynb"]
