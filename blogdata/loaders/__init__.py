@@ -68,34 +68,21 @@ hands back a connection in the middle of a COPY.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncIterator
 
-import asyncpg
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from blogdata._checks import check_count
-from blogdata.errors import BlogdataError, InvalidInputError, QueryError, RouteUnavailableError
+from blogdata.errors import InvalidInputError
 from blogdata.loaders._copy import CopyRefused, copy_batches, copy_to_table
-from blogdata.loaders._dtypes import (
-    COPY_KINDS,
-    FLOAT_KINDS,
-    TEMPORAL_KINDS,
-    ResultColumn,
-    assemble,
-    describe,
-    finish,
-    records_to_columns,
-)
-from blogdata.loaders._statement import CompiledQuery, Statement, compile_statement
-from blogdata.translate import invalidate_connection, translating
+from blogdata.loaders._dtypes import frame_from_table
+from blogdata.loaders._guard import Guard
+from blogdata.loaders._route import DtypeBackend, Plan, Route, choose, plan, refused
+from blogdata.loaders._rows import frame_from_records, stream_records
+from blogdata.loaders._statement import Statement
 
 __all__ = [
     "ROUTE_ATTR",
@@ -106,276 +93,10 @@ __all__ = [
     "stream_frames",
 ]
 
-DtypeBackend = Literal["numpy_nullable", "pyarrow"]
-#: ``"auto"`` picks COPY where it gives the driver's answer, else rows; the others force one.
-Route = Literal["auto", "copy", "rows"]
 #: The key in ``DataFrame.attrs`` naming the route that produced the frame.
 ROUTE_ATTR = "blogdata.route"
 
-_BACKENDS = ("numpy_nullable", "pyarrow")
-_ROUTES = ("auto", "copy", "rows")
-_SAVEPOINT = "blogdata_load"
-_RECOVERY_SECONDS = 3.0
-
 logger = logging.getLogger("blogdata.loaders")
-#: The driver's errors for "this connection is busy or gone" (not SQL errors).
-_BUSY = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
-#: Every error of the driver's own (``asyncpg.DataError`` is a ValueError too).
-_DRIVER = (asyncpg.PostgresError, OSError, *_BUSY)
-T = TypeVar("T")
-
-
-def _check(dtype_backend: str, route: str) -> None:
-    if dtype_backend not in _BACKENDS:
-        raise InvalidInputError(
-            f"dtype_backend must be 'numpy_nullable' or 'pyarrow', not {dtype_backend!r}"
-        )
-    if route not in _ROUTES:
-        raise InvalidInputError(
-            f"route must be one of {', '.join(repr(r) for r in _ROUTES)}, not {route!r}"
-        )
-
-
-async def _driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConnection, Any]:
-    """Return the SQLAlchemy connection and its asyncpg connection, with the transaction begun."""
-    if isinstance(db, AsyncSession):
-        if db.autoflush:
-            await db.flush()  # as session.execute would: pending ORM changes become visible
-        conn = await db.connection()
-    elif isinstance(db, AsyncConnection):
-        conn = db
-    else:
-        raise InvalidInputError(
-            f"expected an AsyncSession or AsyncConnection, got {type(db).__name__}"
-        )
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    if not isinstance(driver, asyncpg.Connection):
-        raise InvalidInputError("the loaders need a postgresql+asyncpg:// connection")
-    if conn.in_transaction() and not driver.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement.
-        await conn.exec_driver_sql("SELECT 1")
-    return conn, driver
-
-
-async def _finally(work: Awaitable[T]) -> T:
-    """Await ``work`` to its end even if this task is cancelled meanwhile (then re-cancel)."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                raise
-            cancelled = True
-            continue
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
-
-
-class _Guard:
-    """The session connection's safety net: savepoints, recovery after interrupts, errors."""
-
-    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
-        self.conn = conn
-        self.driver = driver
-
-    def _translating(self) -> translating:
-        # OSError too: these calls talk to the driver's socket themselves.
-        return translating("the query", connection=self.conn, also=(OSError,))
-
-    async def read(self, work: Awaitable[T]) -> T:
-        """Await a driver call outside a savepoint, translating its errors."""
-        async with self._translating():
-            return await work
-
-    async def _recover(self, savepoint: bool) -> None:
-        """Bring the connection back to where the load began, or invalidate it."""
-        sql = (
-            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
-            if savepoint
-            else "SELECT 1"
-        )
-        deadline = asyncio.get_running_loop().time() + _RECOVERY_SECONDS
-        while True:
-            try:
-                await asyncio.wait_for(self.driver.execute(sql), _RECOVERY_SECONDS)
-                return
-            except _BUSY:
-                # The cancelled COPY has not finished unwinding: asyncpg sent the server a
-                # cancel request; wait for its answer (unless the connection is gone).
-                alive = not self.driver.is_closed()
-                if alive and asyncio.get_running_loop().time() < deadline:
-                    await asyncio.sleep(0.01)
-                    continue
-            except (asyncpg.PostgresError, OSError, TimeoutError):
-                pass
-            break
-        # State unknown: never let the pool hand this connection out again.
-        await invalidate_connection(self.conn)
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """Run the block in a SAVEPOINT (if in a transaction); undo just it on any failure."""
-        inside = self.driver.is_in_transaction()
-        async with self._translating():  # after the recovery below, which it may invalidate
-            try:
-                if inside:
-                    await self.driver.execute(f"SAVEPOINT {_SAVEPOINT}")
-                yield
-                if inside:
-                    await self.driver.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            except BaseException as exc:
-                if not self.conn.invalidated:
-                    await _finally(self._recover(inside))
-                if isinstance(exc, ValueError | OverflowError) and not isinstance(
-                    exc, (BlogdataError, *_DRIVER)
-                ):
-                    # The driver could not turn a value into Python (a date before year 1 ...).
-                    raise QueryError(
-                        f"a value in the result has no Python form ({exc}); filter it out or "
-                        "cast it to text in the query"
-                    ) from exc
-                raise
-
-
-@dataclass(frozen=True)
-class _State:
-    """The session settings that decide whether COPY's text is exactly the driver's values."""
-
-    exact_literals: bool
-    utf8: bool
-    iso_dates: bool
-    exact_floats: bool
-
-
-_STATE_SQL = """
-SELECT current_setting('standard_conforming_strings') = 'on',
-       current_setting('client_encoding') = 'UTF8',
-       current_setting('DateStyle') LIKE 'ISO%',
-       current_setting('extra_float_digits')::int >= 1
-"""
-
-
-@dataclass
-class _Plan:
-    """A described statement, and why COPY cannot give the driver's answer (None: it can)."""
-
-    query: CompiledQuery
-    prepared: Any
-    columns: list[ResultColumn]
-    literal_sql: str | None
-    copy_problem: str | None
-
-
-def _copy_problem(
-    query: CompiledQuery, columns: Sequence[ResultColumn], literal: str | None, state: _State
-) -> str | None:
-    """Why COPY's CSV would not be exactly the driver's answer here; None if it would be."""
-    if not columns:
-        return "the result has no columns"
-    if query.literal_sql is None:
-        return "a bound value has no literal form that is provably the driver's"
-    if not state.exact_literals:
-        return "standard_conforming_strings is off"
-    if not state.utf8:
-        # asyncpg sends SQL text as UTF-8 but values in client_encoding: COPY's would differ.
-        return "client_encoding is not UTF8"
-    if literal is None:
-        return "the statement with literal values does not describe the same columns"
-    for column in columns:
-        if column.kind not in COPY_KINDS:
-            return f"column {column.name!r} has a type COPY's text does not map exactly"
-    kinds = {c.kind for c in columns}
-    if not state.iso_dates and kinds & TEMPORAL_KINDS:
-        return "DateStyle is not ISO, and the result has dates or times"
-    if not state.exact_floats and kinds & FLOAT_KINDS:
-        return "extra_float_digits < 1 would round the floats"
-    return None
-
-
-async def _checked_literal(guard: _Guard, literal: str, attributes: Sequence[Any]) -> str | None:
-    """Return ``literal`` if it prepares as one statement with the same column types, else None."""
-    try:
-        async with guard.savepoint():
-            twin = await guard.driver.prepare(literal)
-    except BlogdataError:
-        return None
-    same = [a.type.oid for a in twin.get_attributes()] == [a.type.oid for a in attributes]
-    return literal if same else None
-
-
-async def _prepare(
-    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str
-) -> tuple[_Guard, _Plan]:
-    """Check the arguments, compile, prepare and describe ``stmt`` (nothing of it runs yet)."""
-    _check(backend, route)
-    conn, driver = await _driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = _Guard(conn, driver)
-    row = await guard.read(driver.fetchrow(_STATE_SQL))
-    state = _State(*row)
-    async with guard.savepoint():
-        prepared = await driver.prepare(query.sql)
-    attributes = prepared.get_attributes()
-    dialect: Any = conn.dialect
-    loads = dialect._json_deserializer or json.loads
-    columns = describe(query.labels, query.numeric_scales, attributes, backend, loads)
-    literal = query.literal_sql if state.exact_literals and state.utf8 else None
-    if literal is not None and literal != query.sql:
-        literal = await _checked_literal(guard, literal, attributes)
-    problem = _copy_problem(query, columns, literal, state)
-    return guard, _Plan(query, prepared, columns, literal, problem)
-
-
-def _choose(requested: str, plan: _Plan) -> str:
-    if requested == "copy" and plan.copy_problem is not None:
-        raise RouteUnavailableError(
-            f"route 'copy' cannot give the driver's answer here: {plan.copy_problem}; "
-            "use route='auto'"
-        )
-    if requested == "auto":
-        return "rows" if plan.copy_problem is not None else "copy"
-    return requested
-
-
-def _refused(route: str, refusal: CopyRefused) -> str:
-    """Return the route after PostgreSQL refused the COPY wrapper (nothing ran), or refuse."""
-    if route == "copy":
-        raise RouteUnavailableError(
-            f"route 'copy' cannot run this statement: PostgreSQL does not accept it inside "
-            f"COPY ({refusal}); nothing ran; use route='auto' (it reads such statements "
-            "through the driver's rows)"
-        ) from None
-    logger.debug("COPY cannot wrap the statement (%s): route rows", refusal)
-    return "rows"
-
-
-def _frame_from_table(table: pa.Table, columns: Sequence[ResultColumn], backend: str) -> Any:
-    arrays = []
-    for column in columns:
-        values = table.column(0)
-        table = table.remove_column(0)
-        arrays.append(finish(column, values, backend))
-        del values
-    del table
-    return assemble(arrays, columns, backend)
-
-
-def _frame_from_records(
-    records: Sequence[Any], columns: Sequence[ResultColumn], backend: str
-) -> pd.DataFrame:
-    values = records_to_columns(records, columns)
-    try:
-        arrays = [finish(c, v, backend) for c, v in zip(columns, values, strict=True)]
-    except (pa.ArrowInvalid, OverflowError) as exc:
-        raise QueryError(f"a value does not fit its column's dtype: {exc}") from None
-    frame = assemble(arrays, columns, backend)
-    if not columns:
-        frame = pd.DataFrame(index=pd.RangeIndex(len(records)))
-    return frame
 
 
 def _tag(frame: pd.DataFrame, route: str) -> pd.DataFrame:
@@ -414,29 +135,26 @@ async def load_frame(
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept), or a
             value is outside its column's dtype.
     """
-    guard, plan = await _prepare(db, stmt, dtype_backend, route)
-    chosen = _choose(route, plan)
-    logger.debug("load_frame: route %s (copy: %s)", chosen, plan.copy_problem or "possible")
+    guard, described = await plan(db, stmt, dtype_backend, route)
+    chosen = choose(route, described)
+    logger.debug("load_frame: route %s (copy: %s)", chosen, described.copy_problem or "possible")
     if chosen == "copy":
-        assert plan.literal_sql is not None
+        assert described.literal_sql is not None
         try:
             async with guard.savepoint():
-                wires = [c.wire for c in plan.columns]
-                box = [await copy_to_table(guard.driver, plan.literal_sql, wires)]
+                wires = [c.wire for c in described.columns]
+                box = [await copy_to_table(guard.driver, described.literal_sql, wires)]
         except CopyRefused as refusal:
-            chosen = _refused(route, refusal)
+            chosen = refused(route, refusal)
         else:
-            return _tag(_frame_from_table(box.pop(), plan.columns, dtype_backend), "copy")
+            return _tag(frame_from_table(box.pop(), described.columns, dtype_backend), "copy")
     async with guard.savepoint():
-        records = await plan.prepared.fetch(*plan.query.args)
-    return _tag(_frame_from_records(records, plan.columns, dtype_backend), "rows")
-
-
-_BATCH = 10_000
+        records = await described.prepared.fetch(*described.query.args)
+    return _tag(frame_from_records(records, described.columns, dtype_backend), "rows")
 
 
 async def _stream_copy(
-    guard: _Guard, plan: _Plan, chunk_size: int, backend: str
+    guard: Guard, plan: Plan, chunk_size: int, backend: str
 ) -> AsyncIterator[pd.DataFrame]:
     assert plan.literal_sql is not None
     wires = [c.wire for c in plan.columns]
@@ -449,26 +167,10 @@ async def _stream_copy(
             table = pa.Table.from_batches(pending)
             head, rest = table.slice(0, chunk_size), table.slice(chunk_size)
             pending, rows = rest.to_batches(), rest.num_rows
-            yield _tag(_frame_from_table(head, plan.columns, backend), "copy")
+            yield _tag(frame_from_table(head, plan.columns, backend), "copy")
     if rows:
         table = pa.Table.from_batches(pending, schema=pending[0].schema)
-        yield _tag(_frame_from_table(table, plan.columns, backend), "copy")
-
-
-async def _stream_rows(plan: _Plan, chunk_size: int, backend: str) -> AsyncIterator[pd.DataFrame]:
-    cursor = await plan.prepared.cursor(*plan.query.args)
-    done = False
-    while not done:
-        records: list[Any] = []
-        while len(records) < chunk_size:
-            want = min(_BATCH, chunk_size - len(records))
-            got = await cursor.fetch(want)
-            records.extend(got)
-            if len(got) < want:
-                done = True
-                break
-        if records:
-            yield _tag(_frame_from_records(records, plan.columns, backend), "rows")
+        yield _tag(frame_from_table(table, plan.columns, backend), "copy")
 
 
 async def stream_frames(
@@ -495,16 +197,16 @@ async def stream_frames(
         QueryError: PostgreSQL rejected the query.
     """
     check_count(chunk_size, "chunk_size", minimum=1)
-    guard, plan = await _prepare(db, stmt, dtype_backend, route)
-    chosen = _choose(route, plan)
+    guard, described = await plan(db, stmt, dtype_backend, route)
+    chosen = choose(route, described)
     logger.debug("stream_frames: route %s", chosen)
     if chosen == "copy":
         try:
             async with guard.savepoint():
-                async for frame in _stream_copy(guard, plan, chunk_size, dtype_backend):
+                async for frame in _stream_copy(guard, described, chunk_size, dtype_backend):
                     yield frame
         except CopyRefused as refusal:  # raised before the first chunk: nothing ran
-            chosen = _refused(route, refusal)
+            chosen = refused(route, refusal)
         else:
             return
     if not guard.driver.is_in_transaction():
@@ -513,5 +215,6 @@ async def stream_frames(
             "transaction; use an AsyncSession, or a connection inside `async with conn.begin():`"
         )
     async with guard.savepoint():
-        async for frame in _stream_rows(plan, chunk_size, dtype_backend):
-            yield frame
+        records = stream_records(described.prepared, described.query.args, chunk_size)
+        async for chunk in records:
+            yield _tag(frame_from_records(chunk, described.columns, dtype_backend), "rows")

@@ -1,0 +1,163 @@
+"""The route planner: what the statement and the session allow, and which route reads it.
+
+:func:`plan` checks the arguments, compiles the statement (bound, and literal where that is
+provably the same), prepares it on the session's connection (nothing of it runs yet) and
+describes its columns; :func:`choose` picks the route; :func:`refused` decides what happens when
+PostgreSQL's parser refuses the COPY wrapper (the one case where another route may read it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from blogdata.errors import BlogdataError, InvalidInputError, RouteUnavailableError
+from blogdata.loaders._copy import CopyRefused
+from blogdata.loaders._dtypes import (
+    COPY_KINDS,
+    FLOAT_KINDS,
+    TEMPORAL_KINDS,
+    ResultColumn,
+    describe,
+)
+from blogdata.loaders._guard import Guard, session_driver
+from blogdata.loaders._statement import CompiledQuery, Statement, compile_statement
+
+__all__ = ["ROUTES", "DtypeBackend", "Plan", "Route", "choose", "plan", "refused"]
+
+DtypeBackend = Literal["numpy_nullable", "pyarrow"]
+#: ``"auto"`` picks COPY where it gives the driver's answer, else rows; the others force one.
+Route = Literal["auto", "copy", "rows"]
+ROUTES = ("auto", "copy", "rows")
+_BACKENDS = ("numpy_nullable", "pyarrow")
+
+logger = logging.getLogger("blogdata.loaders")
+
+
+def _check(dtype_backend: str, route: str) -> None:
+    if dtype_backend not in _BACKENDS:
+        raise InvalidInputError(
+            f"dtype_backend must be 'numpy_nullable' or 'pyarrow', not {dtype_backend!r}"
+        )
+    if route not in ROUTES:
+        raise InvalidInputError(
+            f"route must be one of {', '.join(repr(r) for r in ROUTES)}, not {route!r}"
+        )
+
+
+@dataclass(frozen=True)
+class _State:
+    """The session settings that decide whether COPY's text is exactly the driver's values."""
+
+    exact_literals: bool
+    utf8: bool
+    iso_dates: bool
+    exact_floats: bool
+
+
+_STATE_SQL = """
+SELECT current_setting('standard_conforming_strings') = 'on',
+       current_setting('client_encoding') = 'UTF8',
+       current_setting('DateStyle') LIKE 'ISO%',
+       current_setting('extra_float_digits')::int >= 1
+"""
+
+
+@dataclass
+class Plan:
+    """A described statement, and why COPY cannot give the driver's answer (None: it can)."""
+
+    query: CompiledQuery
+    prepared: Any
+    columns: list[ResultColumn]
+    literal_sql: str | None
+    copy_problem: str | None
+
+
+def _copy_problem(
+    query: CompiledQuery, columns: Sequence[ResultColumn], literal: str | None, state: _State
+) -> str | None:
+    """Why COPY's CSV would not be exactly the driver's answer here; None if it would be."""
+    if not columns:
+        return "the result has no columns"
+    if query.literal_sql is None:
+        return "a bound value has no literal form that is provably the driver's"
+    if not state.exact_literals:
+        return "standard_conforming_strings is off"
+    if not state.utf8:
+        # asyncpg sends SQL text as UTF-8 but values in client_encoding: COPY's would differ.
+        return "client_encoding is not UTF8"
+    if literal is None:
+        return "the statement with literal values does not describe the same columns"
+    for column in columns:
+        if column.kind not in COPY_KINDS:
+            return f"column {column.name!r} has a type COPY's text does not map exactly"
+    kinds = {c.kind for c in columns}
+    if not state.iso_dates and kinds & TEMPORAL_KINDS:
+        return "DateStyle is not ISO, and the result has dates or times"
+    if not state.exact_floats and kinds & FLOAT_KINDS:
+        return "extra_float_digits < 1 would round the floats"
+    return None
+
+
+async def _checked_literal(guard: Guard, literal: str, attributes: Sequence[Any]) -> str | None:
+    """Return ``literal`` if it prepares as one statement with the same column types, else None."""
+    try:
+        async with guard.savepoint():
+            twin = await guard.driver.prepare(literal)
+    except BlogdataError:
+        return None
+    same = [a.type.oid for a in twin.get_attributes()] == [a.type.oid for a in attributes]
+    return literal if same else None
+
+
+async def plan(
+    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str
+) -> tuple[Guard, Plan]:
+    """Check the arguments, compile, prepare and describe ``stmt`` (nothing of it runs yet)."""
+    _check(backend, route)
+    conn, driver = await session_driver(db)
+    query = compile_statement(stmt, conn.dialect)
+    guard = Guard(conn, driver)
+    row = await guard.read(driver.fetchrow(_STATE_SQL))
+    state = _State(*row)
+    async with guard.savepoint():
+        prepared = await driver.prepare(query.sql)
+    attributes = prepared.get_attributes()
+    dialect: Any = conn.dialect
+    loads = dialect._json_deserializer or json.loads
+    columns = describe(query.labels, query.numeric_scales, attributes, backend, loads)
+    literal = query.literal_sql if state.exact_literals and state.utf8 else None
+    if literal is not None and literal != query.sql:
+        literal = await _checked_literal(guard, literal, attributes)
+    problem = _copy_problem(query, columns, literal, state)
+    return guard, Plan(query, prepared, columns, literal, problem)
+
+
+def choose(requested: str, plan: Plan) -> str:
+    """Return the route that reads ``plan``, or refuse a forced route that cannot."""
+    if requested == "copy" and plan.copy_problem is not None:
+        raise RouteUnavailableError(
+            f"route 'copy' cannot give the driver's answer here: {plan.copy_problem}; "
+            "use route='auto'"
+        )
+    if requested == "auto":
+        return "rows" if plan.copy_problem is not None else "copy"
+    return requested
+
+
+def refused(route: str, refusal: CopyRefused) -> str:
+    """Return the route after PostgreSQL refused the COPY wrapper (nothing ran), or refuse."""
+    if route == "copy":
+        raise RouteUnavailableError(
+            f"route 'copy' cannot run this statement: PostgreSQL does not accept it inside "
+            f"COPY ({refusal}); nothing ran; use route='auto' (it reads such statements "
+            "through the driver's rows)"
+        ) from None
+    logger.debug("COPY cannot wrap the statement (%s): route rows", refusal)
+    return "rows"
