@@ -69,7 +69,8 @@ hands back a connection in the middle of a COPY.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -77,6 +78,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from blogdata._checks import check_count
 from blogdata.errors import InvalidInputError
+from blogdata.loaders._binary import binary_batches, binary_to_table, frame_from_binary
 from blogdata.loaders._copy import CopyRefused, copy_batches, copy_to_table
 from blogdata.loaders._dtypes import frame_from_table
 from blogdata.loaders._guard import Guard
@@ -137,40 +139,69 @@ async def load_frame(
     """
     guard, described = await plan(db, stmt, dtype_backend, route)
     chosen = choose(route, described)
-    logger.debug("load_frame: route %s (copy: %s)", chosen, described.copy_problem or "possible")
-    if chosen == "copy":
-        assert described.literal_sql is not None
+    logger.debug("load_frame: route %s (binary: %s)", chosen, described.binary_problem or "ok")
+    if chosen in ("binary", "copy"):
+        sql = described.literal_sql
+        assert sql is not None
         try:
             async with guard.savepoint():
-                wires = [c.wire for c in described.columns]
-                box = [await copy_to_table(guard.driver, described.literal_sql, wires)]
+                if chosen == "binary":
+                    box = [await binary_to_table(guard.driver, sql, described.oids)]
+                else:
+                    wires = [c.wire for c in described.columns]
+                    box = [await copy_to_table(guard.driver, sql, wires)]
         except CopyRefused as refusal:
             chosen = refused(route, refusal)
         else:
-            return _tag(frame_from_table(box.pop(), described.columns, dtype_backend), "copy")
+            if chosen == "binary":
+                frame = frame_from_binary(
+                    box.pop(), described.oids, described.columns, dtype_backend
+                )
+            else:
+                frame = frame_from_table(box.pop(), described.columns, dtype_backend)
+            return _tag(frame, chosen)
     async with guard.savepoint():
         records = await described.prepared.fetch(*described.query.args)
     return _tag(frame_from_records(records, described.columns, dtype_backend), "rows")
 
 
+def _frame(table: pa.Table, described: Plan, route: str, backend: str) -> pd.DataFrame:
+    if route == "binary":
+        frame = frame_from_binary(table, described.oids, described.columns, backend)
+    else:
+        frame = frame_from_table(table, described.columns, backend)
+    return _tag(frame, route)
+
+
 async def _stream_copy(
-    guard: Guard, plan: Plan, chunk_size: int, backend: str
-) -> AsyncIterator[pd.DataFrame]:
-    assert plan.literal_sql is not None
-    wires = [c.wire for c in plan.columns]
+    guard: Guard, described: Plan, route: str, chunk_size: int, backend: str
+) -> AsyncGenerator[pd.DataFrame, None]:
+    """Yield ``chunk_size``-row frames from a binary or CSV COPY while it streams."""
+    sql = described.literal_sql
+    assert sql is not None
+    if route == "binary":
+        batches = binary_batches(guard.driver, sql, described.oids)
+    else:
+        batches = copy_batches(guard.driver, sql, [c.wire for c in described.columns])
     pending: list[pa.RecordBatch] = []
     rows = 0
-    async for batch in copy_batches(guard.driver, plan.literal_sql, wires):
-        pending.append(batch)
-        rows += batch.num_rows
-        while rows >= chunk_size:
-            table = pa.Table.from_batches(pending)
-            head, rest = table.slice(0, chunk_size), table.slice(chunk_size)
-            pending, rows = rest.to_batches(), rest.num_rows
-            yield _tag(frame_from_table(head, plan.columns, backend), "copy")
+    async with aclosing(batches):
+        async for batch in batches:
+            pending.append(batch)
+            rows += batch.num_rows
+            del batch
+            while rows >= chunk_size:
+                table = pa.Table.from_batches(pending)
+                head, rest = table.slice(0, chunk_size), table.slice(chunk_size)
+                del table
+                pending, rows = rest.to_batches(), rest.num_rows
+                del rest
+                yield _frame(head, described, route, backend)
+                del head
     if rows:
         table = pa.Table.from_batches(pending, schema=pending[0].schema)
-        yield _tag(frame_from_table(table, plan.columns, backend), "copy")
+        pending.clear()
+        yield _frame(table, described, route, backend)
 
 
 async def stream_frames(
@@ -200,11 +231,13 @@ async def stream_frames(
     guard, described = await plan(db, stmt, dtype_backend, route)
     chosen = choose(route, described)
     logger.debug("stream_frames: route %s", chosen)
-    if chosen == "copy":
+    if chosen in ("binary", "copy"):
         try:
             async with guard.savepoint():
-                async for frame in _stream_copy(guard, described, chunk_size, dtype_backend):
-                    yield frame
+                frames = _stream_copy(guard, described, chosen, chunk_size, dtype_backend)
+                async with aclosing(frames):
+                    async for frame in frames:
+                        yield frame
         except CopyRefused as refusal:  # raised before the first chunk: nothing ran
             chosen = refused(route, refusal)
         else:

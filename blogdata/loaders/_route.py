@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from blogdata.errors import BlogdataError, InvalidInputError, RouteUnavailableError
+from blogdata.loaders._binary import unsupported
 from blogdata.loaders._copy import CopyRefused
 from blogdata.loaders._dtypes import (
     COPY_KINDS,
@@ -31,9 +32,10 @@ from blogdata.loaders._statement import CompiledQuery, Statement, compile_statem
 __all__ = ["ROUTES", "DtypeBackend", "Plan", "Route", "choose", "plan", "refused"]
 
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
-#: ``"auto"`` picks COPY where it gives the driver's answer, else rows; the others force one.
-Route = Literal["auto", "copy", "rows"]
-ROUTES = ("auto", "copy", "rows")
+#: ``"auto"`` picks binary COPY where it gives the driver's answer, else CSV COPY where that
+#: does, else rows; the others force one.
+Route = Literal["auto", "binary", "copy", "rows"]
+ROUTES = ("auto", "binary", "copy", "rows")
 _BACKENDS = ("numpy_nullable", "pyarrow")
 
 logger = logging.getLogger("blogdata.loaders")
@@ -70,13 +72,19 @@ SELECT current_setting('standard_conforming_strings') = 'on',
 
 @dataclass
 class Plan:
-    """A described statement, and why COPY cannot give the driver's answer (None: it can)."""
+    """A described statement, and why each COPY cannot give the driver's answer (None: it can)."""
 
     query: CompiledQuery
     prepared: Any
     columns: list[ResultColumn]
+    oids: list[int]
     literal_sql: str | None
     copy_problem: str | None
+    binary_problem: str | None
+
+    def problem(self, route: str) -> str | None:
+        """Why ``route`` cannot give the driver's answer here (None: it can)."""
+        return {"binary": self.binary_problem, "copy": self.copy_problem}.get(route)
 
 
 def _copy_problem(
@@ -102,6 +110,32 @@ def _copy_problem(
         return "DateStyle is not ISO, and the result has dates or times"
     if not state.exact_floats and kinds & FLOAT_KINDS:
         return "extra_float_digits < 1 would round the floats"
+    return None
+
+
+def _binary_problem(
+    query: CompiledQuery, columns: Sequence[ResultColumn], oids: Sequence[int],
+    literal: str | None, state: _State,
+) -> str | None:  # fmt: skip
+    """Why binary COPY would not be exactly the driver's answer here; None if it would be.
+
+    The binary forms do not depend on DateStyle or extra_float_digits; the literal statement
+    (COPY takes no parameters) needs standard_conforming_strings, and text arrives in the
+    client_encoding, which asyncpg reads as UTF-8.
+    """
+    if not columns:
+        return "the result has no columns"
+    if query.literal_sql is None:
+        return "a bound value has no literal form that is provably the driver's"
+    if not state.exact_literals:
+        return "standard_conforming_strings is off"
+    if not state.utf8:
+        return "client_encoding is not UTF8"
+    if literal is None:
+        return "the statement with literal values does not describe the same columns"
+    missing = unsupported(oids)
+    if missing:
+        return f"column {columns[missing[0]].name!r} has a type the binary decoder does not read"
     return None
 
 
@@ -135,27 +169,32 @@ async def plan(
     literal = query.literal_sql if state.exact_literals and state.utf8 else None
     if literal is not None and literal != query.sql:
         literal = await _checked_literal(guard, literal, attributes)
+    oids = [a.type.oid for a in attributes]
     problem = _copy_problem(query, columns, literal, state)
-    return guard, Plan(query, prepared, columns, literal, problem)
+    binary = _binary_problem(query, columns, oids, literal, state)
+    return guard, Plan(query, prepared, columns, oids, literal, problem, binary)
 
 
 def choose(requested: str, plan: Plan) -> str:
     """Return the route that reads ``plan``, or refuse a forced route that cannot."""
-    if requested == "copy" and plan.copy_problem is not None:
-        raise RouteUnavailableError(
-            f"route 'copy' cannot give the driver's answer here: {plan.copy_problem}; "
-            "use route='auto'"
-        )
     if requested == "auto":
-        return "rows" if plan.copy_problem is not None else "copy"
+        for route in ("binary", "copy"):
+            if plan.problem(route) is None:
+                return route
+        return "rows"
+    problem = plan.problem(requested)
+    if problem is not None:
+        raise RouteUnavailableError(
+            f"route {requested!r} cannot give the driver's answer here: {problem}; use route='auto'"
+        )
     return requested
 
 
 def refused(route: str, refusal: CopyRefused) -> str:
     """Return the route after PostgreSQL refused the COPY wrapper (nothing ran), or refuse."""
-    if route == "copy":
+    if route in ("binary", "copy"):
         raise RouteUnavailableError(
-            f"route 'copy' cannot run this statement: PostgreSQL does not accept it inside "
+            f"route {route!r} cannot run this statement: PostgreSQL does not accept it inside "
             f"COPY ({refusal}); nothing ran; use route='auto' (it reads such statements "
             "through the driver's rows)"
         ) from None
