@@ -1,17 +1,23 @@
 """Round trips of a small load, counted on the wire.
 
-A TCP proxy between the driver and the server reads the frontend protocol and counts the
-messages after which the client waits for the server's ReadyForQuery: each simple ``Query``
-('Q') and each extended-protocol ``Sync`` ('S') is one round trip (asyncpg's ``prepare``, a
-``fetch``, ``execute``, a COPY: each is one). asyncpg's own query logger sees neither ``prepare``
-nor COPY, hence the proxy.
+A TCP proxy between the driver and the server reads the frontend protocol and counts round
+trips: a message the client sends after the server has answered starts one (the messages
+asyncpg sends together, such as Parse/Describe/Flush for ``prepare`` or Bind/Execute/Sync for a
+``fetch``, are one). asyncpg's own query logger sees neither ``prepare`` nor COPY, hence the
+proxy.
 
-Counts (after the session's BEGIN, which ``session.execute`` pays as well), for a load of one
-row of ``posts`` selected by a bound id, and by a statement without parameters:
+Counts (after the session's BEGIN, which ``session.execute`` pays as well), for a load of at
+most one row of ``posts`` selected by a bound id ("bound"), and a ``text()`` query without
+parameters ("plain"), by ``route="auto"`` and ``route="rows"``:
 
-- before issue 19: 8 round trips (state query, SAVEPOINT/prepare/RELEASE, SAVEPOINT/prepare of
-  the literal twin/RELEASE, then SAVEPOINT/COPY/RELEASE: 9 counting the forced BEGIN's SELECT 1);
-- now: see ``ONE_ROW`` below.
+- before issue 19 (counted by this test on the code of issue 17): bound 11 (auto) / 10 (rows),
+  plain 9 / 8: a state query, SAVEPOINT/prepare/RELEASE, SAVEPOINT/prepare of the literal
+  twin/RELEASE, SAVEPOINT/COPY (or fetch)/RELEASE, and asyncpg closing the previous load's named
+  statement; a session's first load paid a ``SELECT 1`` more to begin the transaction.
+- now (``ONE_ROW``): bound 5 / 4, plain 4 / 4: SAVEPOINT, one prepare (PostgreSQL's unnamed
+  statement: nothing to close later), the literal twin only for bound values on a COPY route,
+  COPY or fetch, RELEASE; the session's state comes from the settings the server reports to the
+  driver. A session's first load adds only the BEGIN any statement would send (``FIRST``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class Proxy:
             server_r, server_w = await asyncio.open_connection(self.host, self.port)
         index = len(self.counts)
         self.counts.append(0)
+        spoke = [True]  # the server has answered since the client last sent a message
 
         async def upstream() -> None:
             typed = False
@@ -68,8 +75,9 @@ class Proxy:
                         kind = await client_r.readexactly(1)
                         head = await client_r.readexactly(4)
                         body = await client_r.readexactly(struct.unpack("!i", head)[0] - 4)
-                        if kind in (b"Q", b"S"):
+                        if spoke[0]:  # the first message since the server last answered
                             self.counts[index] += 1
+                            spoke[0] = False
                         server_w.write(kind + head + body)
                     await server_w.drain()
             except (asyncio.IncompleteReadError, ConnectionError):
@@ -78,6 +86,7 @@ class Proxy:
         async def downstream() -> None:
             try:
                 while data := await server_r.read(1 << 16):
+                    spoke[0] = True
                     client_w.write(data)
                     await client_w.drain()
             except ConnectionError:
@@ -114,9 +123,29 @@ async def counted(database_url: URL) -> AsyncIterator[tuple[AsyncEngine, Proxy]]
         await proxy.close()
 
 
-async def _round_trips(engine: AsyncEngine, proxy: Proxy, stmt: object, route: str) -> int:
+#: Round trips of a one-row load (after the session's BEGIN): SAVEPOINT, prepare (the column
+#: types), [prepare of the literal twin, only with bound values], COPY or fetch, RELEASE.
+ONE_ROW = {
+    ("bound", "auto"): 5,
+    ("bound", "rows"): 4,
+    ("plain", "auto"): 4,
+    ("plain", "rows"): 4,
+}
+
+
+#: A session's first load: BEGIN (sent by SQLAlchemy's adapter, as for any first statement), then
+#: a plain one-row load.
+FIRST = 1 + ONE_ROW[("plain", "auto")]
+
+
+async def _round_trips(
+    engine: AsyncEngine, proxy: Proxy, stmt: object, route: str, *, first: bool = False
+) -> int:
     async with AsyncSession(engine) as db:
-        await db.execute(text("select 1"))  # the connection and the session's BEGIN
+        if first:
+            await db.connection()  # checked out; the driver's BEGIN is not sent yet
+        else:
+            await db.execute(text("select 1"))  # the connection and the session's BEGIN
         before = sum(proxy.counts)
         frame = await load_frame(db, stmt, route=route)  # type: ignore[arg-type]
         after = sum(proxy.counts)
@@ -133,7 +162,8 @@ async def test_a_one_row_load_costs_few_round_trips(
     got = {
         (name, route): await _round_trips(engine, proxy, stmt, route)
         for name, stmt in (("bound", bound), ("plain", plain))
-        for route in ("auto",)
+        for route in ("auto", "rows")
     }
-    print(got)
-    assert got == {}
+    assert got == ONE_ROW, got
+    plain = text("select 1 as a")
+    assert await _round_trips(engine, proxy, plain, "auto", first=True) == FIRST

@@ -82,7 +82,7 @@ from blogdata.loaders._binary import binary_batches, binary_to_table, frame_from
 from blogdata.loaders._copy import CopyRefused, copy_batches, copy_to_table
 from blogdata.loaders._dtypes import frame_from_table
 from blogdata.loaders._guard import Guard
-from blogdata.loaders._route import DtypeBackend, Plan, Route, choose, plan, refused
+from blogdata.loaders._route import DtypeBackend, Plan, Route, choose, open_guard, plan, refused
 from blogdata.loaders._rows import frame_from_records, stream_records
 from blogdata.loaders._statement import Statement
 
@@ -137,31 +137,30 @@ async def load_frame(
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept), or a
             value is outside its column's dtype.
     """
-    guard, described = await plan(db, stmt, dtype_backend, route)
-    chosen = choose(route, described)
-    logger.debug("load_frame: route %s (binary: %s)", chosen, described.binary_problem or "ok")
-    if chosen in ("binary", "copy"):
-        sql = described.literal_sql
-        assert sql is not None
-        try:
-            async with guard.savepoint():
+    guard = await open_guard(db, dtype_backend, route)
+    table: pa.Table | None = None
+    async with guard.savepoint():  # one SAVEPOINT pair, and only inside a transaction
+        described = await plan(guard, stmt, dtype_backend, route)
+        chosen = choose(route, described)
+        logger.debug("load_frame: route %s (binary: %s)", chosen, described.binary_problem or "ok")
+        if chosen in ("binary", "copy"):
+            sql = described.literal_sql
+            assert sql is not None
+            try:
                 if chosen == "binary":
-                    box = [await binary_to_table(guard.driver, sql, described.oids)]
+                    table = await binary_to_table(guard.driver, sql, described.oids)
                 else:
                     wires = [c.wire for c in described.columns]
-                    box = [await copy_to_table(guard.driver, sql, wires)]
-        except CopyRefused as refusal:
-            chosen = refused(route, refusal)
-        else:
-            if chosen == "binary":
-                frame = frame_from_binary(
-                    box.pop(), described.oids, described.columns, dtype_backend
-                )
-            else:
-                frame = frame_from_table(box.pop(), described.columns, dtype_backend)
-            return _tag(frame, chosen)
-    async with guard.savepoint():
-        records = await described.prepared.fetch(*described.query.args)
+                    table = await copy_to_table(guard.driver, sql, wires)
+            except CopyRefused as refusal:
+                chosen = refused(route, refusal)
+                await guard.rewind()  # the refused COPY aborted the savepoint; nothing ran
+                described.stale = True
+        if chosen == "rows":
+            prepared = await described.statement(guard.driver)
+            records = await prepared.fetch(*described.query.args)
+    if table is not None:
+        return _frame(table, described, chosen, dtype_backend)
     return _tag(frame_from_records(records, described.columns, dtype_backend), "rows")
 
 
@@ -228,26 +227,29 @@ async def stream_frames(
         QueryError: PostgreSQL rejected the query.
     """
     check_count(chunk_size, "chunk_size", minimum=1)
-    guard, described = await plan(db, stmt, dtype_backend, route)
-    chosen = choose(route, described)
-    logger.debug("stream_frames: route %s", chosen)
-    if chosen in ("binary", "copy"):
-        try:
-            async with guard.savepoint():
+    guard = await open_guard(db, dtype_backend, route)
+    async with guard.savepoint():
+        described = await plan(guard, stmt, dtype_backend, route)
+        chosen = choose(route, described)
+        logger.debug("stream_frames: route %s", chosen)
+        if chosen in ("binary", "copy"):
+            try:
                 frames = _stream_copy(guard, described, chosen, chunk_size, dtype_backend)
                 async with aclosing(frames):
                     async for frame in frames:
                         yield frame
-        except CopyRefused as refusal:  # raised before the first chunk: nothing ran
-            chosen = refused(route, refusal)
-        else:
-            return
-    if not guard.driver.is_in_transaction():
-        raise InvalidInputError(
-            "stream_frames reads through a server-side cursor here, which lives in a "
-            "transaction; use an AsyncSession, or a connection inside `async with conn.begin():`"
-        )
-    async with guard.savepoint():
-        records = stream_records(described.prepared, described.query.args, chunk_size)
-        async for chunk in records:
-            yield _tag(frame_from_records(chunk, described.columns, dtype_backend), "rows")
+            except CopyRefused as refusal:  # raised before the first chunk: nothing ran
+                chosen = refused(route, refusal)
+                await guard.rewind()
+                described.stale = True
+        if chosen == "rows":
+            if not guard.driver.is_in_transaction():
+                raise InvalidInputError(
+                    "stream_frames reads through a server-side cursor here, which lives in a "
+                    "transaction; use an AsyncSession, or a connection inside "
+                    "`async with conn.begin():`"
+                )
+            prepared = await described.statement(guard.driver)
+            records = stream_records(prepared, described.query.args, chunk_size)
+            async for chunk in records:
+                yield _tag(frame_from_records(chunk, described.columns, dtype_backend), "rows")

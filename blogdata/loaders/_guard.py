@@ -48,8 +48,17 @@ async def session_driver(db: AsyncSession | AsyncConnection) -> tuple[AsyncConne
     if not isinstance(driver, asyncpg.Connection):
         raise InvalidInputError("the loaders need a postgresql+asyncpg:// connection")
     if conn.in_transaction() and not driver.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement.
-        await conn.exec_driver_sql("SELECT 1")
+        # SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement:
+        # begin it as that statement would (BEGIN with the session's isolation level), without
+        # a statement of our own (one round trip less); else by a statement.
+        adapter: Any = raw.dbapi_connection
+        start = getattr(adapter, "_start_transaction", None)
+        mutex = getattr(adapter, "_execute_mutex", None)
+        if start is not None and mutex is not None and adapter._transaction is None:
+            async with translating("beginning the transaction", connection=conn), mutex:
+                await start()
+        if not driver.is_in_transaction():
+            await conn.exec_driver_sql("SELECT 1")
     return conn, driver
 
 
@@ -110,6 +119,11 @@ class Guard:
             break
         # State unknown: never let the pool hand this connection out again.
         await invalidate_connection(self.conn)
+
+    async def rewind(self) -> None:
+        """Undo what ran since the savepoint began (after a refused step), keeping it."""
+        if self.driver.is_in_transaction():
+            await self.driver.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

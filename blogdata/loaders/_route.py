@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from blogdata.errors import BlogdataError, InvalidInputError, RouteUnavailableError
+from blogdata.errors import InvalidInputError, RouteUnavailableError
 from blogdata.loaders._binary import unsupported
 from blogdata.loaders._copy import CopyRefused
 from blogdata.loaders._dtypes import (
@@ -29,7 +30,7 @@ from blogdata.loaders._dtypes import (
 from blogdata.loaders._guard import Guard, session_driver
 from blogdata.loaders._statement import CompiledQuery, Statement, compile_statement
 
-__all__ = ["ROUTES", "DtypeBackend", "Plan", "Route", "choose", "plan", "refused"]
+__all__ = ["ROUTES", "DtypeBackend", "Plan", "Route", "choose", "open_guard", "plan", "refused"]
 
 DtypeBackend = Literal["numpy_nullable", "pyarrow"]
 #: ``"auto"`` picks binary COPY where it gives the driver's answer, else CSV COPY where that
@@ -62,12 +63,8 @@ class _State:
     exact_floats: bool
 
 
-_STATE_SQL = """
-SELECT current_setting('standard_conforming_strings') = 'on',
-       current_setting('client_encoding') = 'UTF8',
-       current_setting('DateStyle') LIKE 'ISO%',
-       current_setting('extra_float_digits')::int >= 1
-"""
+#: The one setting the CSV route needs that PostgreSQL does not report to the driver.
+_FLOATS_SQL = "SELECT current_setting('extra_float_digits')::int >= 1"
 
 
 @dataclass
@@ -81,6 +78,16 @@ class Plan:
     literal_sql: str | None
     copy_problem: str | None
     binary_problem: str | None
+    #: The prepared statement is PostgreSQL's unnamed one (nothing to close afterwards, one
+    #: round trip less per load); another Parse or a simple query replaces it: then ``stale``.
+    stale: bool = False
+
+    async def statement(self, driver: Any) -> Any:
+        """Return the prepared statement, prepared again if something replaced it."""
+        if self.stale:
+            self.prepared = await driver.prepare(self.query.sql, name="")
+            self.stale = False
+        return self.prepared
 
     def problem(self, route: str) -> str | None:
         """Why ``route`` cannot give the driver's answer here (None: it can)."""
@@ -140,48 +147,66 @@ def _binary_problem(
 
 
 async def _checked_literal(guard: Guard, literal: str, attributes: Sequence[Any]) -> str | None:
-    """Return ``literal`` if it prepares as one statement with the same column types, else None."""
+    """Return ``literal`` if it prepares as one statement with the same column types, else None.
+
+    Runs inside the load's savepoint: a refusal is undone (``guard.rewind``), nothing else.
+    """
     try:
-        async with guard.savepoint():
-            twin = await guard.driver.prepare(literal)
-    except BlogdataError:
+        twin = await guard.driver.prepare(literal, name="")
+    except asyncpg.PostgresError:
+        await guard.rewind()
         return None
     same = [a.type.oid for a in twin.get_attributes()] == [a.type.oid for a in attributes]
     return literal if same else None
 
 
-async def plan(
-    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str
-) -> tuple[Guard, Plan]:
-    """Check the arguments, compile, prepare and describe ``stmt`` (nothing of it runs yet)."""
+async def open_guard(db: AsyncSession | AsyncConnection, backend: str, route: str) -> Guard:
+    """Check the arguments and return the guard of the session's own connection."""
     _check(backend, route)
     conn, driver = await session_driver(db)
-    query = compile_statement(stmt, conn.dialect)
-    guard = Guard(conn, driver)
-    row = await guard.read(driver.fetchrow(_STATE_SQL))
-    state = _State(*row)
-    async with guard.savepoint():
-        prepared = await driver.prepare(query.sql)
+    return Guard(conn, driver)
+
+
+async def plan(guard: Guard, stmt: Statement, backend: str, route: str) -> Plan:
+    """Compile, prepare and describe ``stmt`` (nothing of it runs yet), inside the savepoint.
+
+    The session's state comes from the settings PostgreSQL reports to the driver (ParameterStatus:
+    no query); only a forced CSV COPY asks the server for ``extra_float_digits``. One prepare
+    gives the column types; the literal twin is prepared only when the statement has bound
+    values and a COPY route may read it.
+    """
+    driver = guard.driver
+    query = compile_statement(stmt, guard.conn.dialect)
+    settings = driver.get_settings()
+    exact_literals = getattr(settings, "standard_conforming_strings", "") == "on"
+    utf8 = getattr(settings, "client_encoding", "") == "UTF8"
+    iso = str(getattr(settings, "DateStyle", "")).startswith("ISO")
+    floats = False
+    if route == "copy":
+        floats = bool(await driver.fetchval(_FLOATS_SQL))
+    state = _State(exact_literals, utf8, iso, floats)
+    prepared = await driver.prepare(query.sql, name="")
     attributes = prepared.get_attributes()
-    dialect: Any = conn.dialect
+    dialect: Any = guard.conn.dialect
     loads = dialect._json_deserializer or json.loads
     columns = describe(query.labels, query.numeric_scales, attributes, backend, loads)
-    literal = query.literal_sql if state.exact_literals and state.utf8 else None
-    if literal is not None and literal != query.sql:
-        literal = await _checked_literal(guard, literal, attributes)
     oids = [a.type.oid for a in attributes]
+    literal = query.literal_sql if state.exact_literals and state.utf8 else None
+    copying = route != "rows" and bool(columns) and not unsupported(oids)
+    twin = literal is not None and literal != query.sql
+    if literal is not None and twin:
+        literal = await _checked_literal(guard, literal, attributes) if copying else None
     problem = _copy_problem(query, columns, literal, state)
     binary = _binary_problem(query, columns, oids, literal, state)
-    return guard, Plan(query, prepared, columns, oids, literal, problem, binary)
+    return Plan(query, prepared, columns, oids, literal, problem, binary, stale=twin and copying)
 
 
 def choose(requested: str, plan: Plan) -> str:
     """Return the route that reads ``plan``, or refuse a forced route that cannot."""
     if requested == "auto":
-        for route in ("binary", "copy"):
-            if plan.problem(route) is None:
-                return route
-        return "rows"
+        # CSV COPY needs all binary COPY needs and more (DateStyle, extra_float_digits): where
+        # binary cannot serve, neither can CSV, so auto is binary or rows.
+        return "binary" if plan.binary_problem is None else "rows"
     problem = plan.problem(requested)
     if problem is not None:
         raise RouteUnavailableError(
