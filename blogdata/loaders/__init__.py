@@ -42,14 +42,17 @@ its transaction and snapshot, under its role and row-level security, with its se
 ones such as ``app.tenant_id`` and ``SET LOCAL`` ones included), temporary tables, locks and
 uncommitted (and, with autoflush, pending) writes, and as part of its SERIALIZABLE transaction.
 What the statement does (``set_config``, advisory locks, ``nextval``) happens to the session.
-There is no second connection. Two routes carry the rows; the one taken is
+There is no second connection. Three routes carry the rows; the one taken is
 ``frame.attrs["blogdata.route"]`` (and a DEBUG line on the ``blogdata.loaders`` logger):
 
-- ``"copy"``: ``COPY (query) TO STDOUT (FORMAT csv)``, parsed by pyarrow in a thread while it
-  streams. ``"auto"`` takes it where it provably gives the driver's answer: the values have
-  literal forms, ``standard_conforming_strings`` is on, ``client_encoding`` is UTF8, dates and
-  times are written in ISO DateStyle, floats are written exactly (``extra_float_digits >= 1``),
-  and every column has a type of the table above.
+- ``"binary"``: ``COPY (query) TO STDOUT (FORMAT binary)``, decoded in-process into Arrow
+  buffers as it streams (``_binary``). ``"auto"`` takes it where it provably gives the driver's
+  answer: the values have literal forms, ``standard_conforming_strings`` is on,
+  ``client_encoding`` is UTF8 (both read from what PostgreSQL reports to the driver, no query),
+  and every column has a type the decoder reads (the table above, uuid and bytea too).
+- ``"copy"``: the same COPY as CSV, parsed by pyarrow in a thread while it streams; it also
+  needs ISO DateStyle and ``extra_float_digits >= 1``, so wherever it applies binary does:
+  ``"auto"`` never needs it; it stays for forcing and comparison.
 - ``"rows"``: the driver's own records, converted column by column. Always available.
 
 A statement COPY cannot wrap (``SHOW``, ``EXPLAIN [ANALYZE]``, ``EXECUTE name``, a trailing
@@ -60,7 +63,7 @@ twice.
 
 Bound values are never spliced into SQL text: the literal statement COPY needs is rendered by
 SQLAlchemy's compiler where each placeholder stands, and checked against the bound one (see
-``_statement``). Loads run inside a SAVEPOINT (when the connection is in a transaction), so a
+``_statement``). A load runs inside one SAVEPOINT (when the connection is in a transaction), so a
 failed or interrupted load leaves the caller's transaction and earlier work usable; a cancelled
 load (task cancel, ``wait_for`` timeout, Jupyter's interrupt) stops the server's work and never
 hands back a connection in the middle of a COPY.
@@ -128,8 +131,9 @@ async def load_frame(
             all its columns).
         dtype_backend: ``"numpy_nullable"`` (pandas extension dtypes) or ``"pyarrow"``
             (``pd.ArrowDtype`` columns).
-        route: ``"auto"`` (COPY where it gives the driver's answer, else the driver's rows),
-            or ``"copy"`` or ``"rows"`` to force one (for tests and benchmarks).
+        route: ``"auto"`` (binary COPY where it gives the driver's answer, else the driver's
+            rows), or ``"binary"``, ``"copy"`` or ``"rows"`` to force one (for tests and
+            benchmarks).
 
     Raises:
         InvalidInputError: ``stmt`` is not a statement, or an argument is unknown.
@@ -214,10 +218,10 @@ async def stream_frames(
     """Yield the result of ``stmt`` as DataFrames of ``chunk_size`` rows (the last may be short).
 
     Every chunk has the columns and dtypes ``load_frame`` gives, and memory stays bounded by a
-    chunk and a few parse blocks. The rows stream on the session's own connection, as COPY
-    (``route="copy"``, parsed incrementally by pyarrow) or, where COPY cannot give the driver's
-    answer, through a server-side cursor (``route="rows"``). The connection is busy while the
-    stream is open: use another session for other queries meanwhile, and close the iterator
+    chunk and a few parse blocks. The rows stream on the session's own connection, as binary
+    COPY (decoded block by block; or ``route="copy"``, CSV parsed incrementally by pyarrow)
+    or, where COPY cannot give the driver's answer, through a server-side cursor
+    (``route="rows"``). The connection is busy while the stream is open: use another session for other queries meanwhile, and close the iterator
     (``contextlib.aclosing``) to stop early. An empty result yields nothing.
 
     Raises:
