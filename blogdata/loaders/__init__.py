@@ -222,7 +222,8 @@ async def stream_frames(
     COPY (decoded block by block; or ``route="copy"``, CSV parsed incrementally by pyarrow)
     or, where COPY cannot give the driver's answer, through a server-side cursor
     (``route="rows"``). The connection is busy while the stream is open: use another session
-    for other queries meanwhile, and close the iterator (``contextlib.aclosing``) to stop early. An empty result yields nothing.
+    for other queries meanwhile, and close the iterator (``contextlib.aclosing``) to stop early.
+    An empty result yields nothing.
 
     Raises:
         InvalidInputError: ``chunk_size`` is not a positive integer, or ``stmt`` is not a
