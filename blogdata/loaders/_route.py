@@ -179,7 +179,10 @@ async def plan(guard: Guard, stmt: Statement, backend: str, route: str) -> Plan:
     query = compile_statement(stmt, guard.conn.dialect)
     settings = driver.get_settings()
     exact_literals = getattr(settings, "standard_conforming_strings", "") == "on"
-    utf8 = getattr(settings, "client_encoding", "") == "UTF8"
+    # The server reports 'UTF8'; PgBouncer echoes the client's startup value as asyncpg sent it,
+    # quotes included ("'utf-8'").
+    encoding = str(getattr(settings, "client_encoding", "")).strip("'\"").upper().replace("-", "")
+    utf8 = encoding.replace("_", "") in ("UTF8", "UNICODE")
     iso = str(getattr(settings, "DateStyle", "")).startswith("ISO")
     floats = False
     if route == "copy":
