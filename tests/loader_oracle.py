@@ -91,7 +91,7 @@ FLOATS = {"float4": (np.float32, pa.float32(), pd.Float32Dtype()),
           "float8": (np.float64, pa.float64(), pd.Float64Dtype())}  # fmt: skip
 TEXTS = frozenset({"text", "varchar", "bpchar", "name"})
 _SCALED = re.compile(r"numeric\((\d+),\s*(\d+)\)")
-ROUTES = ("copy", "rows")
+ROUTES = ("binary", "copy", "rows")
 BACKENDS = ("numpy_nullable", "pyarrow")
 
 
@@ -291,7 +291,8 @@ def concat_chunks(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 #: The ways a test reads a statement: each forced route, the default, and streaming.
-WAYS = ("copy", "rows", "auto", "stream-auto", "stream-copy", "stream-rows")
+WAYS = ("binary", "copy", "rows", "auto", "stream-auto", "stream-binary", "stream-copy",
+        "stream-rows")  # fmt: skip
 
 
 async def load(db: Any, stmt: Any, backend: str, way: str, chunk_size: int) -> pd.DataFrame:
@@ -310,7 +311,7 @@ async def load(db: Any, stmt: Any, backend: str, way: str, chunk_size: int) -> p
         async for c in stream_frames(db, stmt, chunk_size=chunk_size,
                                      dtype_backend=cast(DtypeBackend, backend), route=route)
     ]  # fmt: skip
-    want = ("copy", "rows") if route == "auto" else (route,)
+    want = ROUTES if route == "auto" else (route,)
     for i, chunk in enumerate(chunks):
         assert chunk.attrs.get("blogdata.route") in want, (
             f"{way}: chunk {i} route {chunk.attrs.get('blogdata.route')!r} not in {want}"
@@ -351,7 +352,7 @@ async def check_way(
     try:
         got = await load(db, stmt, backend, way, chunk_size)
     except RouteUnavailableError as exc:
-        assert way in ("copy", "stream-copy"), (
+        assert way in ("binary", "copy", "stream-binary", "stream-copy"), (
             f"{way} must never be unavailable, but raised RouteUnavailableError: {exc}"
         )
         assert str(exc), f"{way}: RouteUnavailableError without a reason"

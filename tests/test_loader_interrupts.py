@@ -1,5 +1,5 @@
 """Interrupted loads: a cancelled task or a ``wait_for`` timeout at many random points (a seeded
-RNG) in a load big enough to be mid-COPY, on the copy and rows routes and in
+RNG) in a load big enough to be mid-COPY, on the binary, copy and rows routes and in
 ``stream_frames``. Afterwards ``rollback()`` and ``close()`` never raise, the server's work is
 gone within a bounded number of polls, and the next session from the same one-connection pool
 answers and loads (the pool never hands out a connection in the middle of a COPY)."""
@@ -30,7 +30,7 @@ BIG = text(
     f"select g as {MARKER}, g::text || ' row, \"quoted\"' as t, g::float8 * 0.5 as f"
     " from generate_series(1, 3000000) g"
 )
-ROUTES = ["copy", "rows", "stream"]
+ROUTES = ["binary", "copy", "rows", "stream-binary", "stream-copy"]
 
 
 @pytest.fixture
@@ -54,9 +54,10 @@ async def monitor(fidelity: FidelityDb) -> AsyncIterator[AsyncEngine]:
 
 
 async def _read(db: AsyncSession, route: str) -> Any:
-    if route == "stream":
+    if route.startswith("stream-"):
         rows = 0
-        async for chunk in stream_frames(db, BIG, chunk_size=200_000, route="copy"):
+        forced = route.removeprefix("stream-")
+        async for chunk in stream_frames(db, BIG, chunk_size=200_000, route=forced):  # type: ignore[arg-type]
             rows += len(chunk)
         return rows
     return await load_frame(db, BIG, route=cast(Route, route))  # ROUTES: a route or "stream"
@@ -100,9 +101,10 @@ async def test_an_interrupted_load_leaves_the_session_pool_and_server_clean(
     engine = one_connection_engine
     async with AsyncSession(engine) as probe:  # the route really serves this statement here
         small = text("select 1 as a")
-        if route == "stream":
-            chunks = [c async for c in stream_frames(probe, small, route="copy")]
-            assert chunks[0].attrs["blogdata.route"] == "copy"
+        if route.startswith("stream-"):
+            forced: Any = route.removeprefix("stream-")
+            chunks = [c async for c in stream_frames(probe, small, route=forced)]
+            assert chunks[0].attrs["blogdata.route"] == forced
         else:
             assert (await load_frame(probe, small, route=cast(Route, route))).attrs[
                 "blogdata.route"

@@ -44,7 +44,7 @@ BIG = "generate_series(1, 300000) AS big(n)"
 ONE = "big.n > 299999"
 #: A column the planner takes for 104 bytes, so every statement is "8 MB or more" to it.
 PAD = "''::char(100) AS pad"
-COPY_WAYS = ("copy", "stream-copy")
+COPY_WAYS = ("binary", "copy", "stream-binary", "stream-copy")
 BACKEND = "numpy_nullable"
 
 

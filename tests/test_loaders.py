@@ -243,7 +243,7 @@ async def test_pending_orm_changes_are_flushed_before_the_load(
 ) -> None:
     db.add(User(email="p@example.com", username="pending", hashed_password="x"))
     frame = await load_frame(db, select(User.username))
-    assert frame["username"].tolist() == ["pending"] and frame.attrs[ROUTE_ATTR] == "copy"
+    assert frame["username"].tolist() == ["pending"] and frame.attrs[ROUTE_ATTR] == "binary"
 
 
 async def test_a_non_iso_datestyle_still_gives_exact_timestamps(db: AsyncSession) -> None:
@@ -332,7 +332,7 @@ async def test_stream_frames_outside_a_transaction_streams_copy_and_says_a_curso
         stmt = text("SELECT g FROM generate_series(1, 5) AS g")
         chunks = [c async for c in stream_frames(conn, stmt, chunk_size=2)]
         assert [len(c) for c in chunks] == [2, 2, 1]
-        assert {c.attrs[ROUTE_ATTR] for c in chunks} == {"copy"}
+        assert {c.attrs[ROUTE_ATTR] for c in chunks} == {"binary"}
         with pytest.raises(InvalidInputError, match="transaction"):
             async for _ in stream_frames(conn, select(Post.id), route="rows"):
                 pass
@@ -343,9 +343,9 @@ async def test_an_unknown_route_is_refused_naming_the_valid_ones(
     db: AsyncSession, route: str
 ) -> None:
     # Regression (issue 17): there is no second-connection route any more.
-    with pytest.raises(InvalidInputError, match="'auto', 'copy', 'rows'"):
+    with pytest.raises(InvalidInputError, match="'auto', 'binary', 'copy', 'rows'"):
         await load_frame(db, select(Post), route=route)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="'auto', 'copy', 'rows'"):
+    with pytest.raises(InvalidInputError, match="'auto', 'binary', 'copy', 'rows'"):
         async for _ in stream_frames(db, select(Post), route=route):  # type: ignore[arg-type]
             pass
 
@@ -361,7 +361,7 @@ async def test_the_loaders_open_no_second_connection(engine: AsyncEngine) -> Non
         pid = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         before = await _backends(engine, pid)
         frame = await load_frame(db, stmt)
-        assert len(frame) == 300_000 and frame.attrs[ROUTE_ATTR] == "copy"
+        assert len(frame) == 300_000 and frame.attrs[ROUTE_ATTR] == "binary"
         assert await _backends(engine, pid) == before
 
 

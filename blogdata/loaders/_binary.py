@@ -54,24 +54,32 @@ interleaved, medians of 5):
   only then: ``import blogdata`` does not load it.
 
 The kernels release the GIL (``nogil``), so the caller may decode in a thread while asyncpg
-receives the next bytes.
+receives the next bytes. The route (:func:`binary_to_table`, :func:`binary_batches`) decodes on
+the event loop as the bytes arrive (``THREADED`` says why), and :func:`frame_from_binary` ends
+the columns with ``_dtypes.finish``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from blogdata.errors import QueryError
+from blogdata.loaders._copy import run_copy
+from blogdata.loaders._dtypes import ResultColumn, assemble, finish
 
 __all__ = [
     "SUPPORTED_OIDS",
     "BinaryCopyDecoder",
+    "binary_batches",
+    "binary_to_table",
     "finish_input",
+    "frame_from_binary",
     "unsupported",
     "wire_type",
 ]
@@ -515,3 +523,124 @@ def _check_range(values: np.ndarray, low: int, high: int, null: np.ndarray, kind
             f"a {kind} value is outside years 1..9999, which Python cannot represent (the driver "
             "refuses it too); filter it out or cast it to text in the query"
         )
+
+
+# --- the route: binary COPY on the session's connection, decoded as it streams --------------
+
+
+class _Sink:
+    """asyncpg's ``output`` for a binary COPY: feeds the decoder, big blocks in a worker thread."""
+
+    def __init__(self, oids: Sequence[int], names: Sequence[str] | None, threaded: bool) -> None:
+        self.decoder = BinaryCopyDecoder(oids, names=names)
+        self.batches: list[pa.RecordBatch] = []
+        self.received = 0
+        self._threaded = threaded
+
+    async def __call__(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        decoder = self.decoder
+        if self._threaded and decoder._size + len(chunk) >= decoder._block:
+            # A block is due: decode it off the event loop (the kernels release the GIL), while
+            # the loop goes on receiving the next bytes into asyncpg's buffer.
+            self.batches += await asyncio.to_thread(decoder.feed, chunk)
+        else:
+            self.batches += decoder.feed(chunk)
+
+    def get(self) -> int:
+        return self.received
+
+
+#: Decode full blocks in a worker thread. Off: on this 2-core machine it measured no faster
+#: (1M x 8, medians of 5 under load: 3.0 s threaded, 3.3 s inline, both noisy) and, under load,
+#: left a cancelled COPY running on the server longer than the interrupt suite allows.
+THREADED = False
+
+
+async def binary_to_table(
+    driver: Any, sql: str, oids: Sequence[int], *, names: Sequence[str] | None = None
+) -> pa.Table:
+    """Run ``COPY (sql) TO STDOUT (FORMAT binary)`` on ``driver`` and decode it into a table.
+
+    ``sql`` must hold no parameters; ``oids`` are its columns' types (all supported). Raises
+    :class:`~blogdata.loaders._copy.CopyRefused` if PostgreSQL refused the wrapper, asyncpg's
+    error if the query failed, :class:`QueryError` for a value Python cannot hold.
+    """
+    sink = _Sink(oids, names, THREADED)
+    await run_copy(driver, sql, sink, "binary", sink.get)
+    decoder = sink.decoder
+    if THREADED and decoder._size >= _JIT_FROM:
+        sink.batches += await asyncio.to_thread(decoder.finish)
+    else:
+        sink.batches += decoder.finish()
+    return pa.Table.from_batches(sink.batches, schema=decoder.schema)
+
+
+async def binary_batches(
+    driver: Any, sql: str, oids: Sequence[int], *, block: int = _BLOCK // 4
+) -> AsyncGenerator[pa.RecordBatch, None]:
+    """Yield the binary COPY's rows as record batches while it streams; memory stays bounded.
+
+    The COPY runs in a task of its own and its sink waits while more than a few batches are
+    ready and not taken (asyncpg then stops reading the socket, so the server waits too).
+    Closing the iterator early cancels the COPY.
+    """
+    decoder = BinaryCopyDecoder(oids, block=block)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = asyncio.Semaphore(2)  # decoded blocks waiting for the consumer
+    received = 0
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal received
+        received += len(chunk)
+        if THREADED and decoder._size + len(chunk) >= decoder._block and _kernels is not None:
+            batches = await asyncio.to_thread(decoder.feed, chunk)
+        else:
+            batches = decoder.feed(chunk)
+        for batch in batches:
+            await room.acquire()
+            queue.put_nowait(batch)
+
+    async def copy() -> None:
+        try:
+            await run_copy(driver, sql, sink, "binary", lambda: received)
+            for batch in decoder.finish():
+                await room.acquire()
+                queue.put_nowait(batch)
+        except BaseException as exc:
+            queue.put_nowait(exc)
+            raise
+        queue.put_nowait(_END)
+
+    copying = asyncio.ensure_future(copy())
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            room.release()
+            yield item
+        await copying
+    finally:
+        if not copying.done():
+            copying.cancel()
+        await asyncio.shield(asyncio.gather(copying, return_exceptions=True))
+
+
+_END = object()
+
+
+def frame_from_binary(
+    table: pa.Table, oids: Sequence[int], columns: Sequence[ResultColumn], backend: str
+) -> Any:
+    """Build the contract's frame from a decoded table, letting go of it column by column."""
+    arrays = []
+    for oid, column in zip(oids, columns, strict=True):
+        values = table.column(0)
+        table = table.remove_column(0)
+        arrays.append(finish(column, finish_input(oid, values), backend))
+        del values
+    del table
+    return assemble(arrays, columns, backend)

@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
-__all__ = ["CopyRefused", "copy_batches", "copy_to_table"]
+__all__ = ["CopyRefused", "copy_batches", "copy_to_table", "run_copy"]
 
 
 class CopyRefused(Exception):  # noqa: N818 - a signal inside this package, never raised to users
@@ -172,15 +172,28 @@ def _copy_sql(sql: str) -> str:
     return f"\n{sql}\n"
 
 
-async def _run_copy(driver: Any, sql: str, pipe: _Pipe) -> None:
+async def run_copy(
+    driver: Any, sql: str, output: Callable[[bytes], Awaitable[None]], fmt: str,
+    received: Callable[[], int],
+) -> None:  # fmt: skip
+    """Run ``COPY (sql) TO STDOUT (FORMAT fmt)``, handing its bytes to ``output``.
+
+    Raises :class:`CopyRefused` when PostgreSQL's parser refused the wrapper itself (SQLSTATE
+    42601 located in the COPY text, before any byte arrived: ``received()`` is 0).
+    """
     try:
-        await driver.copy_from_query(_copy_sql(sql), output=pipe.put, format="csv")
+        await driver.copy_from_query(_copy_sql(sql), output=output, format=fmt)
     except asyncpg.PostgresError as exc:
         # The parser's own refusal: a syntax error located in the COPY text, before any row.
         parsed = exc.sqlstate == "42601" and getattr(exc, "position", None)
-        if parsed and not getattr(exc, "internal_query", None) and pipe.received == 0:
+        if parsed and not getattr(exc, "internal_query", None) and received() == 0:
             raise CopyRefused(str(exc)) from exc
         raise
+
+
+async def _run_copy(driver: Any, sql: str, pipe: _Pipe) -> None:
+    try:
+        await run_copy(driver, sql, pipe.put, "csv", lambda: pipe.received)
     finally:
         pipe.finish()
 
@@ -227,7 +240,7 @@ _DONE = object()
 
 async def copy_batches(
     driver: Any, sql: str, types: Sequence[pa.DataType], *, limit: int = _LIMIT
-) -> AsyncIterator[pa.RecordBatch]:
+) -> AsyncGenerator[pa.RecordBatch, None]:
     """Yield the COPY's rows as record batches while it streams (pyarrow's incremental reader).
 
     The COPY runs in a task of its own; batches wait in a queue of a few blocks, so memory stays

@@ -30,6 +30,7 @@ __all__ = [
     "assemble",
     "describe",
     "finish",
+    "frame_from_table",
     "records_to_columns",
 ]
 
@@ -335,3 +336,15 @@ def assemble(arrays: list[_Built], columns: Sequence[ResultColumn], backend: str
         frame.insert(i, f"c{i}", pd.Series(values, dtype=dtype, index=frame.index))
     frame.columns = pd.Index([c.name for c in columns])
     return frame
+
+
+def frame_from_table(table: pa.Table, columns: Sequence[ResultColumn], backend: str) -> Any:
+    """Build the contract's frame from a COPY route's Arrow table, letting go column by column."""
+    arrays = []
+    for column in columns:
+        values = table.column(0)
+        table = table.remove_column(0)
+        arrays.append(finish(column, values, backend))
+        del values
+    del table
+    return assemble(arrays, columns, backend)
