@@ -211,7 +211,7 @@ async def test_every_route_on_the_standby_gives_the_same_frame_on_the_sessions_c
             rows = await load_frame(db, stmt, route="rows")
             in_recovery = (await db.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
         assert in_recovery is True
-        assert auto.attrs[ROUTE_ATTR] == "copy" and copy.attrs[ROUTE_ATTR] == "copy"
+        assert auto.attrs[ROUTE_ATTR] == "binary" and copy.attrs[ROUTE_ATTR] == "copy"
         assert rows.attrs[ROUTE_ATTR] == "rows"
         assert len(copy) > 0
         pd.testing.assert_frame_equal(auto, copy)
