@@ -24,7 +24,6 @@ from blogdata.db.engine import create_database, create_engine, drop_database
 from blogdata.seed import seed
 from blogdata.servers import embedded
 from tests.helpers import migrated_database, pooled_engine, rolled_back_session
-from tests.loader_oracle import FidelityDb, fidelity_database
 
 get_settings(reload=True)  # the root conftest.py has set this run's environment
 
@@ -106,21 +105,3 @@ async def committed_url(server_url: URL) -> AsyncIterator[URL]:
     """
     async with migrated_database(server_url, "blogdata_committed") as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-async def fidelity(server_url: URL) -> AsyncIterator[FidelityDb]:
-    """The loaders' differential-test database (``tests.loader_oracle.fidelity_database``)."""
-    async with fidelity_database(server_url) as fid:
-        yield fid
-
-
-@pytest.fixture
-async def fdb(fidelity: FidelityDb) -> AsyncIterator[AsyncSession]:
-    """A plain session on the fidelity database, rolled back and closed after the test."""
-    session = AsyncSession(fidelity.engine, expire_on_commit=False)
-    try:
-        yield session
-    finally:
-        await session.rollback()
-        await session.close()

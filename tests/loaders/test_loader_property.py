@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
-from tests.loader_oracle import BACKENDS, WAYS, FidelityDb, check_way
+from tests.loaders.oracle import BACKENDS, WAYS, FidelityDb, check_way
 
 UTC = dt.UTC
 

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from blogdata.db.engine import create_engine
 from blogdata.errors import QueryError, RetryableConflictError, RouteUnavailableError
 from blogdata.translate import translating
-from tests.loader_oracle import WAYS, assert_same_frame, check_way, load, oracle
+from tests.loaders.oracle import WAYS, assert_same_frame, check_way, load, oracle
 
 #: Three hundred thousand rows to the planner; ``ONE`` keeps the last (it expects a third).
 BIG = "generate_series(1, 300000) AS big(n)"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db.engine import create_engine
 from blogdata.loaders import Route, load_frame, stream_frames
-from tests.loader_oracle import FidelityDb
+from tests.loaders.oracle import FidelityDb
 
 pytestmark = pytest.mark.slow
 

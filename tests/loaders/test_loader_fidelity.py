@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.errors import QueryError, RouteUnavailableError
 from blogdata.models import Post
-from tests.loader_oracle import (
+from tests.loaders.oracle import (
     BACKENDS,
     WAYS,
     assert_same_frame,
