@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.completer import Completion, provisionalcompleter
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
 from blogdata.db.engine import create_engine
-from blogdata.notebook import completion, current_engine, use_engine
-from blogdata.notebook import run as sync_run
+from blogdata.notebook import completion, current_engine
+from tests.notebook.shell import run, sql_shell
 
 
 @pytest.fixture(scope="module")
 def shell(database_url: URL) -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(database_url, poolclass=NullPool)
-    use_engine(engine)
-    try:
+    with sql_shell(engine) as ip:
         yield ip
-    finally:
-        use_engine(None)
-        sync_run(engine.dispose())
-        loop = get_asyncio_loop()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        InteractiveShell.clear_instance()
-        gc.collect()
 
 
 def offered(ip: InteractiveShell, source: str, offset: int | None = None) -> list[str]:
@@ -58,13 +45,6 @@ def until_offered(ip: InteractiveShell, source: str, wanted: str, seconds: float
         if wanted in found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec
-    return result.result
 
 
 def test_tables_after_from_and_join(shell: InteractiveShell) -> None:

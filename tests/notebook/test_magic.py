@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib.util
 import os
 import signal
@@ -12,53 +11,33 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
-from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.formatters import DisplayFormatter
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
 from sqlalchemy.engine import URL
 
 from blogdata.db.engine import create_engine
-from blogdata.notebook import current_engine, use_engine
+from blogdata.notebook import current_engine
 from blogdata.notebook import run as sync_run
 from blogdata.notebook.magic import SqlFrame
+from tests.notebook.shell import run, sql_shell
 
 
 @pytest.fixture(scope="module")
 def shell(database_url: URL) -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(database_url, poolclass=NullPool)
-    use_engine(engine)
-    try:
+    with sql_shell(engine) as ip:
         yield ip
-    finally:
-        use_engine(None)
-        sync_run(engine.dispose())
-        # Plain IPython keeps one event loop for its cells: close it, and the shell, with us.
-        loop = get_asyncio_loop()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        InteractiveShell.clear_instance()
-        gc.collect()
 
 
 def formatter(shell: InteractiveShell) -> DisplayFormatter:
     """The shell's display formatter (IPython types it as optional)."""
     assert shell.display_formatter is not None
     return shell.display_formatter
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec
-    return result.result
 
 
 def test_a_line_returns_the_whole_frame_with_a_capped_display(shell: InteractiveShell) -> None:

@@ -7,7 +7,6 @@ backend pid is checked to prove it).
 
 from __future__ import annotations
 
-import gc
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,6 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool, text
@@ -26,32 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blogdata.db.engine import create_engine, drop_database
 from blogdata.notebook import magic, use_engine
 from blogdata.notebook import run as sync_run
+from tests.notebook.shell import run, sql_shell
 
 
 @pytest.fixture(scope="module")
 def shell(database_url: URL) -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    use_engine(engine)
-    ip.user_ns["_engine"] = engine
-    try:
+    with sql_shell(engine) as ip:
+        ip.user_ns["_engine"] = engine
         yield ip
-    finally:
-        use_engine(None)
-        sync_run(engine.dispose())
-        loop = get_asyncio_loop()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        InteractiveShell.clear_instance()
-        gc.collect()
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec
-    return result.result
 
 
 def fails(ip: InteractiveShell, source: str) -> str:

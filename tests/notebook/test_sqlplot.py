@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from typing import Any
 
 import matplotlib
 import pytest
-from IPython.core.async_helpers import get_asyncio_loop
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy import NullPool
 from sqlalchemy.engine import URL
@@ -16,7 +14,7 @@ from sqlalchemy.engine import URL
 from blogdata import charts
 from blogdata.db.engine import create_engine
 from blogdata.notebook import run as sync_run
-from blogdata.notebook import use_engine
+from tests.notebook.shell import run, sql_shell
 
 matplotlib.use("Agg")
 
@@ -27,28 +25,12 @@ from matplotlib.patches import Rectangle, StepPatch  # noqa: E402
 
 @pytest.fixture(scope="module")
 def shell(seeded_url: URL) -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "blogdata")
     engine = create_engine(seeded_url, poolclass=NullPool)
-    use_engine(engine)
-    try:
-        yield ip
-    finally:
-        plt.close("all")
-        use_engine(None)
-        sync_run(engine.dispose())
-        loop = get_asyncio_loop()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        InteractiveShell.clear_instance()
-        gc.collect()
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_in_exec is not None or result.error_before_exec is not None:
-        raise result.error_in_exec or result.error_before_exec
-    return result.result
+    with sql_shell(engine) as ip:
+        try:
+            yield ip
+        finally:
+            plt.close("all")
 
 
 def error(ip: InteractiveShell, source: str) -> BaseException:
