@@ -94,10 +94,15 @@ class Plan:
         return {"binary": self.binary_problem, "copy": self.copy_problem}.get(route)
 
 
-def _copy_problem(
+def _literal_problem(
     query: CompiledQuery, columns: Sequence[ResultColumn], literal: str | None, state: _State
 ) -> str | None:
-    """Why COPY's CSV would not be exactly the driver's answer here; None if it would be."""
+    """Why a COPY (which takes no parameters) could not carry this statement exactly; or None.
+
+    Both COPY routes need the statement with its values as literals, checked to describe the
+    same columns, and text in UTF-8 (asyncpg sends SQL as UTF-8 but reads values in the
+    client_encoding, so COPY's bytes would differ).
+    """
     if not columns:
         return "the result has no columns"
     if query.literal_sql is None:
@@ -105,10 +110,19 @@ def _copy_problem(
     if not state.exact_literals:
         return "standard_conforming_strings is off"
     if not state.utf8:
-        # asyncpg sends SQL text as UTF-8 but values in client_encoding: COPY's would differ.
         return "client_encoding is not UTF8"
     if literal is None:
         return "the statement with literal values does not describe the same columns"
+    return None
+
+
+def _copy_problem(
+    query: CompiledQuery, columns: Sequence[ResultColumn], literal: str | None, state: _State
+) -> str | None:
+    """Why COPY's CSV would not be exactly the driver's answer here; None if it would be."""
+    problem = _literal_problem(query, columns, literal, state)
+    if problem:
+        return problem
     for column in columns:
         if column.kind not in COPY_KINDS:
             return f"column {column.name!r} has a type COPY's text does not map exactly"
@@ -126,20 +140,11 @@ def _binary_problem(
 ) -> str | None:  # fmt: skip
     """Why binary COPY would not be exactly the driver's answer here; None if it would be.
 
-    The binary forms do not depend on DateStyle or extra_float_digits; the literal statement
-    (COPY takes no parameters) needs standard_conforming_strings, and text arrives in the
-    client_encoding, which asyncpg reads as UTF-8.
+    The binary forms do not depend on DateStyle or extra_float_digits.
     """
-    if not columns:
-        return "the result has no columns"
-    if query.literal_sql is None:
-        return "a bound value has no literal form that is provably the driver's"
-    if not state.exact_literals:
-        return "standard_conforming_strings is off"
-    if not state.utf8:
-        return "client_encoding is not UTF8"
-    if literal is None:
-        return "the statement with literal values does not describe the same columns"
+    problem = _literal_problem(query, columns, literal, state)
+    if problem:
+        return problem
     missing = unsupported(oids)
     if missing:
         return f"column {columns[missing[0]].name!r} has a type the binary decoder does not read"
