@@ -87,13 +87,17 @@ def _function(answer: Any, name: str, *, is_async: bool = True) -> None:
     right = inspect.iscoroutinefunction(answer) if is_async else callable(answer)
     if not is_async and inspect.iscoroutinefunction(answer):
         right = False
+    if inspect.iscoroutinefunction(answer):
+        what = "an async function"
+    elif callable(answer):
+        what = "a plain function (not async def)"
+    else:
+        what = f"a {type(answer).__name__} value"
     _expect(
         right,
-        f"answer is {'an async function' if inspect.iscoroutinefunction(answer) else 'a'} "
-        f"{type(answer).__name__}, not your {kind}: write `{'async ' if is_async else ''}def "
+        f"answer is {what}, not your {kind}: write `{'async ' if is_async else ''}def "
         f"{name}(...)` and set answer = {name} (no call). The check runs it itself, with "
-        "arguments other than the prompt's, and watches the SQL it sends, so a value typed in "
-        "cannot pass",
+        "arguments other than the prompt's, so a value typed in cannot pass",
     )
 
 
