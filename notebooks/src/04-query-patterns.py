@@ -258,9 +258,6 @@ await check_exercise_04(answer, db)
 # ### Solution
 
 # %% tags=["solution"]
-from blogdata.queries import Keyset, posts_page
-
-
 async def keyset_pages(db, word, per_page):
     pages, after = [], None
     while True:
