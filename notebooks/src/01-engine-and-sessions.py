@@ -600,32 +600,39 @@ await active_users_by_role(nb.engine.url)
 # %% [markdown]
 # ## Exercise
 #
-# Build an engine with `create_engine(nb.engine.url, pool_size=2, max_overflow=0,
-# pool_timeout=0.5)` and check out two connections (`await engine.connect()`). Then try a third
-# one, catch the exception it raises, and set `answer` to that exception
-# (`except Exception as exc: answer = exc`). Return both connections and dispose of the engine.
+# Write `async def third_connection(url, pool_size)`: build an engine with
+# `create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=0.5)`, check out
+# `pool_size` connections (`await engine.connect()`), then try one more, catch the exception it
+# raises and return it (`except Exception as exc: return exc`). Give the connections back and
+# dispose of the engine before returning. Try it with `await third_connection(nb.engine.url, 2)`,
+# then set `answer` to the function itself: the check calls it with a pool size of its own.
 
 # %%
-answer = ...  # your exception from the third engine.connect()
+answer = ...  # your third_connection function (no call)
 
 # %%
-check_exercise_01(answer)
+await check_exercise_01(answer, nb.engine.url)
 
 # %% [markdown]
 # ### Solution
 
 # %% tags=["solution"]
-engine = create_engine(nb.engine.url, pool_size=2, max_overflow=0, pool_timeout=0.5)
-held = [await engine.connect(), await engine.connect()]
-print(engine.pool.status())
-try:
-    await engine.connect()
-except Exception as exc:
-    answer = exc
-for conn in held:
-    await conn.close()
-await engine.dispose()
-check_exercise_01(answer)
+async def third_connection(url, pool_size):
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=0.5)
+    held = [await engine.connect() for _ in range(pool_size)]
+    try:
+        await engine.connect()
+    except Exception as exc:
+        return exc
+    finally:
+        for conn in held:
+            await conn.close()
+        await engine.dispose()
+
+
+print(await third_connection(nb.engine.url, 2))
+answer = third_connection
+await check_exercise_01(answer, nb.engine.url)
 
 # %% [markdown]
 # With no overflow allowed, the third caller waits half a second and gets `PoolExhaustedError`,

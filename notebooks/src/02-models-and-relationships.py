@@ -428,12 +428,14 @@ print(counter.count, "statements: users, their posts, the posts' tags")
 # %% [markdown]
 # ## Exercise
 #
-# Set `answer` to the three most recent posts (by `created_at`, then `id`, newest first) as a
-# list of `(author's username, title)` pairs. `Post.author` is `raise`: which loader option makes
-# it available? Count the statements your query takes, too.
+# Write `async def newest_posts(db, n)` that returns the `n` most recent posts (by
+# `created_at`, then `id`, newest first) as a list of `(author's username, title)` pairs. Let
+# PostgreSQL sort and cut, and remember that `Post.author` is `raise`: which loader option makes
+# it available? Try it with `await newest_posts(db, 3)`, then set `answer` to the function
+# itself: the check calls it with another `n` and counts the statements it sends.
 
 # %%
-answer = ...  # your [(username, title), ...] for the three newest posts
+answer = ...  # your newest_posts function (no call)
 
 # %%
 db = nb.sessions()
@@ -443,11 +445,16 @@ await check_exercise_02(answer, db)
 # ### Solution
 
 # %% tags=["solution"]
-newest_first = select(Post).order_by(Post.created_at.desc(), Post.id.desc()).limit(3)
-with count_statements(nb.engine) as counter:
+async def newest_posts(db, n):
+    newest_first = select(Post).order_by(Post.created_at.desc(), Post.id.desc()).limit(n)
     recent = (await db.scalars(newest_first.options(selectinload(Post.author)))).all()
-answer = [(p.author.username, p.title) for p in recent]
+    return [(p.author.username, p.title) for p in recent]
+
+
+with count_statements(nb.engine) as counter:
+    print(await newest_posts(db, 3))
 print(counter.count, "statements")
+answer = newest_posts
 await check_exercise_02(answer, db)
 
 # %% [markdown]

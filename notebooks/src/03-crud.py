@@ -297,12 +297,15 @@ joan.role, [p.title for p in await crud.post.get_multi_by_author(db, author_id=j
 # %% [markdown]
 # ## Exercise
 #
-# Deactivate Ada with `crud.user.update` (`UserUpdate(is_active=False)`), commit, and check that
-# `authenticate` no longer accepts her correct password (`"analytical-engine"`). Then set
-# `answer` to the number of active users, counted with a `select`.
+# Write `async def deactivate(db, email)`: find the user with that email, deactivate them with
+# `crud.user.update` (`UserUpdate(is_active=False)`), commit, and return the number of active
+# users, counted by PostgreSQL with a `select`. Run it on Ada and check that `authenticate` no
+# longer accepts her correct password (`"analytical-engine"`). Then set `answer` to the function
+# itself: the check runs it on another user (and makes that user active again afterwards),
+# watching for the commit and the count.
 
 # %%
-answer = ...  # your count of active users, after Ada's deactivation is committed
+answer = ...  # your deactivate function (no call)
 
 # %%
 await check_exercise_03(answer, db)
@@ -311,10 +314,17 @@ await check_exercise_03(answer, db)
 # ### Solution
 
 # %% tags=["solution"]
-await crud.user.update(db, db_obj=ada, obj_in=UserUpdate(is_active=False))
-await db.commit()
+async def deactivate(db, email):
+    user = await crud.user.get_by_email(db, email=email)
+    await crud.user.update(db, db_obj=user, obj_in=UserUpdate(is_active=False))
+    await db.commit()
+    active = select(func.count()).select_from(User).where(User.is_active.is_(True))
+    return await db.scalar(active)
+
+
+print(await deactivate(db, "ada@example.org"), "active users")
 print(await crud.user.authenticate(db, email="ada@example.org", password="analytical-engine"))
-answer = await db.scalar(select(func.count()).select_from(User).where(User.is_active.is_(True)))
+answer = deactivate
 await check_exercise_03(answer, db)
 
 # %% [markdown]

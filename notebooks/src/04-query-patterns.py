@@ -240,13 +240,16 @@ page = (await db.scalars(paginate(stmt, skip=requested_page * 5, limit=5))).all(
 # %% [markdown]
 # ## Exercise
 #
-# List the posts whose title contains "data" (any case), newest first, with keyset pagination
-# and 2 posts per page: add a `where` to `posts_page(after=..., limit=2)`, and start each page
-# after the last post of the previous one (`Keyset(post.created_at, post.id)`). Set `answer` to
-# the list of pages, each page a list of post ids: `[[id, id], [id, id], ...]`.
+# Write `async def keyset_pages(db, word, per_page)` that lists the posts whose title contains
+# `word` (in any case), newest first, with keyset pagination: one query per page, each
+# `posts_page(after=..., limit=per_page)` with a `where` added, each page starting after the
+# last post of the previous one (`Keyset(post.created_at, post.id)`). It returns the list of
+# pages, each page a list of post ids: `[[id, id], [id, id], ...]`. Try it with a word of your
+# choice and `per_page=2`, then set `answer` to the function itself: the check calls it with a
+# word and a page size of its own and reads the SQL of every page.
 
 # %%
-answer = ...  # your pages of post ids, e.g. [[12, 7], [5]]
+answer = ...  # your keyset_pages function (no call)
 
 # %%
 await check_exercise_04(answer, db)
@@ -255,16 +258,19 @@ await check_exercise_04(answer, db)
 # ### Solution
 
 # %% tags=["solution"]
-answer, after = [], None
-while True:
-    stmt = posts_page(after=after, limit=2).where(Post.title.ilike("%data%"))
-    rows = (await db.scalars(stmt)).all()
-    if rows:
-        answer.append([p.id for p in rows])
-    if len(rows) < 2:
-        break
-    after = Keyset(rows[-1].created_at, rows[-1].id)
-print(answer)
+async def keyset_pages(db, word, per_page):
+    pages, after = [], None
+    while True:
+        stmt = posts_page(after=after, limit=per_page).where(Post.title.ilike(f"%{word}%"))
+        rows = (await db.scalars(stmt)).all()
+        if rows:
+            pages.append([p.id for p in rows])
+        if len(rows) < per_page:
+            return pages
+        after = Keyset(rows[-1].created_at, rows[-1].id)
+
+
+answer = keyset_pages
 await check_exercise_04(answer, db)
 
 # %% [markdown]

@@ -220,13 +220,15 @@ c.count
 # %% [markdown]
 # ## Exercise
 #
-# Write a statement that loads the tag `any` with all its posts and each post's author, so that
-# reading `tag.posts` and `post.author` afterwards runs no more SQL. Use the rule of thumb above
-# (no join for a collection) and as few statements as it allows. Set `answer` to the statement
-# itself, not its result: the check runs it, counts its statements and reads the relationships.
+# Write a function `tag_with_posts(name)` that returns a statement (not its result) loading the
+# tag called `name` with all its posts and each post's author, so that reading `tag.posts` and
+# `post.author` afterwards runs no more SQL. Use the rule of thumb above (no join for a
+# collection) and as few statements as it allows. Set `answer` to the function itself: the check
+# calls it for a tag of its own choosing, runs the statement, counts its statements and reads
+# the relationships.
 
 # %%
-answer = ...  # your select(Tag)... statement
+answer = ...  # your tag_with_posts function (no call)
 
 # %%
 await check_exercise_05(answer, db)
@@ -238,11 +240,18 @@ await check_exercise_05(answer, db)
 # chained after it so that it joins into the posts' query. Two statements.
 
 # %% tags=["solution"]
-answer = (
-    select(Tag)
-    .where(Tag.name == "any")
-    .options(selectinload(Tag.posts).joinedload(Post.author))
-)
+from sqlalchemy.orm import joinedload, selectinload
+
+
+def tag_with_posts(name):
+    return (
+        select(Tag)
+        .where(Tag.name == name)
+        .options(selectinload(Tag.posts).joinedload(Post.author))
+    )
+
+
+answer = tag_with_posts
 await check_exercise_05(answer, db)
 
 # %% [markdown]

@@ -259,12 +259,13 @@ recent["role"].value_counts().sort_index().to_dict()
 # ## Exercise
 #
 # Which role writes the longest posts? Write your own aggregation: join posts to their authors,
-# group by role, and return the number of posts and the mean content length (rounded to one
-# decimal) per role, ordered by role: columns `role`, `posts`, `mean_length`. Let PostgreSQL do
-# the grouping, and load the result with `load_frame` into `answer`.
+# group by role, and select the number of posts and the mean content length (rounded to one
+# decimal) per role, ordered by role: columns `role`, `posts`, `mean_length`. Set `answer` to
+# the statement itself, not its result: the check loads it with `load_frame`, so PostgreSQL
+# does the grouping, and compares the frame with the database.
 
 # %%
-answer = ...  # your DataFrame: await load_frame(db, your_statement)
+answer = ...  # your statement: select(...).join(...).group_by(...)
 
 # %%
 await check_exercise_06(answer, db)
@@ -283,7 +284,7 @@ stmt = (
     .group_by(User.role)
     .order_by(User.role)
 )
-answer = await load_frame(db, stmt)
+answer = stmt
 await check_exercise_06(answer, db)
 
 # %% [markdown]
@@ -292,7 +293,7 @@ await check_exercise_06(answer, db)
 # integers is a `numeric`, and the loader keeps numerics exact.
 
 # %%
-answer
+await load_frame(db, answer)
 
 # %% [markdown]
 # ## Summary

@@ -498,13 +498,14 @@ await balances(1, 2, 3, 4)
 #
 # `locking_transfer` locks the payer's row, then the payee's, so two opposite transfers can
 # deadlock. Write `async def ordered_transfer(db, from_id, to_id, amount)` that still locks each
-# row with its own `db.get(Account, id, with_for_update=True)`, but in an order that makes a
-# deadlock between two transfers impossible, then moves the money. It must not begin or commit:
-# the caller owns the transaction. Set `answer` to the function; the check runs it in both
-# directions inside a savepoint it rolls back, and looks at which row each locks first.
+# of the two rows with its own `db.get(Account, id, with_for_update=True)`, but in an order that
+# makes a deadlock between two transfers impossible, then moves the money. It must not begin or
+# commit: the caller owns the transaction. Set `answer` to the function; the check runs it in
+# both directions inside a savepoint it rolls back, and reads every `SELECT ... FOR UPDATE` it
+# sends: both rows must be locked, and in the same order both ways.
 
 # %%
-answer = ...  # your ordered_transfer function
+answer = ...  # your ordered_transfer function (no call)
 
 # %%
 async with nb.sessions() as db:

@@ -424,14 +424,14 @@ await user_columns()
 #
 # `migrate.check` cannot see CHECK constraints, so guard them yourself. Write
 # `async def missing_checks(conn)` that takes an `AsyncConnection` and returns the set of names
-# of the models' CHECK constraints (in `Base.metadata`) that the database does not have.
-# `inspect(sync_connection).get_check_constraints(table_name)` lists a table's CHECKs as dicts
-# with a `"name"`; run it through `await conn.run_sync(...)`. Set `answer` to the function. The
-# check runs it on this notebook's database as migrated, then after dropping one CHECK (in a
-# transaction it rolls back).
+# of the models' CHECK constraints (read from `Base.metadata` when it runs) that the database
+# does not have. `inspect(sync_connection).get_check_constraints(table_name)` lists a table's
+# CHECKs as dicts with a `"name"`; run it through `await conn.run_sync(...)`. Set `answer` to the
+# function. The check runs it on this notebook's database as migrated, after dropping a CHECK
+# from each of two tables, and with one more CHECK declared on a model (all undone afterwards).
 
 # %%
-answer = ...  # your missing_checks function
+answer = ...  # your missing_checks function (no call)
 
 # %%
 await check_exercise_08(answer, nb.engine)

@@ -458,18 +458,19 @@ changed, left
 # %% [markdown]
 # ## Exercise
 #
-# `role` has four values on 10,200 users: nearly all are readers (our bulk rows), a handful are
-# admins. Create an index on `users.role` (`CREATE INDEX … ON users (role)`) and run `ANALYZE
-# users`. Then explain `select(User).where(User.role == ...)` for `"admin"` and for `"reader"`,
-# and set `answer` to a dict saying, for each, whether the plan uses an index (`True` when a
-# node type in `plan_nodes(plan)` contains `"Index"`). The check looks at the database too. Use
+# `role` has four values: nearly all users are readers (our bulk rows), a handful are admins.
+# Create an index on `users.role` (`CREATE INDEX … ON users (role)`) and run `ANALYZE users`.
+# Then write `async def uses_index(db, role)` that explains `select(User).where(User.role ==
+# role)` and returns whether the plan uses an index (`True` when a node type in
+# `plan_nodes(plan)` contains `"Index"`). Try it for `"admin"` and `"reader"`, then set `answer`
+# to the function itself: the check calls it for every role and watches for its `EXPLAIN`. Use
 # the session `db` opened here:
 
 # %%
 db = nb.sessions()
 
 # %%
-answer = ...  # your {"admin": True or False, "reader": True or False}
+answer = ...  # your uses_index function (no call)
 
 # %%
 await check_exercise_09(answer, db)
@@ -480,12 +481,16 @@ await check_exercise_09(answer, db)
 # %% tags=["solution"]
 await db.execute(text("CREATE INDEX IF NOT EXISTS ix_users_role ON users (role)"))
 await db.execute(text("ANALYZE users"))
-answer = {}
-for role in ("admin", "reader"):
-    plan = await explain(db, select(User).where(User.role == role))
-    answer[role] = any("Index" in node for node in plan_nodes(plan))
 await db.commit()
-print(answer)
+
+
+async def uses_index(db, role):
+    plan = await explain(db, select(User).where(User.role == role))
+    return any("Index" in node for node in plan_nodes(plan))
+
+
+print({role: await uses_index(db, role) for role in ("admin", "reader")})
+answer = uses_index
 await check_exercise_09(answer, db)
 
 # %% [markdown]

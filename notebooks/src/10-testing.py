@@ -373,15 +373,18 @@ await committed_users()
 #
 # ## Exercise
 #
-# Show that a `rollback()` in the code under test only undoes its own work. By hand, as the
-# `db` fixture does: open a connection on `nb.engine`, begin the outer transaction, and bind a
-# session with `join_transaction_mode="create_savepoint"`. Then, as the code under test: add
-# user `kept` and commit; add user `dropped`, flush, and roll back. Set `answer` to the sorted
-# usernames among `kept` and `dropped` that the session then sees. Finish as the fixture
-# does: close the session, roll back the outer transaction, close the connection.
+# Show that a `rollback()` in the code under test only undoes its own work. Write
+# `async def rollback_keeps_commits(engine, kept, dropped)` that does by hand what the `db`
+# fixture does: open a connection on `engine`, begin the outer transaction, and bind a session
+# with `join_transaction_mode="create_savepoint"`. Then, as the code under test: add a user
+# named `kept` and commit; add one named `dropped`, flush, and roll back. Return the sorted
+# usernames among `kept` and `dropped` that the session then sees, after finishing as the
+# fixture does: close the session, roll back the outer transaction, close the connection. Set
+# `answer` to the function itself: the check calls it with names of its own on `nb.engine` and
+# watches its savepoints.
 
 # %%
-answer = ...  # your list of usernames, e.g. ["..."]
+answer = ...  # your rollback_keeps_commits function (no call)
 
 # %%
 await check_exercise_10(answer, nb.engine)
@@ -390,19 +393,25 @@ await check_exercise_10(answer, nb.engine)
 # ### Solution
 
 # %% tags=["solution"]
-conn = await nb.engine.connect()
-outer = await conn.begin()
-db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
-db.add(User(email="kept@example.com", username="kept", hashed_password="-"))
-await db.commit()
-db.add(User(email="dropped@example.com", username="dropped", hashed_password="-"))
-await db.flush()
-await db.rollback()
-names = select(User.username).where(User.username.in_(["kept", "dropped"]))
-answer = sorted(await db.scalars(names))
-await db.close()
-await outer.rollback()
-await conn.close()
+async def rollback_keeps_commits(engine, kept, dropped):
+    conn = await engine.connect()
+    outer = await conn.begin()
+    db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    db.add(User(email=f"{kept}@example.com", username=kept, hashed_password="-"))
+    await db.commit()
+    db.add(User(email=f"{dropped}@example.com", username=dropped, hashed_password="-"))
+    await db.flush()
+    await db.rollback()
+    names = select(User.username).where(User.username.in_([kept, dropped]))
+    seen = sorted(await db.scalars(names))
+    await db.close()
+    await outer.rollback()
+    await conn.close()
+    return seen
+
+
+print(await rollback_keeps_commits(nb.engine, "kept", "dropped"))
+answer = rollback_keeps_commits
 await check_exercise_10(answer, nb.engine)
 
 # %% [markdown]

@@ -421,13 +421,16 @@ folder.cleanup()
 # %% [markdown]
 # ## Exercise
 #
-# Which tags get the most views? Among the **published** posts whose views are tracked, give
-# each tag of each post that post's views, and find the five tags with the highest median
-# views. `answer` is a DataFrame indexed by tag with the columns `median_views` and `posts` (how
-# many posts each median is based on), highest median first.
+# Which tags get the most views? Write a function `top_median_tags(posts, n)` that takes a
+# frame like `posts` and, among its **published** posts whose views are tracked, gives each tag
+# of each post that post's views and returns the `n` tags with the highest median views: a
+# DataFrame indexed by tag with the columns `median_views` and `posts` (how many posts each
+# median is based on), highest median first. Try it with `top_median_tags(posts, 5)`, then set
+# `answer` to the function itself: the check calls it on `posts` and on a part of it, with
+# other values of `n`, and compares with medians PostgreSQL computes.
 
 # %%
-answer = ...  # your DataFrame, built from `posts`
+answer = ...  # your top_median_tags function (no call)
 
 # %%
 await check_exercise_11(answer, db)
@@ -436,14 +439,20 @@ await check_exercise_11(answer, db)
 # ### Solution
 
 # %% tags=["solution"]
+def top_median_tags(posts, n):
+    kept = posts[posts["published_at"].notna() & posts["views"].notna()]
+    per_tag = kept.explode("tags").dropna(subset=["tags"]).groupby("tags")["views"]
+    return (
+        per_tag.agg(median_views="median", posts="count")
+        .sort_values(["median_views", "posts"], ascending=False)
+        .head(n)
+    )
+
+
+answer = top_median_tags
+await check_exercise_11(answer, db)
 kept = posts[posts["published_at"].notna() & posts["views"].notna()]
 per_tag = kept.explode("tags").dropna(subset=["tags"]).groupby("tags")["views"]
-answer = (
-    per_tag.agg(median_views="median", posts="count")
-    .sort_values(["median_views", "posts"], ascending=False)
-    .head(5)
-)
-await check_exercise_11(answer, db)
 
 # %% [markdown]
 # Before calling these tags a success, look at `posts`: the top five are far smaller than the
@@ -451,7 +460,7 @@ await check_exercise_11(answer, db)
 # three most used tags sit much closer to the median of all published posts, printed earlier:
 
 # %%
-answer, per_tag.median()[top["tag"].head(3)]
+top_median_tags(posts, 5), per_tag.median()[top["tag"].head(3)]
 
 # %% [markdown]
 # ## Summary

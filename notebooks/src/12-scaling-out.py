@@ -234,34 +234,40 @@ if have_pgbouncer:
 #
 # ## Exercise
 #
-# Read `top_tags(db, n=3)` on a read session. Then, on the primary, link the top tag to one
-# more post (insert a row into `post_tags` for a post that does not carry the tag yet), and read
-# `top_tags` on the standby again, after `wait_for_replica`. Set `answer` to how much the top
-# tag's `posts` count grew on the standby.
+# Write `async def link_and_count(primary, reader, tag)`: on the primary, link `tag` to one
+# more post (insert a row into `post_tags` for a post that does not carry the tag yet, and
+# commit); then read, on the standby, how many posts carry the tag, and return that number. The
+# standby must count the new link. Try it with the top tag of `top_tags(db, n=3)` read on a read
+# session, then set `answer` to the function itself: the check calls it for another tag,
+# watches which server each step runs on, and removes the link afterwards.
 
 # %%
-answer = ...  # your increase in the top tag's count, read on the standby
+answer = ...  # your link_and_count function (no call)
 
 # %%
-check_exercise_12(answer)
+await check_exercise_12(answer, primary, reader)
 
 # %% [markdown]
 # ### Solution
 
 # %% tags=["solution"]
+async def link_and_count(primary, reader, tag):
+    without_it = ~Post.tags.any(Tag.name == tag)
+    async with session_scope(primary) as db:
+        post_id = await db.scalar(select(Post.id).where(without_it).order_by(Post.id).limit(1))
+        tag_id = await db.scalar(select(Tag.id).where(Tag.name == tag))
+        await db.execute(insert(post_tags).values(post_id=post_id, tag_id=tag_id))
+    await wait_for_replica(primary=primary, replica=reader, timeout=30)
+    async with read_session(reader) as db:
+        tagged = select(func.count()).select_from(post_tags).where(post_tags.c.tag_id == tag_id)
+        return await db.scalar(tagged)
+
+
 async with read_session(reader) as db:
-    before = await aggregations.top_tags(db, n=3)
-top = before.iloc[0]
-without_it = ~Post.tags.any(Tag.name == top["tag"])
-async with session_scope(primary) as db:
-    post_id = await db.scalar(select(Post.id).where(without_it).order_by(Post.id).limit(1))
-    tag_id = await db.scalar(select(Tag.id).where(Tag.name == top["tag"]))
-    await db.execute(insert(post_tags).values(post_id=post_id, tag_id=tag_id))
-await wait_for_replica(primary=primary, replica=reader, timeout=30)
-async with read_session(reader) as db:
-    after = await aggregations.top_tags(db, n=3)
-answer = after.iloc[0]["posts"] - top["posts"]
-check_exercise_12(answer)
+    top = (await aggregations.top_tags(db, n=3)).iloc[0]
+print(top["posts"], "posts before,", await link_and_count(primary, reader, top["tag"]), "after")
+answer = link_and_count
+await check_exercise_12(answer, primary, reader)
 
 # %% [markdown]
 # ## Summary

@@ -1,84 +1,110 @@
-"""Notebook 03's exercise check: Ada deactivated and committed, then the active users counted."""
+"""Notebook 03's exercise check: ``deactivate(db, email)`` commits, then counts in SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
-from sqlalchemy import delete, func, select
-from sqlalchemy.engine import URL
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from blogdata.db.engine import create_engine
-from blogdata.db.sessions import session_scope
+from blogdata import crud
 from blogdata.errors import ExerciseError
 from blogdata.models import User
 from blogdata.notebook.exercises import check_exercise_03
+from blogdata.schemas import UserUpdate
 
-ADA = "ada@example.org"
+ACTIVE = select(func.count()).select_from(User).where(User.is_active.is_(True))
 
 
 def _user(name: str, *, active: bool = True) -> User:
     return User(email=f"{name}@example.org", username=name, hashed_password="-", is_active=active)
 
 
-async def _blog_with_ada(db: AsyncSession, *, ada_active: bool) -> int:
-    """Add Ada, two active users and an inactive one; return the number of active users."""
-    db.add_all(
-        [_user("ada", active=ada_active), _user("bea"), _user("cal"), _user("dee", active=False)]
-    )
+@pytest.fixture
+async def blog(db: AsyncSession) -> AsyncSession:
+    """Ada (deactivated, as the learner's run on her left her), two active users, one inactive."""
+    db.add_all([_user("ada", active=False), _user("bea"), _user("cal"), _user("dee", active=False)])
     await db.commit()  # in the test fixture: releases a savepoint of the outer transaction
-    count = select(func.count()).select_from(User).where(User.is_active.is_(True))
-    return int(await db.scalar(count) or 0)
+    return db
 
 
-async def test_the_solution_passes(db: AsyncSession, capsys: pytest.CaptureFixture[str]) -> None:
-    active = await _blog_with_ada(db, ada_active=False)
-    await check_exercise_03(active, db)
-    assert (
-        capsys.readouterr().out
-        == f"✓ Ada is deactivated for every session, and {active} users are active\n"
-    )
+async def deactivate(db: AsyncSession, email: str) -> int:
+    """The notebook's solution."""
+    user = await crud.user.get_by_email(db, email=email)
+    assert user is not None
+    await crud.user.update(db, db_obj=user, obj_in=UserUpdate(is_active=False))
+    await db.commit()
+    return int(await db.scalar(ACTIVE) or 0)
 
 
-async def test_ada_still_active_is_refused(db: AsyncSession) -> None:
-    active = await _blog_with_ada(db, ada_active=True)
-    with pytest.raises(ExerciseError, match="Ada is still active"):
-        await check_exercise_03(active - 1, db)
+async def not_committed(db: AsyncSession, email: str) -> int:
+    user = await crud.user.get_by_email(db, email=email)
+    assert user is not None
+    await crud.user.update(db, db_obj=user, obj_in=UserUpdate(is_active=False))
+    return int(await db.scalar(ACTIVE) or 0)
+
+
+async def always_ada(db: AsyncSession, email: str) -> int:
+    """The prompt's user written in: ignores email."""
+    return await deactivate(db, "ada@example.org")
+
+
+async def counted_in_python(db: AsyncSession, email: str) -> int:
+    """Right value, wrong technique: loads every user to count the active ones."""
+    user = await crud.user.get_by_email(db, email=email)
+    assert user is not None
+    await crud.user.update(db, db_obj=user, obj_in=UserUpdate(is_active=False))
+    await db.commit()
+    return sum(u.is_active for u in (await db.scalars(select(User))).all())
+
+
+async def counted_everyone(db: AsyncSession, email: str) -> int:
+    await deactivate(db, email)
+    return int(await db.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def counted_before(db: AsyncSession, email: str) -> int:
+    count = int(await db.scalar(ACTIVE) or 0)
+    await deactivate(db, email)
+    return count
+
+
+async def test_the_solution_passes_and_the_user_is_active_again(
+    blog: AsyncSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = await blog.scalar(ACTIVE)
+    await check_exercise_03(deactivate, blog)
+    assert "committed and counted 1 active users in SQL" in capsys.readouterr().out
+    assert await blog.scalar(ACTIVE) == before
+
+
+async def test_the_count_typed_in_is_refused(blog: AsyncSession) -> None:
+    with pytest.raises(ExerciseError, match="not your async function.*cannot pass"):
+        await check_exercise_03(2, blog)
+
+
+async def test_ada_not_yet_deactivated_is_refused(db: AsyncSession) -> None:
+    db.add_all([_user("ada"), _user("bea")])
+    await db.commit()
+    with pytest.raises(ExerciseError, match="Ada is still active: run your function on her"):
+        await check_exercise_03(deactivate, db)
 
 
 @pytest.mark.parametrize(
-    ("offset", "hint"),
+    ("answer", "hint"),
     [
-        pytest.param(1, "still counts Ada", id="counted-before-deactivating"),
-        pytest.param(2, "every user, active or not", id="no-filter"),
-        pytest.param(-1, "not the number of active users", id="off-by-one"),
+        pytest.param(not_committed, "did not commit", id="not-committed"),
+        pytest.param(always_ada, "is still active: find the user by the email", id="always-ada"),
+        pytest.param(counted_in_python, "counted in Python", id="counted-in-python"),
+        pytest.param(counted_everyone, "every user, active or not", id="everyone"),
+        pytest.param(counted_before, "still counts that user", id="counted-before"),
     ],
 )
-async def test_wrong_counts_get_a_hint(db: AsyncSession, offset: int, hint: str) -> None:
-    active = await _blog_with_ada(db, ada_active=False)  # 2 active, Ada and Dee inactive
+async def test_wrong_functions_are_refused_and_the_user_restored(
+    blog: AsyncSession, answer: Callable[[AsyncSession, str], Awaitable[int]], hint: str
+) -> None:
+    before = await blog.scalar(ACTIVE)
     with pytest.raises(ExerciseError, match=hint):
-        await check_exercise_03(active + offset, db)
-
-
-async def test_a_count_that_is_not_a_number_is_refused(db: AsyncSession) -> None:
-    await _blog_with_ada(db, ada_active=False)
-    with pytest.raises(ExerciseError, match="not str"):
-        await check_exercise_03("2", db)
-
-
-async def test_a_deactivation_that_was_not_committed_is_refused(committed_url: URL) -> None:
-    engine = create_engine(committed_url)
-    try:
-        async with session_scope(engine) as setup:
-            await setup.execute(delete(User).where(User.email == ADA))
-            setup.add(_user("ada"))
-        async with AsyncSession(engine, expire_on_commit=False) as db:
-            ada = await db.scalar(select(User).where(User.email == ADA))
-            assert ada is not None
-            ada.is_active = False
-            await db.flush()  # visible in this session only
-            with pytest.raises(ExerciseError, match="`await db.commit\\(\\)`"):
-                await check_exercise_03(0, db)
-    finally:
-        async with session_scope(engine) as cleanup:
-            await cleanup.execute(delete(User).where(User.email == ADA))
-        await engine.dispose()
+        await check_exercise_03(answer, blog)
+    assert await blog.scalar(ACTIVE) == before

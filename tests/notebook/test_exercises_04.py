@@ -1,102 +1,106 @@
-"""Notebook 04's exercise check: keyset pages of 2 over the posts whose title says "data"."""
+"""Notebook 04's exercise check: ``keyset_pages(db, word, per_page)``, one keyset query a page."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import ColumnElement
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from blogdata.errors import ExerciseError
-from blogdata.models import Post, User
+from blogdata.models import Post
 from blogdata.notebook.exercises import check_exercise_04
-from blogdata.queries import Keyset, posts_page
+from blogdata.queries import Keyset, paginate, posts_page
 
-START = datetime(2025, 6, 1, tzinfo=UTC)
-TITLES = ["Big Data", "no match", "data pipelines", "Metadata", "other", "raw data", "DATA day"]
-
-
-async def _blog(db: AsyncSession) -> list[int]:
-    """Add posts an hour apart (the last newest); return every matching id, newest first."""
-    author = User(email="kim@example.org", username="kim", hashed_password="-")
-    db.add_all(
-        Post(title=title, author=author, created_at=START + timedelta(hours=hour))
-        for hour, title in enumerate(TITLES)
-    )
-    await db.flush()
-    return await _matches(db, Post.title.ilike("%data%"))
+Pages = list[list[int]]
 
 
-async def _matches(db: AsyncSession, condition: ColumnElement[bool]) -> list[int]:
-    stmt = posts_page(limit=1000).where(condition)
-    return [p.id for p in (await db.scalars(stmt)).all()]
-
-
-async def _solution(db: AsyncSession) -> list[list[int]]:
-    pages: list[list[int]] = []
+async def keyset_pages(db: AsyncSession, word: str, per_page: int) -> Pages:
+    """The notebook's solution."""
+    pages: Pages = []
     after = None
     while True:
-        stmt = posts_page(after=after, limit=2).where(Post.title.ilike("%data%"))
+        stmt = posts_page(after=after, limit=per_page).where(Post.title.ilike(f"%{word}%"))
         rows = (await db.scalars(stmt)).all()
-        pages.append([p.id for p in rows])  # may collect a final empty page
-        if len(rows) < 2:
+        if rows:
+            pages.append([p.id for p in rows])
+        if len(rows) < per_page:
             return pages
         after = Keyset(rows[-1].created_at, rows[-1].id)
 
 
-async def test_the_solution_passes(db: AsyncSession, capsys: pytest.CaptureFixture[str]) -> None:
-    matching = await _blog(db)
-    answer = await _solution(db)
-    await check_exercise_04(answer, db)
-    assert capsys.readouterr().out.startswith(f"✓ {len(matching)} posts in ")
-    assert [i for page in answer for i in page] == matching
+async def with_offset(db: AsyncSession, word: str, per_page: int) -> Pages:
+    """Right value, wrong technique: OFFSET pages."""
+    pages: Pages = []
+    newest = select(Post).where(Post.title.ilike(f"%{word}%"))
+    newest = newest.order_by(Post.created_at.desc(), Post.id.desc())
+    while True:
+        stmt = paginate(newest, skip=len(pages) * per_page, limit=per_page)
+        rows = (await db.scalars(stmt)).all()
+        if rows:
+            pages.append([p.id for p in rows])
+        if len(rows) < per_page:
+            return pages
 
 
-async def test_a_final_empty_page_is_accepted(
-    db: AsyncSession, capsys: pytest.CaptureFixture[str]
+async def chunked_in_python(db: AsyncSession, word: str, per_page: int) -> Pages:
+    """Right value, wrong technique: one query for every match, cut into pages in Python."""
+    stmt = select(Post.id).where(Post.title.ilike(f"%{word}%"))
+    ids = (await db.scalars(stmt.order_by(Post.created_at.desc(), Post.id.desc()))).all()
+    return [list(ids[i : i + per_page]) for i in range(0, len(ids), per_page)]
+
+
+async def case_sensitive(db: AsyncSession, word: str, per_page: int) -> Pages:
+    pages: Pages = []
+    after = None
+    while True:
+        stmt = posts_page(after=after, limit=per_page).where(Post.title.like(f"%{word}%"))
+        rows = (await db.scalars(stmt)).all()
+        if rows:
+            pages.append([p.id for p in rows])
+        if len(rows) < per_page:
+            return pages
+        after = Keyset(rows[-1].created_at, rows[-1].id)
+
+
+async def two_a_page(db: AsyncSession, word: str, per_page: int) -> Pages:
+    """The prompt's page size written in."""
+    return await keyset_pages(db, word, 2)
+
+
+async def restarts_at_the_top(db: AsyncSession, word: str, per_page: int) -> Pages:
+    """Forgets to move the keyset: the first page twice."""
+    first = await keyset_pages(db, word, per_page)
+    return [first[0], first[0]]
+
+
+async def test_the_solution_passes(
+    seeded_db: AsyncSession, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    matching = await _blog(db)
-    pages = [matching[k : k + 2] for k in range(0, len(matching), 2)]
-    await check_exercise_04([*pages, []], db)
-    assert capsys.readouterr().out.startswith("✓ ")
+    await check_exercise_04(keyset_pages, seeded_db)
+    assert "keyset pages of 3, one query each" in capsys.readouterr().out
 
 
-async def test_offset_pages_that_repeat_a_post_are_refused(db: AsyncSession) -> None:
-    matching = await _blog(db)
-    overlapping = [matching[0:2], matching[1:3], matching[3:5]]  # "after" not moved on
-    with pytest.raises(ExerciseError, match=f"post {matching[1]} appears on two pages"):
-        await check_exercise_04(overlapping, db)
+async def test_pages_typed_in_are_refused(seeded_db: AsyncSession) -> None:
+    with pytest.raises(ExerciseError, match="not your async function.*cannot pass"):
+        await check_exercise_04([[12, 7], [5]], seeded_db)
 
 
 @pytest.mark.parametrize(
-    ("wrong", "hint"),
+    ("answer", "hint"),
     [
-        pytest.param(lambda m: [m[:2], m[2:4]], "matching posts are missing", id="stopped-early"),
-        pytest.param(
-            lambda m: [m[::-1][:2], m[::-1][2:4], m[::-1][4:]], "wrong order", id="oldest-first"
-        ),
-        pytest.param(lambda m: [m[:3], m[3:]], "every page holds 2 posts", id="pages-of-3"),
+        pytest.param(with_offset, "taken with OFFSET", id="offset"),
+        pytest.param(chunked_in_python, "cut them into pages in Python", id="chunked"),
+        pytest.param(case_sensitive, "found no posts.*any case", id="case-sensitive"),
+        pytest.param(two_a_page, "every page holds per_page posts", id="fixed-two"),
+        pytest.param(restarts_at_the_top, "appears on two pages", id="no-keyset"),
     ],
 )
-async def test_plausible_wrong_pages_get_a_hint(
-    db: AsyncSession, wrong: Callable[[list[int]], list[list[int]]], hint: str
+async def test_wrong_functions_are_refused_with_a_hint(
+    seeded_db: AsyncSession,
+    answer: Callable[[AsyncSession, str, int], Awaitable[Pages]],
+    hint: str,
 ) -> None:
-    matching = await _blog(db)
     with pytest.raises(ExerciseError, match=hint):
-        await check_exercise_04(wrong(matching), db)
-
-
-async def test_a_case_sensitive_search_is_refused(db: AsyncSession) -> None:
-    await _blog(db)
-    lower_only = await _matches(db, Post.title.like("%data%"))
-    pages = [lower_only[k : k + 2] for k in range(0, len(lower_only), 2)]
-    with pytest.raises(ExerciseError, match="ilike"):
-        await check_exercise_04(pages, db)
-
-
-async def test_a_flat_list_of_ids_is_refused(db: AsyncSession) -> None:
-    matching = await _blog(db)
-    with pytest.raises(ExerciseError, match="a list of pages"):
-        await check_exercise_04(matching, db)
+        await check_exercise_04(answer, seeded_db)

@@ -48,6 +48,17 @@ async def backwards(db: AsyncSession, from_id: int, to_id: int, amount: Decimal)
     await ordered_transfer(db, to_id, from_id, amount)
 
 
+async def locks_one_row(db: AsyncSession, from_id: int, to_id: int, amount: Decimal) -> None:
+    """Right value, wrong technique: the smaller id locked, the other read without a lock."""
+    first, second = sorted((from_id, to_id))
+    accounts = {
+        first: await db.get_one(Account, first, with_for_update=True),
+        second: await db.get_one(Account, second),
+    }
+    accounts[from_id].balance -= amount
+    accounts[to_id].balance += amount
+
+
 async def own_transaction(db: AsyncSession, from_id: int, to_id: int, amount: Decimal) -> None:
     """The guide's shape: begins its own transaction on a session that already has one."""
     async with db.begin():
@@ -64,7 +75,7 @@ async def test_the_check_accepts_id_order_and_leaves_the_balances_alone(
 ) -> None:
     before = await _balances(seeded_db)
     await check_exercise_07(ordered_transfer, seeded_db)
-    assert capsys.readouterr().out.startswith("✓ both directions lock the same account first")
+    assert capsys.readouterr().out.startswith("✓ both rows locked, in the same order both ways")
     assert await _balances(seeded_db) == before
 
 
@@ -75,6 +86,11 @@ async def test_the_check_accepts_id_order_and_leaves_the_balances_alone(
             payer_first, "first lock was on account 4, from 3 to 4 on account 3", id="payer"
         ),
         pytest.param(unlocked, "locked nothing", id="unlocked"),
+        pytest.param(
+            locks_one_row,
+            "locked account 3 only: account 4 was read without FOR UPDATE",
+            id="one-row",
+        ),
         pytest.param(backwards, "take the amount from the payer", id="backwards"),
         pytest.param(own_transaction, "must not begin or commit", id="begins"),
     ],
@@ -88,12 +104,17 @@ async def test_the_check_rejects_transfers_that_can_deadlock_or_move_money_wrong
     assert await _balances(seeded_db) == before
 
 
+async def test_the_check_rejects_balances_typed_in(seeded_db: AsyncSession) -> None:
+    with pytest.raises(ExerciseError, match="not your async function.*cannot pass"):
+        await check_exercise_07({3: Decimal("99.00"), 4: Decimal("101.00")}, seeded_db)
+
+
 async def test_the_check_rejects_a_coroutine_instead_of_the_function(
     seeded_db: AsyncSession,
 ) -> None:
     call = ordered_transfer(seeded_db, 4, 3, Decimal("1.00"))
     try:
-        with pytest.raises(ExerciseError, match="your async function itself"):
+        with pytest.raises(ExerciseError, match="you called ordered_transfer"):
             await check_exercise_07(call, seeded_db)
     finally:
         call.close()

@@ -5,92 +5,120 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import ExerciseError
 from blogdata.models import User
 from blogdata.notebook.exercises import check_exercise_10
 
-NAMES = ["kept", "dropped"]
+
+def _user(name: str) -> User:
+    return User(email=f"{name}@example.com", username=name, hashed_password="-")
 
 
 async def _by_hand(
-    engine: AsyncEngine, *, join: Any = "create_savepoint", roll_back: bool = True
+    engine: AsyncEngine,
+    kept: str,
+    dropped: str,
+    *,
+    join: Any = "create_savepoint",
+    roll_back_outer: bool = True,
 ) -> list[str]:
     """Do the exercise as the solution does; return what the session sees."""
     async with engine.connect() as conn:
         outer = await conn.begin()
         db = AsyncSession(bind=conn, join_transaction_mode=join, expire_on_commit=False)
-        db.add(User(email="kept@example.com", username="kept", hashed_password="-"))
+        db.add(_user(kept))
         await db.commit()
-        db.add(User(email="dropped@example.com", username="dropped", hashed_password="-"))
+        db.add(_user(dropped))
         await db.flush()
-        if roll_back:
-            await db.rollback()
-        seen = sorted(await db.scalars(select(User.username).where(User.username.in_(NAMES))))
+        await db.rollback()
+        names = select(User.username).where(User.username.in_([kept, dropped]))
+        seen = sorted(await db.scalars(names))
         await db.close()
         if outer.is_active:
-            await outer.rollback()
+            await (outer.rollback() if roll_back_outer else outer.commit())
     return seen
+
+
+async def rollback_keeps_commits(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    """The notebook's solution."""
+    return await _by_hand(engine, kept, dropped)
+
+
+async def default_join_mode(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    return await _by_hand(engine, kept, dropped, join="conditional_savepoint")
+
+
+async def commits_the_outer(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    return await _by_hand(engine, kept, dropped, roll_back_outer=False)
+
+
+async def the_prompt_names(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    """Ignores the names it is given."""
+    await _by_hand(engine, "kept", "dropped")
+    return [kept]
+
+
+async def nothing_rolled_back(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    """Right value, wrong technique: never writes dropped, so the rollback undoes nothing."""
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint")
+        db.add(_user(kept))
+        await db.flush()
+        seen = sorted(await db.scalars(select(User.username).where(User.username == kept)))
+        await db.close()
+        await outer.rollback()
+    return seen
+
+
+async def leaks_the_connection(engine: AsyncEngine, kept: str, dropped: str) -> list[str]:
+    conn = await engine.connect()
+    await conn.begin()
+    leaked.append(conn)
+    return [kept]
+
+
+leaked: list[Any] = []
 
 
 async def test_check_10_accepts_the_solution(
     engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    answer = await _by_hand(engine)
-    assert answer == ["kept"]
-    await check_exercise_10(answer, engine)
-    assert capsys.readouterr().out.startswith("✓ the session's rollback() undid only 'dropped'")
+    await check_exercise_10(rollback_keeps_commits, engine)
+    assert capsys.readouterr().out.startswith("✓ the session's rollback() undid only the second")
 
 
-async def test_check_10_points_to_create_savepoint_when_the_rollback_undid_everything(
-    engine: AsyncEngine,
-) -> None:
-    answer = await _by_hand(engine, join="conditional_savepoint")  # the default mode
-    assert answer == []
-    with pytest.raises(ExerciseError, match='join_transaction_mode="create_savepoint"'):
-        await check_exercise_10(answer, engine)
-
-
-async def test_check_10_asks_for_the_rollback_when_dropped_is_still_seen(
-    engine: AsyncEngine,
-) -> None:
-    answer = await _by_hand(engine, roll_back=False)
-    assert answer == ["dropped", "kept"]
-    with pytest.raises(ExerciseError, match="'dropped' should be gone"):
-        await check_exercise_10(answer, engine)
+async def test_check_10_refuses_the_names_typed_in(engine: AsyncEngine) -> None:
+    with pytest.raises(ExerciseError, match="not your async function.*cannot pass"):
+        await check_exercise_10(["kept"], engine)
 
 
 @pytest.mark.parametrize(
-    "answer", [pytest.param("kept", id="a-string"), pytest.param([1], id="not-names")]
+    ("answer", "hint"),
+    [
+        pytest.param(default_join_mode, "should survive the session's rollback", id="default"),
+        pytest.param(commits_the_outer, "committed for everyone \\(the check deleted", id="commit"),
+        pytest.param(the_prompt_names, "use the names you are given", id="prompt-names"),
+        pytest.param(nothing_rolled_back, "1 user\\(s\\) inserted", id="no-rollback"),
+    ],
 )
-async def test_check_10_rejects_an_answer_that_is_not_a_list_of_names(
-    engine: AsyncEngine, answer: object
+async def test_check_10_refuses_wrong_functions_and_leaves_nothing(
+    engine: AsyncEngine, answer: Any, hint: str
 ) -> None:
-    with pytest.raises(ExerciseError, match="sorted list of usernames"):
+    with pytest.raises(ExerciseError, match=hint):
         await check_exercise_10(answer, engine)
+    async with engine.connect() as conn:
+        names = User.username.in_(["kept_by_check", "dropped_by_check", "kept", "dropped"])
+        assert (await conn.scalars(select(User.username).where(names))).all() == []
 
 
-async def test_check_10_asks_to_finish_when_the_connection_is_still_open(
-    engine: AsyncEngine,
-) -> None:
-    conn = await engine.connect()
+async def test_check_10_refuses_a_connection_left_checked_out(engine: AsyncEngine) -> None:
     try:
-        with pytest.raises(ExerciseError, match="still checked out"):
-            await check_exercise_10(["kept"], engine)
+        with pytest.raises(ExerciseError, match="1 connection\\(s\\) still checked out"):
+            await check_exercise_10(leaks_the_connection, engine)
     finally:
-        await conn.close()
-
-
-async def test_check_10_notices_rows_committed_for_everyone(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(User).values(email="kept@example.com", username="kept", hashed_password="-")
-        )
-    try:
-        with pytest.raises(ExerciseError, match=r"\['kept'\] committed for everyone"):
-            await check_exercise_10(["kept"], engine)
-    finally:
-        async with engine.begin() as conn:
-            await conn.execute(delete(User).where(User.username.in_(NAMES)))
+        for conn in leaked:
+            await conn.close()

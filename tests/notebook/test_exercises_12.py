@@ -1,38 +1,154 @@
-"""Notebook 12's exercise check: one new link shows on the standby as a count grown by one."""
+"""Notebook 12's exercise check: write on the primary, wait for the standby, read there.
+
+A primary and its streaming hot standby are started for this module (as in
+``tests/test_topology.py``), whatever ``BLOGDATA_TEST_DATABASE_URL`` says.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import pytest
+from sqlalchemy import NullPool, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blogdata.db import migrate
+from blogdata.db.engine import create_engine
+from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
+from blogdata.db.sessions import session_scope
 from blogdata.errors import ExerciseError
+from blogdata.models import Post, Tag, post_tags
 from blogdata.notebook.exercises import check_exercise_12
+from blogdata.servers import embedded, replica
+from tests.helpers import create_database
+
+DATABASE = "blogdata_exercise_12"
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        pytest.param(1, id="int"),
-        pytest.param(np.int64(1), id="numpy-int"),
-        pytest.param(pd.Series([5, 6]).diff().astype("Int64").iloc[1], id="pandas-Int64"),
-    ],
-)
-def test_check_12_accepts_the_solution(answer: object, capsys: pytest.CaptureFixture[str]) -> None:
-    check_exercise_12(answer)
-    assert capsys.readouterr().out.startswith("✓ the standby counts the new link")
+@dataclass
+class Topology:
+    primary: AsyncEngine
+    reader: AsyncEngine
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="blogdata-exercise-12-"))
+    folder.chmod(0o755)  # ours: the servers' system user must traverse it
+    try:
+        embedded.start(folder)
+        yield folder
+    finally:
+        replica.stop(folder)
+        embedded.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def topology(home: Path) -> AsyncIterator[Topology]:
+    from blogdata.seed import seed
+
+    url = await create_database(embedded.start(home).url("postgres"), DATABASE)
+    await migrate.upgrade(url)
+    seeder = create_engine(url, poolclass=NullPool)
+    try:
+        await seed(seeder, users=40)
+    finally:
+        await seeder.dispose()
+    replica.start(home)
+    primary = create_engine(url)
+    reader = create_read_engine(replica.status(home).url(DATABASE))  # type: ignore[union-attr]
+    try:
+        yield Topology(primary, reader)
+    finally:
+        await reader.dispose()
+        await primary.dispose()
+
+
+def _count(tag: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(post_tags)
+        .join(Tag, Tag.id == post_tags.c.tag_id)
+        .where(Tag.name == tag)
+    )
+
+
+async def _link(primary: AsyncEngine, tag: str) -> None:
+    without_it = ~Post.tags.any(Tag.name == tag)
+    async with session_scope(primary) as db:
+        post_id = await db.scalar(select(Post.id).where(without_it).order_by(Post.id).limit(1))
+        tag_id = await db.scalar(select(Tag.id).where(Tag.name == tag))
+        await db.execute(insert(post_tags).values(post_id=post_id, tag_id=tag_id))
+
+
+async def link_and_count(primary: AsyncEngine, reader: AsyncEngine, tag: str) -> int:
+    """The notebook's solution."""
+    await _link(primary, tag)
+    await wait_for_replica(primary=primary, replica=reader, timeout=30)
+    async with read_session(reader) as db:
+        return int(await db.scalar(_count(tag)) or 0)
+
+
+async def no_wait(primary: AsyncEngine, reader: AsyncEngine, tag: str) -> int:
+    """Reads the standby at once: right only when replay happened to be quick."""
+    await _link(primary, tag)
+    async with session_scope(primary) as db:
+        expected = int(await db.scalar(_count(tag)) or 0)
+    async with read_session(reader) as db:
+        seen = int(await db.scalar(_count(tag)) or 0)
+    return max(seen, expected)  # the race made deterministic: the right value, every time
+
+
+async def read_on_primary(primary: AsyncEngine, reader: AsyncEngine, tag: str) -> int:
+    """Right value, wrong technique: waits, then counts on the primary."""
+    await _link(primary, tag)
+    await wait_for_replica(primary=primary, replica=reader, timeout=30)
+    async with session_scope(primary) as db:
+        return int(await db.scalar(_count(tag)) or 0)
+
+
+async def two_links(primary: AsyncEngine, reader: AsyncEngine, tag: str) -> int:
+    await _link(primary, tag)
+    return await link_and_count(primary, reader, tag)
+
+
+async def _links(topology: Topology) -> int:
+    async with session_scope(topology.primary) as db:
+        return int(await db.scalar(select(func.count()).select_from(post_tags)) or 0)
+
+
+async def test_the_solution_passes_and_the_link_is_removed(
+    topology: Topology, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = await _links(topology)
+    await check_exercise_12(link_and_count, topology.primary, topology.reader)
+    assert "waited for, and counted on the standby" in capsys.readouterr().out
+    assert await _links(topology) == before
+
+
+async def test_the_number_typed_in_is_refused(topology: Topology) -> None:
+    with pytest.raises(ExerciseError, match="not your async function.*cannot pass"):
+        await check_exercise_12(1, topology.primary, topology.reader)
 
 
 @pytest.mark.parametrize(
     ("answer", "hint"),
     [
-        pytest.param(0, "await wait_for_replica", id="read-before-replay"),
-        pytest.param(2, "grew by 2", id="two-links"),
-        pytest.param("1", "whole number", id="a-string"),
-        pytest.param(1.5, "whole number", id="a-float"),
-        pytest.param(True, "whole number", id="a-bool"),
+        pytest.param(no_wait, "you did not wait for the standby", id="no-wait"),
+        pytest.param(read_on_primary, "not read on the standby after the wait", id="primary"),
+        pytest.param(two_links, "insert exactly one post_tags row", id="two-links"),
     ],
 )
-def test_check_12_rejects_a_wrong_answer_with_a_hint(answer: object, hint: str) -> None:
+async def test_wrong_functions_are_refused_and_their_links_removed(
+    topology: Topology, answer: Any, hint: str
+) -> None:
+    before = await _links(topology)
     with pytest.raises(ExerciseError, match=hint):
-        check_exercise_12(answer)
+        await check_exercise_12(answer, topology.primary, topology.reader)
+    assert await _links(topology) == before
