@@ -272,7 +272,7 @@
 # ## parquet
 #
 # **Parquet.** A columnar file format for tables, with types and compression: a DataFrame written
-# to Parquet reads back with the same dtypes, and much faster than CSV.
+# to Parquet reads back with the same dtypes.
 #
 # Shown in: [11](11-exploring-the-blog.ipynb).
 
