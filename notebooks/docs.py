@@ -14,8 +14,8 @@ checked again in the HTML: the target page must exist and so must the ``#anchor`
 broken link is printed and the exit status is 1.
 
 Mermaid's JavaScript is loaded by the reader's browser from the jsDelivr CDN (no PyPI package
-ships it); ``BLOGDATA_DOCS_MERMAID_JS`` names another URL (for example a local copy of
-``mermaid.esm.min.mjs``) to use instead.
+ships it); set ``BLOGDATA_DOCS_MERMAID_JS`` to a folder holding ``mermaid.esm.min.mjs`` and its
+``chunks/`` (the ``dist`` folder of the npm package ``mermaid``) to ship it in the site instead.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import shutil
 import sys
 import time
@@ -103,19 +104,24 @@ def heading_slug(text: str) -> str:
     return text.strip().replace(" ", "-")
 
 
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+
+
 def _rewrite_markdown(text: str, out: Path) -> str:
-    """Rewrite ``](target)`` links to repository files (not notebooks) to reach them from ``out``."""
-    pieces = text.split("](")
-    for i in range(1, len(pieces)):
-        target, close, rest = pieces[i].partition(")")
-        if not close or urlsplit(target).scheme or target.startswith("#"):
-            continue
+    """Make links to repository files (not notebooks) plain HTML links that reach them from ``out``.
+
+    Sphinx would look for such a target among its pages; a raw ``<a>`` keeps it a file link.
+    """
+
+    def rewrite(link: re.Match[str]) -> str:
+        label, target = link[1], link[2]
         path, hash_, anchor = target.partition("#")
-        if path.endswith(".ipynb") and "/" not in path:
-            continue  # another notebook: Sphinx makes it a link to its page
+        if urlsplit(target).scheme or not path or (path.endswith(".ipynb") and "/" not in path):
+            return link[0]  # external, same page, or another notebook (Sphinx links its page)
         path = os.path.relpath((HERE / path).resolve(), out.resolve())
-        pieces[i] = f"<{path}{hash_}{anchor}>){rest}"
-    return "](".join(pieces)
+        return f'<a href="{path}{hash_}{anchor}">{label}</a>'
+
+    return _LINK.sub(rewrite, text)
 
 
 def _config(mermaid_js: str | None) -> dict[str, object]:
@@ -130,7 +136,9 @@ def _config(mermaid_js: str | None) -> dict[str, object]:
         "myst_heading_anchors": 4,
         "myst_heading_slug_func": heading_slug,
         "myst_fence_as_directive": ["mermaid"],
-        "suppress_warnings": ["mystnb.unknown_mime_type"],
+        # The slug function cannot be pickled (harmless: each build is fresh); a traceback's
+        # "$1" that Pygments cannot lex falls back to plain text (harmless too).
+        "suppress_warnings": ["config.cache", "misc.highlighting_failure"],
         "html_theme": "sphinx_book_theme",
         "html_title": "blogdata notebooks",
         "html_theme_options": {"show_toc_level": 2, "home_page_in_toc": True},
@@ -138,9 +146,20 @@ def _config(mermaid_js: str | None) -> dict[str, object]:
         "html_show_sourcelink": False,
         "mermaid_d3_zoom": False,
     }
-    if mermaid_js:
-        config["mermaid_use_local"] = mermaid_js
+    if mermaid_js:  # a folder of Mermaid's own files, copied into the site by _stage
+        config["html_static_path"] = ["_mermaid"]
+        config["mermaid_use_local"] = "mermaid.esm.min.mjs"
     return config
+
+
+def _copy_mermaid(dist: Path, static: Path) -> None:
+    """Copy Mermaid's minified ES module and its chunks (not all of ``dist``) into ``static``."""
+    main = dist / "mermaid.esm.min.mjs"
+    if not main.is_file():
+        raise SystemExit(f"BLOGDATA_DOCS_MERMAID_JS={dist}: no mermaid.esm.min.mjs in that folder")
+    static.mkdir(parents=True)
+    shutil.copyfile(main, static / main.name)
+    shutil.copytree(dist / "chunks" / "mermaid.esm.min", static / "chunks" / "mermaid.esm.min")
 
 
 def _stage(staging: Path, out: Path) -> list[str]:
@@ -169,6 +188,8 @@ def build(out: Path, mermaid_js: str | None = None) -> tuple[list[Path], list[st
         shutil.rmtree(out)
     staging = out.parent / f"{out.name}{STAGING}"
     names = _stage(staging, out)
+    if mermaid_js:
+        _copy_mermaid(Path(mermaid_js), staging / "_mermaid")
     warnings = io.StringIO()
     app = Sphinx(
         srcdir=staging,
