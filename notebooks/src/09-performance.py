@@ -44,8 +44,16 @@ nb
 #
 # An [engine](glossary.ipynb#engine) keeps a [connection pool](glossary.ipynb#connection-pool):
 # `pool_size` connections stay open, up to `max_overflow` more are opened when all are busy, and
-# a task that finds none free waits `pool_timeout` seconds. blogdata reads these from the
-# settings (`BLOGDATA_POOL_SIZE` …); the defaults:
+# a task that finds none free waits `pool_timeout` seconds:
+#
+# ```mermaid
+# flowchart LR
+#   T["task: async with engine.connect()"] -->|"one is free"| K["pool_size connections,<br/>kept open"]
+#   T -->|"all kept ones busy"| O["up to max_overflow more,<br/>closed again when returned"]
+#   T -->|"none free for pool_timeout seconds"| X["PoolExhaustedError"]
+# ```
+#
+# blogdata reads these from the settings (`BLOGDATA_POOL_SIZE` …); the defaults:
 
 # %%
 from blogdata.config import get_settings
