@@ -454,7 +454,7 @@ await check_exercise_10(answer, nb.engine)
 #   [`Session.join_transaction_mode`](https://docs.sqlalchemy.org/en/20/orm/session_api.html#sqlalchemy.orm.Session.params.join_transaction_mode),
 #   [Asynchronous I/O (asyncio)](https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html)
 # - pytest: [How to use fixtures](https://docs.pytest.org/en/stable/how-to/fixtures.html)
-# - pytest-asyncio: [Concepts: test discovery modes](https://pytest-asyncio.readthedocs.io/en/stable/concepts.html)
+# - pytest-asyncio: [Configuration (`asyncio_mode`)](https://pytest-asyncio.readthedocs.io/en/stable/reference/configuration.html)
 # - PostgreSQL: [`SAVEPOINT`](https://www.postgresql.org/docs/current/sql-savepoint.html),
 #   [`ROLLBACK TO SAVEPOINT`](https://www.postgresql.org/docs/current/sql-rollback-to.html)
 #
