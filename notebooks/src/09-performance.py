@@ -528,14 +528,50 @@ shown.attrs[ROUTE_ATTR], shown.iloc[0, 0]
 # %% [markdown]
 # ## Worked example: an inactive-user clean-up
 #
-# The guide's bulk update is one Core `update()`: a `WHERE` on `last_login` (a column the
-# guide's own model lacks; blogdata's has it) and `.values(is_active=False)`, with a cutoff
-# from a naive `datetime.utcnow()`. In plain SQLAlchemy, with an aware clock (the seed's fixed
-# one, so the answer is stable) and only the users still active, the statement and the number
-# of rows it changed (`rowcount`):
+# The guide's bulk update, verbatim (plus the `datetime` import it leaves out). It filters on
+# `last_login`, a column the guide's own model lacks (blogdata's has it):
 
 # %%
-from sqlalchemy import and_, update
+from datetime import datetime
+
+from sqlalchemy import update
+
+
+async def deactivate_old_users(db: AsyncSession, days: int):
+    cutoff = datetime.utcnow() - timedelta(days=days)
+    await db.execute(
+        update(User)
+        .where(User.last_login < cutoff)
+        .values(is_active=False)
+    )
+    await db.commit()
+
+# %% [markdown]
+# It commits, so we run it in a session joined to an outer transaction that we roll back
+# afterwards (the test fixture of [notebook 10](10-testing.ipynb)), and count the active users
+# before and after, and those who ever logged in:
+
+# %%
+active = select(func.count()).where(User.is_active)
+async with nb.engine.connect() as conn:
+    outer = await conn.begin()
+    guide_db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint")
+    before = await guide_db.scalar(active)
+    logged_in = await guide_db.scalar(active.where(User.last_login.is_not(None)))
+    await deactivate_old_users(guide_db, days=180)
+    after = await guide_db.scalar(active)
+    await outer.rollback()
+{"deactivated": before - after, "active users who ever logged in": logged_in}
+
+# %% [markdown]
+# Every active user who ever logged in was deactivated: the cutoff comes from the clock of the
+# day the code runs (a naive one, too), and the seed's logins all lie before its fixed clock,
+# 2026-01-01, more than 180 days before today. A clean-up should take its clock as a parameter.
+# In plain SQLAlchemy, with an aware clock (the seed's, so the answer is stable), only the users
+# still active, and no commit, the statement and the number of rows it changed (`rowcount`):
+
+# %%
+from sqlalchemy import and_
 
 cutoff = SEED_NOW - timedelta(days=180)
 stale = update(User).where(and_(User.is_active, User.last_login < cutoff)).values(is_active=False)
