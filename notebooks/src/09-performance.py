@@ -344,22 +344,14 @@ created, [hashed[:10] for hashed in stored]
 # %% [markdown]
 # ## Indexes and `EXPLAIN`
 #
-# The 10,000 rows from the COPY above are committed. `VACUUM ANALYZE` refreshes the planner's
-# statistics (and the table's visibility map, which matters below). `VACUUM` cannot run inside a
-# transaction, so it goes on a connection in autocommit mode:
-
-# %%
-async with nb.engine.connect() as conn:
-    await conn.execution_options(isolation_level="AUTOCOMMIT")
-    await conn.execute(text("VACUUM ANALYZE users"))
-
-# %% [markdown]
-# In plain SQLAlchemy, [`EXPLAIN`](glossary.ipynb#explain) is a `text()` statement around the
-# compiled query (here with its value inlined); `COSTS OFF` leaves out the cost estimates,
-# which differ from run to run and between server versions:
+# The 10,000 rows from the COPY above are committed. `ANALYZE` refreshes the planner's
+# statistics. In plain SQLAlchemy, [`EXPLAIN`](glossary.ipynb#explain) is a `text()` statement
+# around the compiled query (here with its value inlined); `COSTS OFF` leaves out the cost
+# estimates, which differ from run to run and between server versions:
 
 # %%
 db = nb.sessions()
+await db.execute(text("ANALYZE users"))
 by_email = select(User).where(User.email == "bulk04242@example.com")
 sql = by_email.compile(nb.engine, compile_kwargs={"literal_binds": True})
 print("\n".join(await db.scalars(text(f"EXPLAIN (COSTS OFF) {sql}"))))
@@ -388,22 +380,26 @@ lookups = {
 {name: plan_indexes(await explain(db, stmt)) for name, stmt in lookups.items()}
 
 # %% [markdown]
-# The guide also adds an index on `(email, username)`, and blogdata's model keeps it (the
-# model follows the guide's schema; migration 0001 creates it). The lookup by email above did
-# not use it: `email` is unique on its own, and its single-column index finds the row. Where
-# the pair index does serve is a query that reads *only* those two columns: PostgreSQL can
-# answer it from the index alone, an *Index Only Scan* that never visits the table (that is
-# what the visibility map from `VACUUM` allows):
+# The guide also adds an index on `(email, username)`, and blogdata's model keeps it: the model
+# follows the guide's schema, and migration 0001 creates it. The lookup by email above did not
+# use it, although it could: `email` is the pair index's leading column. The plan shows it once
+# the single-column index is out of the way. DDL is transactional in PostgreSQL, so we drop
+# `ix_users_email` inside the session's transaction and roll the drop back:
 
 # %%
-pair_only = select(User.username).where(User.email == "bulk04242@example.com")
-plan = await explain(db, pair_only)
+await db.execute(text("DROP INDEX ix_users_email"))
+plan = await explain(db, by_email)
+await db.rollback()
 plan_nodes(plan), plan_indexes(plan)
 
 # %% [markdown]
-# So the index is not useless, but it serves a narrow kind of query, and every index costs time
-# on each insert and space on disk. Keep the ones your workload's plans actually use:
-# `pg_stat_user_indexes.idx_scan` counts each index's scans over time.
+# So for lookups the pair index duplicates `ix_users_email` (and `username` has its own unique
+# index), while every index costs time on each insert and space on disk. It could still pay for
+# a query that reads only those two columns, answered from the index alone (an *Index Only
+# Scan*), if your workload has one. Keep the indexes your workload's plans actually use:
+# `pg_stat_user_indexes.idx_scan` counts each index's scans over time. blogdata keeps this one
+# only to match the guide's schema; dropping it would take a migration
+# ([notebook 08](08-migrations.ipynb)).
 #
 # A filter on a column without an index reads the whole table. `role` has none, so even the
 # few admins among 10,200 users are found by a sequential scan:
@@ -642,13 +638,13 @@ await db.close()
 # - SQLAlchemy: [Connection pooling](https://docs.sqlalchemy.org/en/20/core/pooling.html),
 #   [ORM bulk INSERT statements](https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html),
 #   ["Insert many values" behavior](https://docs.sqlalchemy.org/en/20/core/connections.html#engine-insertmanyvalues),
-#   [Setting transaction isolation levels, including autocommit](https://docs.sqlalchemy.org/en/20/core/connections.html#setting-transaction-isolation-levels-including-dbapi-autocommit)
+#   [Joining a Session into an External Transaction](https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-session-into-an-external-transaction-such-as-for-test-suites)
 # - asyncpg: [`Connection.executemany` and `copy_records_to_table`](https://magicstack.github.io/asyncpg/current/api/index.html)
 # - PostgreSQL: [`EXPLAIN`](https://www.postgresql.org/docs/current/sql-explain.html),
 #   [Using EXPLAIN](https://www.postgresql.org/docs/current/using-explain.html),
+#   [Multicolumn indexes](https://www.postgresql.org/docs/current/indexes-multicolumn.html),
 #   [Index-only scans and covering indexes](https://www.postgresql.org/docs/current/indexes-index-only-scans.html),
-#   [`COPY`](https://www.postgresql.org/docs/current/sql-copy.html),
-#   [`VACUUM`](https://www.postgresql.org/docs/current/sql-vacuum.html)
+#   [`COPY`](https://www.postgresql.org/docs/current/sql-copy.html)
 # - pandas: [`read_sql`](https://pandas.pydata.org/docs/reference/api/pandas.read_sql.html),
 #   [Nullable integer data type](https://pandas.pydata.org/docs/user_guide/integer_na.html)
 #
@@ -661,8 +657,8 @@ await db.close()
 # - The guide's `bulk_create_users` dumps a `password` the table has no column for: the key is
 #   silently dropped and the insert fails; blogdata's hashes each password and never commits.
 # - Check plans with `EXPLAIN` (or blogdata's `explain`): an index pays only when the planner
-#   uses it, for selective filters such as a rare `role`, or as a covering index for an Index
-#   Only Scan; and a pool should fail fast (`PoolExhaustedError`) when full.
+#   uses it, for selective filters such as a rare `role`; an index that duplicates another's
+#   leading column only costs; and a pool should fail fast (`PoolExhaustedError`) when full.
 
 # %%
 await nb.close()

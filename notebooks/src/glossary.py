@@ -186,7 +186,7 @@
 # order could produce. SQLAlchemy sets it with `execution_options(isolation_level=...)`, and adds
 # `"AUTOCOMMIT"` for statements that cannot run in a transaction (`VACUUM`, `CREATE DATABASE`).
 #
-# Shown in: [09](09-performance.ipynb), [12](12-scaling-out.ipynb).
+# Shown in: [12](12-scaling-out.ipynb).
 
 # %% [markdown]
 # ## join_transaction_mode
