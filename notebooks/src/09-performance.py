@@ -2,45 +2,39 @@
 # # 09 · Performance: pools, bulk inserts, indexes and fast loading
 #
 # The guide's performance tips are a pool configuration, a bulk insert, a bulk update and a few
-# indexes. Each is worth measuring: the right bulk path is ten times faster than the obvious
+# indexes. Each is worth measuring: the right bulk path is many times faster than the obvious
 # one, an index only helps if the planner uses it, and a pool that is too small should fail
 # loudly rather than hang. And each is worth looking at closely: the guide's bulk insert does
 # not do what it seems to, and fails on its own schema.
 #
+# **Prerequisites:** [notebook 03](03-crud.ipynb) (sessions, `insert`, `commit`),
+# [notebook 04](04-query-patterns.ipynb) (`select().where(...)`) · **Time to learn:** 35 minutes
+#
 # **What you will learn**
 # - what the pool settings mean, and what happens when every connection is busy;
-# - three ways to insert many rows (ORM `add_all`, asyncpg's `executemany`, `COPY`), what each
-#   sends to the server, and when SQLAlchemy batches rows into multi-row `INSERT … VALUES`;
+# - three ways to insert many rows (ORM `add_all`, a Core `insert(User)` with a list of
+#   dictionaries, `COPY`), what each sends to the server, and when SQLAlchemy batches rows into
+#   multi-row `INSERT … VALUES`;
 # - why the guide's `bulk_create_users` fails, and blogdata's version;
-# - how to check with `EXPLAIN` that a query uses the index you expect, and why an index on
-#   `role` serves a rare value but not a common one;
-# - blogdata's loader against `pandas.read_sql`, and the routes it chooses between (all on the
-#   session's own connection).
+# - how to check with `EXPLAIN` that a query uses the index you expect, what the guide's
+#   `(email, username)` index is good for, and why an index on `role` serves a rare value but
+#   not a common one;
+# - the guide's bulk `update`, in plain SQLAlchemy and as blogdata's `deactivate_old_users`;
+# - (advanced) blogdata's loader against `pandas.read_sql`, and the routes it chooses between
+#   (all on the session's own connection).
 #
 # Timings in this notebook depend on the machine (cells marked to be ignored by the checks);
 # the facts around them do not.
 
 # %%
-import asyncio
-import time
-from collections import Counter
-from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import List
 
-import pandas as pd
-from sqlalchemy import delete, event, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text
 
-from blogdata import User, UserCreate, bulk, create_engine, load_frame
-from blogdata.config import get_settings
-from blogdata.diagnostics import explain, plan_indexes, plan_nodes
-from blogdata.errors import RouteUnavailableError
-from blogdata.loaders import ROUTE_ATTR
+from blogdata import User
 from blogdata.notebook import tutorial_database
 from blogdata.notebook.exercises import check_exercise_09
-from blogdata.security import get_password_hash
-from blogdata.seed import DEMO_PASSWORD, SEED_NOW
+from blogdata.seed import SEED_NOW
 
 nb = await tutorial_database("09-performance")
 nb
@@ -50,10 +44,20 @@ nb
 #
 # An [engine](glossary.ipynb#engine) keeps a [connection pool](glossary.ipynb#connection-pool):
 # `pool_size` connections stay open, up to `max_overflow` more are opened when all are busy, and
-# a task that finds none free waits `pool_timeout` seconds. blogdata reads these from the
-# settings (`BLOGDATA_POOL_SIZE` …); the defaults:
+# a task that finds none free waits `pool_timeout` seconds:
+#
+# ```mermaid
+# flowchart LR
+#   T["task: async with engine.connect()"] -->|"one is free"| K["pool_size connections,<br/>kept open"]
+#   T -->|"all kept ones busy"| O["up to max_overflow more,<br/>closed again when returned"]
+#   T -->|"none free for pool_timeout seconds"| X["PoolExhaustedError"]
+# ```
+#
+# blogdata reads these from the settings (`BLOGDATA_POOL_SIZE` …); the defaults:
 
 # %%
+from blogdata.config import get_settings
+
 settings = get_settings()
 settings.pool_size, settings.max_overflow, settings.pool_timeout, settings.pool_pre_ping
 
@@ -66,6 +70,10 @@ settings.pool_size, settings.max_overflow, settings.pool_timeout, settings.pool_
 # two serves ten queries.
 
 # %%
+import asyncio
+
+from blogdata import create_engine
+
 small = create_engine(nb.engine.url, pool_size=2, max_overflow=0, pool_timeout=0.5)
 
 
@@ -82,6 +90,8 @@ await asyncio.gather(*(query() for _ in range(10)))
 # with advice):
 
 # %% tags=["raises-exception"]
+from contextlib import AsyncExitStack
+
 async with AsyncExitStack() as busy:
     for _ in range(2):
         await busy.enter_async_context(small.connect())
@@ -102,6 +112,11 @@ await small.dispose()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+import time
+
+from blogdata.security import get_password_hash
+from blogdata.seed import DEMO_PASSWORD
+
 started = time.perf_counter()
 HASH = get_password_hash(DEMO_PASSWORD)
 print(f"one password hash: {time.perf_counter() - started:.3f} s")
@@ -125,6 +140,8 @@ len(rows)
 # when it hands over one statement (for an INSERT we count the rows in its `VALUES`).
 
 # %%
+from sqlalchemy import event
+
 calls, sent = [], {}  # the driver calls of the current method; every method's, by name
 
 
@@ -144,6 +161,11 @@ def on_execute(cursor, statement, parameters, context):
 # removes the rows again (unless asked to keep them).
 
 # %%
+from sqlalchemy import delete
+
+seconds = {}  # each method's time, by name
+
+
 async def timed(method, keep=False):
     calls.clear()
     async with nb.sessions() as db:
@@ -152,6 +174,7 @@ async def timed(method, keep=False):
         await db.commit()
         elapsed = time.perf_counter() - started
         sent[method.__name__] = list(calls)
+        seconds[method.__name__] = elapsed
         bulk_rows = User.username.startswith("bulk")
         assert await db.scalar(select(func.count()).where(bulk_rows)) == N
         if not keep:
@@ -160,16 +183,22 @@ async def timed(method, keep=False):
     return f"{N:,} rows in {elapsed:.2f} s"
 
 # %% [markdown]
-# The three methods: ORM objects, plain dictionaries through `insert_hashed_users`' INSERT path
-# (forced by a threshold above `N`), and the same function's default, `COPY`.
+# The three methods, plain SQLAlchemy first: ORM objects with `add_all`, a Core `insert(User)`
+# executed with the list of dictionaries (as the guide's bulk insert does), and blogdata's
+# `bulk.insert_hashed_users`, which sends 1,000 rows or more with `COPY`.
 
 # %%
+from sqlalchemy import insert
+
+from blogdata import bulk
+
+
 async def orm_add_all(db):
     db.add_all([User(**row) for row in rows])
 
 
 async def insert_executemany(db):
-    await bulk.insert_hashed_users(db, rows, copy_threshold=N + 1)
+    await db.execute(insert(User), rows)
 
 
 async def insert_copy(db):
@@ -184,8 +213,9 @@ async def insert_copy(db):
 await timed(orm_add_all)
 
 # %% [markdown]
-# **`INSERT` with a list of dictionaries** (a Core `insert(User)` without `RETURNING`): the
-# driver's [executemany](glossary.ipynb#executemany).
+# **`INSERT` with a list of dictionaries** (a Core `insert(User)` without
+# [`RETURNING`](glossary.ipynb#returning)): the driver's
+# [executemany](glossary.ipynb#executemany).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -201,10 +231,19 @@ await timed(insert_executemany)
 await timed(insert_copy, keep=True)
 
 # %% [markdown]
-# On our machine COPY is about 2.5 times faster than the INSERT path, and ten times faster than
-# `add_all` (benchmarks/RESULTS.md). What each one handed to the driver:
+# How many times slower than COPY each method was, on this run (the numbers change from run to
+# run and machine to machine; benchmarks/RESULTS.md has repeated measurements):
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+{method: f"{elapsed / seconds['insert_copy']:.1f}x COPY's time" for method, elapsed in seconds.items()}
+
+# %% [markdown]
+# What each one handed to the driver:
+
+# %%
+from collections import Counter
+
 for method, seen in sent.items():
     print(f"{method}: {dict(Counter(seen)) or 'no INSERT statement at all'}")
 
@@ -257,6 +296,13 @@ async with nb.sessions() as db:
 # The guide's bulk insert, verbatim:
 
 # %%
+from typing import List
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from blogdata import UserCreate
+
+
 async def bulk_create_users(db: AsyncSession, users: List[UserCreate]):
     await db.execute(
         insert(User),
@@ -298,15 +344,26 @@ created, [hashed[:10] for hashed in stored]
 # %% [markdown]
 # ## Indexes and `EXPLAIN`
 #
-# The 10,000 rows from the COPY above are committed. After `ANALYZE` refreshes the planner's
-# statistics, [`explain`](glossary.ipynb#explain) returns PostgreSQL's plan as a dict. We look
-# at the node types and index names only: costs and timings differ from run to run and between
-# server versions.
+# The 10,000 rows from the COPY above are committed. `ANALYZE` refreshes the planner's
+# statistics. In plain SQLAlchemy, [`EXPLAIN`](glossary.ipynb#explain) is a `text()` statement
+# around the compiled query (here with its value inlined); `COSTS OFF` leaves out the cost
+# estimates, which differ from run to run and between server versions:
 
 # %%
 db = nb.sessions()
 await db.execute(text("ANALYZE users"))
-plan = await explain(db, select(User).where(User.email == "bulk04242@example.com"))
+by_email = select(User).where(User.email == "bulk04242@example.com")
+sql = by_email.compile(nb.engine, compile_kwargs={"literal_binds": True})
+print("\n".join(await db.scalars(text(f"EXPLAIN (COSTS OFF) {sql}"))))
+
+# %% [markdown]
+# blogdata's `explain` does the same with bound parameters and `FORMAT JSON`, and returns the
+# plan as a dict; `plan_nodes` and `plan_indexes` pick out the node types and index names:
+
+# %%
+from blogdata.diagnostics import explain, plan_indexes, plan_nodes
+
+plan = await explain(db, by_email)
 plan_nodes(plan), plan_indexes(plan)
 
 # %% [markdown]
@@ -323,10 +380,26 @@ lookups = {
 {name: plan_indexes(await explain(db, stmt)) for name, stmt in lookups.items()}
 
 # %% [markdown]
-# The guide also adds an index on `(email, username)`. For a lookup by email, or by email and
-# username, it adds nothing: each column is unique on its own, and the planner prefers the
-# smaller single-column index. Every index costs time on each insert, so keep the ones a plan
-# actually uses (`pg_stat_user_indexes.idx_scan` counts them over time).
+# The guide also adds an index on `(email, username)`, and blogdata's model keeps it: the model
+# follows the guide's schema, and migration 0001 creates it. The lookup by email above did not
+# use it, although it could: `email` is the pair index's leading column. The plan shows it once
+# the single-column index is out of the way. DDL is transactional in PostgreSQL, so we drop
+# `ix_users_email` inside the session's transaction and roll the drop back:
+
+# %%
+await db.execute(text("DROP INDEX ix_users_email"))
+plan = await explain(db, by_email)
+await db.rollback()
+plan_nodes(plan), plan_indexes(plan)
+
+# %% [markdown]
+# So for lookups the pair index duplicates `ix_users_email` (and `username` has its own unique
+# index), while every index costs time on each insert and space on disk. It could still pay for
+# a query that reads only those two columns, answered from the index alone (an *Index Only
+# Scan*), if your workload has one. Keep the indexes your workload's plans actually use:
+# `pg_stat_user_indexes.idx_scan` counts each index's scans over time. blogdata keeps this one
+# only to match the guide's schema; dropping it would take a migration
+# ([notebook 08](08-migrations.ipynb)).
 #
 # A filter on a column without an index reads the whole table. `role` has none, so even the
 # few admins among 10,200 users are found by a sequential scan:
@@ -347,7 +420,7 @@ int(plan["Plan"]["Actual Rows"])
 await db.close()
 
 # %% [markdown]
-# ## Loading a DataFrame: blogdata's loader against `pandas.read_sql`
+# ## (advanced) Loading a DataFrame: blogdata's loader against `pandas.read_sql`
 #
 # `pandas.read_sql` does not accept an async engine, so the usual workaround runs it through
 # `run_sync`. blogdata's `load_frame` reads with asyncpg directly and sets dtypes from the
@@ -356,6 +429,10 @@ await db.close()
 # second once, longer the very first time on a machine, while numba fills its cache).
 
 # %%
+import pandas as pd
+
+from blogdata import load_frame
+
 stmt = select(User.id, User.email, User.is_active, User.created_at).order_by(User.id)
 
 # %%
@@ -394,6 +471,8 @@ len(ours) == len(theirs), (ours["email"] == theirs["email"]).all()
 # decodes exactly, so forcing each returns the same frame:
 
 # %%
+from blogdata.loaders import ROUTE_ATTR
+
 async with nb.sessions() as db:
     frames = {r: await load_frame(db, stmt, route=r) for r in ("binary", "copy", "rows")}
     chosen = (await load_frame(db, stmt)).attrs[ROUTE_ATTR]
@@ -409,6 +488,8 @@ async with nb.sessions() as db:
 # the session made, and the session then sees the setting the loaded statement made:
 
 # %%
+from sqlalchemy import update
+
 async with nb.sessions() as db:
     await db.execute(update(User).where(User.id == 1).values(full_name="Changed, not committed"))
     await db.execute(text("SET LOCAL app.tenant_id = '2'"))
@@ -430,6 +511,8 @@ mine.attrs[ROUTE_ATTR], mine.iloc[0].tolist(), after
 # that has started is never run a second time); forcing `copy` says why instead:
 
 # %%
+from blogdata.errors import RouteUnavailableError
+
 async with nb.sessions() as db:
     shown = await load_frame(db, text("SHOW search_path"))
     try:
@@ -441,14 +524,65 @@ shown.attrs[ROUTE_ATTR], shown.iloc[0, 0]
 # %% [markdown]
 # ## Worked example: an inactive-user clean-up
 #
-# The guide's bulk update queries a `last_login` column its model lacks, with a naive
-# `utcnow()`. blogdata's `deactivate_old_users` uses the real column and an aware clock, and
-# returns the number of users it changed. We pass the seed's fixed clock so the answer is
-# stable, and check that no active user with an old login is left (our bulk users never logged
-# in, so they stay as they are).
+# The guide's bulk update, verbatim (plus the `datetime` import it leaves out). It filters on
+# `last_login`, a column the guide's own model lacks (blogdata's has it):
 
 # %%
+from datetime import datetime
+
+from sqlalchemy import update
+
+
+async def deactivate_old_users(db: AsyncSession, days: int):
+    cutoff = datetime.utcnow() - timedelta(days=days)
+    await db.execute(
+        update(User)
+        .where(User.last_login < cutoff)
+        .values(is_active=False)
+    )
+    await db.commit()
+
+# %% [markdown]
+# It commits, so we run it in a session joined to an outer transaction that we roll back
+# afterwards (the test fixture of [notebook 10](10-testing.ipynb)), and count the active users
+# before and after, and those who ever logged in:
+
+# %%
+active = select(func.count()).where(User.is_active)
+async with nb.engine.connect() as conn:
+    outer = await conn.begin()
+    guide_db = AsyncSession(bind=conn, join_transaction_mode="create_savepoint")
+    before = await guide_db.scalar(active)
+    logged_in = await guide_db.scalar(active.where(User.last_login.is_not(None)))
+    await deactivate_old_users(guide_db, days=180)
+    after = await guide_db.scalar(active)
+    await outer.rollback()
+{"deactivated": before - after, "active users who ever logged in": logged_in}
+
+# %% [markdown]
+# Every active user who ever logged in was deactivated: the cutoff comes from the clock of the
+# day the code runs (a naive one, too), and the seed's logins all lie before its fixed clock,
+# 2026-01-01, more than 180 days before today. A clean-up should take its clock as a parameter.
+# In plain SQLAlchemy, with an aware clock (the seed's, so the answer is stable), only the users
+# still active, and no commit, the statement and the number of rows it changed (`rowcount`):
+
+# %%
+from sqlalchemy import and_
+
 cutoff = SEED_NOW - timedelta(days=180)
+stale = update(User).where(and_(User.is_active, User.last_login < cutoff)).values(is_active=False)
+print(stale)
+async with nb.sessions() as db:
+    result = await db.execute(stale)
+    await db.rollback()
+result.rowcount
+
+# %% [markdown]
+# blogdata's `deactivate_old_users` runs the same statement, takes `now` only timezone-aware,
+# returns the count and does not commit. Afterwards no active user with an old login is left
+# (our bulk users never logged in, so they stay as they are):
+
+# %%
 async with nb.sessions() as db:
     changed = await bulk.deactivate_old_users(db, days=180, now=SEED_NOW)
     left = await db.scalar(select(func.count()).where(User.is_active, User.last_login < cutoff))
@@ -504,6 +638,21 @@ await check_exercise_09(answer, db)
 await db.close()
 
 # %% [markdown]
+# ## Further reading
+#
+# - SQLAlchemy: [Connection pooling](https://docs.sqlalchemy.org/en/20/core/pooling.html),
+#   [ORM bulk INSERT statements](https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html),
+#   ["Insert many values" behavior](https://docs.sqlalchemy.org/en/20/core/connections.html#engine-insertmanyvalues),
+#   [Joining a Session into an External Transaction](https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-session-into-an-external-transaction-such-as-for-test-suites)
+# - asyncpg: [`Connection.executemany` and `copy_records_to_table`](https://magicstack.github.io/asyncpg/current/api/index.html)
+# - PostgreSQL: [`EXPLAIN`](https://www.postgresql.org/docs/current/sql-explain.html),
+#   [Using EXPLAIN](https://www.postgresql.org/docs/current/using-explain.html),
+#   [Multicolumn indexes](https://www.postgresql.org/docs/current/indexes-multicolumn.html),
+#   [Index-only scans and covering indexes](https://www.postgresql.org/docs/current/indexes-index-only-scans.html),
+#   [`COPY`](https://www.postgresql.org/docs/current/sql-copy.html)
+# - pandas: [`read_sql`](https://pandas.pydata.org/docs/reference/api/pandas.read_sql.html),
+#   [Nullable integer data type](https://pandas.pydata.org/docs/user_guide/integer_na.html)
+#
 # ## Summary
 #
 # - Without `RETURNING`, a list of dictionaries goes through asyncpg's `executemany` (one
@@ -512,8 +661,9 @@ await db.close()
 #   fastest of all.
 # - The guide's `bulk_create_users` dumps a `password` the table has no column for: the key is
 #   silently dropped and the insert fails; blogdata's hashes each password and never commits.
-# - Check plans with `explain`: an index pays only when the planner uses it, for selective
-#   filters such as a rare `role`, and a pool should fail fast (`PoolExhaustedError`) when full.
+# - Check plans with `EXPLAIN` (or blogdata's `explain`): an index pays only when the planner
+#   uses it, for selective filters such as a rare `role`; an index that duplicates another's
+#   leading column only costs; and a pool should fail fast (`PoolExhaustedError`) when full.
 
 # %%
 await nb.close()

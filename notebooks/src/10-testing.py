@@ -6,23 +6,22 @@
 # keeps such tests fast and independent is to run **each test inside one transaction that is
 # always rolled back**, even when the code under test commits.
 #
+# **Prerequisites:** [notebook 01](01-engine-and-sessions.ipynb) (engine, session, commit),
+# [notebook 07](07-transactions-and-savepoints.ipynb) (savepoints), pytest basics (a test
+# function, a fixture) · **Time to learn:** 30 minutes
+#
 # **What you will learn**
 #
-# - the [fixtures](glossary.ipynb#fixture) in `tests/conftest.py`: one server, one migrated
-#   database, one transaction per test;
-# - how `join_transaction_mode="create_savepoint"` turns the code's `commit()` into a savepoint;
-# - what happens when pytest runs the guide's own `test_create_user`, and why the guide's
-#   fixture leaks rows from one test into the next;
+# - the rolled-back test transaction, by hand in plain SQLAlchemy: a connection, an outer
+#   transaction, and a session joined with `join_transaction_mode="create_savepoint"` that
+#   turns the code's `commit()` into a savepoint;
+# - why the guide's fixture leaks rows from one test into the next, and what happens when
+#   pytest runs the guide's own `test_create_user`;
+# - the same recipe as pytest [fixtures](glossary.ipynb#fixture), first in plain SQLAlchemy,
+#   then blogdata's own in `tests/conftest.py`;
 # - how to run a small pytest session, with async tests, from a notebook.
 
 # %%
-import os
-import re
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,21 +33,23 @@ nb = await tutorial_database("10-testing")
 nb
 
 # %% [markdown]
-# ## The harness, piece by piece
+# ## The rolled-back test transaction, by hand
 #
-# `tests/conftest.py` provides four fixtures:
+# Each test gets a [session](glossary.ipynb#session) that lives inside a transaction the test
+# itself never ends. The picture:
 #
-# - `server_url`: `BLOGDATA_TEST_DATABASE_URL` if set, else an embedded PostgreSQL in a
-#   temporary folder (one per test run, deleted afterwards);
-# - `database_url`: a throwaway database for the run, built with `alembic upgrade head`, so the
-#   [migrations](glossary.ipynb#migration) are tested on every run;
-# - `engine`: one pooled [engine](glossary.ipynb#engine) for the whole run (session-scoped, on
-#   pytest-asyncio's session event loop: a pool must stay on the loop that created it);
-# - `db`: for each test, a connection with an outer transaction, and a
-#   [session](glossary.ipynb#session) joined to it.
+# ```mermaid
+# flowchart TD
+#   E["engine"] -->|"engine.connect()"| C["connection"]
+#   C -->|"conn.begin()"| O["outer transaction"]
+#   O --> S["AsyncSession(bind=conn,<br/>join_transaction_mode='create_savepoint')"]
+#   S -->|"code under test: commit()"| SP["only a SAVEPOINT is released;<br/>the outer transaction stays open"]
+#   S -->|"code under test: rollback()"| RS["ROLLBACK TO SAVEPOINT:<br/>only the code's own work is undone"]
+#   O -->|"teardown: outer.rollback()"| R["ROLLBACK: nothing the test wrote remains"]
+# ```
 #
-# The last one is the heart of it. Here it is by hand. A helper counts users from a *separate*
-# connection, which sees only committed data:
+# Here it is by hand, in plain SQLAlchemy. A helper counts users from a *separate* connection,
+# which sees only committed data:
 
 # %%
 async def committed_users():
@@ -59,8 +60,9 @@ async def committed_users():
 await committed_users()
 
 # %% [markdown]
-# The fixture opens a connection, begins the outer transaction, and binds a session to the
-# connection with `join_transaction_mode="create_savepoint"`:
+# The fixture opens a connection from the [engine](glossary.ipynb#engine), begins the outer
+# transaction, and binds a session to the connection with
+# [`join_transaction_mode`](glossary.ipynb#join_transaction_mode)`="create_savepoint"`:
 
 # %%
 conn = await nb.engine.connect()
@@ -123,6 +125,9 @@ await committed_users()
 # failures, and the summary without its duration:
 
 # %%
+import re
+
+
 def pytest_report(stdout):
     report = []
     for line in stdout.splitlines():
@@ -137,6 +142,12 @@ def pytest_report(stdout):
 # faster), and passes the notebook's database URL on in the environment:
 
 # %%
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 PYTEST = [sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin", "-p", "no:cacheprovider",
           "-v", "--no-header", "-rfE", "--color=no"]  # fmt: skip
 
@@ -245,33 +256,31 @@ print(run_pytest({"pytest.ini": "[pytest]\n", "conftest.py": GUIDE_CONFTEST,
 # with `@pytest_asyncio.fixture`; the guide's are plain `@pytest.fixture`, so pytest itself
 # gets an async generator it cannot run, and refuses. Declaring them with
 # `@pytest_asyncio.fixture` fixes that, or `asyncio_mode = auto`, blogdata's choice, under which
-# neither fixtures nor tests need a marker. But even then the fixtures would rebuild and drop every table around each test, and
-# their rollback comes too late for code that commits. blogdata's way follows.
+# neither fixtures nor tests need a marker. But even then the fixtures would rebuild and drop
+# every table around each test, and their rollback comes too late for code that commits.
 #
-# ### blogdata's way
+# ### The recipe as fixtures, in plain SQLAlchemy
 #
-# The test project's `conftest.py` builds one engine on this notebook's database for the whole
-# session, like blogdata's `engine` fixture:
+# The test project's `conftest.py` builds one engine with SQLAlchemy's `create_async_engine` on
+# this notebook's database, for the whole pytest session:
 
 # %%
 CONFTEST = '''
 import os
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from blogdata import create_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 
 @pytest.fixture(scope="session")
 async def engine():
-    engine = create_engine(os.environ["NOTEBOOK_DATABASE_URL"])
+    engine = create_async_engine(os.environ["NOTEBOOK_DATABASE_URL"])
     yield engine
     await engine.dispose()
 '''
 
 # %% [markdown]
-# Then the recipe, `db`: one outer transaction per test, rolled back at the end:
+# Then the recipe of the diagram, `db`: one outer transaction per test, rolled back at the end:
 
 # %%
 CONFTEST += '''
@@ -361,6 +370,34 @@ print(run_pytest({
 await committed_users()
 
 # %% [markdown]
+# ### blogdata's own fixtures
+#
+# blogdata's `tests/conftest.py` does the same with four fixtures:
+#
+# - `server_url`: `BLOGDATA_TEST_DATABASE_URL` if set, else an embedded PostgreSQL in a
+#   temporary folder (one per test run, deleted afterwards);
+# - `database_url`: a throwaway database for the run, built with `alembic upgrade head`, so the
+#   [migrations](glossary.ipynb#migration) are tested on every run;
+# - `engine`: one pooled engine for the whole run (session-scoped, on pytest-asyncio's session
+#   event loop: a pool must stay on the loop that created it);
+# - `db`: for each test, `rolled_back_session(engine)` from `tests/helpers.py`, the recipe
+#   above plus one guard: the teardown rolls back only if the outer transaction is still active.
+#
+# Here is that helper, read from the repository:
+
+# %%
+import ast
+
+import blogdata
+
+helpers = Path(blogdata.__file__).parents[1] / "tests" / "helpers.py"
+source = helpers.read_text()
+tree = ast.parse(source)
+print(ast.get_source_segment(source, next(
+    node for node in tree.body if getattr(node, "name", "") == "rolled_back_session"
+)))
+
+# %% [markdown]
 # ## How blogdata's own suite runs
 #
 # - `make test` runs every test and then every notebook under strict nbval, against the
@@ -418,6 +455,17 @@ await check_exercise_10(answer, nb.engine)
 # With `create_savepoint`, the code's `rollback()` returns to the savepoint that the `commit()`
 # of `kept` had started; the outer transaction, and so the test, carries on, and its rollback
 # at the end removes `kept` too.
+#
+# ## Further reading
+#
+# - SQLAlchemy: [Joining a Session into an External Transaction (such as for test
+#   suites)](https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-session-into-an-external-transaction-such-as-for-test-suites),
+#   [`Session.join_transaction_mode`](https://docs.sqlalchemy.org/en/20/orm/session_api.html#sqlalchemy.orm.Session.params.join_transaction_mode),
+#   [Asynchronous I/O (asyncio)](https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html)
+# - pytest: [How to use fixtures](https://docs.pytest.org/en/stable/how-to/fixtures.html)
+# - pytest-asyncio: [Configuration (`asyncio_mode`)](https://pytest-asyncio.readthedocs.io/en/stable/reference/configuration.html)
+# - PostgreSQL: [`SAVEPOINT`](https://www.postgresql.org/docs/current/sql-savepoint.html),
+#   [`ROLLBACK TO SAVEPOINT`](https://www.postgresql.org/docs/current/sql-rollback-to.html)
 #
 # ## Summary
 #

@@ -1,9 +1,18 @@
 # %% [markdown]
 # # Glossary
 #
-# The terms the notebooks use, in the order a learner meets them. Each notebook links a term
-# here the first time it uses it; each entry ends with the notebooks where the term is shown
-# at work. (Headings are lower-case so that their link anchors are stable.)
+# The terms the notebooks use, in alphabetical order. Each notebook links a term here the first
+# time it uses it; each entry ends with the notebooks whose code or output shows the term at
+# work. (Headings are lower-case so that their link anchors are stable.)
+
+# %% [markdown]
+# ## asyncattrs
+#
+# **AsyncAttrs.** A mixin for the declarative base (`class Base(AsyncAttrs, DeclarativeBase)`)
+# that adds `obj.awaitable_attrs`: `await post.awaitable_attrs.tags` loads a relationship or
+# expired attribute with an explicit `await` instead of [lazy loading](#lazy-loading).
+#
+# Shown in: [02](02-models-and-relationships.ipynb).
 
 # %% [markdown]
 # ## autobegin
@@ -13,199 +22,7 @@
 # outside a transaction: calling `session.begin()` on a session that has already autobegun is an
 # error.
 #
-# Shown in: [01](01-engine-and-sessions.ipynb), [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## flush
-#
-# **Flush.** Sending the session's pending changes (`INSERT`, `UPDATE`, `DELETE`) to the
-# database *inside* the current transaction. After a flush, new rows have their ids and other
-# statements in the same transaction see them; nobody else does until the [commit](#commit).
-# `session.flush()` does it explicitly; a query autoflushes first.
-#
-# Shown in: [03](03-crud.ipynb).
-
-# %% [markdown]
-# ## commit
-#
-# **Commit.** Ending the transaction so its changes become permanent and visible to other
-# connections. In blogdata, operations that take a session only [flush](#flush); the entry point
-# that opened the session (`session_scope`, `get_db`, `run_transaction`, the CLI) commits once,
-# so several calls form one [unit of work](#unit-of-work).
-#
-# Shown in: [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## identity map
-#
-# **Identity map.** The session's dictionary from primary key to the one Python object that
-# represents that row. Loading the same row twice in one session gives the *same* object, and a
-# changed object wins over a fresh query's values until it is flushed or expired.
-#
-# Shown in: [03](03-crud.ipynb).
-
-# %% [markdown]
-# ## unit of work
-#
-# **Unit of work.** The set of changes that succeed or fail together: one transaction. The
-# caller decides its boundaries; functions that take a session contribute to it but never close
-# it.
-#
-# Shown in: [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## session
-#
-# **Session.** `AsyncSession`: a short-lived workspace that borrows a connection from the
-# [pool](#connection-pool), tracks objects in its [identity map](#identity-map) and runs one
-# transaction at a time. Not safe to share between concurrent tasks.
-#
-# Shown in: [01](01-engine-and-sessions.ipynb).
-
-# %% [markdown]
-# ## engine
-#
-# **Engine.** `AsyncEngine`: the long-lived object that knows the database URL and owns the
-# [connection pool](#connection-pool). Create one per database and process, at startup, never at
-# import time.
-#
-# Shown in: [01](01-engine-and-sessions.ipynb).
-
-# %% [markdown]
-# ## connection pool
-#
-# **Connection pool.** The engine's set of open connections, lent to sessions and returned
-# afterwards. `pool_size` connections are kept, up to `max_overflow` more are opened under load,
-# and a caller waits at most `pool_timeout` seconds for one before an error.
-#
-# Shown in: [01](01-engine-and-sessions.ipynb), [09](09-performance.ipynb).
-
-# %% [markdown]
-# ## pre-ping
-#
-# **Pre-ping.** `pool_pre_ping=True`: before lending a pooled connection, the pool checks that
-# it still works and silently replaces one the server closed. It costs a round trip per
-# checkout.
-#
-# Shown in: [01](01-engine-and-sessions.ipynb).
-
-# %% [markdown]
-# ## expire on commit
-#
-# **Expire on commit.** By default a commit marks every loaded object as stale, so the next
-# attribute access reloads it. In async code that reload is hidden IO and fails
-# ([MissingGreenlet](#missinggreenlet)); blogdata's sessions use `expire_on_commit=False`.
-#
-# Shown in: [01](01-engine-and-sessions.ipynb), [03](03-crud.ipynb).
-
-# %% [markdown]
-# ## savepoint
-#
-# **Savepoint.** A named point inside a transaction (`SAVEPOINT`, `session.begin_nested()`) that
-# can be rolled back to without losing the work done before it. Used to try a risky statement,
-# such as an insert that may hit a unique constraint, and carry on.
-#
 # Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## isolation level
-#
-# **Isolation level.** How much a transaction sees of concurrent ones. PostgreSQL's default,
-# READ COMMITTED, gives each statement a fresh [snapshot](#snapshot); REPEATABLE READ keeps one
-# for the whole transaction; SERIALIZABLE also aborts transactions whose combined effect no
-# serial order could produce.
-#
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## serialization failure
-#
-# **Serialization failure.** SQLSTATE 40001: PostgreSQL aborted a REPEATABLE READ or
-# SERIALIZABLE transaction because it conflicted with a concurrent one. The only fix is to run
-# the whole transaction again, which `run_transaction` does.
-#
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## deadlock
-#
-# **Deadlock.** Two transactions each wait for a lock the other holds. PostgreSQL notices the
-# cycle after `deadlock_timeout` (1 s by default) and aborts one of them with SQLSTATE 40P01;
-# the other proceeds. Locking rows in a fixed order (by id) prevents it.
-#
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## row lock
-#
-# **Row lock.** `SELECT … FOR UPDATE` locks the selected rows until the transaction ends, so a
-# concurrent transaction that wants to change them waits instead of working from a stale read.
-#
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## lost update
-#
-# **Lost update.** Two transactions read the same value, both compute a new one from it and both
-# write: the second write silently discards the first. [Row locks](#row-lock) or an atomic
-# `UPDATE … SET x = x + 1` prevent it.
-#
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
-
-# %% [markdown]
-# ## n plus one
-#
-# **N+1 queries.** Loading a list with one query, then the related rows of each item with one
-# more query per item: N+1 round trips where 1 or 2 would do. [Eager loading](#eager-loading) is
-# the fix.
-#
-# Shown in: [05](05-relationship-loading.ipynb).
-
-# %% [markdown]
-# ## lazy loading
-#
-# **Lazy loading.** Loading a relationship the first time its attribute is read. In async
-# SQLAlchemy that read cannot do IO implicitly, so it raises
-# [MissingGreenlet](#missinggreenlet); blogdata declares relationships `lazy="raise"` to fail
-# with a clearer message.
-#
-# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
-
-# %% [markdown]
-# ## eager loading
-#
-# **Eager loading.** Loading relationships together with their parents: `selectinload` runs one
-# extra `SELECT … WHERE id IN (…)` (chunked, 500 keys per statement), `joinedload` adds a `JOIN`
-# to the main query.
-#
-# Shown in: [05](05-relationship-loading.ipynb).
-
-# %% [markdown]
-# ## missinggreenlet
-#
-# **MissingGreenlet.** The error async SQLAlchemy raises when code tries to do database IO
-# without `await`, typically an expired or lazy attribute touched after the fact. The fix is to
-# load what you need up front.
-#
-# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
-
-# %% [markdown]
-# ## keyset pagination
-#
-# **Keyset pagination.** Paging by remembering the last row's sort key (`WHERE (created_at, id)
-# < (:last_created, :last_id) ORDER BY created_at DESC, id DESC LIMIT n`) instead of `OFFSET`.
-# Each page costs the same, and rows inserted meanwhile do not shift the pages.
-#
-# Shown in: [04](04-query-patterns.ipynb).
-
-# %% [markdown]
-# ## migration
-#
-# **Migration.** A versioned script (Alembic revision) that changes the schema from one revision
-# to the next, with an `upgrade` and a `downgrade`. The database records its current revision in
-# `alembic_version`.
-#
-# Shown in: [08](08-migrations.ipynb).
 
 # %% [markdown]
 # ## autogenerate
@@ -217,45 +34,42 @@
 # Shown in: [08](08-migrations.ipynb).
 
 # %% [markdown]
-# ## migration drift
+# ## commit
 #
-# **Migration drift.** A database (or a model) that differs from what the migrations produce.
-# `blogdata.db.migrate.check` reports the differences autogenerate can see.
+# **Commit.** Ending the transaction so its changes become permanent and visible to other
+# connections. In blogdata, operations that take a session only [flush](#flush); the entry point
+# that opened the session (`session_scope`, `get_db`, `run_transaction`, the CLI) commits once,
+# so several calls form one [unit of work](#unit-of-work).
 #
-# Shown in: [08](08-migrations.ipynb).
+# Shown in: [01](01-engine-and-sessions.ipynb), [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
 
 # %% [markdown]
-# ## offline mode
+# ## connection pool
 #
-# **Offline mode.** `alembic upgrade head --sql`: print the SQL of the migrations instead of
-# running them, for a DBA to review or apply.
+# **Connection pool.** The engine's set of open connections, lent to sessions and returned
+# afterwards. `pool_size` connections are kept, up to `max_overflow` more are opened under load,
+# and a caller waits at most `pool_timeout` seconds for one before an error.
 #
-# Shown in: [08](08-migrations.ipynb).
-
-# %% [markdown]
-# ## executemany
-#
-# **executemany.** The driver running one prepared statement with many sets of parameters.
-# asyncpg pipelines the rows over one prepared `INSERT`; it returns no rows.
-#
-# Shown in: [09](09-performance.ipynb).
-
-# %% [markdown]
-# ## insertmanyvalues
-#
-# **insertmanyvalues.** SQLAlchemy's way to insert many rows *and* get values back
-# (`insert(...).returning(...)`): it rewrites the statement into multi-row `VALUES` batches of
-# up to `insertmanyvalues_page_size` (1000) rows each.
-#
-# Shown in: [09](09-performance.ipynb).
+# Shown in: [01](01-engine-and-sessions.ipynb), [09](09-performance.ipynb).
 
 # %% [markdown]
 # ## copy
 #
 # **COPY.** PostgreSQL's bulk protocol for moving rows in and out of a table or query as one
-# stream: the fastest way to load or read many rows. blogdata's seed and loaders use it.
+# stream: the fastest way to load or read many rows. blogdata's seed, `bulk.insert_hashed_users`
+# and `load_frame` use it.
 #
-# Shown in: [06](06-aggregations.ipynb), [09](09-performance.ipynb).
+# Shown in: [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## deadlock
+#
+# **Deadlock.** Two transactions each wait for a lock the other holds. PostgreSQL notices the
+# cycle after `deadlock_timeout` (1 s by default) and aborts one of them with
+# [SQLSTATE](#sqlstate) 40P01; the other proceeds. Locking rows in a fixed order (by id) prevents
+# it.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
 
 # %% [markdown]
 # ## dtype backend
@@ -266,47 +80,48 @@
 # Shown in: [06](06-aggregations.ipynb), [11](11-exploring-the-blog.ipynb).
 
 # %% [markdown]
-# ## explain
+# ## eager loading
 #
-# **EXPLAIN.** `EXPLAIN` shows the plan PostgreSQL chose for a statement (which indexes, which
-# joins); `EXPLAIN ANALYZE` also runs it and reports real timings. `blogdata.diagnostics` runs it
-# for a SQLAlchemy statement.
+# **Eager loading.** Loading relationships together with their parents: `selectinload` runs one
+# extra `SELECT … WHERE id IN (…)` (chunked, 500 keys per statement), `joinedload` adds a `JOIN`
+# to the main query.
+#
+# Shown in: [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## engine
+#
+# **Engine.** `AsyncEngine`: the long-lived object that knows the database URL and owns the
+# [connection pool](#connection-pool). Create one per database and process, at startup, never at
+# import time.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
+
+# %% [markdown]
+# ## executemany
+#
+# **executemany.** The driver running one prepared statement with many sets of parameters.
+# asyncpg pipelines the rows over one prepared `INSERT`; it returns no rows.
 #
 # Shown in: [09](09-performance.ipynb).
 
 # %% [markdown]
-# ## snapshot
+# ## expire on commit
 #
-# **Snapshot.** The set of committed transactions a statement or transaction can see. A second
-# connection can import a transaction's snapshot (`pg_export_snapshot`) to read exactly the same
-# data, which is how blogdata's fast loader stays consistent with the caller's session.
+# **Expire on commit.** By default a commit marks every loaded object as stale, so the next
+# attribute access reloads it. In async code that reload is hidden IO and fails
+# ([MissingGreenlet](#missinggreenlet)); blogdata's sessions use `expire_on_commit=False`.
 #
-# Shown in: [07](07-transactions-and-savepoints.ipynb), [09](09-performance.ipynb).
+# Shown in: [01](01-engine-and-sessions.ipynb), [02](02-models-and-relationships.ipynb).
 
 # %% [markdown]
-# ## hot standby
+# ## explain
 #
-# **Hot standby.** A read-only copy of a PostgreSQL server that replays the primary's write-
-# ahead log as it arrives and answers queries meanwhile.
+# **EXPLAIN.** `EXPLAIN` shows the plan PostgreSQL chose for a statement (which indexes, which
+# joins); `EXPLAIN ANALYZE` also runs it and reports real timings. `blogdata.diagnostics.explain`
+# runs it for a SQLAlchemy statement.
 #
-# Shown in: [12](12-scaling-out.ipynb).
-
-# %% [markdown]
-# ## replication lag
-#
-# **Replication lag.** How far a standby's replay trails the primary: a read on the standby may
-# not yet see a row the primary just committed.
-#
-# Shown in: [12](12-scaling-out.ipynb).
-
-# %% [markdown]
-# ## transaction pooling
-#
-# **Transaction pooling.** PgBouncer's mode that lends a server connection for one transaction
-# at a time, so many clients share few connections. Session state (prepared statements, `SET`)
-# does not survive between transactions, so asyncpg's statement cache must be off.
-#
-# Shown in: [12](12-scaling-out.ipynb).
+# Shown in: [04](04-query-patterns.ipynb), [09](09-performance.ipynb).
 
 # %% [markdown]
 # ## fixture
@@ -315,3 +130,274 @@
 # transaction that is rolled back afterwards) and cleans up after it.
 #
 # Shown in: [10](10-testing.ipynb).
+
+# %% [markdown]
+# ## flush
+#
+# **Flush.** Sending the session's pending changes (`INSERT`, `UPDATE`, `DELETE`) to the database
+# *inside* the current transaction. After a flush, new rows have their ids and other statements
+# in the same transaction see them; nobody else does until the [commit](#commit).
+# `session.flush()` does it explicitly; a query autoflushes first.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## gini
+#
+# **Gini coefficient.** A measure of how unequally something is shared, from 0 (everyone has the
+# same) to 1 (one has everything): twice the area between the Lorenz curve and the diagonal. Used
+# for how posts are spread over authors.
+#
+# Shown in: [11](11-exploring-the-blog.ipynb).
+
+# %% [markdown]
+# ## hot standby
+#
+# **Hot standby.** A read-only copy of a PostgreSQL server that replays the primary's [WAL](#wal)
+# as it arrives and answers queries meanwhile.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## identity map
+#
+# **Identity map.** The session's dictionary from primary key to the one Python object that
+# represents that row. Loading the same row twice in one session gives the *same* object, and a
+# changed object wins over a fresh query's values until it is flushed or expired.
+# `session.expunge_all()` empties it.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## insertmanyvalues
+#
+# **insertmanyvalues.** SQLAlchemy's way to insert many rows *and* get values back
+# (`insert(...).returning(...)`, see [RETURNING](#returning)): it rewrites the statement into
+# multi-row `VALUES` batches of up to `insertmanyvalues_page_size` (1000) rows each.
+#
+# Shown in: [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## isolation level
+#
+# **Isolation level.** How much a transaction sees of concurrent ones. PostgreSQL's default, READ
+# COMMITTED, gives each statement a fresh [snapshot](#snapshot); REPEATABLE READ keeps one for
+# the whole transaction; SERIALIZABLE also aborts transactions whose combined effect no serial
+# order could produce. SQLAlchemy sets it with `execution_options(isolation_level=...)`, and adds
+# `"AUTOCOMMIT"` for statements that cannot run in a transaction (`VACUUM`, `CREATE DATABASE`).
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## join_transaction_mode
+#
+# **join_transaction_mode.** How a `Session` bound to a connection that is already in a
+# transaction joins it. With `"create_savepoint"` the session's `commit()` and `rollback()` only
+# release or roll back a [savepoint](#savepoint), and the outer transaction stays the caller's:
+# the rolled-back test [fixture](#fixture).
+#
+# Shown in: [10](10-testing.ipynb).
+
+# %% [markdown]
+# ## keyset pagination
+#
+# **Keyset pagination.** Paging by remembering the last row's sort key (`WHERE (created_at, id) <
+# (:last_created, :last_id) ORDER BY created_at DESC, id DESC LIMIT n`) instead of `OFFSET`. Each
+# page costs the same, and rows inserted meanwhile do not shift the pages.
+#
+# Shown in: [04](04-query-patterns.ipynb).
+
+# %% [markdown]
+# ## lazy loading
+#
+# **Lazy loading.** Loading a relationship the first time its attribute is read. In async
+# SQLAlchemy that read cannot do IO implicitly, so it raises [MissingGreenlet](#missinggreenlet);
+# blogdata declares relationships `lazy="raise"` to fail with a clearer message.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## lost update
+#
+# **Lost update.** Two transactions read the same value, both compute a new one from it and both
+# write: the second write silently discards the first. [Row locks](#row-lock) or an atomic
+# `UPDATE … SET x = x + 1` prevent it.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## migration
+#
+# **Migration.** A versioned script (Alembic revision) that changes the schema from one revision
+# to the next, with an `upgrade` and a `downgrade`. The database records its current revision in
+# `alembic_version`.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## migration drift
+#
+# **Migration drift.** A database (or a model) that differs from what the migrations produce.
+# `blogdata.db.migrate.check` reports the differences [autogenerate](#autogenerate) can see.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## missinggreenlet
+#
+# **MissingGreenlet.** The error async SQLAlchemy raises when code tries to do database IO
+# without `await`, typically an expired or lazy attribute touched after the fact. The fix is to
+# load what you need up front.
+#
+# Shown in: [02](02-models-and-relationships.ipynb).
+
+# %% [markdown]
+# ## n plus one
+#
+# **N+1 queries.** Loading a list with one query, then the related rows of each item with one
+# more query per item: N+1 round trips where 1 or 2 would do. [Eager loading](#eager-loading) is
+# the fix.
+#
+# Shown in: [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
+# ## offline mode
+#
+# **Offline mode.** `alembic upgrade head --sql`: print the SQL of the migrations instead of
+# running them, for a DBA to review or apply.
+#
+# Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## parquet
+#
+# **Parquet.** A columnar file format for tables, with types and compression: a DataFrame written
+# to Parquet reads back with the same dtypes.
+#
+# Shown in: [11](11-exploring-the-blog.ipynb).
+
+# %% [markdown]
+# ## passive_deletes
+#
+# **passive_deletes.** `relationship(..., passive_deletes=True)`: when the parent is deleted,
+# SQLAlchemy does not load the children to delete or unlink them one by one, and leaves it to the
+# database's `ON DELETE CASCADE`: one `DELETE` instead of a `SELECT` and one statement per child.
+#
+# Not shown in a notebook yet.
+
+# %% [markdown]
+# ## percentile_cont
+#
+# **percentile_cont.** PostgreSQL's ordered-set aggregate for a percentile with interpolation:
+# `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` is the median. In SQLAlchemy:
+# `func.percentile_cont(0.5).within_group(column)`.
+#
+# Shown in: [11](11-exploring-the-blog.ipynb).
+
+# %% [markdown]
+# ## pre-ping
+#
+# **Pre-ping.** `pool_pre_ping=True`: before lending a pooled connection, the pool checks that it
+# still works and silently replaces one the server closed. It costs a round trip per checkout.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## replication lag
+#
+# **Replication lag.** How far a standby's replay of the [WAL](#wal) trails the primary: a read
+# on the standby may not yet see a row the primary just committed.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## returning
+#
+# **RETURNING.** A PostgreSQL clause that makes `INSERT`, `UPDATE` or `DELETE` send back values
+# of the rows it touched (`INSERT … RETURNING id`), saving a second query. SQLAlchemy writes it
+# with `.returning(...)`, and the ORM uses it to learn new rows' ids at [flush](#flush).
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## row lock
+#
+# **Row lock.** `SELECT … FOR UPDATE` (`select(...).with_for_update()`) locks the selected rows
+# until the transaction ends, so a concurrent transaction that wants to change them waits instead
+# of working from a stale read.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## savepoint
+#
+# **Savepoint.** A named point inside a transaction (`SAVEPOINT`, `session.begin_nested()`) that
+# can be rolled back to without losing the work done before it. Used to try a risky statement,
+# such as an insert that may hit a unique constraint, and carry on.
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb), [10](10-testing.ipynb).
+
+# %% [markdown]
+# ## serialization failure
+#
+# **Serialization failure.** [SQLSTATE](#sqlstate) 40001: PostgreSQL aborted a REPEATABLE READ or
+# SERIALIZABLE transaction because it conflicted with a concurrent one. The only fix is to run
+# the whole transaction again, which `run_transaction` does.
+#
+# Not shown in a notebook yet.
+
+# %% [markdown]
+# ## session
+#
+# **Session.** `AsyncSession`: a short-lived workspace that borrows a connection from the
+# [pool](#connection-pool), tracks objects in its [identity map](#identity-map) and runs one
+# transaction at a time. Not safe to share between concurrent tasks.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
+
+# %% [markdown]
+# ## snapshot
+#
+# **Snapshot.** The set of committed transactions a statement or transaction can see. Under READ
+# COMMITTED each statement takes a new one; under REPEATABLE READ and SERIALIZABLE the whole
+# transaction keeps its first (see [isolation level](#isolation-level)). A transaction always
+# sees its own uncommitted writes.
+#
+# Not shown in a notebook yet.
+
+# %% [markdown]
+# ## sqlstate
+#
+# **SQLSTATE.** The five-character code PostgreSQL gives every error (`23505` unique violation,
+# `23503` foreign key violation, `40001` [serialization failure](#serialization-failure), `40P01`
+# [deadlock](#deadlock)): the reliable way to tell errors apart, unlike their messages. asyncpg
+# exposes it as `exc.sqlstate`.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## transaction pooling
+#
+# **Transaction pooling.** PgBouncer's mode that lends a server connection for one transaction at
+# a time, so many clients share few connections. Session state (`SET`, prepared statements) does
+# not survive between transactions: asyncpg's statement cache must be off, unless PgBouncer (1.21
+# or later) tracks prepared statements itself with `max_prepared_statements`.
+#
+# Shown in: [12](12-scaling-out.ipynb).
+
+# %% [markdown]
+# ## unit of work
+#
+# **Unit of work.** The set of changes that succeed or fail together: one transaction. The caller
+# decides its boundaries; functions that take a session contribute to it but never close it.
+#
+# Shown in: [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## wal
+#
+# **WAL.** The write-ahead log: PostgreSQL writes every change there before it changes the
+# tables, for crash recovery. Replication ships it to standbys, which replay it; a position in it
+# is an LSN.
+#
+# Shown in: [12](12-scaling-out.ipynb).

@@ -36,11 +36,14 @@ def test_percent_encoded_heading_ids_match_their_links(tmp_path: Path) -> None:
     assert _docs().broken_links(tmp_path) == []
 
 
-def test_links_to_notebooks_become_pages_and_repository_files_stay_reachable(
-    tmp_path: Path,
-) -> None:
+def test_links_to_repository_files_become_plain_links_that_reach_them(tmp_path: Path) -> None:
     out = NOTEBOOKS_DIR.parent / "build" / "docs"
     text = "See [03](03-crud.ipynb#Create), [the README](../README.md) and [x](#here)."
     assert _docs()._rewrite_markdown(text, out) == (
-        "See [03](03-crud.html#Create), [the README](../../README.md) and [x](#here)."
+        'See [03](03-crud.ipynb#Create), <a href="../../README.md">the README</a> and [x](#here).'
     )
+
+
+def test_heading_anchors_are_jupyters() -> None:
+    assert _docs().heading_slug("unit of work") == "unit-of-work"
+    assert _docs().heading_slug("join_transaction_mode") == "join_transaction_mode"
