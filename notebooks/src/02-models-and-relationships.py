@@ -133,7 +133,8 @@ select(User.role, func.count(User.id)).group_by(User.role)
 # usual ones:
 
 # %%
-guide_base, guide_user, guide_post_tags = Base, User, post_tags
+guide_base, guide_user, guide_post, guide_tag = Base, User, Post, Tag
+guide_post_tags = post_tags
 
 from blogdata.models import Account, Base, Post, Tag, User, post_tags
 
