@@ -46,14 +46,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 engine = create_async_engine(nb.engine.url, pool_size=5, max_overflow=10)
+print(engine.pool.status())
 async with engine.connect() as conn:
     result = await conn.execute(text("SELECT current_database(), 1 + 1 AS two"))
     print(result.all())
 print(engine.pool.status())
 
 # %% [markdown]
-# One connection now waits in the pool ("Connections in pool: 1"), none is checked out. The
-# pool section below takes these numbers apart.
+# Before the first `connect()` the pool held nothing; afterwards one connection waits in it
+# ("Connections in pool: 1") and none is checked out. The pool section below takes these
+# numbers apart.
 #
 # ## 2. The session
 #
@@ -82,6 +84,21 @@ first_user
 #     C --> PG[(PostgreSQL)]
 #     S -.->|"commit / rollback / close: checkin"| P
 # ```
+#
+# The pool's count of checked-out connections follows a session through it:
+
+# %%
+from sqlalchemy import func
+
+db = Session()
+print("new session:", engine.pool.checkedout())
+await db.scalar(select(func.count()).select_from(User))
+print("after its first statement:", engine.pool.checkedout())
+await db.commit()
+print("after commit:", engine.pool.checkedout())
+await db.close()
+
+# %% [markdown]
 #
 # ## 3. Reading results: the Result API
 #
@@ -123,8 +140,6 @@ db = Session()
 # `scalar` gives one value, the natural call for an aggregate:
 
 # %%
-from sqlalchemy import func
-
 count_authors = select(func.count()).select_from(User).where(User.role == "author")
 show_sql(count_authors)
 await db.scalar(count_authors) > 0
