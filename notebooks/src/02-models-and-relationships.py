@@ -312,13 +312,13 @@ print(done.stdout, end="")
 # %% [markdown]
 # The aware `datetime(2024, 1, 1, tzinfo=UTC)` is stored as midnight UTC. The naive
 # `datetime(2024, 1, 1)` is stored as **2023-12-31 15:00 UTC**, nine hours early: asyncpg took
-# it as midnight in Tokyo. (With `TZ=UTC` both would be midnight UTC, which is why the bug hides
-# on servers and CI machines set to UTC.) The guide's "created since 2024" filter would include the last nine hours of
-# 2023 on a Tokyo laptop, and its `utcnow()` cut-off (a UTC reading, then taken as Tokyo time)
-# would be nine hours off. The fix is to make every datetime aware: `datetime(2024, 1, 1,
-# tzinfo=UTC)`, `datetime.now(UTC)`. The columns being `timestamptz` means values *come back*
-# aware (in UTC) whatever the client's zone; blogdata's query helpers refuse naive datetimes
-# with a message that says so ([notebook 04](04-query-patterns.ipynb)).
+# it as midnight in Tokyo. The shift is the process's offset from UTC, so on a machine set to
+# UTC (as servers and CI machines often are) it is zero and the bug hides. Every naive parameter shifts the same way: the
+# guide's `utcnow()` cut-off (a UTC reading, then taken as Tokyo time) is nine hours off, and
+# [notebook 04](04-query-patterns.ipynb) shows the guide's "created since 2024" filter moving.
+# The fix is to make every datetime aware: `datetime(2024, 1, 1, tzinfo=UTC)`,
+# `datetime.now(UTC)`. Because the columns are `timestamptz`, values *come back* aware (in UTC)
+# whatever the client's zone.
 
 # %% [markdown]
 # ## Money is `Numeric`, never `float`
