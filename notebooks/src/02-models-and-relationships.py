@@ -237,16 +237,16 @@ counter.statements
 
 # %% [markdown]
 # The new value was computed by the server, and SQLAlchemy did not fetch it back (it does so
-# for an INSERT, not for an UPDATE): it marked the attribute as expired. Reading it would need
-# a query, and a plain attribute read cannot `await` one:
+# for an INSERT, not for an UPDATE): it marked the attribute as expired.
 
-# %% tags=["raises-exception"]
-ada.updated_at
+# %%
+inspect(ada).expired_attributes
 
 # %% [markdown]
-# `MissingGreenlet` is SQLAlchemy's way of saying "this needed IO, and you are in async code
-# without an `await`". Because blogdata's `Base` includes `AsyncAttrs`, the attribute can be
-# awaited instead; it equals the transaction's `now()`:
+# Reading an expired attribute needs a query, and a plain attribute read cannot `await` one:
+# `ada.updated_at` would raise [`MissingGreenlet`](glossary.ipynb#missinggreenlet), the error
+# the pitfall below takes apart. Because blogdata's `Base` includes `AsyncAttrs`, the attribute
+# can be awaited instead; it equals the transaction's `now()`:
 
 # %%
 updated = await ada.awaitable_attrs.updated_at
@@ -540,8 +540,8 @@ post = await db.scalar(
 post.tags
 
 # %% [markdown]
-# The same `MissingGreenlet` as for `updated_at` above: the read needed IO and could not await
-# it. Three fixes:
+# `MissingGreenlet` is SQLAlchemy's way of saying "this needed IO, and you are in async code
+# without an `await`". Three fixes:
 #
 # **Fix 1: load it eagerly in the query** with `selectinload` (one extra `SELECT … IN`):
 
