@@ -1,37 +1,30 @@
 # %% [markdown]
 # # 02 · Models and relationships
 #
-# The models in `blogdata.models` describe the blog's tables as typed Python classes: users,
-# their posts, tags on posts, and money accounts. Every query,
-# [migration](glossary.ipynb#migration) and DataFrame in the later notebooks starts from them,
-# so a wrong type or a forgotten constraint here shows up everywhere. This notebook reads the schema from the models, checks it against the live
-# database, takes the many-to-many link between posts and tags apart, and then walks into the
-# most common async surprise: touching a relationship that was never loaded.
+# Models describe the blog's tables as typed Python classes: users, their posts, tags on posts,
+# and money accounts. Every query, [migration](glossary.ipynb#migration) and DataFrame in the
+# later notebooks starts from them, so a wrong type or a forgotten constraint here shows up
+# everywhere. This notebook declares the guide's models in plain SQLAlchemy 2.x, compares them
+# with blogdata's, and then walks into the most common async surprise: touching a relationship
+# or a column that was never loaded.
+#
+# **Prerequisites:** [notebook 01](01-engine-and-sessions.ipynb) (engine, session, the Result
+# API) · **Time to learn:** 35 minutes
 #
 # **What you will learn**
 #
-# - how the declarative models map to tables, columns and server defaults;
-# - which columns the guide's models forget (`role`, `last_login`), and why money is `Numeric`;
-# - the many-to-many table `post_tags`: its primary key, its `ON DELETE CASCADE`, and what
-#   `post.tags.append` / `.remove` and deleting a post do to its rows;
-# - how each relationship loads (`selectin` or `raise`), and what
-#   [`MissingGreenlet`](glossary.ipynb#missinggreenlet) means;
-# - three fixes: `selectinload`, `awaitable_attrs`, and
-#   [`expire_on_commit=False`](glossary.ipynb#expire-on-commit).
+# - how `Mapped[...]`, `mapped_column` and `relationship(back_populates=..., secondary=...,
+#   lazy=...)` declare tables and links, and which columns the guide's models forget;
+# - server defaults, and `onupdate=func.now()` firing on an UPDATE;
+# - why every timestamp is `timestamptz`: asyncpg reads a naive `datetime` as the client's local
+#   time;
+# - the many-to-many table `post_tags`: its primary key, `ON DELETE CASCADE`,
+#   `passive_deletes=True`, and what `append` / `remove` / deleting a post do to its rows;
+# - how each relationship loads (`selectin` or `raise`), what
+#   [`MissingGreenlet`](glossary.ipynb#missinggreenlet) means, and three fixes: `selectinload`,
+#   `awaitable_attrs`, [`expire_on_commit=False`](glossary.ipynb#expire-on-commit).
 
 # %%
-from decimal import Decimal
-
-import pandas as pd
-from sqlalchemy import Column, ForeignKey, Integer, Table, delete, func, inspect, select, text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, lazyload, mapped_column, selectinload
-
-from blogdata import Account, Post, Tag, User, describe
-from blogdata.diagnostics import count_statements
-from blogdata.models import Base, post_tags
 from blogdata.notebook import tutorial_database
 from blogdata.notebook.exercises import check_exercise_02
 
@@ -39,20 +32,140 @@ nb = await tutorial_database("02-models-and-relationships")
 nb
 
 # %% [markdown]
-# ## The schema, from the models
+# ## The guide's models, in plain SQLAlchemy 2.x
 #
-# Every model registers its table in `Base.metadata`. These are the tables, with the comment
-# each one carries into the database:
+# A declarative model is a class on a `DeclarativeBase`. Each attribute annotated
+# `Mapped[...]` is a column: the Python type gives the SQL type, and `Optional[...]` makes it
+# nullable; `mapped_column(...)` adds the rest (primary key, length, `unique`, `index`,
+# defaults, foreign key). `relationship(...)` is not a column but a link to other objects:
+# `back_populates` names the attribute on the other side, so `post.author` and `user.posts`
+# stay in step; `secondary` names the table that holds a many-to-many link; `lazy` says when the
+# related objects load. Here are the guide's models, verbatim (its `Base` included):
 
 # %%
-for table in Base.metadata.sorted_tables:
-    print(f"{table.name:<10} {table.comment}")
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql import func
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[Optional[datetime]] = mapped_column(onupdate=func.now())
+
+    # Relationships
+    posts: Mapped[list["Post"]] = relationship(back_populates="author", lazy="selectin")
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    content: Mapped[Optional[str]] = mapped_column(Text)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    # Relationship
+    author: Mapped["User"] = relationship(back_populates="posts")
+    tags: Mapped[list["Tag"]] = relationship(secondary="post_tags", back_populates="posts")
+
+# Many-to-many junction table
+post_tags = Table(
+    "post_tags",
+    Base.metadata,
+    Column("post_id", Integer, ForeignKey("posts.id"), primary_key=True),
+    Column("tag_id", Integer, ForeignKey("tags.id"), primary_key=True)
+)
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+    posts: Mapped[list["Post"]] = relationship(secondary="post_tags", back_populates="tags")
 
 # %% [markdown]
-# `sorted_tables` lists them in dependency order: a table comes after the tables it points to.
-# Here are the columns of `users`, with their SQL types and the defaults the *server* fills in:
+# The `CREATE TABLE` these declarations produce for PostgreSQL shows what the annotations
+# became:
 
 # %%
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateTable
+
+print(CreateTable(User.__table__).compile(dialect=postgresql.dialect()))
+
+# %% [markdown]
+# Notice:
+#
+# - `Mapped[datetime]` became `TIMESTAMP WITHOUT TIME ZONE`: the guide's timestamps are
+#   *naive*, a wall-clock reading with no zone (the section on time zones below shows the cost);
+# - `Optional[datetime]` made `updated_at` nullable; everything else is `NOT NULL`;
+# - `server_default=func.now()` is in the DDL (`DEFAULT now()`), but `onupdate=func.now()` is not:
+#   it is applied by SQLAlchemy when *it* writes an UPDATE;
+# - there is no `role` and no `last_login`. The guide's "group by role" query and its "deactivate
+#   users whose last login is old" cannot run against this model:
+
+# %% tags=["raises-exception"]
+from sqlalchemy import select
+
+select(User.role, func.count(User.id)).group_by(User.role)
+
+# %% [markdown]
+# ## blogdata's models
+#
+# blogdata's models (`blogdata.models`) are declared the same way, with the guide's gaps
+# filled. We keep the guide's classes under `guide_*` names and import blogdata's under the
+# usual ones:
+
+# %%
+guide_base, guide_user, guide_post, guide_tag = Base, User, Post, Tag
+guide_post_tags = post_tags
+
+from blogdata.models import Account, Base, Post, Tag, User, post_tags
+
+# %% [markdown]
+# Their `Base` maps every `datetime` annotation to `DateTime(timezone=True)` (`timestamptz`)
+# through `type_annotation_map`, and mixes in SQLAlchemy's `AsyncAttrs` (used below). The
+# relationships of `Post`, as the source declares them:
+
+# %%
+import inspect as python_inspect
+
+source = python_inspect.getsource(Post)
+print(source[source.index("    author:"):])
+
+# %% [markdown]
+# Compared with the guide's:
+#
+# - `lazy="raise"`: reading `post.author` or `post.tags` without loading them first is an error,
+#   not a hidden query (the guide's default, `lazy="select"`, cannot work in async code: see
+#   below);
+# - `secondary=post_tags` passes the table object itself rather than its name;
+# - `passive_deletes=True` leaves the link rows to the database's `ON DELETE CASCADE` (shown
+#   with the many-to-many table below);
+# - `order_by="Tag.name"`: a post's tags always come back in the same order.
+#
+# The columns of `users`, with their SQL types and the defaults the *server* fills in:
+
+# %%
+import pandas as pd
+
+
 def columns(table):
     """One row per column: type, nullability and server default."""
     return pd.DataFrame(
@@ -67,66 +180,28 @@ def columns(table):
         ]
     ).set_index("column")
 
-# %% [markdown]
-# The `users` table:
 
-# %%
 columns(User.__table__)
 
 # %% [markdown]
-# Notice:
+# Every timestamp is `TIMESTAMP WITH TIME ZONE`; `role` (with a CHECK constraint listing the
+# allowed roles) and `last_login` exist; `is_active`, `role` and `created_at` have server
+# defaults, so rows inserted by any tool (psql, [COPY](glossary.ipynb#copy), another app) get
+# them too, not only rows made through the ORM.
 #
-# - every timestamp is `TIMESTAMP WITH TIME ZONE` (aware datetimes in UTC);
-# - `role` and `last_login` exist. The guide groups users by `User.role` and deactivates them by
-#   `User.last_login`, but its `User` model defines neither, so that code cannot run;
-# - `is_active`, `role` and `created_at` have server defaults, so rows inserted by any tool
-#   (psql, [COPY](glossary.ipynb#copy), another app) get them too, not only rows made through the ORM.
-#
-# Here is the guide's `User`, reduced to its columns, on a base of its own, and the guide's
-# "group by role" query:
-
-# %% tags=["raises-exception"]
-class GuideBase(DeclarativeBase):
-    pass
-
-
-class GuideUser(GuideBase):
-    __tablename__ = "users"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str]
-    username: Mapped[str]
-    hashed_password: Mapped[str]
-    is_active: Mapped[bool] = mapped_column(default=True)
-
-
-select(GuideUser.role, func.count(GuideUser.id)).group_by(GuideUser.role)
-
-# %% [markdown]
-# blogdata's `User` has `role` (with a CHECK constraint listing the allowed roles) and
-# `last_login`, so the guide's role counts and inactivity cut-offs work.
-#
-# The migrations built the live database from the same models. Asking PostgreSQL for its tables
-# (through the inspector, which is synchronous, hence `run_sync`) gives the same list, plus
+# The migrations built the live database from these models. Asking PostgreSQL for its tables
+# (through the inspector, which is synchronous, hence `run_sync`) gives the models' tables plus
 # Alembic's bookkeeping table:
 
 # %%
+from sqlalchemy import inspect
+
 async with nb.engine.connect() as conn:
     live_tables = await conn.run_sync(lambda sync_conn: inspect(sync_conn).get_table_names())
-sorted(live_tables)
+sorted(live_tables), sorted(Base.metadata.tables)
 
 # %% [markdown]
-# `tutorial_database` also seeded a demo blog. How many rows does each table hold?
-
-# %%
-async with nb.sessions() as db:
-    counts = {
-        model.__tablename__: await db.scalar(select(func.count()).select_from(model))
-        for model in (User, Account, Tag, Post)
-    }
-counts
-
-# %% [markdown]
-# ## Defaults: Python side and server side
+# ## Defaults: Python side, server side, and `onupdate`
 #
 # A new `User` object has no values yet for the defaulted columns: defaults apply when the row
 # is written.
@@ -137,13 +212,113 @@ ada = User(email="ada@example.com", username="ada", hashed_password="-")
 print(ada.is_active, ada.role, ada.created_at)
 
 # %% [markdown]
-# After [`flush()`](glossary.ipynb#flush) the INSERT has run. SQLAlchemy fetched the server-generated `created_at` in
-# the same statement (`RETURNING`), so reading it needs no extra query:
+# After [`flush()`](glossary.ipynb#flush) the INSERT has run. SQLAlchemy fetched the
+# server-generated `created_at` in the same statement (`RETURNING`), so reading it needs no
+# extra query:
 
 # %%
+from blogdata.diagnostics import count_statements
+
 db.add(ada)
-await db.flush()
+with count_statements(nb.engine) as counter:
+    await db.flush()
+print(counter.statements)
 print(ada.is_active, ada.role, type(ada.created_at).__name__, ada.created_at.tzinfo)
+
+# %% [markdown]
+# `updated_at` is declared `onupdate=func.now()`: SQLAlchemy adds `updated_at=now()` to every
+# UPDATE it writes for the row. Changing Ada's name and flushing shows it firing:
+
+# %%
+ada.full_name = "Ada Lovelace"
+with count_statements(nb.engine) as counter:
+    await db.flush()
+counter.statements
+
+# %% [markdown]
+# The new value was computed by the server, and SQLAlchemy did not fetch it back (it does so
+# for an INSERT, not for an UPDATE): it marked the attribute as expired.
+
+# %%
+inspect(ada).expired_attributes
+
+# %% [markdown]
+# Reading an expired attribute needs a query, and a plain attribute read cannot `await` one:
+# `ada.updated_at` would raise [`MissingGreenlet`](glossary.ipynb#missinggreenlet), the error
+# the pitfall below takes apart. Because blogdata's `Base` includes `AsyncAttrs`, the attribute
+# can be awaited instead; it equals the transaction's `now()`:
+
+# %%
+updated = await ada.awaitable_attrs.updated_at
+updated == await db.scalar(select(func.now()))
+
+# %% [markdown]
+# (`await db.refresh(ada, ["updated_at"])` does the same. blogdata's CRUD `update` reloads
+# expired columns for you: [notebook 03](03-crud.ipynb).)
+#
+# ## Time zones: never send a naive `datetime`
+#
+# The guide filters with `User.created_at >= datetime(2024, 1, 1)` and computes cut-offs with
+# `datetime.utcnow()`. Both are *naive*: no `tzinfo`. A `timestamptz` column stores an instant,
+# so asyncpg must decide which instant a naive value means, and it picks the **local time zone
+# of the Python process** (`datetime.astimezone()` on a naive value does the same). The same
+# code then stores different instants on differently configured machines.
+#
+# To show it, a small script sets a user's `last_login` to a naive and to an aware
+# `datetime(2024, 1, 1)` and prints what the database stored, in a transaction it never
+# commits. We run it in a separate Python process with `TZ=Asia/Tokyo` (nine hours ahead of
+# UTC), as if on a laptop in Tokyo:
+
+# %%
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+tz_script = '''
+import asyncio, os
+from datetime import UTC, datetime
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+SET_LOGIN = text(
+    "UPDATE users SET last_login = :sent WHERE id = (SELECT min(id) FROM users) "
+    "RETURNING last_login"
+)
+
+async def main():
+    engine = create_async_engine(os.environ["DEMO_URL"])
+    async with engine.connect() as conn:  # never committed: rolled back on close
+        for sent in (datetime(2024, 1, 1), datetime(2024, 1, 1, tzinfo=UTC)):
+            stored = await conn.scalar(SET_LOGIN, {"sent": sent})
+            print(f"TZ={os.environ['TZ']}  sent {sent.isoformat():<25}  stored {stored}")
+    await engine.dispose()
+
+asyncio.run(main())
+'''
+env = {
+    **os.environ,
+    "DEMO_URL": nb.engine.url.render_as_string(hide_password=False),
+    "TZ": "Asia/Tokyo",
+}
+with tempfile.TemporaryDirectory() as folder:
+    Path(folder, "naive.py").write_text(tz_script)
+    done = subprocess.run(
+        [sys.executable, "naive.py"], cwd=folder, env=env, capture_output=True, text=True
+    )
+print(done.stdout, end="")
+
+# %% [markdown]
+# The aware `datetime(2024, 1, 1, tzinfo=UTC)` is stored as midnight UTC. The naive
+# `datetime(2024, 1, 1)` is stored as **2023-12-31 15:00 UTC**, nine hours early: asyncpg took
+# it as midnight in Tokyo. The shift is the process's offset from UTC, so on a machine set to
+# UTC (as servers and CI machines often are) it is zero and the bug hides. Every naive parameter shifts the same way: the
+# guide's `utcnow()` cut-off (a UTC reading, then taken as Tokyo time) is nine hours off, and
+# [notebook 04](04-query-patterns.ipynb) shows the guide's "created since 2024" filter moving.
+# The fix is to make every datetime aware: `datetime(2024, 1, 1, tzinfo=UTC)`,
+# `datetime.now(UTC)`. Because the columns are `timestamptz`, values *come back* aware (in UTC)
+# whatever the client's zone.
 
 # %% [markdown]
 # ## Money is `Numeric`, never `float`
@@ -152,6 +327,8 @@ print(ada.is_active, ada.role, type(ada.created_at).__name__, ada.created_at.tzi
 # decimal fractions, and the errors add up:
 
 # %%
+from decimal import Decimal
+
 print(sum([0.10] * 10), sum([Decimal("0.10")] * 10))
 
 # %% [markdown]
@@ -195,21 +372,17 @@ print("primary key:", [column.name for column in post_tags.primary_key])
 # migrations gave it:
 
 # %%
+from blogdata import describe
+
 async with nb.sessions() as db:
     description = await describe(db, "post_tags")
 description
 
 # %% [markdown]
-# The guide's junction table, verbatim (on the guide's metadata from above), has the same
+# The guide's junction table (declared at the top, now `guide_post_tags`) has the same
 # primary key but no `ondelete`:
 
 # %%
-guide_post_tags = Table(  # the guide calls it post_tags
-    "post_tags",
-    GuideBase.metadata,
-    Column("post_id", Integer, ForeignKey("posts.id"), primary_key=True),
-    Column("tag_id", Integer, ForeignKey("tags.id"), primary_key=True)
-)
 {column.name: next(iter(column.foreign_keys)).ondelete for column in guide_post_tags.columns}
 
 # %% [markdown]
@@ -218,6 +391,9 @@ guide_post_tags = Table(  # the guide calls it post_tags
 # inside a transaction and roll it back afterwards (PostgreSQL's DDL is transactional):
 
 # %%
+from sqlalchemy import delete, text
+from sqlalchemy.exc import IntegrityError
+
 async with nb.engine.connect() as conn:
     tagged_id = await conn.scalar(select(func.min(post_tags.c.post_id)))
     await conn.execute(text("ALTER TABLE post_tags DROP CONSTRAINT fk_post_tags_post_id_posts"))
@@ -238,6 +414,8 @@ async with nb.engine.connect() as conn:
 # it with the post. A small helper shows the post's rows in `post_tags`, with each tag's name:
 
 # %%
+from sqlalchemy.orm import selectinload
+
 db = nb.sessions()
 post = await db.scalar(select(Post).options(selectinload(Post.tags)).where(Post.id == tagged_id))
 
@@ -254,7 +432,7 @@ await links(post.id)
 # Appending a new `Tag` to the list and flushing writes two rows: the tag, then the link.
 
 # %%
-post.tags.append(Tag(name="sqlalchemy"))
+post.tags.append(Tag(name="my-new-tag"))
 with count_statements(nb.engine) as counter:
     await db.flush()
 counter.statements
@@ -348,11 +526,13 @@ post.author
 # ## The pitfall: lazy loading in async code
 #
 # The guide declares `Post.tags` without a loading strategy, which means the default, `lazy`:
-# the first access runs a query ([lazy loading](glossary.ipynb#lazy-loading)). In synchronous code that is a hidden query; in async code it
-# cannot happen at all, because the attribute access cannot `await`. `lazyload()` switches our
+# the first access runs a query ([lazy loading](glossary.ipynb#lazy-loading)). In synchronous
+# code that is a hidden query; in async code it cannot happen at all, because the attribute access cannot `await`. `lazyload()` switches our
 # model back to the guide's behaviour for one query:
 
 # %% tags=["raises-exception"]
+from sqlalchemy.orm import lazyload
+
 db.expunge_all()  # forget the objects loaded so far, so the next query builds fresh ones
 post = await db.scalar(
     select(Post).options(lazyload(Post.tags)).where(Post.tags.any()).order_by(Post.id).limit(1)
@@ -373,7 +553,7 @@ sorted(tag.name for tag in post.tags)
 
 # %% [markdown]
 # **Fix 2: await the attribute** through `awaitable_attrs` (our `Base` includes SQLAlchemy's
-# `AsyncAttrs`). This works for lazy relationships; `raise` relationships still refuse.
+# `AsyncAttrs`). This works for lazy relationships (and expired columns, as above):
 
 # %%
 db.expunge_all()
@@ -381,6 +561,13 @@ post = await db.scalar(
     select(Post).options(lazyload(Post.tags)).where(Post.tags.any()).order_by(Post.id).limit(1)
 )
 sorted(tag.name for tag in await post.awaitable_attrs.tags)
+
+# %% [markdown]
+# It does not get around `lazy="raise"`: awaiting `Post.author`, which is `raise`, still
+# refuses, because `raise` forbids the load itself, not only the hidden one:
+
+# %% tags=["raises-exception"]
+await post.awaitable_attrs.author
 
 # %%
 await db.close()
@@ -391,6 +578,8 @@ await db.close()
 # wants to reload it, which is the same hidden IO:
 
 # %% tags=["raises-exception"]
+from sqlalchemy.ext.asyncio import AsyncSession
+
 async with AsyncSession(nb.engine) as plain:  # expire_on_commit=True, the library default
     user = await plain.scalar(select(User).order_by(User.id).limit(1))
     await plain.commit()
@@ -464,10 +653,30 @@ await check_exercise_02(answer, db)
 # the authors in the same statement; [notebook 05](05-relationship-loading.ipynb) compares the
 # two.
 #
+# ## Further reading
+#
+# - SQLAlchemy: [Declarative Mapping Styles](https://docs.sqlalchemy.org/en/20/orm/declarative_styles.html)
+#   and [Table Configuration with Declarative](https://docs.sqlalchemy.org/en/20/orm/declarative_tables.html)
+#   (`Mapped`, `mapped_column`, `type_annotation_map`)
+# - SQLAlchemy: [Basic Relationship Patterns](https://docs.sqlalchemy.org/en/20/orm/basic_relationships.html)
+#   (`back_populates`, `secondary`, many-to-many) and
+#   [Relationship Loading Techniques](https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html)
+#   (`lazy=`, `selectinload`, `raise`)
+# - SQLAlchemy: [Using foreign key ON DELETE cascade with ORM relationships](https://docs.sqlalchemy.org/en/20/orm/cascades.html#using-foreign-key-on-delete-cascade-with-orm-relationships)
+#   (`passive_deletes`)
+# - SQLAlchemy: [Column INSERT/UPDATE Defaults](https://docs.sqlalchemy.org/en/20/core/defaults.html)
+#   (`server_default`, `onupdate`)
+# - SQLAlchemy: [Preventing Implicit IO when Using AsyncSession](https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#preventing-implicit-io-when-using-asyncsession)
+#   (`AsyncAttrs`, `awaitable_attrs`, `expire_on_commit`)
+# - PostgreSQL: [Date/Time Types](https://www.postgresql.org/docs/current/datatype-datetime.html)
+#   (`timestamp` vs `timestamptz`) and [Numeric Types](https://www.postgresql.org/docs/current/datatype-numeric.html)
+# - asyncpg: [Type Conversion](https://magicstack.github.io/asyncpg/current/usage.html#type-conversion)
+#
 # ## Summary
 #
-# - The models are the schema: typed columns, server defaults, `Numeric` money and named
-#   constraints, which the migrations turn into the live tables.
+# - The models are the schema: `Mapped[...]` and `mapped_column` give typed columns, server
+#   defaults and `onupdate`; `timestamptz` plus aware datetimes keep instants right whatever the
+#   client's `TZ`, and `Numeric` keeps money exact.
 # - A many-to-many link is a table of pairs: `post_tags` has the pair as primary key and
 #   `ON DELETE CASCADE` on both sides, so `append`/`remove` write and delete link rows and
 #   deleting a post takes its links with it, never its tags.
