@@ -559,7 +559,7 @@ class _Blog:
         # Every other column is drawn in the same order as the authors and subjects, then put in
         # writing order with them: moving ``now`` reorders the posts but changes none of them.
         bot = np.arange(n) >= n_reg
-        published = (rng.random(n) < 0.9) | bot
+        published = ~self._draft_pick
         delay = np.where(bot, rng.integers(0, 60_000_000, size=n),
                          rng.integers(0, 3 * _DAY_US, size=n))  # fmt: skip
         edited = (rng.random(n) < 0.25) & ~bot
@@ -596,6 +596,11 @@ class _Blog:
         n_reg = self.n_posts - self.n_digest
         k = np.concatenate([rng.choice(5, size=n_reg, p=_TAGS_PER_POST) + 1,
                             np.full(self.n_digest, 3)])  # fmt: skip
+        # A tenth of the posts are drafts (the digest publishes everything), and a third of
+        # the drafts are not tagged yet. Drawn here, as the number of links must be known first.
+        bot = np.arange(self.n_posts) >= n_reg
+        self._draft_pick = (rng.random(self.n_posts) < 0.1) & ~bot
+        k[self._draft_pick & (rng.random(self.n_posts) < 1 / 3)] = 0
         self._k_pick = np.minimum(k, kmax)  # per post, in the order _plan_post_numbers draws
         self.tags_per_post = self._k_pick  # put in post order by _plan_post_numbers
         self.link_rng = rng
@@ -709,7 +714,7 @@ class _Blog:
             noise = self.link_rng.gumbel(size=(hi - lo, self.n_tags))
             k = self.tags_per_post[lo:hi]
             chosen = np.full((hi - lo, kmax), np.iinfo(np.int64).max)
-            chosen[:, 0] = self.main_tag[lo:hi] + 1  # the main tag, always
+            chosen[:, 0] = self.main_tag[lo:hi] + 1  # the main tag, if any tag
             more = np.flatnonzero(k > 1)  # only these need a draw
             if more.size:
                 keys = noise[more]

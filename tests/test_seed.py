@@ -144,7 +144,9 @@ async def test_the_seeded_blog_looks_like_a_real_one(seeded_db: AsyncSession) ->
     per_tag = links["tag_id"].value_counts()
     assert per_tag.max() >= 3 * per_tag.median()
     assert set(links.groupby("post_id").size()) <= {1, 2, 3, 4, 5}
-    assert set(links["post_id"]) == set(posts["id"])  # every post has 1 to 5 tags
+    # Every published post has 1 to 5 tags; some drafts are not tagged yet.
+    untagged = set(posts["id"]) - set(links["post_id"])
+    assert untagged and untagged <= set(posts.loc[posts["published_at"].isna(), "id"])
     assert posts["views"].isna().any() and posts["published_at"].isna().any()
     now = pd.Timestamp(SEED_NOW)
     for column in ("created_at", "updated_at", "published_at"):
@@ -194,7 +196,7 @@ def test_the_vocabulary_spans_the_subjects_first_and_stays_unique_beyond_it() ->
 async def test_a_posts_tags_share_its_subject(seeded_db: AsyncSession) -> None:
     posts = await tagged_posts(seeded_db)
     cluster = {t.name: t.cluster for t in _vocabulary(40)}
-    human = posts[posts["author_id"] != DIGEST_ID]
+    human = posts[posts["author_id"] != DIGEST_ID].dropna(subset=["tag"])
     pairs = [
         (cluster[a], cluster[b])
         for tags in human["tag"]
@@ -209,6 +211,7 @@ async def test_a_posts_tags_share_its_subject(seeded_db: AsyncSession) -> None:
 async def test_every_title_names_one_of_its_posts_tags(seeded_db: AsyncSession) -> None:
     posts = await tagged_posts(seeded_db)
     words = {t.name: _words(t.words) for t in _vocabulary(40)}
+    posts = posts.dropna(subset=["tag"])  # drafts not tagged yet
     misses = [
         (title, tags)
         for title, tags in zip(posts["title"], posts["tag"], strict=True)
