@@ -1,11 +1,16 @@
 """Deterministic synthetic blog data at any scale, written through PostgreSQL COPY.
 
-``await seed(target, users=200)`` fills an empty, migrated database with users (Faker names,
-unique usernames and emails, a spread of roles, some inactive, most with a last login), one
-account each (exact ``Decimal`` balances), tags with Zipf-like popularity, posts with a long tail
-of posts per author, and the post-tag links. Every value comes from ``seed`` and ``now``: the
-same arguments give identical tables on any day, on any server (timestamps are computed from
-``now``, never from the server clock).
+``await seed(target, users=200)`` fills an empty, migrated database with a blog that reads as a
+real one: users (Faker names, unique usernames and emails, a spread of roles, some inactive, most
+with a last login), one account each (exact ``Decimal`` balances), tags from a fixed vocabulary of
+real blog subjects (python, postgresql, travel, cooking, personal-finance, ...) in topical
+clusters, and posts whose 1-5 tags mostly share a subject and whose titles and text are about
+those tags. Writers stick to one or two subjects and post at plausible rates (log-normal: most
+write a few posts, some dozens), weekdays more than weekends. One account is not a person: once
+the blog has 200 posts or more, ``daily.digest`` (the first writer to sign up) posts a digest
+every six hours, around the clock, up to 5% of the posts; an analyst should find it (notebook 11
+does). Every value comes from ``seed`` and ``now``: the same arguments give identical tables on
+any day, on any server (timestamps are computed from ``now``, never from the server clock).
 
 All seeded users share one precomputed argon2 hash of :data:`DEMO_PASSWORD`, so any of them can
 log in with it (hashing a million passwords is not the point of seed data).
@@ -435,6 +440,7 @@ class _Blog:
         for i in range(n):
             first, last = firsts[first_i[i]], lasts[last_i[i]]
             f, la = plain_firsts[first_i[i]], plain_lasts[last_i[i]]
+            full_name: str | None
             if i == self.digest:
                 username, full_name = _DIGEST_USERNAME, "Daily Digest"
             else:
@@ -460,8 +466,8 @@ class _Blog:
         self.tag_logw = np.log(weight)
         self.tag_p = weight / weight.sum()
         n_clusters = len(_CLUSTERS)
-        self.cluster_p = np.bincount(self.tag_cluster, weights=weight, minlength=n_clusters)
-        self.cluster_p /= self.cluster_p.sum()
+        share = np.bincount(self.tag_cluster, weights=weight, minlength=n_clusters)
+        self.cluster_p: np.ndarray = share / share.sum()
         # A sorted key per tag, cluster + cumulative share within it, to draw a tag of a given
         # cluster by searchsorted (see _tag_in).
         by = np.lexsort((np.arange(len(self.vocab)), self.tag_cluster))
@@ -474,7 +480,8 @@ class _Blog:
 
     def _tag_in(self, cluster: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Return a tag of each ``cluster``, drawn by popularity with the uniforms ``u``."""
-        return self._tag_by[np.searchsorted(self._tag_key, cluster + u, side="right")]
+        found: np.ndarray = self._tag_by[np.searchsorted(self._tag_key, cluster + u, side="right")]
+        return found
 
     def _plan_texts(self, rng: np.random.Generator) -> None:
         """Write the pools of titles and bodies: a few dozen per tag, about that tag."""
@@ -702,10 +709,10 @@ class _Blog:
         # cluster), and a last row for the digest: popularity alone.
         cluster = self.tag_cluster[: self.n_tags]
         subjects = np.arange(len(_CLUSTERS))[:, None]
-        table = self.tag_logw[: self.n_tags] + np.vstack([
-            _SAME_SUBJECT * (cluster == subjects) + _SAME_AREA * (_AREA[cluster] == _AREA[subjects]),
-            np.zeros(self.n_tags),
-        ])  # fmt: skip
+        bonus = _SAME_SUBJECT * (cluster == subjects) + _SAME_AREA * (
+            _AREA[cluster] == _AREA[subjects]
+        )
+        table = self.tag_logw[: self.n_tags] + np.vstack([bonus, np.zeros(self.n_tags)])
         row = np.where(self.is_digest, len(_CLUSTERS), self.tag_cluster[self.main_tag])
         for lo in range(0, self.n_posts, step):
             hi = min(lo + step, self.n_posts)
@@ -822,8 +829,10 @@ async def seed(
         target: where to write.
         users: number of users (each gets one account); must be positive.
         posts_per_user: mean posts per user; the total is ``round(users * posts_per_user)``,
-            written by the non-reader users with a long-tailed (Pareto) spread.
-        tags: number of tags, with Zipf-like popularity; each post carries 0 to 5 of them.
+            written by the non-reader users with a long-tailed (log-normal) spread.
+        tags: number of tags: the first ``tags`` of the subject vocabulary, taken round-robin
+            over its 14 subjects (beyond its 97 names, qualified ones such as
+            ``python-tips``); each published post carries 1 to 5, some drafts none.
         random_seed: the random seed; the same arguments always give identical tables.
         now: the reference time; every timestamp lies within ~18 months before it.
         progress: show a progress bar when seeding takes more than a second: tqdm's notebook
