@@ -7,7 +7,7 @@ real blog subjects (python, postgresql, travel, cooking, personal-finance, ...) 
 clusters, and posts whose 1-5 tags mostly share a subject and whose titles and text are about
 those tags. Writers stick to one or two subjects and post at plausible rates (log-normal: most
 write a few posts, some dozens), weekdays more than weekends. One account is not a person: once
-the blog has 200 posts or more, ``daily.digest`` (the first writer to sign up) posts a digest
+the blog has 200 posts or more, ``daily.digest`` (the first author to sign up) posts a digest
 every six hours, around the clock, up to 5% of the posts; an analyst should find it (notebook 11
 does). Every value comes from ``seed`` and ``now``: the same arguments give identical tables on
 any day, on any server (timestamps are computed from ``now``, never from the server clock).
@@ -423,13 +423,13 @@ class _Blog:
         self.no_login = rng.random(n) < 0.12
         since = self.now_us - self.signup_us
         self.login_us = self.signup_us + (since * rng.random(n) ** 0.3).astype(np.int64)
-        # The blog's automated digest account: the first writer to sign up, once the blog is big
-        # enough. It never logs in; it posts on a timer (see _plan_post_counts).
+        # The blog's automated digest account: the first user with the author role to sign up,
+        # once the blog is big enough. It never logs in; it posts on a timer (_plan_post_counts).
         writers = np.flatnonzero(self.roles != ROLES.index("reader"))
-        big = self.n_posts >= _DIGEST_MIN_POSTS and writers.size >= 5
-        self.digest = int(writers[0]) if big else -1
+        authors = np.flatnonzero(self.roles == ROLES.index("author"))
+        big = self.n_posts >= _DIGEST_MIN_POSTS and writers.size >= 5 and authors.size > 0
+        self.digest = int(authors[0]) if big else -1
         if self.digest >= 0:
-            self.roles[self.digest] = ROLES.index("author")
             self.active[self.digest], self.no_login[self.digest] = True, True
         self.usernames: list[str] = []
         self.emails: list[str] = []
