@@ -98,11 +98,11 @@ len(everything)
 
 # %%
 tags = %sql --polars SELECT t.name AS tag, count(*) AS posts FROM post_tags pt JOIN tags t ON t.id = pt.tag_id GROUP BY t.name ORDER BY posts DESC, tag
-tags.head(8)
+tags
 
 # %% [markdown]
-# The tags are the blog's subjects: programming languages, databases, travel, cooking. Which
-# ones go together comes later; first, the posts themselves.
+# The tags are the blog's subjects: web development, databases, programming, data science,
+# cooking. Which ones go together comes later; first, the posts themselves.
 #
 # ## The posts as frames
 #
@@ -273,7 +273,8 @@ bot_hours.to_dict(), posts.loc[~by_bot, "created_at"].dt.hour.nunique()
 posts.loc[by_bot, "created_at"].dt.minute.value_counts().sort_index().to_dict()
 
 # %% [markdown]
-# A few minutes past the hour, every time, as a timer would. **What does it write?** Its titles follow three templates:
+# A few minutes past the hour, every time, as a timer would. **What does it write?** How its
+# titles begin, and three of them:
 
 # %%
 posts.loc[by_bot, "title"].str.split(":").str[0].value_counts()
@@ -282,8 +283,17 @@ posts.loc[by_bot, "title"].str.split(":").str[0].value_counts()
 posts.loc[by_bot, "title"].head(3).tolist()
 
 # %% [markdown]
-# An automated digest, not a writer. It is part of the blog (its posts are real rows, and they
-# are read), but it answers a different question: "who writes?" is about people. How much does
+# **Are its posts read?** The median views of published posts, the outlier's against everyone
+# else's:
+
+# %%
+published_by = posts[posts["published_at"].notna()].groupby(by_bot.rename("outlier"))["views"]
+published_by.agg(["count", "median"])
+
+# %% [markdown]
+# An automated digest, not a writer: every title starts the same way, and its posts are read far
+# less than people's. It is part of the blog (its posts are real rows), but it answers a
+# different question: "who writes?" is about people. How much does
 # it change the answer? A Lorenz curve sorts the authors from the fewest posts to the most and
 # plots the cumulative share of authors against the cumulative share of posts; the
 # [Gini coefficient](glossary.ipynb#gini) is 0 for equal output and 1 for one author
@@ -305,8 +315,7 @@ curves = {"all authors": lorenz(activity["posts"]), "people only": lorenz(people
 
 # %% [markdown]
 # With the digest, the top tenth of authors seems to write a larger share and the Gini is
-# higher: one automated account among over a thousand makes the people look more unequal than
-# they are. From here on, questions about writers use `people`. The curves:
+# higher: one automated account makes the people look more unequal than they are. From here on, questions about writers use `people`. The curves:
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
@@ -403,7 +412,8 @@ from blogdata import top_tags
 
 tag_counts = posts["tags"].explode().dropna().value_counts()
 top = await top_tags(db, n=10)
-bool((top["posts"].to_numpy() == tag_counts.head(10).to_numpy()).all())
+untagged = int((posts["tags"].str.len() == 0).sum())
+bool((top["posts"].to_numpy() == tag_counts.head(10).to_numpy()).all()), untagged
 
 # %% [markdown]
 # Without the digest, the ranking is the people's own:
