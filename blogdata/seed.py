@@ -1,11 +1,16 @@
 """Deterministic synthetic blog data at any scale, written through PostgreSQL COPY.
 
-``await seed(target, users=200)`` fills an empty, migrated database with users (Faker names,
-unique usernames and emails, a spread of roles, some inactive, most with a last login), one
-account each (exact ``Decimal`` balances), tags with Zipf-like popularity, posts with a long tail
-of posts per author, and the post-tag links. Every value comes from ``seed`` and ``now``: the
-same arguments give identical tables on any day, on any server (timestamps are computed from
-``now``, never from the server clock).
+``await seed(target, users=200)`` fills an empty, migrated database with a blog that reads as a
+real one: users (Faker names, unique usernames and emails, a spread of roles, some inactive, most
+with a last login), one account each (exact ``Decimal`` balances), tags from a fixed vocabulary of
+real blog subjects (python, postgresql, travel, cooking, personal-finance, ...) in topical
+clusters, and posts whose 1-5 tags mostly share a subject and whose titles and text are about
+those tags. Writers stick to one or two subjects and post at plausible rates (log-normal: most
+write a few posts, some dozens), weekdays more than weekends. One account is not a person: once
+the blog has 200 posts or more, ``daily.digest`` (the first author to sign up) posts a digest
+every six hours, around the clock, up to 5% of the posts; an analyst should find it (notebook 11
+does). Every value comes from ``seed`` and ``now``: the same arguments give identical tables on
+any day, on any server (timestamps are computed from ``now``, never from the server clock).
 
 All seeded users share one precomputed argon2 hash of :data:`DEMO_PASSWORD`, so any of them can
 log in with it (hashing a million passwords is not the point of seed data).
@@ -69,6 +74,7 @@ _DAY_US = 86_400 * 1_000_000
 _SIGNUP_DAYS = 540  # users signed up within the last ~18 months
 _ACTIVE_DAYS = 365  # a writer's mean active life before going quiet
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RATE_CAP = math.exp(3.0)  # a writer posts at most ~20x the median writer's rate
 _TABLES = ("users", "accounts", "tags", "posts", "post_tags")
 
 
@@ -140,6 +146,226 @@ def _rhythmic_times(rng: np.random.Generator, start: np.ndarray, end: np.ndarray
     return out
 
 
+# --- The blog's subjects -----------------------------------------------------------------------
+#
+# Tags come from a fixed vocabulary of real blog subjects in topical clusters. Each cluster has a
+# relative popularity, a shift of its posts' log views (some subjects draw more readers), its
+# tags (most used first; ``name:Display`` where the display differs from the name) and phrases
+# that titles and content are built from. Every display contains the words of its tag's name, so
+# a title about a tag names it.
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    weight: float
+    view_shift: float
+    tags: tuple[str, ...]
+    phrases: tuple[str, ...]
+    area: str  # tags co-occur across subjects of the same area more than across areas
+
+
+_CLUSTERS: tuple[_Cluster, ...] = (
+    _Cluster(1.0, 0.2, (
+        "python:Python", "django:Django", "pandas", "asyncio", "fastapi:FastAPI",
+        "type-hints:type hints", "packaging", "jupyter:Jupyter",
+    ), (
+        "virtual environments", "dataclasses", "the standard library", "async generators",
+        "dependency pinning", "a slow test suite", "profiling a hot loop", "structured logging",
+        "error handling", "a small command-line tool",
+    ), "tech"),
+    _Cluster(0.9, 0.2, (
+        "web-development:web development", "javascript:JavaScript", "typescript:TypeScript",
+        "react:React", "css:CSS", "accessibility", "html:HTML", "web-performance:web performance",
+    ), (
+        "a responsive layout", "form validation", "state management", "a design system",
+        "bundle size", "server-side rendering", "keyboard navigation", "dark mode", "a REST API",
+        "caching headers",
+    ), "tech"),
+    _Cluster(0.8, 0.1, (
+        "postgresql:PostgreSQL", "databases", "sql:SQL", "sqlalchemy:SQLAlchemy", "indexing",
+        "data-modeling:data modeling", "redis:Redis", "sqlite:SQLite", "migrations",
+    ), (
+        "query plans", "connection pooling", "a missing index", "window functions",
+        "foreign keys", "isolation levels", "slow queries", "backups you can restore",
+        "vacuum and bloat", "schema changes",
+    ), "tech"),
+    _Cluster(0.8, 0.4, (
+        "machine-learning:machine learning", "data-science:data science", "statistics",
+        "data-visualization:data visualization", "deep-learning:deep learning", "nlp:NLP",
+        "llms:LLMs",
+    ), (
+        "feature engineering", "a baseline model", "cross-validation", "messy CSV files",
+        "confidence intervals", "A/B tests", "a clear chart", "overfitting", "embeddings",
+        "a labelled dataset",
+    ), "tech"),
+    _Cluster(0.7, 0.0, (
+        "devops:DevOps", "docker:Docker", "kubernetes:Kubernetes", "linux:Linux", "ci-cd:CI/CD",
+        "aws:AWS", "terraform:Terraform", "monitoring", "security",
+    ), (
+        "zero-downtime deploys", "container images", "on-call", "a flaky pipeline",
+        "log aggregation", "secrets management", "infrastructure as code", "alerts that help",
+        "a home server", "TLS certificates",
+    ), "tech"),
+    _Cluster(0.6, 0.1, (
+        "travel", "hiking", "japan:Japan", "italy:Italy", "road-trips:road trips",
+        "budget-travel:budget travel", "camping", "europe:Europe",
+    ), (
+        "a rail pass", "packing light", "a week in the mountains", "night trains",
+        "travel insurance", "the off season", "a long layover", "local markets", "a coastal walk",
+        "jet lag",
+    ), "life"),
+    _Cluster(0.6, 0.0, (
+        "cooking", "baking", "recipes", "vegetarian:vegetarian food", "coffee", "bread",
+        "meal-prep:meal prep", "fermentation",
+    ), (
+        "a sourdough starter", "weeknight dinners", "cast-iron pans", "a pantry curry",
+        "knife skills", "pour-over", "seasonal vegetables", "kimchi", "a birthday cake",
+        "batch cooking",
+    ), "life"),
+    _Cluster(0.5, 0.5, (
+        "personal-finance:personal finance", "investing", "budgeting", "retirement", "taxes",
+        "frugal-living:frugal living",
+    ), (
+        "an emergency fund", "index funds", "a zero-based budget", "paying off debt",
+        "compound interest", "a spending review", "renting versus buying", "a pension top-up",
+        "subscriptions", "saving for a house",
+    ), "life"),
+    _Cluster(0.5, 0.3, (
+        "career", "productivity", "remote-work:remote work", "open-source:open source",
+        "management", "interviews", "writing",
+    ), (
+        "a first job in tech", "code review", "saying no", "a four-day week", "mentoring",
+        "burnout", "deep work", "a promotion", "the first 90 days", "a side project",
+    ), "tech"),
+    _Cluster(0.45, -0.2, (
+        "books", "music", "film", "video-games:video games", "board-games:board games",
+        "podcasts",
+    ), (
+        "a reading list", "the year in review", "a vinyl collection", "a slow second act",
+        "game night", "an old favourite", "a book club", "short stories", "a soundtrack",
+        "a long series",
+    ), "life"),
+    _Cluster(0.4, -0.2, (
+        "photography", "cameras", "street-photography:street photography",
+        "film-photography:film photography", "lightroom:Lightroom",
+        "landscape-photography:landscape photography",
+    ), (
+        "a 35mm prime", "golden hour", "editing presets", "composition", "shooting in RAW",
+        "low light", "a used camera body", "printing at home", "black and white", "a photo walk",
+    ), "life"),
+    _Cluster(0.4, -0.1, (
+        "running", "fitness", "cycling", "yoga", "climbing", "nutrition",
+    ), (
+        "a first marathon", "interval training", "recovery days", "a training plan",
+        "strength work", "a knee injury", "commuting by bike", "morning routines", "a 10k",
+        "protein",
+    ), "life"),
+    _Cluster(0.35, -0.3, (
+        "gardening", "diy:DIY", "woodworking", "home-improvement:home improvement",
+        "sustainability",
+    ), (
+        "raised beds", "composting", "a workbench", "tomatoes", "insulation", "a small balcony",
+        "reclaimed wood", "rainwater", "repairing instead of replacing", "a garden shed",
+    ), "life"),
+    _Cluster(0.3, -0.1, (
+        "parenting", "education", "language-learning:language learning", "homeschooling",
+    ), (
+        "screen time", "bedtime routines", "a first bike", "school mornings", "flashcards",
+        "a new language", "reading aloud", "teenagers", "a family calendar", "pocket money",
+    ), "life"),
+)  # fmt: skip
+
+#: Title templates: {T} is the post's main tag as words, {p} a phrase of its subject.
+_TITLES = (
+    "Getting started with {T}", "{T}: notes on {p}", "What {p} taught me about {T}",
+    "{n} lessons from a year of {T}", "Why I changed my mind about {T}", "{T} in practice: {p}",
+    "The {T} mistakes I keep making", "Five things nobody tells you about {T}",
+    "My {T} setup, revisited", "{T} for the impatient: {p}", "Revisiting {p}: more {T} notes",
+    "A weekend of {T}, and {p}", "Is {T} worth it? Thoughts on {p}",
+)  # fmt: skip
+#: The automated digest account's titles: always the same few shapes, as a template engine makes.
+_DIGEST_TITLES = (
+    "Daily digest: {T} and more", "Daily digest: this morning in {T}",
+    "Daily digest: today's {T} links",
+)  # fmt: skip
+_OPENINGS = (
+    "This post is about {p}, something I have wanted to write up for a while.",
+    "If you spend time on {T}, you have probably run into {p} at some point.",
+    "A reader asked me about {p} last month, so here is the long answer.",
+    "I spent the last few weeks on {p}, and this is what I found.",
+)  # fmt: skip
+_MIDDLES = (
+    "The short version: it is simpler than it looks once you stop fighting it.",
+    "I tried three approaches to {q} before one of them stuck.",
+    "Most of what follows applies to {T} in general, not only to my situation.",
+    "The part that surprised me most was {q}.",
+    "It took me longer than I like to admit to see how {p} and {q} fit together.",
+    "None of this is new, but it is easy to forget when you are in a hurry.",
+    "I kept a checklist along the way, and it is at the end of this post.",
+    "Your situation may differ, so take my numbers as a starting point.",
+    "Friends who know more about {T} than I do pointed me to {q}.",
+)  # fmt: skip
+_CLOSINGS = (
+    "Questions and corrections are welcome in the comments.",
+    "I will keep this post updated as things change.", "Next time: more on {q}.",
+    "Thanks for reading, and let me know how it goes for you.",
+)  # fmt: skip
+_DIGEST_BODY = (
+    "Today's reading list, collected automatically from the most read posts of the last six "
+    "hours. Featured: {T}, with a post on {p} and another on {q}. Also trending: {U}. "
+    "You receive this digest because you follow {T}. Manage your subscriptions in settings."
+)
+_TITLES_PER_TAG = 24  # distinct titles per tag (posts reuse them, as real titles repeat)
+_BODIES_PER_TAG = 12
+_SAME_SUBJECT = 6.0  # log-weight bonus for a post's further tags in its main tag's subject
+_SAME_AREA = 2.5  # and a smaller one for the subjects of its area (tech, or life and leisure)
+_AREA = np.array([c.area == "tech" for c in _CLUSTERS])
+_TAGS_PER_POST = np.array([0.42, 0.33, 0.16, 0.06, 0.03])  # P(1 tag) ... P(5 tags)
+_DIGEST_SLOTS_PER_DAY = 4  # the digest account posts every six hours
+_DIGEST_SHARE = 0.05  # it writes at most this share of the posts
+_DIGEST_MIN_POSTS = 200  # smaller blogs have no digest account
+_DIGEST_USERNAME = "daily.digest"
+
+
+@dataclass(frozen=True)
+class _Tag:
+    name: str
+    words: str  # the tag as it reads in a sentence
+    cluster: int
+    weight: float  # relative popularity within the vocabulary
+
+
+def _vocabulary(n: int) -> list[_Tag]:
+    """Return ``n`` tags: the clusters' tags round-robin, most used first, then qualified ones.
+
+    Round-robin over the clusters (most popular first), so the first ``n`` tags always span
+    many subjects: ``n=14`` is each subject's main tag. Beyond the vocabulary, a subject's tags
+    get qualifiers (``python-tips``), then numbers, with smaller weights.
+    """
+    ranked: list[_Tag] = []
+    for pos in range(max(len(c.tags) for c in _CLUSTERS)):
+        for ci, cluster in enumerate(_CLUSTERS):
+            if pos < len(cluster.tags):
+                name, _, words = cluster.tags[pos].partition(":")
+                ranked.append(_Tag(name, words or name, ci, cluster.weight / (pos + 1)))
+    out = ranked[:n]
+    qualifiers = ("tips", "basics", "news", "notes", "projects", "tools", "community", "weekly")
+    rounds = 0
+    while len(out) < n:
+        rounds += 1
+        for base in ranked:
+            if len(out) == n:
+                break
+            q = qualifiers[(rounds - 1) % len(qualifiers)]
+            r = (rounds - 1) // len(qualifiers)
+            suffix = q if r == 0 else f"{q}-{r + 1}"
+            out.append(
+                _Tag(f"{base.name}-{suffix}", f"{base.words} {suffix}", base.cluster,
+                     base.weight / (2 + rounds))
+            )  # fmt: skip
+    return out
+
+
 def _unique(base: str, taken: set[str], limit: int) -> str:
     """Return ``base`` (cut to ``limit``) or, if taken, the first free ``base2``, ``base3``..."""
     candidate, n = base[:limit], 1
@@ -149,6 +375,12 @@ def _unique(base: str, taken: set[str], limit: int) -> str:
         candidate = base[: limit - len(suffix)] + suffix
     taken.add(candidate)
     return candidate
+
+
+def _sentence(template: str, **words: str) -> str:
+    """Fill ``template`` and capitalise its first letter (a tag may open a title)."""
+    text_ = template.format(**words)
+    return text_[:1].upper() + text_[1:]
 
 
 class _Blog:
@@ -162,12 +394,15 @@ class _Blog:
 
         fake = Faker("en_US")
         fake.seed_instance(seed)
-        streams = np.random.SeedSequence(seed).spawn(5)
-        r_users, r_acc, r_tags, r_posts, r_links = (np.random.default_rng(s) for s in streams)
+        streams = np.random.SeedSequence(seed).spawn(6)
+        r_users, r_acc, r_tags, r_posts, r_links, r_text = (
+            np.random.default_rng(s) for s in streams
+        )
         self._plan_users(fake, r_users)
         self._plan_accounts(r_acc)
-        self._plan_tags(fake, r_tags)
-        self._plan_posts(fake)
+        self._plan_tags(r_tags)
+        self._plan_texts(r_text)
+        self._plan_post_counts()
         self._post_rng = r_posts  # numbers drawn by _plan_post_numbers, maybe in a worker thread
         self._plan_links(r_links)
 
@@ -188,86 +423,193 @@ class _Blog:
         self.no_login = rng.random(n) < 0.12
         since = self.now_us - self.signup_us
         self.login_us = self.signup_us + (since * rng.random(n) ** 0.3).astype(np.int64)
+        # The blog's automated digest account: the first user with the author role to sign up,
+        # once the blog is big enough. It never logs in; it posts on a timer (_plan_post_counts).
+        writers = np.flatnonzero(self.roles != ROLES.index("reader"))
+        authors = np.flatnonzero(self.roles == ROLES.index("author"))
+        big = self.n_posts >= _DIGEST_MIN_POSTS and writers.size >= 5 and authors.size > 0
+        self.digest = int(authors[0]) if big else -1
+        if self.digest >= 0:
+            self.active[self.digest], self.no_login[self.digest] = True, True
         self.usernames: list[str] = []
         self.emails: list[str] = []
         self.full_names: list[str | None] = []
-        taken: set[str] = set()
+        taken: set[str] = {_DIGEST_USERNAME} if self.digest >= 0 else set()
         plain_firsts = [re.sub(r"[^a-z]", "", name.lower()) for name in firsts]
         plain_lasts = [re.sub(r"[^a-z]", "", name.lower()) for name in lasts]
         for i in range(n):
             first, last = firsts[first_i[i]], lasts[last_i[i]]
             f, la = plain_firsts[first_i[i]], plain_lasts[last_i[i]]
-            base = (f"{f}.{la}", f"{f}{la}", f"{f[:1]}{la}")[style[i]]
-            username = _unique(base, taken, 40)
+            full_name: str | None
+            if i == self.digest:
+                username, full_name = _DIGEST_USERNAME, "Daily Digest"
+            else:
+                base = (f"{f}.{la}", f"{f}{la}", f"{f[:1]}{la}")[style[i]]
+                username = _unique(base, taken, 40)
+                full_name = None if no_name[i] else f"{first} {last}"
             self.usernames.append(username)
             self.emails.append(f"{username}@{domains[domain_i[i]]}")
-            self.full_names.append(None if no_name[i] else f"{first} {last}")
+            self.full_names.append(full_name)
 
     def _plan_accounts(self, rng: np.random.Generator) -> None:
         cents = np.rint(rng.lognormal(mean=10.0, sigma=1.3, size=self.n_users)).astype(np.int64)
         cents[rng.random(self.n_users) < 0.05] = 0
         self.cents = np.minimum(cents, 99_999_999_99)
 
-    def _plan_tags(self, fake: Faker, rng: np.random.Generator) -> None:
-        taken: set[str] = set()
-        self.tag_names = [_unique(fake.word().lower(), taken, 50) for _ in range(self.n_tags)]
-        # Zipf-like popularity over a random ranking, so tag 1 is not always the favourite.
-        rank = rng.permutation(self.n_tags) + 1
-        self.tag_logw = -1.1 * np.log(rank.astype(np.float64))
+    def _plan_tags(self, rng: np.random.Generator) -> None:
+        # Texts need a subject even without tags: then the vocabulary's first tag lends it.
+        self.vocab = _vocabulary(max(self.n_tags, 1))
+        self.tag_names = [t.name for t in self.vocab[: self.n_tags]]
+        self.tag_cluster = np.array([t.cluster for t in self.vocab], dtype=np.int64)
+        # Popularity: the vocabulary's, varied a little by the seed.
+        weight = np.array([t.weight for t in self.vocab]) * rng.lognormal(0, 0.25, len(self.vocab))
+        self.tag_logw = np.log(weight)
+        self.tag_p = weight / weight.sum()
+        n_clusters = len(_CLUSTERS)
+        share = np.bincount(self.tag_cluster, weights=weight, minlength=n_clusters)
+        self.cluster_p: np.ndarray = share / share.sum()
+        # A sorted key per tag, cluster + cumulative share within it, to draw a tag of a given
+        # cluster by searchsorted (see _tag_in).
+        by = np.lexsort((np.arange(len(self.vocab)), self.tag_cluster))
+        sc, sw = self.tag_cluster[by], weight[by]
+        total = np.bincount(sc, weights=sw, minlength=n_clusters)
+        before = np.concatenate([[0.0], np.cumsum(total)])[sc]
+        within = (np.cumsum(sw) - before) / total[sc]
+        within[np.r_[sc[1:] != sc[:-1], True]] = 1.0  # each cluster's last tag ends it exactly
+        self._tag_key, self._tag_by = sc + within, by
 
-    def _plan_posts(self, fake: Faker) -> None:
-        n = self.n_posts
-        if n == 0:
-            return
-        self.titles = np.array(
-            [fake.sentence(nb_words=7).rstrip(".")[:255] for _ in range(min(n, 2000))],
-            dtype=object,
-        )
-        self.bodies = np.array(
-            [fake.paragraph(nb_sentences=12) for _ in range(min(n, 1000))], dtype=object
-        )
+    def _tag_in(self, cluster: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Return a tag of each ``cluster``, drawn by popularity with the uniforms ``u``."""
+        found: np.ndarray = self._tag_by[np.searchsorted(self._tag_key, cluster + u, side="right")]
+        return found
+
+    def _plan_texts(self, rng: np.random.Generator) -> None:
+        """Write the pools of titles and bodies: a few dozen per tag, about that tag."""
+        titles: list[str] = []
+        bodies: list[str] = []
+        digest_titles: list[str] = []
+        digest_bodies: list[str] = []
+        for tag in self.vocab:
+            phrases = _CLUSTERS[tag.cluster].phrases
+            for _ in range(_TITLES_PER_TAG):
+                template = _TITLES[rng.integers(len(_TITLES))]
+                p = phrases[rng.integers(len(phrases))]
+                titles.append(_sentence(template, T=tag.words, p=p, n=str(rng.integers(3, 13))))
+            for _ in range(_BODIES_PER_TAG):
+                p, q = (phrases[i] for i in rng.choice(len(phrases), 2, replace=False))
+                middles = rng.choice(len(_MIDDLES), rng.integers(3, 5), replace=False)
+                parts = [
+                    _OPENINGS[rng.integers(len(_OPENINGS))],
+                    *(_MIDDLES[i] for i in middles),
+                    _CLOSINGS[rng.integers(len(_CLOSINGS))],
+                ]
+                bodies.append(" ".join(_sentence(s, T=tag.words, p=p, q=q) for s in parts))
+            for template in _DIGEST_TITLES:
+                digest_titles.append(_sentence(template, T=tag.words))
+                p, q = (phrases[i] for i in rng.choice(len(phrases), 2, replace=False))
+                other = self.vocab[rng.integers(len(self.vocab))].words
+                digest_bodies.append(_sentence(_DIGEST_BODY, T=tag.words, p=p, q=q, U=other))
+        self.titles = np.array([t[:255] for t in titles + digest_titles], dtype=object)
+        self.bodies = np.array(bodies + digest_bodies, dtype=object)
+
+    def _plan_post_counts(self) -> None:
+        """How many posts the digest account writes: one every six hours, a capped share."""
+        self.n_digest = 0
+        if self.digest >= 0:
+            slot = _DAY_US // _DIGEST_SLOTS_PER_DAY
+            slots = (self.now_us - int(self.signup_us[self.digest]) - _DAY_US) // slot
+            self.n_digest = int(min(max(slots, 0), round(_DIGEST_SHARE * self.n_posts)))
 
     def _plan_post_numbers(self) -> None:
-        """Draw the posts' authors, times, views and texts (numpy only; GIL mostly released)."""
+        """Draw the posts' authors, subjects, times, views and texts (numpy; GIL mostly free)."""
         n, rng = self.n_posts, self._post_rng
         if n == 0:
             return
+        n_dig = self.n_digest
+        n_reg = n - n_dig
         writers = np.flatnonzero(self.roles != ROLES.index("reader"))
+        writers = writers[writers != self.digest]
         if writers.size == 0:
             writers = np.arange(self.n_users)
-        # Each writer posts at their own rate (Pareto: a few prolific authors, a long tail of
-        # occasional ones) over an active life from signing up until they go quiet (exponential,
-        # a year on average, or today). A writer's share of the posts is rate x active days, and
-        # the posts are spread over that life: none are squeezed into the last weeks.
-        rate = rng.pareto(1.16, size=writers.size) + 0.05
+        # Each writer posts at their own rate (log-normal: most write a few posts, some write
+        # dozens; capped, so nobody human posts several times a day) over an active life from
+        # signing up until they go quiet (exponential, a year on average, or today). A writer's
+        # share of the posts is rate x active days, spread over that life.
+        rate = np.minimum(rng.lognormal(0.0, 1.0, size=writers.size), _RATE_CAP)
         begin = self.signup_us[writers]
         life = rng.exponential(_ACTIVE_DAYS * _DAY_US, size=writers.size).astype(np.int64)
         end = np.minimum(begin + np.maximum(life, _DAY_US), self.now_us)
-        pick = rng.choice(writers.size, size=n, p=(w := rate * (end - begin)) / w.sum())
-        author = writers[pick]
+        pick = rng.choice(writers.size, size=n_reg, p=(w := rate * (end - begin)) / w.sum())
+        # Writers stick to their subjects: a home one, a second one, now and then anything.
+        clusters = np.arange(len(_CLUSTERS))
+        home = rng.choice(clusters, size=writers.size, p=self.cluster_p)
+        second = rng.choice(clusters, size=writers.size, p=self.cluster_p)
+        anything = rng.choice(clusters, size=n_reg, p=self.cluster_p)
+        u = rng.random(n_reg)
+        subject = np.where(u < 0.65, home[pick], np.where(u < 0.85, second[pick], anything))
+        main = np.concatenate([
+            self._tag_in(subject, rng.random(n_reg)),
+            rng.choice(len(self.vocab), size=n_dig, p=self.tag_p),  # the digest: any subject
+        ])  # fmt: skip
         # The calendar rhythm draws from its own generator, so the other columns do not depend
         # on how many candidates it rejected (moving ``now`` leaves them unchanged).
         times_rng = np.random.default_rng(rng.integers(2**63))
-        created = _rhythmic_times(times_rng, begin[pick], end[pick])
+        slot = _DAY_US // _DIGEST_SLOTS_PER_DAY
+        digest_at = (
+            self.now_us
+            - (np.arange(n_dig, dtype=np.int64) + 1) * slot
+            + 300_000_000
+            + rng.integers(0, 90_000_000, size=n_dig)
+        )  # fmt: skip  five past the hour, plus the timer's jitter
+        created = np.concatenate([_rhythmic_times(times_rng, begin[pick], end[pick]), digest_at])
+        author = np.concatenate([writers[pick], np.full(n_dig, max(self.digest, 0))])
+        # Every other column is drawn in the same order as the authors and subjects, then put in
+        # writing order with them: moving ``now`` reorders the posts but changes none of them.
+        bot = np.arange(n) >= n_reg
+        published = ~self._draft_pick
+        delay = np.where(bot, rng.integers(0, 60_000_000, size=n),
+                         rng.integers(0, 3 * _DAY_US, size=n))  # fmt: skip
+        edited = (rng.random(n) < 0.25) & ~bot
+        updated_at = rng.random(n)  # where in the time since writing the last edit fell
+        shift = np.array([c.view_shift for c in _CLUSTERS])[self.tag_cluster[main]]
+        log_views = np.where(bot, rng.normal(2.5, 0.8, size=n), rng.normal(5.0 + shift, 1.5))
+        views = np.where(published, np.rint(np.exp(log_views)).astype(np.int64), 0)
+        views_missing = rng.random(n) < 0.05
+        n_vocab, n_dt = len(self.vocab), len(_DIGEST_TITLES)
+        title_i = np.where(
+            bot,
+            n_vocab * _TITLES_PER_TAG + main * n_dt + rng.integers(n_dt, size=n),
+            main * _TITLES_PER_TAG + rng.integers(_TITLES_PER_TAG, size=n),
+        )
+        body_i = np.where(
+            bot,
+            n_vocab * _BODIES_PER_TAG + main * n_dt + rng.integers(n_dt, size=n),
+            main * _BODIES_PER_TAG + rng.integers(_BODIES_PER_TAG, size=n),
+        )
+        empty = ~published & (rng.random(n) < 0.2)
         order = np.argsort(created, kind="stable")  # ids follow writing order
         self.author_id, self.created_us = author[order] + 1, created[order]
-        self.published = rng.random(n) < 0.9
-        delay = rng.integers(0, 3 * _DAY_US, size=n)
-        self.published_us = np.minimum(self.created_us + delay, self.now_us)
-        self.edited = rng.random(n) < 0.25
+        self.is_digest, self.main_tag = bot[order], main[order]
+        self.tags_per_post = self._k_pick[order]
+        self.published, self.edited = published[order], edited[order]
+        self.published_us = np.minimum(self.created_us + delay[order], self.now_us)
         since = self.now_us - self.created_us
-        self.updated_us = self.created_us + (since * rng.random(n)).astype(np.int64)
-        views = np.rint(rng.lognormal(mean=5.0, sigma=1.5, size=n)).astype(np.int64)
-        self.views = np.where(self.published, views, 0)
-        self.views_missing = rng.random(n) < 0.05
-        self.title_i = rng.integers(self.titles.size, size=n)
-        self.body_i = rng.integers(self.bodies.size, size=n)
-        self.empty = ~self.published & (rng.random(n) < 0.2)
+        self.updated_us = self.created_us + (since * updated_at[order]).astype(np.int64)
+        self.views, self.views_missing = views[order], views_missing[order]
+        self.title_i, self.body_i, self.empty = title_i[order], body_i[order], empty[order]
 
     def _plan_links(self, rng: np.random.Generator) -> None:
         kmax = min(5, self.n_tags)
-        k = np.clip(rng.poisson(1.8, size=self.n_posts), 0, kmax) if kmax else None
-        self.tags_per_post = k if k is not None else np.zeros(self.n_posts, dtype=np.int64)
+        n_reg = self.n_posts - self.n_digest
+        k = np.concatenate([rng.choice(5, size=n_reg, p=_TAGS_PER_POST) + 1,
+                            np.full(self.n_digest, 3)])  # fmt: skip
+        # A tenth of the posts are drafts (the digest publishes everything), and a third of
+        # the drafts are not tagged yet. Drawn here, as the number of links must be known first.
+        bot = np.arange(self.n_posts) >= n_reg
+        self._draft_pick = (rng.random(self.n_posts) < 0.1) & ~bot
+        k[self._draft_pick & (rng.random(self.n_posts) < 1 / 3)] = 0
+        self._k_pick = np.minimum(k, kmax)  # per post, in the order _plan_post_numbers draws
+        self.tags_per_post = self._k_pick  # put in post order by _plan_post_numbers
         self.link_rng = rng
 
     def tables(self, pool: ThreadPoolExecutor | None = None) -> list[_Table]:
@@ -287,7 +629,7 @@ class _Blog:
                    self._accounts()),
             _Table("tags", ("id", "name"), self.n_tags, self._tags()),
             _Table("posts", _POST_COLUMNS, self.n_posts, self._posts(numbers)),
-            _Table("post_tags", ("post_id", "tag_id"), int(self.tags_per_post.sum()),
+            _Table("post_tags", ("post_id", "tag_id"), int(self._k_pick.sum()),
                    self._links(pending)),
         ]  # fmt: skip
 
@@ -353,25 +695,48 @@ class _Blog:
     def link_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Draw every post's tags; return (post ids, tag ids). Numpy only, so it can run in a
         worker thread (numpy releases the GIL) while COPY streams the other tables.
+
+        A post's first tag is its main tag (the one its title and text are about); the others
+        are drawn by popularity, strongly preferring the main tag's subject (the digest's are
+        from any subject).
         """  # noqa: D205
         kmax = int(self.tags_per_post.max(initial=0))
         post_parts, tag_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        step = max(1, 4_000_000 // max(self.n_tags, 1))  # bounds the (posts x tags) matrix
-        for lo in range(0, self.n_posts if kmax else 0, step):
+        if kmax == 0:  # no posts, or no tags
+            return post_parts[0], tag_parts[0]
+        step = max(1, 4_000_000 // self.n_tags)  # bounds the (posts x tags) matrix
+        # Log-weights of every tag as a further tag of a post of each subject (one row per
+        # cluster), and a last row for the digest: popularity alone.
+        cluster = self.tag_cluster[: self.n_tags]
+        subjects = np.arange(len(_CLUSTERS))[:, None]
+        bonus = _SAME_SUBJECT * (cluster == subjects) + _SAME_AREA * (
+            _AREA[cluster] == _AREA[subjects]
+        )
+        table = self.tag_logw[: self.n_tags] + np.vstack([bonus, np.zeros(self.n_tags)])
+        row = np.where(self.is_digest, len(_CLUSTERS), self.tag_cluster[self.main_tag])
+        for lo in range(0, self.n_posts, step):
             hi = min(lo + step, self.n_posts)
-            # Gumbel top-k: k distinct tags per post, weighted by popularity. Noise is drawn
-            # for every post, tagged or not, so the stream never depends on the counts.
+            # Gumbel top-k: distinct tags, weighted. Noise is drawn for every post, whatever
+            # its count, so the stream never depends on the counts.
             noise = self.link_rng.gumbel(size=(hi - lo, self.n_tags))
-            rows = np.flatnonzero(self.tags_per_post[lo:hi])
-            k = self.tags_per_post[lo:hi][rows]
-            keys = self.tag_logw + noise[rows]
-            top = np.argpartition(-keys, kmax - 1, axis=1)[:, :kmax]
-            top = np.take_along_axis(
-                top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1
-            )
+            k = self.tags_per_post[lo:hi]
+            chosen = np.full((hi - lo, kmax), np.iinfo(np.int64).max)
+            chosen[:, 0] = self.main_tag[lo:hi] + 1  # the main tag, if any tag
+            more = np.flatnonzero(k > 1)  # only these need a draw
+            if more.size:
+                keys = noise[more]
+                keys += table[row[lo:hi][more]]
+                keys[np.arange(more.size), self.main_tag[lo:hi][more]] = np.inf  # first
+                top = np.argpartition(-keys, kmax - 1, axis=1)[:, :kmax]
+                top = np.take_along_axis(
+                    top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1
+                )
+                chosen[more] = top + 1
             keep = np.arange(kmax) < k[:, None]
-            chosen = np.sort(np.where(keep, top + 1, np.iinfo(np.int64).max), axis=1)
-            post_parts.append(np.broadcast_to((rows + lo + 1)[:, None], chosen.shape)[keep])
+            chosen = np.sort(np.where(keep, chosen, np.iinfo(np.int64).max), axis=1)
+            post_parts.append(
+                np.broadcast_to(np.arange(lo + 1, hi + 1)[:, None], chosen.shape)[keep]
+            )
             tag_parts.append(chosen[keep])
         return np.concatenate(post_parts), np.concatenate(tag_parts)
 
@@ -464,8 +829,10 @@ async def seed(
         target: where to write.
         users: number of users (each gets one account); must be positive.
         posts_per_user: mean posts per user; the total is ``round(users * posts_per_user)``,
-            written by the non-reader users with a long-tailed (Pareto) spread.
-        tags: number of tags, with Zipf-like popularity; each post carries 0 to 5 of them.
+            written by the non-reader users with a long-tailed (log-normal) spread.
+        tags: number of tags: the first ``tags`` of the subject vocabulary, taken round-robin
+            over its 14 subjects (beyond its 97 names, qualified ones such as
+            ``python-tips``); each published post carries 1 to 5, some drafts none.
         random_seed: the random seed; the same arguments always give identical tables.
         now: the reference time; every timestamp lies within ~18 months before it.
         progress: show a progress bar when seeding takes more than a second: tqdm's notebook

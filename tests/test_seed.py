@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,16 @@ from blogdata.errors import InvalidInputError, QueryError
 from blogdata.loaders import load_frame
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.security import verify_password
-from blogdata.seed import DEMO_PASSWORD, DEMO_PASSWORD_HASH, SEED_NOW, _Blog, reset, seed
+from blogdata.seed import (
+    _CLUSTERS,
+    DEMO_PASSWORD,
+    DEMO_PASSWORD_HASH,
+    SEED_NOW,
+    _Blog,
+    _vocabulary,
+    reset,
+    seed,
+)
 from tests.helpers import create_database, drop_database, migrated_database
 
 TABLES: dict[str, Any] = {
@@ -130,9 +140,13 @@ async def test_the_seeded_blog_looks_like_a_real_one(seeded_db: AsyncSession) ->
         "editor",
         "admin",
     }
-    # Zipf-like tags: the most used tag is used many times more than the median one.
+    # Popular and niche subjects: the most used tag is used several times more than the median.
     per_tag = links["tag_id"].value_counts()
-    assert per_tag.max() >= 5 * per_tag.median()
+    assert per_tag.max() >= 3 * per_tag.median()
+    assert set(links.groupby("post_id").size()) <= {1, 2, 3, 4, 5}
+    # Every published post has 1 to 5 tags; some drafts are not tagged yet.
+    untagged = set(posts["id"]) - set(links["post_id"])
+    assert untagged and untagged <= set(posts.loc[posts["published_at"].isna(), "id"])
     assert posts["views"].isna().any() and posts["published_at"].isna().any()
     now = pd.Timestamp(SEED_NOW)
     for column in ("created_at", "updated_at", "published_at"):
@@ -143,6 +157,109 @@ async def test_the_seeded_blog_looks_like_a_real_one(seeded_db: AsyncSession) ->
     assert users["created_at"].min() >= now - pd.Timedelta(days=540)
     assert 30 <= posts["title"].str.len().mean() <= 50
     assert 350 <= posts["content"].str.len().mean() <= 500
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+async def tagged_posts(db: AsyncSession) -> pd.DataFrame:
+    """One row per post: its title, content, author and the list of its tags' names."""
+    t = await frames(db)
+    names = t["tags"].set_index("id")["name"]
+    tags = t["post_tags"].assign(tag=t["post_tags"]["tag_id"].map(names))
+    return t["posts"].set_index("id").join(tags.groupby("post_id")["tag"].agg(list))
+
+
+async def test_the_top_tags_are_real_blog_subjects(seeded_db: AsyncSession) -> None:
+    posts = await tagged_posts(seeded_db)
+    counts = posts["tag"].explode().value_counts()
+    vocabulary = {t.name for t in _vocabulary(200)}
+    assert set(counts.index) <= vocabulary
+    # The most used tags are among their subjects' favourites (python, pandas, travel, ...),
+    # not stopwords: the old seed's favourite, "through", was on 40% of the posts.
+    favourites = {t.partition(":")[0] for c in _CLUSTERS for t in c.tags[:3]}
+    assert set(counts.index[:5]) <= favourites
+    assert counts.iloc[0] < 0.25 * len(posts)
+    assert not set(counts.index) & {"through", "i", "it", "the", "and", "of"}
+
+
+def test_the_vocabulary_spans_the_subjects_first_and_stays_unique_beyond_it() -> None:
+    first = _vocabulary(len(_CLUSTERS))
+    assert [t.cluster for t in first] == list(range(len(_CLUSTERS)))  # one per subject
+    many = _vocabulary(1000)
+    assert len({t.name for t in many}) == 1000
+    assert max(len(t.name) for t in many) <= 50  # tags.name is a varchar(50)
+    assert all(_words(t.name.replace("-", " ")) <= _words(t.words) for t in many)
+
+
+async def test_a_posts_tags_share_its_subject(seeded_db: AsyncSession) -> None:
+    posts = await tagged_posts(seeded_db)
+    cluster = {t.name: t.cluster for t in _vocabulary(40)}
+    human = posts[posts["author_id"] != DIGEST_ID].dropna(subset=["tag"])
+    pairs = [
+        (cluster[a], cluster[b])
+        for tags in human["tag"]
+        for i, a in enumerate(tags)
+        for b in tags[i + 1 :]
+    ]
+    same = sum(a == b for a, b in pairs) / len(pairs)
+    # By chance (tags drawn by popularity alone) about one pair in ten would share a subject.
+    assert same > 0.6, same
+
+
+async def test_every_title_names_one_of_its_posts_tags(seeded_db: AsyncSession) -> None:
+    posts = await tagged_posts(seeded_db)
+    words = {t.name: _words(t.words) for t in _vocabulary(40)}
+    posts = posts.dropna(subset=["tag"])  # drafts not tagged yet
+    misses = [
+        (title, tags)
+        for title, tags in zip(posts["title"], posts["tag"], strict=True)
+        if not any(words[tag] & _words(title) for tag in tags)
+    ]
+    assert misses == []
+    # and the text is about the post's subject: it uses one of the subject's phrases.
+    phrases = {t.name: _CLUSTERS[t.cluster].phrases for t in _vocabulary(40)}
+    texts = posts.dropna(subset=["content"])
+    assert all(
+        any(p in text for tag in tags for p in phrases[tag])
+        for text, tags in zip(texts["content"], texts["tag"], strict=True)
+    )
+
+
+DIGEST_ID = 4  # the default seed's automated account: the first author to sign up
+
+
+async def test_one_automated_account_posts_several_times_a_day_and_no_person_does(
+    seeded_db: AsyncSession,
+) -> None:
+    t = await frames(seeded_db)
+    users, posts = t["users"].set_index("id"), t["posts"]
+    bot = users.loc[DIGEST_ID]
+    assert (bot["username"], bot["full_name"]) == ("daily.digest", "Daily Digest")
+    assert pd.isna(bot["last_login"])  # it never logs in
+    span = posts.groupby("author_id")["created_at"].agg(["count", "min", "max"])
+    days = (span["max"] - span["min"]) / pd.Timedelta(days=1)
+    per_day = (span["count"] / days.clip(lower=1)).where(span["count"] >= 10)
+    assert per_day[DIGEST_ID] > 3.5
+    people = per_day.drop(DIGEST_ID)
+    assert people.max() < 1, people.nlargest(3)
+    share = span["count"] / len(posts)
+    assert share.drop(DIGEST_ID).max() < 0.15  # no one person writes the blog
+    assert 0.02 < share[DIGEST_ID] <= 0.05
+    # Most people write a few posts, some write dozens.
+    assert 3 <= span["count"].drop(DIGEST_ID).median() <= 15
+    assert span["count"].drop(DIGEST_ID).max() >= 40
+    # It posts every six hours, five past the hour, and is published at once.
+    mine = posts[posts["author_id"] == DIGEST_ID]
+    assert set(mine["created_at"].dt.hour) == {0, 6, 12, 18}
+    assert set(mine["created_at"].dt.minute) <= {5, 6}
+    assert (mine["published_at"] - mine["created_at"] <= pd.Timedelta(minutes=1)).all()
+
+
+def test_small_blogs_have_no_automated_account() -> None:
+    assert _Blog(30, 5.0, 40, 42, SEED_NOW).n_digest == 0
+    assert "daily.digest" not in _Blog(30, 5.0, 40, 42, SEED_NOW).usernames
 
 
 def test_the_shared_hash_is_the_demo_password() -> None:
