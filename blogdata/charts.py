@@ -43,6 +43,7 @@ How the numbers relate to numpy and matplotlib on the loaded column (the tests h
 from __future__ import annotations
 
 import difflib
+import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -592,10 +593,8 @@ def _axes(ax: Axes | None) -> Axes:
         return ax
     import matplotlib.pyplot as plt
 
-    fig, new = plt.subplots(figsize=(6, 3.2), layout="constrained")
-    # Room at the bottom for the source line, as notebook 11's source_line() makes.
-    engine: Any = fig.get_layout_engine()  # a ConstrainedLayoutEngine: it takes rect=
-    engine.set(rect=(0, 0.07, 1, 0.93))
+    # Constrained layout makes room for every decoration, the source line included.
+    _fig, new = plt.subplots(figsize=(6, 3.2), layout="constrained")
     return new
 
 
@@ -603,23 +602,27 @@ def _label(name: str, unit: str | None) -> str:
     return f"{name} ({unit})" if unit else name
 
 
+_SOURCE_PT = 7
+
+
 def _source_line(ax: Axes, text: str) -> None:
     """Write the source line under the axes' x label, small and grey, as notebook 11 does."""
+    # Wrapped to the axes' width and kept in the layout: constrained layout makes room for it
+    # and a "tight" save (Jupyter's inline backend) keeps it, so no line is cut off.
+    width_in = ax.get_position().width * ax.get_figure().get_figwidth()  # type: ignore[union-attr]
     ax.annotate(
-        text,
+        textwrap.fill(text, width=max(30, int(width_in * 72 / (_SOURCE_PT * 0.5)))),
         xy=(0, 0),
         xycoords=("axes fraction", ax.xaxis.label),
         xytext=(0, -4),
         textcoords="offset points",
         ha="left",
         va="top",
-        fontsize=7,
+        fontsize=_SOURCE_PT,
         color="0.35",
         gid="blogdata-source",
-        # Outside the layout: a long line must not squeeze the axes (it may need the room
-        # reserved on figures made here, or bbox_inches="tight", as Jupyter's inline backend).
         annotation_clip=False,
-    ).set_in_layout(False)
+    )
 
 
 def _nulls(count: int) -> str:

@@ -286,7 +286,7 @@ def _texts(ax: Any) -> dict[str, str]:
         "title": ax.get_title(),
         "xlabel": ax.get_xlabel(),
         "ylabel": ax.get_ylabel(),
-        "source": source[0],
+        "source": " ".join(source[0].split()),  # wrapped to the axes' width
     }
 
 
@@ -374,3 +374,22 @@ async def test_values_a_rounding_away_from_an_edge_land_in_numpys_bin(
     values = [lo, hi, v, *np.nextafter(v, [np.inf, -np.inf]).tolist()]
     await _fill(db, [{"x": x} for x in values])
     await _assert_histogram_like_numpy(db, T.c.x, values, bins)
+
+
+async def test_a_tight_save_keeps_the_whole_source_line(seeded_db: AsyncSession) -> None:
+    # Jupyter's inline backend saves with bbox_inches="tight": the source line was left out of
+    # that box (and of the layout), so notebook 11's histograms showed it cut off at the bottom.
+    ax = await charts.histogram(seeded_db, Post.views, bins=30, unit="views", title="Views")
+    fig = ax.get_figure()
+    assert fig is not None
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        tight = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)
+        (source,) = [t for t in ax.texts if t.get_gid() == "blogdata-source"]
+        line = source.get_window_extent(renderer)
+        assert tight.x0 <= line.x0 and line.x1 <= tight.x1
+        assert tight.y0 <= line.y0 and line.y1 <= tight.y1
+        assert line.y0 >= 0 and line.x1 <= fig.bbox.x1  # inside the figure itself
+    finally:
+        plt.close(fig)  # type: ignore[arg-type]
