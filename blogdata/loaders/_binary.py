@@ -72,6 +72,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from blogdata.errors import QueryError
 from blogdata.loaders._copy import run_copy
 from blogdata.loaders._dtypes import ResultColumn, assemble, finish
+from blogdata.loaders._meter import Meter
 
 __all__ = [
     "SUPPORTED_OIDS",
@@ -531,14 +532,18 @@ def _check_range(values: np.ndarray, low: int, high: int, null: np.ndarray, kind
 class _Sink:
     """asyncpg's ``output`` for a binary COPY: feeds the decoder, big blocks in a worker thread."""
 
-    def __init__(self, oids: Sequence[int], names: Sequence[str] | None, threaded: bool) -> None:
+    def __init__(self, oids: Sequence[int], names: Sequence[str] | None, threaded: bool,
+                 meter: Meter | None) -> None:  # fmt: skip
         self.decoder = BinaryCopyDecoder(oids, names=names)
         self.batches: list[pa.RecordBatch] = []
         self.received = 0
         self._threaded = threaded
+        self._meter = meter
 
     async def __call__(self, chunk: bytes) -> None:
         self.received += len(chunk)
+        if self._meter is not None:  # past max_bytes it raises: asyncpg cancels the COPY
+            self._meter.add_bytes(len(chunk))
         decoder = self.decoder
         if self._threaded and decoder._size + len(chunk) >= decoder._block:
             # A block is due: decode it off the event loop (the kernels release the GIL), while
@@ -546,6 +551,8 @@ class _Sink:
             self.batches += await asyncio.to_thread(decoder.feed, chunk)
         else:
             self.batches += decoder.feed(chunk)
+        if self._meter is not None:
+            self._meter.set_rows(decoder.rows)
 
     def get(self) -> int:
         return self.received
@@ -558,32 +565,38 @@ THREADED = False
 
 
 async def binary_to_table(
-    driver: Any, sql: str, oids: Sequence[int], *, names: Sequence[str] | None = None
-) -> pa.Table:
+    driver: Any, sql: str, oids: Sequence[int], *, names: Sequence[str] | None = None,
+    meter: Meter | None = None,
+) -> pa.Table:  # fmt: skip
     """Run ``COPY (sql) TO STDOUT (FORMAT binary)`` on ``driver`` and decode it into a table.
 
     ``sql`` must hold no parameters; ``oids`` are its columns' types (all supported). Raises
     :class:`~blogdata.loaders._copy.CopyRefused` if PostgreSQL refused the wrapper, asyncpg's
-    error if the query failed, :class:`QueryError` for a value Python cannot hold.
+    error if the query failed, :class:`QueryError` for a value Python cannot hold, and what
+    ``meter`` raises (past its ``max_bytes``), after which asyncpg cancels the COPY.
     """
-    sink = _Sink(oids, names, THREADED)
+    sink = _Sink(oids, names, THREADED, meter)
     await run_copy(driver, sql, sink, "binary", sink.get)
     decoder = sink.decoder
     if THREADED and decoder._size >= _JIT_FROM:
         sink.batches += await asyncio.to_thread(decoder.finish)
     else:
         sink.batches += decoder.finish()
+    if meter is not None:
+        meter.set_rows(decoder.rows)
     return pa.Table.from_batches(sink.batches, schema=decoder.schema)
 
 
 async def binary_batches(
-    driver: Any, sql: str, oids: Sequence[int], *, block: int = _BLOCK // 4
-) -> AsyncGenerator[pa.RecordBatch, None]:
+    driver: Any, sql: str, oids: Sequence[int], *, block: int = _BLOCK // 4,
+    meter: Meter | None = None,
+) -> AsyncGenerator[pa.RecordBatch, None]:  # fmt: skip
     """Yield the binary COPY's rows as record batches while it streams; memory stays bounded.
 
     The COPY runs in a task of its own and its sink waits while more than a few batches are
     ready and not taken (asyncpg then stops reading the socket, so the server waits too).
-    Closing the iterator early cancels the COPY.
+    Closing the iterator early cancels the COPY. ``meter`` counts the bytes as they arrive
+    (and stops the COPY past its ``max_bytes``).
     """
     decoder = BinaryCopyDecoder(oids, block=block)
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -593,10 +606,14 @@ async def binary_batches(
     async def sink(chunk: bytes) -> None:
         nonlocal received
         received += len(chunk)
+        if meter is not None:
+            meter.add_bytes(len(chunk))
         if THREADED and decoder._size + len(chunk) >= decoder._block and _kernels is not None:
             batches = await asyncio.to_thread(decoder.feed, chunk)
         else:
             batches = decoder.feed(chunk)
+        if meter is not None:
+            meter.set_rows(decoder.rows)
         for batch in batches:
             await room.acquire()
             queue.put_nowait(batch)
