@@ -621,7 +621,10 @@ async def binary_batches(
     async def copy() -> None:
         try:
             await run_copy(driver, sql, sink, "binary", lambda: received)
-            for batch in decoder.finish():
+            last = decoder.finish()
+            if meter is not None:
+                meter.set_rows(decoder.rows)
+            for batch in last:
                 await room.acquire()
                 queue.put_nowait(batch)
         except BaseException as exc:

@@ -151,10 +151,11 @@ class Meter:
         self._last = now
         if self._bar is None:
             self._bar = _progress.make_bar(
-                total=self.total, unit="rows", unit_scale=True, desc=self.what, delay=0,
-                leave=True, dynamic_ncols=True,
+                total=self.total, unit="rows", desc=self.what, delay=0, leave=True,
+                dynamic_ncols=True,
             )  # fmt: skip
-            self._bar.start_t = self._start  # the rate and time count from the load's start
+            # The elapsed time and the rate count from the load's start, not the bar's.
+            self._bar.start_t = self._bar._time() - (now - self._start)
         self._refresh()
 
     def _refresh(self) -> None:
