@@ -44,9 +44,16 @@ interleaved, medians of 5):
 - the same kernels as plain Python (what runs without numba): 31.9 s for those rows (231x). A
   numpy-only decoder is fast only when every row has the same length (fixed widths, no NULL);
   its general path is that same Python loop per row. Hence numba is a dependency, not an option.
-- the first call in a new process: ``import numba`` 0.22-0.32 s; then the kernels are compiled
-  on first use, 3.5 s with an empty cache (once per machine and numba version), or loaded from
-  numba's cache in 0.30-0.46 s. ``cache=True`` writes next to this module (``__pycache__``) or,
+- the first call in a new process: ``import numba``, then the kernels are compiled on first
+  use with an empty cache (once per machine, numba version and edit of this file: numba's cache
+  is keyed by the kernels' source lines) or loaded from numba's cache. Measured on an idle
+  machine (issue 19): 0.22-0.32 s, 3.5 s compiled, 0.30-0.46 s cached. Measured again
+  2026-12-07 on the same 2 cores under a load average of 7-8 (so roughly 2-3x slower; fresh
+  processes, the cache next to this module): ``import numba`` 0.43-0.70 s; kernels compiled
+  10.7-12.7 s, loaded from the cache 0.8-1.1 s; the first ``load_frame`` of 100,000 rows x 3
+  columns in a fresh process 7.0-12.6 s with an empty cache and 0.9-2.1 s with a warm one,
+  against 0.18-0.36 s for the next load in that process; a first small load (under 256 KB, no
+  numba) 11-35 ms. ``cache=True`` writes next to this module (``__pycache__``) or,
   where that is read-only, to ``NUMBA_CACHE_DIR`` if set, else the user's cache directory
   (``~/.cache/numba``): numba picks the first writable. So that small results never pay this,
   blocks under 256 KB (about 2,000 rows of the table above) are decoded by the Python kernels
@@ -56,7 +63,9 @@ interleaved, medians of 5):
 The kernels release the GIL (``nogil``), so the caller may decode in a thread while asyncpg
 receives the next bytes. The route (:func:`binary_to_table`, :func:`binary_batches`) decodes on
 the event loop as the bytes arrive (``THREADED`` says why), and :func:`frame_from_binary` ends
-the columns with ``_dtypes.finish``.
+the columns with ``_dtypes.finish`` (``load_arrow`` with ``_dtypes.arrow_column``). A
+:class:`~blogdata.loaders._meter.Meter` given to the route counts each chunk's bytes before it
+is decoded: past its ``max_bytes`` it raises from the sink, and asyncpg cancels the COPY.
 """
 
 from __future__ import annotations
