@@ -8,13 +8,17 @@ never for a quick load or where output is a file.
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.errors import InvalidInputError, ResultTooLargeError
@@ -152,3 +156,56 @@ async def test_no_bar_for_a_quick_load_a_file_or_progress_false(
     monkeypatch.setattr(sys, "stderr", captured)
     await load_frame(db, stmt, progress=progress)
     assert captured.getvalue() == ""
+
+
+async def test_the_environment_switch_turns_every_bar_off(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("BLOGDATA_PROGRESS", "0")
+    await load_frame(db, SLOW)
+    assert terminal.getvalue() == ""
+
+
+KERNEL_CHILD = r"""
+import asyncio, io, json, sys
+from ipykernel.inprocess.manager import InProcessKernelManager
+from sqlalchemy import NullPool, text
+from blogdata import _progress
+from blogdata.db.engine import create_engine
+from blogdata.loaders import load_frame
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+manager = InProcessKernelManager()
+manager.start_kernel()  # a real (in-process) Jupyter kernel: get_ipython().kernel is set
+
+async def main(url):
+    engine = create_engine(url, poolclass=NullPool)
+    async with engine.connect() as conn:
+        await load_frame(conn, text(sys.argv[2]))
+    await engine.dispose()
+
+captured = sys.stderr = Terminal()
+asyncio.run(main(sys.argv[1]))
+sys.stderr = sys.__stderr__
+print(json.dumps([_progress.in_notebook(), _progress.where_shown(), captured.getvalue()]))
+manager.shutdown_kernel()
+"""
+
+
+def test_in_a_kernel_without_ipywidgets_no_text_bar_lands_in_the_cells_output(
+    server_url: URL,
+) -> None:
+    # tqdm's text fallback would write its frames into the cell's stderr, which the saved
+    # notebook keeps (and nbval compares): in a notebook the bar is ipywidgets' or nothing.
+    assert importlib.util.find_spec("ipywidgets") is None  # the project does not install it
+    url = server_url.render_as_string(hide_password=False)
+    out = subprocess.run(
+        [sys.executable, "-c", KERNEL_CHILD, url, str(SLOW)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, None, ""], out.stderr[-2000:]
