@@ -263,7 +263,8 @@ async def load_arrow(
     text, uuid as ``pa.uuid()``, bytea as ``binary``, time as ``time64[us]``, interval as
     ``duration[us]``, anything else as the text of the driver's value (``str``). The route taken
     is in the schema's metadata (``table.schema.metadata[b"blogdata.route"]``). A polars frame
-    is ``polars.from_arrow(table)``, which takes the number and timestamp buffers without a copy.
+    is ``polars.from_arrow(table, rechunk=False)``, which takes the number, boolean and
+    timestamp buffers without a copy.
 
     ``max_bytes`` is counted on the result's bytes as they arrive (a COPY's bytes before they
     are decoded; on the rows route, the records' approximate size, batch by batch through a

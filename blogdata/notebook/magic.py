@@ -39,9 +39,9 @@ says how many there were. A failure is one line (the server's message and SQLSTA
 interrupt cancels the query on the server.
 
 ``--arrow`` and ``--polars`` return a ``pyarrow.Table`` or a polars DataFrame
-(``polars.from_arrow``) from the same route (``blogdata.loaders.load_arrow``), with the same
-capped display; ``--pandas`` is the default, which ``%config SqlMagics.output = "arrow"``
-changes. polars is optional (``pip install polars``).
+(``polars.from_arrow(..., rechunk=False)``: no copy) from the same route
+(``blogdata.loaders.load_arrow``), with the same capped display; ``--pandas`` is the default,
+which ``%config SqlMagics.output = "arrow"`` changes. polars is optional (``pip install polars``).
 
 A result may not take the kernel down: a run stops once its result has received more than
 ``--max-bytes SIZE`` (``500MB``, ``2GB``; ``0`` for no limit), else ``SqlMagics.max_bytes``,
@@ -772,7 +772,7 @@ class SqlMagics(Magics):
             if _may_change_catalog(options, sql, namespace):
                 completion.invalidate(current_engine())
         if isinstance(result, pa.Table) and polars is not None:
-            result = polars.from_arrow(result)
+            result = polars.from_arrow(result, rechunk=False)  # no copy of the buffers
         if isinstance(result, pd.DataFrame):
             framed = SqlFrame(result)
             framed.attrs.update(result.attrs)
