@@ -1,6 +1,10 @@
 """Turn any SQLAlchemy statement into a pandas DataFrame: every row and value the driver returns.
 
-One function, :func:`load_frame`, and its streaming twin, :func:`stream_frames`. The driver is
+One function, :func:`load_frame`, its Arrow twin :func:`load_arrow` (the same fetch, a
+``pyarrow.Table`` without pandas; its types are the README's Arrow type table), and its
+streaming twin, :func:`stream_frames`. Each takes ``max_bytes`` (stop the server's work and raise
+``ResultTooLargeError`` once more than that has arrived) and ``progress`` (a bar after a second,
+in a notebook or on a terminal; see ``_meter``). The driver is
 the oracle: whatever route a load takes, the frame holds exactly what ``session.execute(stmt)``
 returns on the same session, with the dtypes below, which come from the result's column types
 as PostgreSQL describes them (never from the data), so an empty result or an all-NULL column has
