@@ -11,9 +11,10 @@ stays in its module, one import away: ``blogdata.crud`` (the guide's ``crud.user
 ``blogdata.diagnostics``, ``blogdata.notebook`` (``open_database``, ``tutorial_database``,
 ``show_sql``), ``blogdata.errors`` (the whole error tree, ``translating``), ``blogdata.config``,
 ``blogdata.security``, ``blogdata.servers.embedded``. Importing blogdata opens no connection and
-loads what a first analysis cell needs (``load_frame``, ``stream_frames``, ``describe``, the
-errors; so pandas, pyarrow, SQLAlchemy and asyncpg) and nothing else: every other name loads
-its module on first use (``blogdata.Post``, ``from blogdata import session_scope``), so no
+loads what a first analysis cell needs (``load_frame``, ``load_arrow``, ``stream_frames``,
+``describe``, the errors; so pandas, pyarrow, SQLAlchemy and asyncpg) and nothing else: every
+other name loads its module on first use (``blogdata.Post``, ``from blogdata import
+session_scope``), so no
 Alembic, email validation, password hashing, settings, Faker, matplotlib, numba, typer,
 FastAPI, IPython or Jupyter until used. ``%load_ext blogdata`` registers the ``%sql`` magics.
 """
@@ -39,7 +40,7 @@ from blogdata.errors import (
     ReadOnlySessionError,
     RetryableConflictError,
 )
-from blogdata.loaders import load_frame, stream_frames
+from blogdata.loaders import load_arrow, load_frame, stream_frames
 
 if TYPE_CHECKING:  # the rest loads on first use (``__getattr__`` below); type checkers see it all
     from blogdata import crud, notebook, queries
@@ -87,6 +88,7 @@ __all__ = [
     "crud",
     "describe",
     "get_db",
+    "load_arrow",
     "load_frame",
     "migrate",
     "notebook",

@@ -18,6 +18,7 @@ Every message names what failed and what to do about it::
     ├── ExerciseError               a tutorial exercise's answer is wrong (an AssertionError)
     └── QueryError                  the database rejected a statement; carries its message
         ├── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
+        ├── ResultTooLargeError     a load's result grew past its max_bytes; the server stopped
         ├── RetryableConflictError  a serialization failure or deadlock (SQLSTATE 40001, 40P01)
         └── ReadOnlySessionError    a write was attempted on a read session (SQLSTATE 25006)
 
@@ -42,6 +43,7 @@ __all__ = [
     "QueryError",
     "ExerciseError",
     "ReadOnlySessionError",
+    "ResultTooLargeError",
     "RouteUnavailableError",
     "RelatedRowMissingError",
     "RetryableConflictError",
@@ -118,6 +120,19 @@ class PoolExhaustedError(DatabaseUnavailableError):
 
 class StatementTimeoutError(QueryError):
     """A statement ran longer than ``statement_timeout``; the transaction must be rolled back."""
+
+
+class ResultTooLargeError(QueryError):
+    """A load's result grew past its ``max_bytes``: the server's work was stopped, nothing kept.
+
+    ``received`` is the bytes that had arrived when it was stopped, ``max_bytes`` the budget.
+    The session and its transaction stay usable.
+    """
+
+    def __init__(self, message: str, *, received: int, max_bytes: int) -> None:
+        super().__init__(message)
+        self.received = received
+        self.max_bytes = max_bytes
 
 
 class RetryableConflictError(QueryError):

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import warnings
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -42,6 +40,7 @@ from tqdm import tqdm
 if TYPE_CHECKING:
     from faker import Faker
 
+from blogdata._progress import make_bar
 from blogdata.errors import InvalidInputError, NotOursError
 from blogdata.models import ROLES, Account, Post, Tag, User, post_tags
 from blogdata.models import USER_COLUMNS as _USER_COLUMNS
@@ -928,30 +927,13 @@ async def _drop_checks(driver: Any) -> list[str]:
 _PROGRESS_DELAY = 1.0  # seconds before a bar appears: short seeds show nothing
 
 
-def _in_notebook() -> bool:
-    """Whether this runs in a Jupyter kernel (whose output is a notebook, not a terminal)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 def _progress_bar(total: int, wanted: bool) -> tqdm[Any]:
     """Make the seeding bar: a widget in a notebook, a bar on a terminal, else disabled."""
-    if wanted and _in_notebook():
-        with warnings.catch_warnings():
-            # tqdm.auto warns when ipywidgets is missing, and falls back to the text bar.
-            warnings.simplefilter("ignore")
-            from tqdm.auto import tqdm as auto_tqdm
-        bar: tqdm[Any] = auto_tqdm(
-            total=total, unit="rows", unit_scale=True, desc="seeding", delay=_PROGRESS_DELAY
-        )
-        return bar
-    stream = sys.stderr
-    terminal = stream is not None and hasattr(stream, "isatty") and stream.isatty()
-    return tqdm(
-        total=total, unit="rows", unit_scale=True, desc="seeding", delay=_PROGRESS_DELAY,
-        disable=not (wanted and terminal), file=stream,
+    bar: tqdm[Any] = make_bar(
+        wanted=wanted, delay=_PROGRESS_DELAY, total=total, unit="rows", unit_scale=True,
+        desc="seeding",
     )  # fmt: skip
+    return bar
 
 
 def _flatten(chunks: Rows, bar: tqdm[Any]) -> Iterable[tuple[Any, ...]]:

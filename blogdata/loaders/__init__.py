@@ -1,6 +1,10 @@
 """Turn any SQLAlchemy statement into a pandas DataFrame: every row and value the driver returns.
 
-One function, :func:`load_frame`, and its streaming twin, :func:`stream_frames`. The driver is
+One function, :func:`load_frame`, its Arrow twin :func:`load_arrow` (the same fetch, a
+``pyarrow.Table`` without pandas; its types are the README's Arrow type table), and its
+streaming twin, :func:`stream_frames`. Each takes ``max_bytes`` (stop the server's work and raise
+``ResultTooLargeError`` once more than that has arrived) and ``progress`` (a bar after a second,
+in a notebook or on a terminal; see ``_meter``). The driver is
 the oracle: whatever route a load takes, the frame holds exactly what ``session.execute(stmt)``
 returns on the same session, with the dtypes below, which come from the result's column types
 as PostgreSQL describes them (never from the data), so an empty result or an all-NULL column has
@@ -71,10 +75,14 @@ hands back a connection in the middle of a COPY.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -83,8 +91,9 @@ from blogdata._checks import check_count
 from blogdata.errors import InvalidInputError
 from blogdata.loaders._binary import binary_batches, binary_to_table, frame_from_binary
 from blogdata.loaders._copy import CopyRefused, copy_batches, copy_to_table
-from blogdata.loaders._dtypes import frame_from_table
+from blogdata.loaders._dtypes import arrow_column, arrow_type, frame_from_table, records_to_columns
 from blogdata.loaders._guard import Guard
+from blogdata.loaders._meter import Meter, check_max_bytes
 from blogdata.loaders._route import DtypeBackend, Plan, Route, choose, open_guard, plan, refused
 from blogdata.loaders._rows import frame_from_records, stream_records
 from blogdata.loaders._statement import Statement
@@ -94,19 +103,102 @@ __all__ = [
     "DtypeBackend",
     "Route",
     "Statement",
+    "load_arrow",
     "load_frame",
     "stream_frames",
 ]
 
-#: The key in ``DataFrame.attrs`` naming the route that produced the frame.
+#: The key in ``DataFrame.attrs`` naming the route that produced the frame (and in a
+#: ``load_arrow`` table's schema metadata, as bytes).
 ROUTE_ATTR = "blogdata.route"
 
 logger = logging.getLogger("blogdata.loaders")
+
+#: Records fetched per round trip when the rows route must count bytes as they arrive.
+_COUNTED_BATCH = 10_000
+_FIRST_BATCH = 500
 
 
 def _tag(frame: pd.DataFrame, route: str) -> pd.DataFrame:
     frame.attrs[ROUTE_ATTR] = route
     return frame
+
+
+@dataclass
+class _Fetched:
+    """What a route brought back: a COPY route's wire table, or the driver's records."""
+
+    described: Plan
+    route: str
+    table: pa.Table | None = None
+    records: Sequence[Any] = ()
+
+
+async def _estimate(guard: Guard, described: Plan) -> int | None:
+    """Return the planner's row estimate for the statement (one EXPLAIN), or None."""
+    described.stale = True  # the unnamed statement is EXPLAIN's now
+    try:
+        sql = "EXPLAIN (FORMAT JSON) " + described.query.sql
+        explain = await guard.driver.prepare(sql, name="")
+        value = await explain.fetchval(*described.query.args)
+    except asyncpg.PostgresError:  # SHOW, EXPLAIN itself ...: no estimate, nothing else ran
+        await guard.rewind()
+        return None
+    top = (json.loads(value) if isinstance(value, str) else value)[0]["Plan"]
+    return int(top["Plan Rows"])
+
+
+async def _fetch_rows(guard: Guard, described: Plan, meter: Meter) -> Sequence[Any]:
+    """Fetch the records; with a budget, in batches through a cursor, counting as they arrive."""
+    prepared = await described.statement(guard.driver)
+    args = described.query.args
+    if meter.max_bytes is None or not guard.driver.is_in_transaction():
+        # Outside a transaction there is no cursor: the budget is checked once all arrived.
+        records: list[Any] = await prepared.fetch(*args)
+        meter.add_records(records)
+        return records
+    # A cursor, in batches that start small (a small budget is not overshot by much) and grow.
+    cursor = await prepared.cursor(*args)
+    out: list[Any] = []
+    want = _FIRST_BATCH
+    while True:
+        chunk = await cursor.fetch(want)
+        meter.add_records(chunk)
+        out.extend(chunk)
+        if len(chunk) < want:
+            return out
+        want = min(2 * want, _COUNTED_BATCH)
+
+
+async def _fetch(
+    db: AsyncSession | AsyncConnection, stmt: Statement, backend: str, route: str,
+    max_bytes: int | None, progress: bool | None, what: str,
+) -> _Fetched:  # fmt: skip
+    """Plan ``stmt``, choose the route and read it: the one path of load_frame and load_arrow."""
+    budget = check_max_bytes(max_bytes)
+    guard = await open_guard(db, backend, route)
+    meter = Meter(what, max_bytes=budget, progress=progress)
+    async with meter, guard.savepoint():  # one SAVEPOINT pair, and only inside a transaction
+        described = await plan(guard, stmt, backend, route)
+        chosen = choose(route, described)
+        logger.debug("%s: route %s (binary: %s)", what, chosen, described.binary_problem or "ok")
+        if progress:
+            meter.total = await _estimate(guard, described)
+        if chosen in ("binary", "copy"):
+            sql = described.literal_sql
+            assert sql is not None
+            try:
+                if chosen == "binary":
+                    table = await binary_to_table(guard.driver, sql, described.oids, meter=meter)
+                else:
+                    wires = [c.wire for c in described.columns]
+                    table = await copy_to_table(guard.driver, sql, wires, meter=meter)
+                return _Fetched(described, chosen, table=table)
+            except CopyRefused as refusal:
+                chosen = refused(route, refusal)
+                await guard.rewind()  # the refused COPY aborted the savepoint; nothing ran
+                described.stale = True
+        return _Fetched(described, "rows", records=await _fetch_rows(guard, described, meter))
 
 
 async def load_frame(
@@ -115,6 +207,8 @@ async def load_frame(
     *,
     dtype_backend: DtypeBackend = "numpy_nullable",
     route: Route = "auto",
+    max_bytes: int | None = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Run ``stmt`` on the session's own connection and return the driver's answer as a frame.
 
@@ -122,7 +216,8 @@ async def load_frame(
     transaction, snapshot, role, settings, temporary tables, locks and uncommitted (and, with
     autoflush, pending) writes, and what the statement does happens to the session. Dtypes
     follow the table in this module's docstring; the route taken is
-    ``frame.attrs["blogdata.route"]``.
+    ``frame.attrs["blogdata.route"]``. It reads exactly what :func:`load_arrow` reads, then
+    applies the pandas dtype contract.
 
     Args:
         db: the session or connection to read through.
@@ -134,38 +229,80 @@ async def load_frame(
         route: ``"auto"`` (binary COPY where it gives the driver's answer, else the driver's
             rows), or ``"binary"``, ``"copy"`` or ``"rows"`` to force one (for tests and
             benchmarks).
+        max_bytes: stop once more than this many bytes of result have arrived (None: no
+            limit); see :func:`load_arrow`.
+        progress: None (default) shows a bar of rows and bytes received once the load has run
+            a second, in a notebook or on a terminal; True also shows the planner's row
+            estimate as the total (one ``EXPLAIN`` first); False never shows one.
 
     Raises:
         InvalidInputError: ``stmt`` is not a statement, or an argument is unknown.
         RouteUnavailableError: the forced route cannot give the driver's answer here.
+        ResultTooLargeError: more than ``max_bytes`` arrived; the server's work was stopped.
         QueryError: PostgreSQL rejected the query (its message and SQLSTATE are kept), or a
             value is outside its column's dtype.
     """
-    guard = await open_guard(db, dtype_backend, route)
-    table: pa.Table | None = None
-    async with guard.savepoint():  # one SAVEPOINT pair, and only inside a transaction
-        described = await plan(guard, stmt, dtype_backend, route)
-        chosen = choose(route, described)
-        logger.debug("load_frame: route %s (binary: %s)", chosen, described.binary_problem or "ok")
-        if chosen in ("binary", "copy"):
-            sql = described.literal_sql
-            assert sql is not None
-            try:
-                if chosen == "binary":
-                    table = await binary_to_table(guard.driver, sql, described.oids)
-                else:
-                    wires = [c.wire for c in described.columns]
-                    table = await copy_to_table(guard.driver, sql, wires)
-            except CopyRefused as refusal:
-                chosen = refused(route, refusal)
-                await guard.rewind()  # the refused COPY aborted the savepoint; nothing ran
-                described.stale = True
-        if chosen == "rows":
-            prepared = await described.statement(guard.driver)
-            records = await prepared.fetch(*described.query.args)
-    if table is not None:
-        return _frame(table, described, chosen, dtype_backend)
-    return _tag(frame_from_records(records, described.columns, dtype_backend), "rows")
+    fetched = await _fetch(db, stmt, dtype_backend, route, max_bytes, progress, "load_frame")
+    described, chosen = fetched.described, fetched.route
+    if fetched.table is not None:
+        return _frame(fetched.table, described, chosen, dtype_backend)
+    return _tag(frame_from_records(fetched.records, described.columns, dtype_backend), "rows")
+
+
+async def load_arrow(
+    db: AsyncSession | AsyncConnection,
+    stmt: Statement,
+    *,
+    route: Route = "auto",
+    max_bytes: int | None = None,
+    progress: bool | None = None,
+) -> pa.Table:
+    """Run ``stmt`` on the session's own connection and return the driver's answer as Arrow.
+
+    The same load as :func:`load_frame` (the same connection, transaction and state, the same
+    routes, one savepoint), without pandas: the binary COPY route's Arrow buffers become the
+    table's columns. Column types follow the "Arrow type table" of the README: the types of
+    ``load_frame(dtype_backend="pyarrow")`` where it has Arrow types, and for the columns it
+    keeps as Python objects: numeric without a declared scale and json/jsonb as PostgreSQL's
+    text, uuid as ``pa.uuid()``, bytea as ``binary``, time as ``time64[us]``, interval as
+    ``duration[us]``, anything else as the text of the driver's value (``str``). The route taken
+    is in the schema's metadata (``table.schema.metadata[b"blogdata.route"]``). A polars frame
+    is ``polars.from_arrow(table, rechunk=False)``, which takes the number, boolean and
+    timestamp buffers without a copy.
+
+    ``max_bytes`` is counted on the result's bytes as they arrive (a COPY's bytes before they
+    are decoded; on the rows route, the records' approximate size, batch by batch through a
+    cursor inside a transaction, all at once outside one). Past it the server's work is stopped
+    (the COPY cancelled, the cursor closed, the load's savepoint rolled back), nothing is kept,
+    and :class:`~blogdata.errors.ResultTooLargeError` says how much arrived and the ways out;
+    the session and its transaction stay usable. A table takes about as much memory as the
+    bytes received; a pandas frame of it more (Python objects for dates, numerics, json).
+
+    Raises:
+        InvalidInputError: ``stmt`` is not a statement, or an argument is unknown.
+        RouteUnavailableError: the forced route cannot give the driver's answer here.
+        ResultTooLargeError: more than ``max_bytes`` arrived; the server's work was stopped.
+        QueryError: PostgreSQL rejected the query, or a value has no Arrow form here.
+    """
+    fetched = await _fetch(db, stmt, "pyarrow", route, max_bytes, progress, "load_arrow")
+    columns = fetched.described.columns
+    if fetched.table is not None:
+        table = fetched.table
+        values: list[Any] = []
+        for _ in columns:  # let go of each wire column as it is converted
+            values.append(table.column(0))
+            table = table.remove_column(0)
+        del table
+    else:
+        values = records_to_columns(fetched.records, columns)
+    arrays = []
+    for column in columns:
+        arrays.append(arrow_column(column, values.pop(0)))
+    fields = [pa.field(c.name, arrow_type(c)) for c in columns]
+    metadata = {ROUTE_ATTR: fetched.route}
+    if not columns:
+        return pa.table({}, schema=pa.schema([], metadata=metadata))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
 
 
 def _frame(table: pa.Table, described: Plan, route: str, backend: str) -> pd.DataFrame:
@@ -177,21 +314,23 @@ def _frame(table: pa.Table, described: Plan, route: str, backend: str) -> pd.Dat
 
 
 async def _stream_copy(
-    guard: Guard, described: Plan, route: str, chunk_size: int, backend: str
+    guard: Guard, described: Plan, route: str, chunk_size: int, backend: str, meter: Meter
 ) -> AsyncGenerator[pd.DataFrame, None]:
     """Yield ``chunk_size``-row frames from a binary or CSV COPY while it streams."""
     sql = described.literal_sql
     assert sql is not None
     if route == "binary":
-        batches = binary_batches(guard.driver, sql, described.oids)
+        batches = binary_batches(guard.driver, sql, described.oids, meter=meter)
     else:
-        batches = copy_batches(guard.driver, sql, [c.wire for c in described.columns])
+        batches = copy_batches(guard.driver, sql, [c.wire for c in described.columns], meter=meter)
     pending: list[pa.RecordBatch] = []
     rows = 0
     async with aclosing(batches):
         async for batch in batches:
             pending.append(batch)
             rows += batch.num_rows
+            if route != "binary":
+                meter.set_rows(meter.rows + batch.num_rows)
             del batch
             while rows >= chunk_size:
                 table = pa.Table.from_batches(pending)
@@ -214,6 +353,8 @@ async def stream_frames(
     chunk_size: int = 50_000,
     dtype_backend: DtypeBackend = "numpy_nullable",
     route: Route = "auto",
+    max_bytes: int | None = None,
+    progress: bool | None = None,
 ) -> AsyncIterator[pd.DataFrame]:
     """Yield the result of ``stmt`` as DataFrames of ``chunk_size`` rows (the last may be short).
 
@@ -225,21 +366,32 @@ async def stream_frames(
     for other queries meanwhile, and close the iterator (``contextlib.aclosing``) to stop early.
     An empty result yields nothing.
 
+    ``max_bytes`` caps the whole stream (the bytes received over all its chunks), not a chunk:
+    a chunk's memory is already bounded by ``chunk_size``, so the cap is a guard against a
+    statement that reads far more than meant; past it the server's work stops as in
+    :func:`load_arrow`, and the chunks already yielded stay the caller's. ``progress`` is as in
+    :func:`load_frame`: one bar for the whole stream.
+
     Raises:
         InvalidInputError: ``chunk_size`` is not a positive integer, or ``stmt`` is not a
             statement, or a cursor is needed outside a transaction.
         RouteUnavailableError: the forced route cannot give the driver's answer here.
+        ResultTooLargeError: more than ``max_bytes`` arrived; the server's work was stopped.
         QueryError: PostgreSQL rejected the query.
     """
     check_count(chunk_size, "chunk_size", minimum=1)
+    budget = check_max_bytes(max_bytes)
     guard = await open_guard(db, dtype_backend, route)
-    async with guard.savepoint():
+    meter = Meter("stream_frames", max_bytes=budget, progress=progress, streaming=True)
+    async with meter, guard.savepoint():
         described = await plan(guard, stmt, dtype_backend, route)
         chosen = choose(route, described)
         logger.debug("stream_frames: route %s", chosen)
+        if progress:
+            meter.total = await _estimate(guard, described)
         if chosen in ("binary", "copy"):
             try:
-                frames = _stream_copy(guard, described, chosen, chunk_size, dtype_backend)
+                frames = _stream_copy(guard, described, chosen, chunk_size, dtype_backend, meter)
                 async with aclosing(frames):
                     async for frame in frames:
                         yield frame
@@ -257,4 +409,5 @@ async def stream_frames(
             prepared = await described.statement(guard.driver)
             records = stream_records(prepared, described.query.args, chunk_size)
             async for chunk in records:
+                meter.add_records(chunk)
                 yield _tag(frame_from_records(chunk, described.columns, dtype_backend), "rows")

@@ -44,9 +44,16 @@ interleaved, medians of 5):
 - the same kernels as plain Python (what runs without numba): 31.9 s for those rows (231x). A
   numpy-only decoder is fast only when every row has the same length (fixed widths, no NULL);
   its general path is that same Python loop per row. Hence numba is a dependency, not an option.
-- the first call in a new process: ``import numba`` 0.22-0.32 s; then the kernels are compiled
-  on first use, 3.5 s with an empty cache (once per machine and numba version), or loaded from
-  numba's cache in 0.30-0.46 s. ``cache=True`` writes next to this module (``__pycache__``) or,
+- the first call in a new process: ``import numba``, then the kernels are compiled on first
+  use with an empty cache (once per machine, numba version and edit of this file: numba's cache
+  is keyed by the kernels' source lines) or loaded from numba's cache. Measured on an idle
+  machine (issue 19): 0.22-0.32 s, 3.5 s compiled, 0.30-0.46 s cached. Measured again
+  2026-12-07 on the same 2 cores under a load average of 7-8 (so roughly 2-3x slower; fresh
+  processes, the cache next to this module): ``import numba`` 0.43-0.70 s; kernels compiled
+  10.7-12.7 s, loaded from the cache 0.8-1.1 s; the first ``load_frame`` of 100,000 rows x 3
+  columns in a fresh process 7.0-12.6 s with an empty cache and 0.9-2.1 s with a warm one,
+  against 0.18-0.36 s for the next load in that process; a first small load (under 256 KB, no
+  numba) 11-35 ms. ``cache=True`` writes next to this module (``__pycache__``) or,
   where that is read-only, to ``NUMBA_CACHE_DIR`` if set, else the user's cache directory
   (``~/.cache/numba``): numba picks the first writable. So that small results never pay this,
   blocks under 256 KB (about 2,000 rows of the table above) are decoded by the Python kernels
@@ -56,7 +63,9 @@ interleaved, medians of 5):
 The kernels release the GIL (``nogil``), so the caller may decode in a thread while asyncpg
 receives the next bytes. The route (:func:`binary_to_table`, :func:`binary_batches`) decodes on
 the event loop as the bytes arrive (``THREADED`` says why), and :func:`frame_from_binary` ends
-the columns with ``_dtypes.finish``.
+the columns with ``_dtypes.finish`` (``load_arrow`` with ``_dtypes.arrow_column``). A
+:class:`~blogdata.loaders._meter.Meter` given to the route counts each chunk's bytes before it
+is decoded: past its ``max_bytes`` it raises from the sink, and asyncpg cancels the COPY.
 """
 
 from __future__ import annotations
@@ -72,6 +81,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from blogdata.errors import QueryError
 from blogdata.loaders._copy import run_copy
 from blogdata.loaders._dtypes import ResultColumn, assemble, finish
+from blogdata.loaders._meter import Meter
 
 __all__ = [
     "SUPPORTED_OIDS",
@@ -531,14 +541,18 @@ def _check_range(values: np.ndarray, low: int, high: int, null: np.ndarray, kind
 class _Sink:
     """asyncpg's ``output`` for a binary COPY: feeds the decoder, big blocks in a worker thread."""
 
-    def __init__(self, oids: Sequence[int], names: Sequence[str] | None, threaded: bool) -> None:
+    def __init__(self, oids: Sequence[int], names: Sequence[str] | None, threaded: bool,
+                 meter: Meter | None) -> None:  # fmt: skip
         self.decoder = BinaryCopyDecoder(oids, names=names)
         self.batches: list[pa.RecordBatch] = []
         self.received = 0
         self._threaded = threaded
+        self._meter = meter
 
     async def __call__(self, chunk: bytes) -> None:
         self.received += len(chunk)
+        if self._meter is not None:  # past max_bytes it raises: asyncpg cancels the COPY
+            self._meter.add_bytes(len(chunk))
         decoder = self.decoder
         if self._threaded and decoder._size + len(chunk) >= decoder._block:
             # A block is due: decode it off the event loop (the kernels release the GIL), while
@@ -546,6 +560,8 @@ class _Sink:
             self.batches += await asyncio.to_thread(decoder.feed, chunk)
         else:
             self.batches += decoder.feed(chunk)
+        if self._meter is not None:
+            self._meter.set_rows(decoder.rows)
 
     def get(self) -> int:
         return self.received
@@ -558,32 +574,38 @@ THREADED = False
 
 
 async def binary_to_table(
-    driver: Any, sql: str, oids: Sequence[int], *, names: Sequence[str] | None = None
-) -> pa.Table:
+    driver: Any, sql: str, oids: Sequence[int], *, names: Sequence[str] | None = None,
+    meter: Meter | None = None,
+) -> pa.Table:  # fmt: skip
     """Run ``COPY (sql) TO STDOUT (FORMAT binary)`` on ``driver`` and decode it into a table.
 
     ``sql`` must hold no parameters; ``oids`` are its columns' types (all supported). Raises
     :class:`~blogdata.loaders._copy.CopyRefused` if PostgreSQL refused the wrapper, asyncpg's
-    error if the query failed, :class:`QueryError` for a value Python cannot hold.
+    error if the query failed, :class:`QueryError` for a value Python cannot hold, and what
+    ``meter`` raises (past its ``max_bytes``), after which asyncpg cancels the COPY.
     """
-    sink = _Sink(oids, names, THREADED)
+    sink = _Sink(oids, names, THREADED, meter)
     await run_copy(driver, sql, sink, "binary", sink.get)
     decoder = sink.decoder
     if THREADED and decoder._size >= _JIT_FROM:
         sink.batches += await asyncio.to_thread(decoder.finish)
     else:
         sink.batches += decoder.finish()
+    if meter is not None:
+        meter.set_rows(decoder.rows)
     return pa.Table.from_batches(sink.batches, schema=decoder.schema)
 
 
 async def binary_batches(
-    driver: Any, sql: str, oids: Sequence[int], *, block: int = _BLOCK // 4
-) -> AsyncGenerator[pa.RecordBatch, None]:
+    driver: Any, sql: str, oids: Sequence[int], *, block: int = _BLOCK // 4,
+    meter: Meter | None = None,
+) -> AsyncGenerator[pa.RecordBatch, None]:  # fmt: skip
     """Yield the binary COPY's rows as record batches while it streams; memory stays bounded.
 
     The COPY runs in a task of its own and its sink waits while more than a few batches are
     ready and not taken (asyncpg then stops reading the socket, so the server waits too).
-    Closing the iterator early cancels the COPY.
+    Closing the iterator early cancels the COPY. ``meter`` counts the bytes as they arrive
+    (and stops the COPY past its ``max_bytes``).
     """
     decoder = BinaryCopyDecoder(oids, block=block)
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -593,10 +615,14 @@ async def binary_batches(
     async def sink(chunk: bytes) -> None:
         nonlocal received
         received += len(chunk)
+        if meter is not None:
+            meter.add_bytes(len(chunk))
         if THREADED and decoder._size + len(chunk) >= decoder._block and _kernels is not None:
             batches = await asyncio.to_thread(decoder.feed, chunk)
         else:
             batches = decoder.feed(chunk)
+        if meter is not None:
+            meter.set_rows(decoder.rows)
         for batch in batches:
             await room.acquire()
             queue.put_nowait(batch)
@@ -604,7 +630,10 @@ async def binary_batches(
     async def copy() -> None:
         try:
             await run_copy(driver, sql, sink, "binary", lambda: received)
-            for batch in decoder.finish():
+            last = decoder.finish()
+            if meter is not None:
+                meter.set_rows(decoder.rows)
+            for batch in last:
                 await room.acquire()
                 queue.put_nowait(batch)
         except BaseException as exc:

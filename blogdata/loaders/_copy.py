@@ -35,6 +35,8 @@ import asyncpg
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
+from blogdata.loaders._meter import Meter
+
 __all__ = ["CopyRefused", "copy_batches", "copy_to_table", "run_copy"]
 
 
@@ -191,16 +193,25 @@ async def run_copy(
         raise
 
 
-async def _run_copy(driver: Any, sql: str, pipe: _Pipe) -> None:
+async def _run_copy(driver: Any, sql: str, pipe: _Pipe, meter: Meter | None) -> None:
+    output = pipe.put
+    if meter is not None:
+        counted = meter
+
+        async def output(chunk: bytes) -> None:  # past max_bytes, asyncpg cancels the COPY
+            counted.add_bytes(len(chunk))
+            await pipe.put(chunk)
+
     try:
-        await run_copy(driver, sql, pipe.put, "csv", lambda: pipe.received)
+        await run_copy(driver, sql, output, "csv", lambda: pipe.received)
     finally:
         pipe.finish()
 
 
 async def copy_to_table(
-    driver: Any, sql: str, types: Sequence[pa.DataType], *, limit: int = _LIMIT
-) -> pa.Table:
+    driver: Any, sql: str, types: Sequence[pa.DataType], *, limit: int = _LIMIT,
+    meter: Meter | None = None,
+) -> pa.Table:  # fmt: skip
     """Run ``COPY (sql) TO STDOUT (FORMAT csv)`` on ``driver``; parse it into ``types`` columns.
 
     ``sql`` must hold no parameters. At most about ``limit`` bytes wait between the network and
@@ -224,7 +235,7 @@ async def copy_to_table(
 
     threading.Thread(target=parse, name="blogdata-copy-parser", daemon=True).start()
     try:
-        await _run_copy(driver, sql, pipe)
+        await _run_copy(driver, sql, pipe, meter)
     except BaseException:
         pipe.abandon()
         await asyncio.shield(asyncio.gather(parsed, return_exceptions=True))
@@ -239,8 +250,9 @@ _DONE = object()
 
 
 async def copy_batches(
-    driver: Any, sql: str, types: Sequence[pa.DataType], *, limit: int = _LIMIT
-) -> AsyncGenerator[pa.RecordBatch, None]:
+    driver: Any, sql: str, types: Sequence[pa.DataType], *, limit: int = _LIMIT,
+    meter: Meter | None = None,
+) -> AsyncGenerator[pa.RecordBatch, None]:  # fmt: skip
     """Yield the COPY's rows as record batches while it streams (pyarrow's incremental reader).
 
     The COPY runs in a task of its own; batches wait in a queue of a few blocks, so memory stays
@@ -269,7 +281,7 @@ async def copy_batches(
             return
         loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-    copying = asyncio.ensure_future(_run_copy(driver, sql, pipe))
+    copying = asyncio.ensure_future(_run_copy(driver, sql, pipe, meter))
     parser = threading.Thread(target=parse, name="blogdata-copy-stream", daemon=True)
     parser.start()
     try:

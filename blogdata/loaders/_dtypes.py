@@ -9,6 +9,7 @@ column by column, letting go of each source column as they go. Every route ends 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ __all__ = [
     "ResultColumn",
     "assemble",
     "describe",
+    "arrow_column",
+    "arrow_type",
     "finish",
     "frame_from_table",
     "records_to_columns",
@@ -92,6 +95,7 @@ class ResultColumn:
     kind: str
     arrow: pa.DataType | None
     loads: Callable[[str], Any] | None = None  # json/jsonb: the connection's own decoder
+    oid: int = 0  # PostgreSQL's type OID (domains arrive as their base type)
 
     @property
     def wire(self) -> pa.DataType:
@@ -131,7 +135,8 @@ def describe(
             scale = numeric_scales[i]
             if scale is not None:
                 arrow = pa.decimal128(38, scale)
-        out.append(ResultColumn(label, kind, arrow, json_loads if kind == "json" else None))
+        loads = json_loads if kind == "json" else None
+        out.append(ResultColumn(label, kind, arrow, loads, attribute.type.oid))
     return out
 
 
@@ -348,3 +353,74 @@ def frame_from_table(table: pa.Table, columns: Sequence[ResultColumn], backend: 
         del values
     del table
     return assemble(arrays, columns, backend)
+
+
+# --- load_arrow: the Arrow types (the pyarrow backend's, and Arrow types for its objects) ------
+
+#: Arrow types for the columns the pyarrow backend leaves as Python objects, by type OID.
+_ARROW_BY_OID: dict[int, pa.DataType] = {
+    2950: pa.uuid(),  # uuid: Arrow's canonical UUID type (16 bytes, network order)
+    17: pa.binary(),  # bytea
+    1083: pa.time64("us"),  # time
+    1186: pa.duration("us"),  # interval, as asyncpg's timedelta (a month is 30 days)
+}
+
+
+def arrow_type(column: ResultColumn) -> pa.DataType:
+    """Return the Arrow type of ``column`` in ``load_arrow`` (described for the pyarrow backend).
+
+    The pyarrow backend's type where it has one; numeric without a declared scale and json/jsonb
+    as text (PostgreSQL's); uuid, bytea, time, interval as above; anything else as text.
+    """
+    if column.arrow is not None:
+        return column.arrow
+    return _ARROW_BY_OID.get(column.oid, pa.string())
+
+
+def _numeric_text(value: Decimal) -> str:
+    """Write a driver Decimal as PostgreSQL's ``numeric_out`` does (no exponent)."""
+    return format(value, "f")
+
+
+def _arrow_from_objects(column: ResultColumn, values: list[Any], target: pa.DataType) -> Any:
+    """Build the Arrow array of driver values for a column the pyarrow backend keeps as objects."""
+    if column.kind == "numeric":
+        return pa.array([None if v is None else _numeric_text(v) for v in values], pa.string())
+    if column.kind == "json":
+        # The driver gives decoded JSON (a JSON null as None, like SQL NULL): its JSON text.
+        texts = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        return pa.array(texts, pa.string())
+    if target == pa.uuid():
+        storage = pa.array([None if v is None else v.bytes for v in values], pa.binary(16))
+        return pa.ExtensionArray.from_storage(target, storage)
+    if target != pa.string():
+        return pa.array(values, type=target)
+    return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def _arrow_from_wire(chunk: pa.Array, target: pa.DataType) -> pa.Array:
+    """Bring a COPY route's wire chunk (text, uuid bytes, bytea) to its Arrow type."""
+    if target == pa.uuid():
+        return pa.ExtensionArray.from_storage(target, chunk)
+    return chunk if chunk.type == target else chunk.cast(target)
+
+
+def arrow_column(column: ResultColumn, values: pa.ChunkedArray | list[Any]) -> pa.ChunkedArray:
+    """Bring one column (a COPY route's wire chunks, or driver objects) to its Arrow type."""
+    target = arrow_type(column)
+    try:
+        if column.arrow is not None:
+            built = finish(column, values, "pyarrow")
+            if isinstance(built, pa.ChunkedArray):
+                return built
+            return pa.chunked_array([built], type=target)
+        if isinstance(values, list):
+            return pa.chunked_array([_arrow_from_objects(column, values, target)], type=target)
+        chunks = values.chunks or [pa.array([], type=values.type)]
+        del values
+        return pa.chunked_array([_arrow_from_wire(c, target) for c in chunks], type=target)
+    except (pa.ArrowInvalid, OverflowError) as exc:
+        raise QueryError(
+            f"column {column.name!r} holds a value {target} cannot hold ({exc}); use load_frame "
+            "(Python objects) or cast it to text in the query"
+        ) from None

@@ -38,10 +38,17 @@ The frame is whole, but its display shows the first ``--display N`` rows (10 by 
 says how many there were. A failure is one line (the server's message and SQLSTATE); Jupyter's
 interrupt cancels the query on the server.
 
-``--arrow`` and ``--polars`` return a ``pyarrow.Table`` or a polars DataFrame from the same
-route (``blogdata.loaders.load_arrow``), with the same capped display; ``--pandas`` is the
-default, which ``%config SqlMagics.output = "arrow"`` changes. polars is optional
-(``pip install polars``). Tab completes tables, columns and keywords in the SQL
+``--arrow`` and ``--polars`` return a ``pyarrow.Table`` or a polars DataFrame
+(``polars.from_arrow(..., rechunk=False)``: no copy) from the same route
+(``blogdata.loaders.load_arrow``), with the same capped display; ``--pandas`` is the default,
+which ``%config SqlMagics.output = "arrow"`` changes. polars is optional (``pip install polars``).
+
+A result may not take the kernel down: a run stops once its result has received more than
+``--max-bytes SIZE`` (``500MB``, ``2GB``; ``0`` for no limit), else ``SqlMagics.max_bytes``,
+else ``SqlMagics.memory_share`` (25%) of the memory available when the run starts
+(``MemAvailable``), with one error naming the size reached and the ways out; the server's work
+is stopped, the run rolled back, and the next cell works. A run longer than a second shows a
+progress bar of the rows and bytes received. Tab completes tables, columns and keywords in the SQL
 (:mod:`blogdata.notebook.completion`), and ``%sqlplot histogram|boxplot|bar table.column``
 draws :mod:`blogdata.charts`' charts from numbers PostgreSQL computed.
 """
@@ -50,10 +57,10 @@ from __future__ import annotations
 
 import importlib
 import keyword
+import os
 import re
 import shlex
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,34 +84,25 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter, ClauseElement, TextClause
 from sqlalchemy.sql.selectable import SelectBase
-from traitlets import Enum
+from traitlets import Enum, Float, Integer
 
-from blogdata import charts, loaders
+from blogdata import charts
 from blogdata.db.sessions import session_scope
 from blogdata.describe import describe
 from blogdata.diagnostics import explain, plan_text
-from blogdata.errors import BlogdataError, QueryError
-from blogdata.loaders import load_frame
+from blogdata.errors import BlogdataError, QueryError, ResultTooLargeError
+from blogdata.loaders import load_arrow, load_frame
 from blogdata.notebook import completion, current_engine, run
 from blogdata.translate import invalidate_connection
 
-__all__ = ["DISPLAY_ROWS", "OUTPUTS", "SqlFrame", "SqlMagics"]
+__all__ = ["DISPLAY_ROWS", "MEMORY_SHARE", "OUTPUTS", "SqlFrame", "SqlMagics", "available_memory"]
 
 #: What ``%sql`` may return: ``--pandas`` (the default), ``--arrow``, ``--polars``.
 OUTPUTS = ("pandas", "arrow", "polars")
 
 
-async def _arrow_via_frame(db: Any, stmt: Any) -> pa.Table:
-    """Load through ``load_frame(dtype_backend="pyarrow")``; return a ``pyarrow.Table``.
-
-    Stands in for ``blogdata.loaders.load_arrow`` where it is not there yet (issue 20).
-    """
-    frame = await load_frame(db, stmt, dtype_backend="pyarrow")
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-#: ``blogdata.loaders.load_arrow``: the exact route, as a ``pyarrow.Table``.
-load_arrow: Callable[[Any, Any], Any] = getattr(loaders, "load_arrow", _arrow_via_frame)
+#: The share of the memory available when a run starts that its result may take by default.
+MEMORY_SHARE = 0.25
 
 #: Rows a result shows unless ``--display N`` says otherwise.
 DISPLAY_ROWS = 10
@@ -146,7 +144,7 @@ def _read_only(engine: AsyncEngine) -> bool:
 
 _OPTIONS = (
     "-o/--out NAME, --display N, --explain, --describe [TABLE], --pandas, --arrow, --polars, "
-    "NAME <<"
+    "--max-bytes SIZE, NAME <<"
 )
 _TOKEN = re.compile(r"\s*(\S+)")
 
@@ -160,6 +158,7 @@ class _Options:
     explain: bool = False
     describe: str | None = None  # "" lists the tables
     output: str | None = None  # None: SqlMagics.output
+    max_bytes: int | None = None  # None: SqlMagics.max_bytes; 0: no limit
 
 
 def _display_rows(value: str) -> int:
@@ -172,6 +171,38 @@ def _display_rows(value: str) -> int:
     return rows
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _size(value: str) -> int:
+    """Read ``--max-bytes``: bytes, or with a unit (``500MB``, ``2G``); 0 or none: no limit."""
+    match = _SIZE.fullmatch(value.strip())
+    if value.strip().lower() == "none":
+        return 0
+    if match is None:
+        raise UsageError(
+            f"--max-bytes takes a size such as 500000000, 500MB or 2GB (0 or none: no limit), "
+            f"not {value!r}"
+        )
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def available_memory() -> int | None:
+    """Return the memory available to new work now (MemAvailable), in bytes; None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # other Unixes: the free pages
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _parse_line(line: str) -> tuple[_Options, str]:
     """Read the options at the front of ``line``; return them and the rest of it, untouched."""
     options = _Options()
@@ -180,19 +211,23 @@ def _parse_line(line: str) -> tuple[_Options, str]:
         word, end = match.group(1), match.end()
         after = _TOKEN.match(line, end)
         following = after.group(1) if after else None
-        if word in ("-o", "--out", "--display"):
+        if word in ("-o", "--out", "--display", "--max-bytes"):
             if following is None:
                 raise UsageError(f"{word} needs a value ({_OPTIONS})")
             if word == "--display":
                 options.display = _display_rows(following)
+            elif word == "--max-bytes":
+                options.max_bytes = _size(following)
             else:
                 options.out = following
             assert after is not None
             end = after.end()
-        elif word.startswith(("--out=", "--display=")):
+        elif word.startswith(("--out=", "--display=", "--max-bytes=")):
             name, _, value = word.partition("=")
             if name == "--out":
                 options.out = value
+            elif name == "--max-bytes":
+                options.max_bytes = _size(value)
             else:
                 options.display = _display_rows(value)
         elif word == "--explain":
@@ -670,6 +705,18 @@ class SqlMagics(Magics):
         "a pandas DataFrame, a pyarrow.Table or a polars DataFrame.",
     ).tag(config=True)
 
+    max_bytes = Integer(
+        None,
+        allow_none=True,
+        help="The most bytes of result a %sql run may receive (without --max-bytes): None "
+        "(default) is memory_share of the memory available when the run starts; 0 is no limit.",
+    ).tag(config=True)
+
+    memory_share = Float(
+        MEMORY_SHARE,
+        help="The share of the available memory (MemAvailable) a result may take by default.",
+    ).tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Magics adds itself to shell.configurables: %config SqlMagics.output = "arrow" works.
         super().__init__(shell=shell, **kwargs)
@@ -689,7 +736,9 @@ class SqlMagics(Magics):
         ``--display N`` (rows to show), ``--explain`` (PostgreSQL's plan instead of rows),
         ``--describe [TABLE]`` (the tables, or one table), ``--arrow`` (a ``pyarrow.Table``),
         ``--polars`` (a polars DataFrame), ``--pandas`` (the default, unless
-        ``%config SqlMagics.output`` says otherwise), ``NAME <<`` (like ``-o NAME``).
+        ``%config SqlMagics.output`` says otherwise), ``--max-bytes SIZE`` (the most bytes of
+        result to receive; ``0``: no limit; default ``SqlMagics.max_bytes``, else a share of
+        the available memory), ``NAME <<`` (like ``-o NAME``).
         The rest of the line, then the cell, is the SQL exactly as written.
         """
         options, rest = _parse_line(line)
@@ -703,16 +752,27 @@ class SqlMagics(Magics):
             raise UsageError("--describe takes one table name and no SQL")
         options.output = options.output or str(self.output)
         polars = _polars() if options.output == "polars" else None
+        options.max_bytes = self._budget(options.max_bytes)
         sql = source.strip()
         try:
             result = run(self._execute(options, sql, namespace))
+        except ResultTooLargeError as err:
+            raise _one_line(
+                ResultTooLargeError(
+                    f"{err} (for %sql: --max-bytes SIZE, e.g. --max-bytes 2GB, 0 for no limit, or "
+                    f"%config SqlMagics.max_bytes; by default a run may take "
+                    f"{self.memory_share:.0%} of the memory available when it starts)",
+                    received=err.received,
+                    max_bytes=err.max_bytes,
+                )
+            ) from None
         except BlogdataError as err:
             raise _one_line(err) from None
         finally:
             if _may_change_catalog(options, sql, namespace):
                 completion.invalidate(current_engine())
         if isinstance(result, pa.Table) and polars is not None:
-            result = polars.from_arrow(result)
+            result = polars.from_arrow(result, rechunk=False)  # no copy of the buffers
         if isinstance(result, pd.DataFrame):
             framed = SqlFrame(result)
             framed.attrs.update(result.attrs)
@@ -723,6 +783,15 @@ class SqlMagics(Magics):
         if target is not None and self.shell is not None:
             self.shell.user_ns[target] = result
         return result
+
+    def _budget(self, asked: int | None) -> int | None:
+        """Return the run's ``max_bytes``: the option, else the config, else a share of memory."""
+        if asked is None:
+            asked = self.max_bytes
+        if asked is None:
+            available = available_memory()
+            return None if available is None else max(1, int(available * self.memory_share))
+        return asked or None  # 0: no limit
 
     @line_magic
     def sqlplot(self, line: str) -> Any:
@@ -792,8 +861,8 @@ class SqlMagics(Magics):
 async def _load(db: Any, stmt: Any, options: _Options) -> Any:
     """Load ``stmt``'s rows as the options ask: a DataFrame, or a ``pyarrow.Table``."""
     if options.output in ("arrow", "polars"):
-        return await load_arrow(db, stmt)
-    return await load_frame(db, stmt)
+        return await load_arrow(db, stmt, max_bytes=options.max_bytes)
+    return await load_frame(db, stmt, max_bytes=options.max_bytes)
 
 
 async def _standard(conn: Any) -> bool:

@@ -62,6 +62,7 @@ Normalisation, the whole of it:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import uuid
@@ -83,7 +84,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from blogdata.db import migrate
 from blogdata.db.engine import create_database, create_engine, drop_database
 from blogdata.errors import BlogdataError, QueryError, RouteUnavailableError
-from blogdata.loaders import DtypeBackend, Route, load_frame, stream_frames
+from blogdata.loaders import DtypeBackend, Route, load_arrow, load_frame, stream_frames
 from blogdata.models import Post, User
 
 INTS = frozenset({"int2", "int4", "int8", "oid"})
@@ -471,3 +472,126 @@ async def fidelity_database(server_url: URL) -> AsyncIterator[FidelityDb]:
             for role in (no_select, rls):
                 await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         await admin.dispose()
+
+
+# ---- load_arrow: the Arrow type table, and a table compared with the driver's rows ------------
+
+#: The ways ``load_arrow`` reads: each forced route, and the default.
+ARROW_WAYS = ("arrow-binary", "arrow-copy", "arrow-rows", "arrow-auto")
+
+
+def expected_arrow_column(values: list[Any], declared: str) -> tuple[pa.DataType, list[Any]]:
+    """The Arrow type the README's table gives ``declared``, and the driver's values as its cells.
+
+    The cells are what ``to_pylist()`` of a right column gives, after :func:`_arrow_cell`'s
+    normalisation (json columns are compared decoded: the cells here are the driver's values).
+    """
+    if declared in INTS:
+        return pa.int64(), values
+    if declared in FLOATS:
+        return FLOATS[declared][1], values
+    if declared == "bool":
+        return pa.bool_(), values
+    if declared in TEXTS:
+        return pa.string(), values
+    if declared in ("timestamptz", "timestamp"):
+        tz = declared == "timestamptz"
+        naive = [None if v is None else (_tz_utc(v) if tz else v) for v in values]
+        return pa.timestamp("us", tz="UTC" if tz else None), naive
+    if declared == "date":
+        return pa.date32(), values
+    scaled = _SCALED.fullmatch(declared)
+    if scaled:
+        if any(v is not None and not v.is_finite() for v in values):
+            raise OracleRaises(f"{declared} cannot hold {values!r:.80} in decimal128")
+        return pa.decimal128(38, int(scaled.group(2))), values
+    if declared == "numeric":  # PostgreSQL's numeric_out text: no exponent, its scale kept
+        return pa.string(), [None if v is None else format(v, "f") for v in values]
+    if declared in ("json", "jsonb"):
+        return pa.string(), values
+    if declared == "uuid":
+        return pa.uuid(), [None if v is None else uuid.UUID(bytes=v.bytes) for v in values]
+    if declared == "bytea":
+        return pa.binary(), values
+    if declared == "time":
+        return pa.time64("us"), values
+    if declared == "interval":
+        return pa.duration("us"), values
+    return pa.string(), [None if v is None else str(v) for v in values]  # anything else
+
+
+def _arrow_cell(value: Any, declared: str) -> Any:
+    """One loaded cell, normalised as the oracle's: json decoded, timestamptz naive UTC."""
+    if value is None:
+        return None
+    if declared in ("json", "jsonb"):
+        return json.loads(value)
+    if declared == "timestamptz":
+        return _tz_utc(value)
+    return value
+
+
+def assert_same_table(
+    got: pa.Table, rows: Sequence[Sequence[Any]], labels: Sequence[str], types: Sequence[str],
+    what: str = "",
+) -> None:  # fmt: skip
+    """Assert ``got`` holds the driver's ``rows``: labels, order, Arrow types, every cell."""
+    assert isinstance(got, pa.Table), f"{what}: got {type(got).__name__}, not a pyarrow.Table"
+    assert got.column_names == list(labels), f"{what}: labels {got.column_names} != {labels}"
+    assert got.num_rows == len(rows), f"{what}: {got.num_rows} rows, the oracle has {len(rows)}"
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in labels]
+    problems = []
+    for i, (values, declared) in enumerate(zip(columns, types, strict=True)):
+        label = f"column {i} {labels[i]!r} ({declared})"
+        arrow_type, cells = expected_arrow_column(list(values), declared)
+        if got.schema.field(i).type != arrow_type:
+            problems.append(f"{label}: type {got.schema.field(i).type} != {arrow_type}")
+            continue
+        loaded = [canonical(_arrow_cell(v, declared)) for v in got.column(i).to_pylist()]
+        wanted = [canonical(v) for v in cells]
+        bad = [(r, a, b) for r, (a, b) in enumerate(zip(loaded, wanted, strict=True)) if a != b]
+        if bad:
+            problems.append(f"{label}: cells (row, got, oracle) {bad[:4]!r:.600}")
+    assert not problems, f"{what}: " + "\n".join(problems)
+
+
+async def check_arrow(
+    db: Any, stmt: Any, types: Sequence[str], way: str, *,
+    setup: Callable[[Any], Awaitable[None]] | None = None,
+) -> str:  # fmt: skip
+    """Check ``load_arrow`` (one of ``ARROW_WAYS``) against the driver on the same session.
+
+    Returns ``"equal"``, ``"raised"`` (the driver raised, or a decimal128 column cannot hold
+    a value, and load_arrow raised ``QueryError``) or ``"unavailable"`` (a forced COPY said why).
+    """
+    route = cast(Route, way.removeprefix("arrow-"))
+    try:
+        result = await db.execute(stmt)
+        labels, rows = list(result.keys()), [tuple(r) for r in result.all()]
+        error: BaseException | None = None
+    except Exception as exc:  # the driver's answer is an error: load_arrow must raise too
+        error, labels, rows = exc, [], []
+        await db.rollback()
+        if setup is not None:
+            await setup(db)
+    if error is None:
+        try:
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in types]
+            for values, declared in zip(columns, types, strict=True):
+                expected_arrow_column(list(values), declared)
+        except OracleRaises as exc:
+            error = exc
+    try:
+        got = await load_arrow(db, stmt, route=route)
+    except RouteUnavailableError as exc:
+        assert route in ("binary", "copy"), f"{way} must never be unavailable: {exc}"
+        return "unavailable"
+    except QueryError as exc:
+        assert error is not None, f"{way} raised QueryError({exc}); the driver gave {rows[:3]!r}"
+        return "raised"
+    assert error is None, f"the oracle raised {error!r} but {way} returned {got!r:.300}"
+    taken = (got.schema.metadata or {}).get(b"blogdata.route", b"").decode()
+    want = ROUTES if route == "auto" else (route,)
+    assert taken in want, f"{way}: schema metadata route {taken!r} not in {want}"
+    assert_same_table(got, rows, labels, types, way)
+    return "equal"
