@@ -570,9 +570,9 @@ kept = posts[posts["published_at"].notna() & posts["views"].notna()]
 per_tag = kept.explode("tags").dropna(subset=["tags"]).groupby("tags")["views"]
 
 # %% [markdown]
-# Before calling these tags a success, look at `posts`: the top five are far smaller than the
-# most used ones, and the highest of forty medians tends to come from a small, noisy sample. The
-# three most used tags sit much closer to the median of all published posts, printed earlier:
+# Before calling these tags a success, look at `posts`: each of the five medians rests on
+# hundreds of posts, so the ranking is not the noise of a handful. For comparison, the three most
+# used tags sit lower, near the median of all published posts printed earlier:
 
 # %%
 top_median_tags(posts, 5), per_tag.median()[top["tag"].head(3)]
