@@ -51,7 +51,9 @@ post_source = inspect.getsource(models.Post)
 print(post_source[post_source.index("    author:") :].rstrip())
 
 # %% [markdown]
-# `lazy=` says what happens when code reads the attribute and it was not loaded. SQLAlchemy's
+# (`passive_deletes=True` lets the database's `ON DELETE CASCADE` remove a deleted post's
+# `post_tags` rows; [notebook 02](02-models-and-relationships.ipynb) shows the single `DELETE`
+# it leads to.) `lazy=` says what happens when code reads the attribute and it was not loaded. SQLAlchemy's
 # default, `lazy="select"`, quietly runs a query there and then; in async code that IO cannot
 # happen inside a plain attribute access, so it fails with the cryptic
 # [`MissingGreenlet`](glossary.ipynb#missinggreenlet) of

@@ -190,6 +190,11 @@ def alembic_cli(*args):
     print("\n".join(line for line in lines if "[alembic.runtime.plugins]" not in line))
 
 
+def write(path, content):
+    """Write a file of the scratch project."""
+    path.write_text(content)
+
+
 alembic_cli("init", "-t", "async", "alembic")
 
 # %% [markdown]
@@ -215,7 +220,7 @@ scratch_url.database
 url = scratch_url.render_as_string(hide_password=False).replace("%", "%%")
 ini = (project / "alembic.ini").read_text()
 ini = re.sub(r"(?m)^sqlalchemy\.url = .*$", lambda m: f"sqlalchemy.url = {url}", ini)
-(project / "alembic.ini").write_text(ini);
+write(project / "alembic.ini", ini)
 
 # %% [markdown]
 # The models: the guide's `User`, verbatim but for its `posts` relationship (there is no `Post`
@@ -247,7 +252,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[Optional[datetime]] = mapped_column(onupdate=func.now())
 '''
-(project / "models.py").write_text(MODELS);
+write(project / "models.py", MODELS)
 
 # %% [markdown]
 # The guide's `env.py` shows only the code below the template's header: it uses `context`,
@@ -290,7 +295,7 @@ else:
 template = (project / "alembic" / "env.py").read_text()
 header = template[: template.index("target_metadata = None")]
 header += "from models import Base\n\ntarget_metadata = Base.metadata\n"
-(project / "alembic" / "env.py").write_text(header + GUIDE_ENV)
+write(project / "alembic" / "env.py", header + GUIDE_ENV)
 print("\n".join(line for line in header.splitlines() if line and not line.startswith("#")))
 
 # %% [markdown]
@@ -366,7 +371,7 @@ else:  # a caller with a running loop passed its connection
     do_run_migrations(config.attributes["connection"])
 '''
 guide_body = GUIDE_ENV[: GUIDE_ENV.index("if context.is_offline_mode()")]
-(project / "alembic" / "env.py").write_text(header + guide_body + FIXED_TAIL);
+write(project / "alembic" / "env.py", header + guide_body + FIXED_TAIL)
 
 # %% [markdown]
 # From the notebook: a connection of an engine on the scratch database, and `run_sync` to run
