@@ -54,8 +54,8 @@ show_sql(stmt)
 
 # %% [markdown]
 # `User.is_active == True` is not compared in Python: SQLAlchemy overloads `==` on a column to
-# build SQL (the `# noqa` only silences a linter that takes it for Python). `User.is_active.is_(True)`
-# writes `IS true`, the same test for a `NOT NULL` column.
+# build SQL (the `# noqa` only silences a linter that takes it for Python).
+# `User.is_active.is_(True)` writes `IS true`, the same test for a `NOT NULL` column.
 #
 # ### The Result API
 #
@@ -87,23 +87,40 @@ first_three = (await db.scalars(select(User).order_by(User.id).limit(3))).all()
 [user.username for user in first_three]
 
 # %% [markdown]
-# One value: `scalar()`. `scalar_one()` also checks that exactly one row came back, and fails
-# loudly otherwise, which `scalar()` (silently `None`, or the first of many) does not:
+# One value: `scalar()`.
 
 # %%
 await db.scalar(select(func.count()).select_from(User))
+
+# %% [markdown]
+# `scalar()` does not check how many rows came back: no row gives `None`, many rows give the
+# first one's value, silently:
+
+# %%
+no_row = await db.scalar(select(User.id).where(User.id == -1))
+many_rows = await db.scalar(select(User.id).order_by(User.id))
+no_row, many_rows
+
+# %% [markdown]
+# `scalar_one()` checks that exactly one row came back, and fails loudly otherwise:
 
 # %% tags=["raises-exception"]
 (await db.execute(select(User).where(User.id == -1))).scalar_one()
 
 # %% [markdown]
-# A `Result` is read once: after `all()` it is exhausted. Keep the list, not the result.
-#
+# A `Result` is read once. The `result` above was consumed by its `all()`; asking again gives
+# nothing. Keep the list, not the result:
+
+# %%
+result.all()
+
+# %% [markdown]
+
 # ### `and_`, `or_`, `desc()`, `offset().limit()`
 #
 # The guide imports `and_`, `or_` and `desc` from `sqlalchemy`. `and_` joins conditions with
-# `AND` (several arguments to `where`, or several `where` calls, do the same). Its date is the
-# first trap, taken up in the next section; here we give it a time zone:
+# `AND`. Its date is the first trap, taken up in the next section; here we give it a time
+# zone:
 
 # %%
 from sqlalchemy import and_, desc, or_
@@ -112,6 +129,15 @@ since = datetime(2025, 1, 1, tzinfo=UTC)
 stmt = select(User).where(and_(User.is_active == True, User.created_at >= since))  # noqa: E712
 show_sql(stmt)
 len((await db.scalars(stmt)).all())
+
+# %% [markdown]
+# Several arguments to `where`, or several `where` calls, build the same SQL as `and_`:
+
+# %%
+active, recent = User.is_active == True, User.created_at >= since  # noqa: E712
+two_arguments = select(User).where(active, recent)
+two_calls = select(User).where(active).where(recent)
+str(two_arguments) == str(two_calls) == str(stmt)
 
 # %% [markdown]
 # `or_` is `OR`; SQLAlchemy adds the parentheses that keep it inside the `AND`:
@@ -127,8 +153,13 @@ show_sql(stmt)
 (await db.execute(stmt)).all()
 
 # %% [markdown]
-# `desc(User.created_at)` and `User.created_at.desc()` are the same `DESC` term. The guide's
-# pagination, `offset(10).limit(20)`, becomes `LIMIT`/`OFFSET` with bound values:
+# `desc(User.created_at)` and `User.created_at.desc()` are the same `DESC` term:
+
+# %%
+str(desc(User.created_at)), str(User.created_at.desc())
+
+# %% [markdown]
+# The guide's pagination, `offset(10).limit(20)`, becomes `LIMIT`/`OFFSET` with bound values:
 
 # %%
 show_sql(select(User.id).order_by(desc(User.created_at)).offset(10).limit(20))

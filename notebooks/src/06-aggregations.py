@@ -226,9 +226,9 @@ show_sql(by_month)
 # But a month needs a time zone: a post written at 23:30 on 31 January in London is already
 # February in Tokyo. For a `timestamptz`, `date_trunc` uses the session's `TimeZone` setting,
 # which each connection may change. We run the same statement on two connections, one set to
-# UTC and one to Tokyo (`SET TIME ZONE` lasts until the transaction is rolled back when the
-# connection goes back to the pool), and compare the last months' counts, each month named in
-# its own time zone:
+# UTC and one to Tokyo, and compare the last months' counts, each month named in its own time
+# zone. (A `SET` made inside a transaction is undone when the transaction rolls back, as it does
+# here when the connection goes back to the pool.)
 
 # %%
 from sqlalchemy import text
