@@ -678,7 +678,8 @@ async with nb.sessions() as db:
 #   a savepoint, as in the guide's CRUD, commits everything and breaks the savepoint.
 # - Concurrent read-then-write loses updates unless the rows are locked (`FOR UPDATE`). Lock in
 #   one order (by id): otherwise PostgreSQL aborts one transaction of a deadlock with `40P01`
-#   after `deadlock_timeout`, and only a retry (`run_transaction`) saves it.
+#   after `deadlock_timeout`, and only a retry (`run_transaction`) saves it. Under REPEATABLE
+#   READ a write on a row changed since the snapshot fails with `40001`, cured by the same retry.
 # - `savepoint(db)` undoes only its block, re-raises the translated error and keeps the
 #   transaction usable; `insert_each_in_savepoint` keeps a batch's good rows.
 

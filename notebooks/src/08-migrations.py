@@ -732,8 +732,10 @@ await check_exercise_08(answer, nb.engine)
 # - Keep the URL out of files: blogdata has `[tool.alembic]` in `pyproject.toml` and an
 #   `env.py` that takes the URL from the environment (or the caller's connection), never an
 #   `alembic.ini` with a password.
-# - `env.py` runs on a connection the caller hands it, so migrations can be awaited from a
-#   notebook or a test; `--sql` (offline mode) writes the same steps as a script to review.
+# - The guide's `env.py` works from the `alembic` command but its `asyncio.run` fails inside a
+#   running loop; with Alembic's connection-sharing recipe it runs on a connection the caller
+#   hands it (notebook, test, app) and still from the command line. `--sql` (offline mode)
+#   writes the same steps as a script to review.
 
 # %%
 scratch.cleanup()
