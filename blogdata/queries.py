@@ -213,10 +213,10 @@ def order_by_clause(model: type[Base], keys: str | Sequence[str]) -> list[Column
         name = raw[1:] if descending else raw
         if name not in allowed:
             close = difflib.get_close_matches(name, allowed, n=1)
-            hint = f'; did you mean "{close[0]}"?' if close else ""
+            hint = f' Did you mean "{close[0]}"?' if close else ""
             raise InvalidInputError(
-                f"unknown sort key {raw!r} for {model.__tablename__}{hint} "
-                f"Sortable: {', '.join(allowed)} (prefix '-' for descending)."
+                f"unknown sort key {raw!r} for {model.__tablename__}.{hint} "
+                f"Sortable keys: {', '.join(allowed)} (prefix '-' for descending)."
             )
         column = mapper.columns[name]
         terms.append(column.desc() if descending else column.asc())

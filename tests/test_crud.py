@@ -183,7 +183,7 @@ async def test_get_multi_pages_through_rows_in_the_requested_order(db: AsyncSess
         pytest.param({"skip": -1}, "skip must be 0 or more", id="negative-skip"),
         pytest.param({"limit": 0}, "limit must be at least 1", id="zero-limit"),
         pytest.param({"limit": 1001}, "above the maximum of 1000", id="limit-above-cap"),
-        pytest.param({"order_by": "usrname"}, 'did you mean "username"', id="typo-sort-key"),
+        pytest.param({"order_by": "usrname"}, 'Did you mean "username"', id="typo-sort-key"),
         pytest.param({"order_by": "hashed_password"}, "unknown sort key", id="secret-sort-key"),
         pytest.param(
             {"order_by": "'; DROP TABLE users; --"}, "unknown sort key", id="sql-in-sort-key"

@@ -131,8 +131,8 @@ async def test_order_by_accepts_column_keys_and_descending_prefix(
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        pytest.param("autor_id", 'did you mean "author_id"', id="typo"),
-        pytest.param("-titel", 'did you mean "title"', id="typo-descending"),
+        pytest.param("autor_id", 'Did you mean "author_id"', id="typo"),
+        pytest.param("-titel", 'Did you mean "title"', id="typo-descending"),
         pytest.param(INJECTION, "unknown sort key", id="sql-injection"),
         pytest.param("title; DELETE FROM posts", "unknown sort key", id="sql-suffix"),
         pytest.param("posts.title", "unknown sort key", id="qualified-name"),
@@ -145,6 +145,18 @@ async def test_an_unknown_sort_key_is_rejected_and_never_reaches_sql(
         order_by_clause(Post, key)
     assert await db.scalar(select(func.count()).select_from(User)) == 4
     assert await db.scalar(select(func.count()).select_from(Post)) == 8
+
+
+def test_the_unknown_sort_key_message_reads_as_sentences() -> None:
+    with pytest.raises(InvalidInputError) as typo:
+        order_by_clause(Post, "-titel")
+    assert str(typo.value).startswith(
+        "unknown sort key '-titel' for posts. Did you mean \"title\"? Sortable keys: id, title, "
+    )
+    with pytest.raises(InvalidInputError) as unknown:
+        order_by_clause(User, "nonsense")
+    expected = "unknown sort key 'nonsense' for users. Sortable keys: id, "
+    assert str(unknown.value).startswith(expected)
 
 
 def test_the_password_hash_is_not_a_sort_key() -> None:

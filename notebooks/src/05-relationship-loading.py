@@ -6,23 +6,28 @@
 # [Eager loading](glossary.ipynb#eager-loading) fetches the related rows up front, in a fixed
 # handful of queries. Here we count the statements each strategy runs on the same data.
 #
+# **Prerequisites:** [notebook 02](02-models-and-relationships.ipynb) (models and
+# relationships), [notebook 04](04-query-patterns.ipynb) (`select` and the Result API) ·
+# **Time to learn:** 30 minutes
+#
 # **What you will learn**
-# - why blogdata's relationships raise instead of loading silently;
-# - N+1 [lazy loading](glossary.ipynb#lazy-loading), counted with `count_statements`;
+# - how a relationship is declared (`relationship(back_populates=..., secondary=..., lazy=...)`)
+#   and why blogdata's raise instead of loading silently;
+# - N+1 [lazy loading](glossary.ipynb#lazy-loading) with `lazyload` and `awaitable_attrs`,
+#   counted with `count_statements`;
 # - `selectinload` (one extra `SELECT … IN` per 500 parent rows) versus `joinedload` (one
 #   `JOIN`), with their SQL;
 # - when a result needs `.unique()`, and when the guide calls it for nothing;
-# - nested loading: users, their posts and the posts' tags, one statement per level.
+# - nested loading: users, their posts and the posts' tags, one statement per level;
+# - blogdata's builders that wrap these options.
 
 # %%
-from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, raiseload, selectinload
+from sqlalchemy import select
 
-from blogdata import Post, Tag, User, post_tags
+from blogdata import Post, Tag, User
 from blogdata.diagnostics import count_statements
 from blogdata.notebook import tutorial_database
 from blogdata.notebook.exercises import check_exercise_05
-from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
 
 nb = await tutorial_database("05-relationship-loading")
 db = nb.sessions()
@@ -30,25 +35,62 @@ await db.scalar(select(1))  # start the session's transaction before we count an
 nb
 
 # %% [markdown]
-# ## Related rows are never loaded by accident
+# ## How the relationships are declared
 #
-# In the models, `Post.tags` is declared `lazy="raise"`. Touching tags that were not loaded is
-# an immediate, clear error, instead of hidden IO (which in async code fails anyway, with the
-# more cryptic [`MissingGreenlet`](glossary.ipynb#missinggreenlet) seen in
-# [notebook 02](02-models-and-relationships.ipynb)).
+# A relationship is declared on the model with `relationship(...)`. Here are `Post`'s two, read
+# from blogdata's models module: `author` is many-to-one (through the `author_id` foreign key),
+# `tags` many-to-many through the `post_tags` table (`secondary=`). `back_populates` names the
+# attribute on the other side that the ORM keeps in step (`Tag.posts`, `User.posts`).
+
+# %%
+import inspect
+
+from blogdata import models
+
+post_source = inspect.getsource(models.Post)
+print(post_source[post_source.index("    author:") :].rstrip())
+
+# %% [markdown]
+# (`passive_deletes=True` lets the database's `ON DELETE CASCADE` remove a deleted post's
+# `post_tags` rows; [notebook 02](02-models-and-relationships.ipynb) shows the single `DELETE`
+# it leads to.) `lazy=` says what happens when code reads the attribute and it was not loaded. SQLAlchemy's
+# default, `lazy="select"`, quietly runs a query there and then; in async code that IO cannot
+# happen inside a plain attribute access, so it fails with the cryptic
+# [`MissingGreenlet`](glossary.ipynb#missinggreenlet) of
+# [notebook 02](02-models-and-relationships.ipynb). blogdata declares `lazy="raise"`: touching
+# tags that were not loaded is an immediate, clear error.
 
 # %% tags=["raises-exception"]
 post = await db.scalar(select(Post).order_by(Post.id).limit(1))
 post.tags
 
 # %% [markdown]
-# ## N+1: one query per post
-#
-# To see the cost of lazy loading, we switch it back on for one query with `lazyload` and await
-# each post's tags. Ten posts:
+# The models' base class includes `AsyncAttrs`, which adds `awaitable_attrs`: `await
+# post.awaitable_attrs.tags` runs the lazy load in an awaitable way. It does not override
+# `lazy="raise"`, though; the relationship still refuses:
+
+# %% tags=["raises-exception"]
+await post.awaitable_attrs.tags
+
+# %% [markdown]
+# `User.posts` is the exception: it keeps the guide's `lazy="selectin"`, which we meet below.
 
 # %%
-newest10 = posts_with_tags(loading="lazy").order_by(None).order_by(Post.id.desc()).limit(10)
+user_source = inspect.getsource(models.User)
+print(user_source[user_source.index("    posts:") : user_source.index("    accounts:")].rstrip())
+
+# %% [markdown]
+# ## N+1: one query per post
+#
+# To see the cost of lazy loading, we switch it back on for one query: the loader option
+# `lazyload(Post.tags)` turns `Post.tags` into `lazy="select"` for the objects this statement
+# loads. Then `awaitable_attrs` can load each post's tags. Ten posts:
+
+# %%
+from sqlalchemy.orm import lazyload
+
+db.expunge_all()
+newest10 = select(Post).options(lazyload(Post.tags)).order_by(Post.id.desc()).limit(10)
 with count_statements(db) as lazy:
     posts = (await db.scalars(newest10)).all()
     lazy_tags = {p.id: sorted(t.name for t in await p.awaitable_attrs.tags) for p in posts}
@@ -69,6 +111,8 @@ print(lazy.statements[1])
 # [identity map](glossary.ipynb#identity-map), so nothing is reused from the previous cell.)
 
 # %%
+from sqlalchemy.orm import selectinload
+
 db.expunge_all()
 newest10 = select(Post).options(selectinload(Post.tags)).order_by(Post.id.desc()).limit(10)
 with count_statements(db) as selectin:
@@ -106,6 +150,8 @@ for n in (500, 501, 1000):
 # SQLAlchemy puts the `LIMIT` in a subquery, so the join cannot cut a post's tags short.
 
 # %%
+from sqlalchemy.orm import joinedload
+
 db.expunge_all()
 newest10 = select(Post).options(joinedload(Post.tags)).order_by(Post.id.desc()).limit(10)
 with count_statements(db) as joined:
@@ -132,6 +178,10 @@ len(posts), joined.count, {p.id: sorted(t.name for t in p.tags) for p in posts} 
 # each post without tags:
 
 # %%
+from sqlalchemy import func
+
+from blogdata import post_tags
+
 ten = select(Post.id).order_by(Post.id.desc()).limit(10).subquery()
 links = post_tags.c.post_id == ten.c.id
 await db.scalar(select(func.count()).select_from(ten).join(post_tags, links, isouter=True))
@@ -141,7 +191,7 @@ await db.scalar(select(func.count()).select_from(ten).join(post_tags, links, iso
 
 # %%
 for name, counter in [("lazy (N+1)", lazy), ("selectinload", selectin), ("joinedload", joined)]:
-    print(f"{name:13} {counter.count:3} statements")
+    print(f"{name:13} {counter.count:3} {'statement' if counter.count == 1 else 'statements'}")
 
 # %% [markdown]
 # Rule of thumb: `selectinload` for collections (no duplicated rows, one extra query per 500
@@ -156,7 +206,8 @@ for name, counter in [("lazy (N+1)", lazy), ("selectinload", selectin), ("joined
 # %%
 db.expunge_all()
 with count_statements(db) as c:
-    posts = (await db.scalars(posts_with_author().limit(3))).all()
+    stmt = select(Post).options(joinedload(Post.author)).order_by(Post.id).limit(3)
+    posts = (await db.scalars(stmt)).all()
 c.count, [(p.id, p.author.username) for p in posts]
 
 # %% [markdown]
@@ -177,6 +228,8 @@ c.count, sum(len(u.posts) for u in users)
 # if the code touches `posts` anyway).
 
 # %%
+from sqlalchemy.orm import raiseload
+
 db.expunge_all()
 with count_statements(db) as c:
     stmt = select(User).options(raiseload(User.posts)).order_by(User.id).limit(5)
@@ -193,9 +246,36 @@ c.count, names
 # %%
 db.expunge_all()
 with count_statements(db) as c:
-    users = (await db.scalars(users_with_posts_and_tags().limit(5))).all()
+    stmt = select(User).options(selectinload(User.posts).selectinload(Post.tags))
+    users = (await db.scalars(stmt.order_by(User.id).limit(5))).all()
     tags_used = {u.username: len({t.name for p in u.posts for t in p.tags}) for u in users}
 c.count, tags_used
+
+# %% [markdown]
+# ## blogdata's loading builders
+#
+# `blogdata.queries` wraps these options in statement builders, so that a caller cannot forget
+# the load: `posts_with_author()` is `select(Post)` with `joinedload(Post.author)`,
+# `posts_with_tags(loading=...)` loads the tags with `selectinload` (`"selectin"`, the default),
+# `joinedload` (`"joined"`) or `lazyload` (`"lazy"`), and refuses anything else, and `users_with_posts_and_tags()` is the nested path above.
+# Each runs the statements its plain version ran:
+
+# %%
+from blogdata.queries import posts_with_author, posts_with_tags, users_with_posts_and_tags
+
+builders = {
+    "posts_with_author()": posts_with_author(),
+    "posts_with_tags()": posts_with_tags(),
+    "users_with_posts_and_tags()": users_with_posts_and_tags(),
+}
+for name, stmt in builders.items():
+    db.expunge_all()
+    with count_statements(db) as c:
+        (await db.scalars(stmt.limit(5))).unique().all()
+    print(f"{name:28} {c.count} {'statement' if c.count == 1 else 'statements'}")
+
+# %% tags=["raises-exception"]
+posts_with_tags(loading="subquery")
 
 # %% [markdown]
 # ## Worked example: a post list page
@@ -253,6 +333,18 @@ def tag_with_posts(name):
 
 answer = tag_with_posts
 await check_exercise_05(answer, db)
+
+# %% [markdown]
+# ## Further reading
+#
+# - SQLAlchemy ORM Querying Guide, [Relationship Loading Techniques](https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html):
+#   `lazyload`, `selectinload`, `joinedload`, `raiseload`, and why joined eager loading of a
+#   collection needs `unique()`.
+# - [Basic Relationship Patterns](https://docs.sqlalchemy.org/en/20/orm/basic_relationships.html):
+#   many-to-one, one-to-many and many-to-many (`secondary=`) with `back_populates`.
+# - [Asynchronous I/O (asyncio)](https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html#preventing-implicit-io-when-using-asyncsession):
+#   preventing implicit IO, `AsyncAttrs` and `awaitable_attrs`.
+# - SQLAlchemy Unified Tutorial, [Working with ORM Related Objects](https://docs.sqlalchemy.org/en/20/tutorial/orm_related_objects.html).
 
 # %% [markdown]
 # ## Summary

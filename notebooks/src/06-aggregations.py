@@ -3,44 +3,30 @@
 #
 # Counting and grouping is where an analyst's questions start: how many users, how many of each
 # role, which tags, how many posts a month. The database is good at this: it groups a million
-# rows where they live and sends back a handful. `blogdata.aggregations` asks PostgreSQL for
-# exactly that and hands you a pandas DataFrame with fixed, documented columns.
+# rows where they live and sends back a handful. We write each aggregation in plain SQLAlchemy
+# first, with its SQL, then use `blogdata.aggregations`, which asks PostgreSQL for exactly that
+# and hands you a pandas DataFrame with fixed, documented columns.
+#
+# **Prerequisites:** [notebook 04](04-query-patterns.ipynb) (`select`, `where`, the Result
+# API), a little pandas · **Time to learn:** 30 minutes
 #
 # **What you will learn**
 # - the guide's count and group-by, and why its `User.role` group-by could not run;
+# - `func.count`, `group_by`, `having` and `func.date_trunc` in plain SQLAlchemy, with their SQL;
 # - ready-made aggregations (`users_by_role`, `posts_per_tag`, `posts_per_month`, ...) that run
-#   one SQL statement each and return tidy frames;
-# - months in UTC with empty months filled in, and a first chart;
+#   one SQL statement each and return tidy frames, and `load_frame` for your own statements;
+# - why "per month" depends on the session's time zone, and months in UTC whatever it is;
 # - the statement behind each aggregation (its `_query` builder), and asking in SQL with `%sql`;
-# - merging two aggregations without mixing up columns that share a name;
-# - writing your own pushed-down aggregation with `load_frame`.
+# - merging two aggregations without mixing up columns that share a name.
 
 # %%
-import matplotlib.pyplot as plt
-from sqlalchemy import String, func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import func, select
 
-from blogdata import (
-    Post,
-    User,
-    active_authors,
-    author_activity,
-    count_users,
-    describe,
-    load_frame,
-    posts_per_author,
-    posts_per_month,
-    posts_per_tag,
-    top_tags,
-    users_by_role,
-)
-from blogdata.aggregations import users_by_role_query
-from blogdata.notebook.exercises import check_exercise_06
+from blogdata import Post, User
 from blogdata.diagnostics import show_sql
 from blogdata.notebook import tutorial_database
-from blogdata.seed import SEED_NOW
+from blogdata.notebook.exercises import check_exercise_06
 
-%load_ext blogdata
 nb = await tutorial_database("06-aggregations")
 db = nb.sessions()
 nb
@@ -49,16 +35,21 @@ nb
 # ## Counting
 #
 # The guide counts users with `select(func.count(User.id))` and `scalar()` on a
-# [session](glossary.ipynb#session). That works as written: one number comes back.
+# [session](glossary.ipynb#session). `func.count` is SQL's `count()`: `func.<name>` builds a
+# call to any SQL function of that name. The statement and its answer, one number:
 
 # %%
-await db.scalar(select(func.count(User.id)))
+stmt = select(func.count(User.id))
+show_sql(stmt)
+await db.scalar(stmt)
 
 # %% [markdown]
 # `count_users` is the same query with an optional filter on `is_active`; it returns a plain
 # `int`.
 
 # %%
+from blogdata import count_users
+
 total_users = await count_users(db)
 total_users, await count_users(db, active=False)
 
@@ -70,6 +61,10 @@ total_users, await count_users(db, active=False)
 # copy of that model, on a throwaway declarative base:
 
 # %%
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
 class GuideBase(DeclarativeBase):
     pass
 
@@ -92,21 +87,64 @@ select(GuideUser.role, func.count(GuideUser.id)).group_by(GuideUser.role)
 # by a constraint); `describe` shows it as the database sees it:
 
 # %%
+from blogdata import describe
+
 (await describe(db, "users")).columns.query("name == 'role'")
 
 # %% [markdown]
-# So the very same query, on blogdata's `User`, now runs:
+# So the very same query, on blogdata's `User`, now runs. `execute` gives one `Row` per group:
 
 # %%
-rows = (await db.execute(select(User.role, func.count(User.id)).group_by(User.role))).all()
-sorted(rows)
+stmt = select(User.role, func.count(User.id)).group_by(User.role)
+show_sql(stmt)
+sorted((await db.execute(stmt)).all())
 
 # %% [markdown]
 # Notice the `sorted(...)`: a `GROUP BY` without `ORDER BY` returns groups in whatever order the
-# database finds convenient, which can change between runs and servers. `users_by_role` orders
-# the roles from least to most privileged and lists a role even when nobody has it:
+# database finds convenient, which can change between runs and servers. In SQL, order the
+# groups with `order_by`, by a column or by a labelled aggregate.
+#
+# ## Filtering groups: `having`
+#
+# `where` filters rows *before* they are grouped; `having` filters the groups *after*, on an
+# aggregate. The authors with at least ten posts, most prolific first (`label` names the
+# aggregate so that `order_by` and the result can refer to it):
 
 # %%
+from sqlalchemy import desc
+
+posts = func.count(Post.id).label("posts")
+prolific = (
+    select(User.username, posts)
+    .join(Post, Post.author_id == User.id)
+    .group_by(User.id)
+    .having(func.count(Post.id) >= 10)
+    .order_by(desc(posts), User.id)
+)
+show_sql(prolific)
+(await db.execute(prolific.limit(5))).all()
+
+# %% [markdown]
+# `group_by(User.id)` is enough to select `User.username` too: PostgreSQL knows that the primary
+# key determines the row's other columns.
+#
+# ## blogdata's aggregations
+#
+# `load_frame` runs any statement and returns a DataFrame, one column per selected label, with
+# pandas types chosen from the SQL types:
+
+# %%
+from blogdata import load_frame
+
+(await load_frame(db, prolific)).head(3)
+
+# %% [markdown]
+# blogdata's aggregations are such statements with fixed columns and order. `users_by_role`
+# orders the roles from least to most privileged and lists a role even when nobody has it:
+
+# %%
+from blogdata import users_by_role
+
 await users_by_role(db)
 
 # %% [markdown]
@@ -115,21 +153,27 @@ await users_by_role(db)
 # it with `stream_frames` ([notebook 11](11-exploring-the-blog.ipynb) streams a big table):
 
 # %%
+from blogdata.aggregations import users_by_role_query
+
 show_sql(users_by_role_query())
 
 # %% [markdown]
-# And when a question is quicker to ask in SQL, a `%sql` cell runs it on this notebook's database
-# (as one [unit of work](glossary.ipynb#unit-of-work)) and returns a DataFrame, here the same
-# count as above:
+# And when a question is quicker to ask in SQL, the `%sql` magic (loaded with
+# `%load_ext blogdata`) runs it on this notebook's database (as one
+# [unit of work](glossary.ipynb#unit-of-work)) and returns a DataFrame, here the same count as
+# above:
 
 # %%
+%load_ext blogdata
 %sql SELECT role, count(*) AS users FROM users GROUP BY role ORDER BY users DESC, role
 
 # %% [markdown]
-# Each aggregation is a single statement. The grouping happens in PostgreSQL and only the result
-# rows travel: one row per author, not the blog's thousand posts.
+# The grouping happens in PostgreSQL and only the result rows travel: `posts_per_author` sends
+# one row per author, not the blog's thousand posts.
 
 # %%
+from blogdata import posts_per_author
+
 authors = await posts_per_author(db)
 len(authors), int(authors["posts"].sum())
 
@@ -144,8 +188,8 @@ authors.head()
 authors.dtypes
 
 # %% [markdown]
-# A few authors write most of the posts: the top five wrote this share of them
-# ([notebook 11](11-exploring-the-blog.ipynb) draws the whole Lorenz curve).
+# How concentrated is the writing? The share of all posts written by the top five authors
+# ([notebook 11](11-exploring-the-blog.ipynb) draws the whole Lorenz curve):
 
 # %%
 round(float(authors["posts"].head(5).sum() / authors["posts"].sum()), 2)
@@ -154,9 +198,11 @@ round(float(authors["posts"].head(5).sum() / authors["posts"].sum()), 2)
 # ## Per tag
 #
 # `posts_per_tag` counts the posts carrying each tag (unused tags appear with 0); `top_tags`
-# keeps the first `n`. Tag popularity is very uneven, like real blogs:
+# keeps the first `n`:
 
 # %%
+from blogdata import posts_per_tag, top_tags
+
 await top_tags(db, n=5)
 
 # %%
@@ -164,15 +210,80 @@ tags = await posts_per_tag(db)
 len(tags), int(tags["posts"].sum())
 
 # %% [markdown]
-# ## Per month, in UTC
+# The second number is larger than the number of posts when posts carry several tags.
 #
-# "Posts per month" needs a time zone: a post written at 23:30 on 31 January in London is
-# already February in Tokyo. `posts_per_month` uses calendar months in **UTC**, whatever the
-# session's `TimeZone` is, and includes months with no posts as 0 (PostgreSQL's
-# `generate_series` builds the list of months). The `month` column is the first instant of
-# each month.
+# ## Per month: `date_trunc` and the session's time zone
+#
+# `func.date_trunc("month", Post.created_at)` is PostgreSQL's `date_trunc`: it cuts a timestamp
+# down to the first instant of its month. Grouping by it counts posts per month:
 
 # %%
+month = func.date_trunc("month", Post.created_at).label("month")
+by_month = select(month, func.count().label("posts")).group_by(month).order_by(month)
+show_sql(by_month)
+
+# %% [markdown]
+# But a month needs a time zone: a post written at 23:30 on 31 January in London is already
+# February in Tokyo. For a `timestamptz`, `date_trunc` uses the session's `TimeZone` setting,
+# which each connection may change. We run the same statement on two connections, one set to
+# UTC and one to Tokyo, and compare the last months' counts, each month named in its own time
+# zone. (A `SET` made inside a transaction is undone when the transaction rolls back, as it does
+# here when the connection goes back to the pool.)
+
+# %%
+from sqlalchemy import text
+from zoneinfo import ZoneInfo
+
+
+async def last_months(stmt, zone):
+    async with nb.engine.connect() as conn:
+        await conn.execute(text(f"SET TIME ZONE '{zone}'"))
+        rows = (await conn.execute(stmt)).all()
+    return {m.astimezone(ZoneInfo(zone)).strftime("%Y-%m"): n for m, n in rows[-4:]}
+
+
+{zone: await last_months(by_month, zone) for zone in ["UTC", "Asia/Tokyo"]}
+
+# %% [markdown]
+# Same statement, same data, different answers: the posts of the last hours of each UTC month
+# (after 15:00) count for the next month in Tokyo. PostgreSQL 12 and later take the time zone
+# as a third argument, `date_trunc('month', created_at, 'UTC')`, which fixes the months
+# whatever the session says:
+
+# %%
+utc_month = func.date_trunc("month", Post.created_at, "UTC").label("month")
+by_utc_month = select(utc_month, func.count().label("posts")).group_by(utc_month)
+by_utc_month = by_utc_month.order_by(utc_month)
+{zone: await last_months(by_utc_month, zone) for zone in ["UTC", "Asia/Tokyo"]}
+
+# %% [markdown]
+# Both sessions now count the UTC months, the same as the first session above.
+#
+# ## blogdata's `posts_per_month`: UTC months, empty months included
+#
+# `posts_per_month` uses calendar months in **UTC** too, and also lists months with no posts,
+# as 0 (PostgreSQL's `generate_series` builds the list of months). The `month` column is the
+# first instant of each month. The statement, run under Tokyo's time zone on the same
+# connection as a plain query, gives the same counts as under UTC:
+
+# %%
+from blogdata.aggregations import posts_per_month_query
+
+
+async def utc_counts(zone):
+    async with nb.engine.connect() as conn:
+        await conn.execute(text(f"SET TIME ZONE '{zone}'"))
+        return (await conn.execute(posts_per_month_query())).all()
+
+
+await utc_counts("Asia/Tokyo") == await utc_counts("UTC")
+
+# %% [markdown]
+# The function returns it as a frame:
+
+# %%
+from blogdata import posts_per_month
+
 months = await posts_per_month(db)
 months.tail(4)
 
@@ -181,6 +292,8 @@ months.tail(4)
 # line at the bottom says where the numbers come from.
 
 # %%
+import matplotlib.pyplot as plt
+
 fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
 ax.plot(months["month"].dt.tz_localize(None), months["posts"], marker="o")
 ax.set(title="Posts written per month", xlabel="month (UTC)", ylabel="posts per month")
@@ -191,11 +304,10 @@ fig.text(0.01, 0.01, f"Source: blogdata seed 42, {total_users} users", fontsize=
 plt.show()
 
 # %% [markdown]
-# The counts rise over the months as more writers sign up and start posting. With only a
-# thousand posts, mostly by a few prolific authors (above), one of them starting or having a
-# busy month moves a whole month's count, so the zigzag is mostly noise;
-# [notebook 11](11-exploring-the-blog.ipynb) charts a blog twenty times bigger, where the trend
-# and the weekly rhythm stand out.
+# Read such a chart with care: with only a thousand posts, one prolific author (the `having`
+# query above lists them) starting or having a busy month moves a whole month's count;
+# [notebook 11](11-exploring-the-blog.ipynb) charts a blog twenty times bigger, where trends
+# are easier to tell from noise.
 
 # %% [markdown]
 # With `by="published_at"` the same function counts publications; drafts (no `published_at`)
@@ -213,6 +325,9 @@ int(months["posts"].sum()), int(published["posts"].sum())
 # summarises each author's whole history. Both frames have a column called `posts`:
 
 # %%
+from blogdata import active_authors, author_activity
+from blogdata.seed import SEED_NOW
+
 active = await active_authors(db, days=30, now=SEED_NOW)
 activity = await author_activity(db)
 active.columns.tolist(), activity.columns.tolist()
@@ -296,12 +411,28 @@ await check_exercise_06(answer, db)
 await load_frame(db, answer)
 
 # %% [markdown]
+# ## Further reading
+#
+# - SQLAlchemy Unified Tutorial, [Aggregate functions with GROUP BY / HAVING](https://docs.sqlalchemy.org/en/20/tutorial/data_select.html#aggregate-functions-with-group-by-having)
+#   and [Working with SQL Functions](https://docs.sqlalchemy.org/en/20/tutorial/data_select.html#working-with-sql-functions)
+#   (`func`).
+# - PostgreSQL: [aggregate functions](https://www.postgresql.org/docs/current/functions-aggregate.html),
+#   [GROUP BY and HAVING](https://www.postgresql.org/docs/current/queries-table-expressions.html#QUERIES-GROUP),
+#   [`date_trunc`](https://www.postgresql.org/docs/current/functions-datetime.html#FUNCTIONS-DATETIME-TRUNC),
+#   [time zones](https://www.postgresql.org/docs/current/datatype-datetime.html#DATATYPE-TIMEZONES),
+#   [`generate_series`](https://www.postgresql.org/docs/current/functions-srf.html).
+# - pandas: [merge](https://pandas.pydata.org/docs/reference/api/pandas.DataFrame.merge.html)
+#   (its `suffixes`), [nullable integer data type](https://pandas.pydata.org/docs/user_guide/integer_na.html).
+
+# %% [markdown]
 # ## Summary
 #
-# - Aggregations run as one SQL statement in PostgreSQL and return small frames with fixed
-#   columns and a deterministic order; each has a `_query` builder to read, explain or reuse.
-# - Months are UTC calendar months with empty months filled in; `by="published_at"` counts
-#   publications and leaves drafts out.
+# - An aggregation is one statement: `func.count` (any `func.<name>`), `group_by`, `having` on
+#   the groups, `order_by` for a stable order. blogdata's run such statements and return small
+#   frames with fixed columns; each has a `_query` builder to read, explain or reuse.
+# - `date_trunc('month', ts)` cuts in the session's time zone; `date_trunc('month', ts, 'UTC')`
+#   and `posts_per_month` count UTC months whatever the session says (the latter with empty
+#   months filled in).
 # - Columns with the same name can mean different things (`posts` in a 30-day window vs all
 #   posts): merge with `suffixes` so every column says what it counts.
 

@@ -7,38 +7,27 @@
 # example commits in the middle and then fails. blogdata's versions fix all of that, and
 # savepoints let part of a transaction fail without losing the rest.
 #
+# **Prerequisites:** [notebook 01](01-engine-and-sessions.ipynb) (sessions and
+# [autobegin](glossary.ipynb#autobegin)), [notebook 03](03-crud.ipynb) (CRUD), Python's
+# `asyncio.gather` · **Time to learn:** 40 minutes
+#
 # **What you will learn**
 # - why money is `Decimal`, never `float`;
 # - why `transfer_funds` never commits, and how `run_transaction` owns (and retries) the unit;
 # - the lost update, made visible with concurrent tasks, and how row locks prevent it;
 # - what PostgreSQL does with a deadlock, and why locking in id order avoids it;
+# - (advanced) isolation levels: READ COMMITTED and REPEATABLE READ, snapshots, and the
+#   serialization failure that a retry cures;
 # - savepoints: why a commit inside one breaks it, and how to keep the good rows of a batch.
 
 # %%
-import asyncio
 from decimal import Decimal
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, update
 
-from blogdata import (
-    Account,
-    AlreadyExistsError,
-    InsufficientFundsError,
-    Tag,
-    User,
-    UserCreate,
-    crud,
-    run_transaction,
-    savepoint,
-    transfer_funds,
-)
+from blogdata import Account, Tag, User, run_transaction, transfer_funds
 from blogdata.notebook import tutorial_database
 from blogdata.notebook.exercises import check_exercise_07
-from blogdata.security import get_password_hash
-from blogdata.transactions import insert_each_in_savepoint
-from blogdata.translate import sqlstate_of, translate_db_error
 
 nb = await tutorial_database("07-transactions-and-savepoints")
 nb
@@ -126,6 +115,9 @@ await balances(1, 2)
 # Here is the guide's code, verbatim but for its name (so it does not shadow blogdata's):
 
 # %%
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
 async def guide_transfer_funds(
     db: AsyncSession,
     from_id: int,
@@ -175,6 +167,8 @@ await balances(1, 2)
 # guide's function again, with that one line added:
 
 # %%
+import asyncio
+
 barrier = asyncio.Barrier(10)
 
 
@@ -236,6 +230,8 @@ await balances(3, 4)
 # (`deadlock_detected`). Its locks are released and the other goes on. The timeout here:
 
 # %%
+from sqlalchemy import text
+
 async with nb.sessions() as db:
     print(await db.scalar(text("SHOW deadlock_timeout")))
 
@@ -244,6 +240,11 @@ async with nb.sessions() as db:
 # transfers hold their first row before either asks for its second, every time:
 
 # %%
+from sqlalchemy.exc import DBAPIError
+
+from blogdata.translate import sqlstate_of, translate_db_error
+
+
 async def locking_transfer(db, from_id, to_id, amount, meet):
     payer = await db.get(Account, from_id, with_for_update=True)
     await meet()  # added: wait until the other transfer holds its first row too
@@ -320,6 +321,88 @@ await balances(3, 4)
 # %% [markdown]
 # No error, and the balances are back where they were: twenty transfers each way cancel out.
 #
+# ## Isolation levels, snapshots and serialization failures (advanced)
+#
+# *Skip this on first reading.* Row locks are one defence against concurrent transactions; the
+# [isolation level](glossary.ipynb#isolation-level) is the other: it decides what a transaction
+# sees of the others' commits. PostgreSQL's default is READ COMMITTED:
+
+# %%
+async with nb.sessions() as db:
+    print(await db.scalar(text("SHOW transaction_isolation")))
+
+# %% [markdown]
+# Under READ COMMITTED each *statement* sees a fresh [snapshot](glossary.ipynb#snapshot): the
+# data as committed when it started. So one transaction can read the same row twice and get
+# two answers, if someone commits in between. A small helper, used below, commits a change to
+# account 7 from another session:
+
+# %%
+async def someone_else_adds(amount):
+    async with nb.sessions() as other, other.begin():
+        await other.execute(
+            update(Account).where(Account.id == 7).values(balance=Account.balance + amount)
+        )
+
+
+balance_of_7 = select(Account.balance).where(Account.id == 7)
+async with nb.sessions() as db:
+    first = await db.scalar(balance_of_7)
+    await someone_else_adds(Decimal("1.00"))
+    second = await db.scalar(balance_of_7)
+str(first), str(second)
+
+# %% [markdown]
+# Under REPEATABLE READ the whole *transaction* keeps the snapshot of its first statement. The
+# level is set per connection; in a session, pass it when the transaction's connection is
+# acquired, before the first query:
+
+# %%
+async with nb.sessions() as db:
+    await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    print(await db.scalar(text("SHOW transaction_isolation")))
+    first = await db.scalar(balance_of_7)
+    await someone_else_adds(Decimal("1.00"))
+    second = await db.scalar(balance_of_7)
+    print(str(first), str(second))
+    try:
+        await db.execute(update(Account).where(Account.id == 7).values(balance=first - 1))
+    except DBAPIError as exc:
+        print(f"{type(translate_db_error(exc)).__name__}, SQLSTATE {sqlstate_of(exc)}")
+
+# %% [markdown]
+# The second read returned the snapshot's value although the other session had committed.
+# Writing on that stale value would lose the other's update, so PostgreSQL refuses: the row
+# changed since the snapshot, and the update fails with a
+# [serialization failure](glossary.ipynb#serialization-failure), SQLSTATE `40001`. No lock
+# could have prevented it; the transaction must run again, from its first read, on a new
+# snapshot. `run_transaction(..., isolation_level="REPEATABLE READ")` does exactly that. The
+# unit below reads, then, on its first attempt only, lets the other session commit before it
+# writes:
+
+# %%
+attempts = []
+
+
+async def withdraw_one(db):
+    attempts.append(len(attempts) + 1)
+    balance = await db.scalar(balance_of_7)
+    if len(attempts) == 1:
+        await someone_else_adds(Decimal("1.00"))
+    await db.execute(update(Account).where(Account.id == 7).values(balance=balance - 1))
+
+
+before = await balances(7)
+await run_transaction(nb.sessions, withdraw_one, isolation_level="REPEATABLE READ")
+attempts, before, await balances(7)
+
+# %% [markdown]
+# Two attempts: the first failed with `40001` and was rolled back, the second read the balance
+# with the other session's 1.00 in it and withdrew 1.00 from that. Nothing was lost: plus 1.00,
+# minus 1.00, the balance is where it started. (SERIALIZABLE
+# goes further and also aborts transactions whose reads and writes, taken together, no serial
+# order could produce; the cure is the same retry.)
+#
 # ## Savepoints: the guide's version
 #
 # A [savepoint](glossary.ipynb#savepoint) marks a point inside a transaction that you can roll
@@ -341,6 +424,10 @@ async def complex_operation(db: AsyncSession):
 # ([notebook 03](03-crud.ipynb) shows that commit splitting a two-step signup):
 
 # %%
+from blogdata import UserCreate
+from blogdata.security import get_password_hash
+
+
 async def create_user(db, obj_in):
     db_obj = User(
         email=obj_in.email,
@@ -391,12 +478,37 @@ async with nb.sessions() as db, db.begin_nested():
 # %% [markdown]
 # ## Savepoints that work: nothing inside commits
 #
+# A savepoint lives *inside* a transaction, and savepoints nest: each `begin_nested()` (or
+# blogdata's `savepoint(db)`) opens a `SAVEPOINT` inside the current one. Rolling back to a
+# savepoint undoes its box only; `COMMIT` belongs to the outer transaction alone, and ends all
+# of them at once, which is what the guide's `create_user` did from inside its savepoint:
+#
+# ```mermaid
+# flowchart TB
+#   subgraph T["BEGIN … COMMIT: the unit of work (run_transaction or db.begin())"]
+#     direction TB
+#     W["the caller's own work (a new tag)"]
+#     subgraph S1["SAVEPOINT 1: savepoint(db)"]
+#       direction TB
+#       A["INSERT user"]
+#       subgraph S2["SAVEPOINT 2: nested"]
+#         B["INSERT a duplicate: error"] --> R["ROLLBACK TO SAVEPOINT 2: only this box is undone"]
+#       end
+#     end
+#     W --> S1
+#   end
+#   T --> C["COMMIT: everything that was not rolled back"]
+# ```
+#
 # blogdata's CRUD calls flush and never commit, so a savepoint around them stays a savepoint.
 # `savepoint(db)` wraps `begin_nested()`: if the block raises, it rolls back the block only,
 # translates a database error into blogdata's (`AlreadyExistsError` here) and re-raises it, so
 # the caller decides what to do:
 
 # %%
+from blogdata import AlreadyExistsError, crud, savepoint
+
+
 async def complex_operation_fixed(db, user_data):
     try:
         async with savepoint(db):
@@ -455,12 +567,24 @@ await db.scalar(select(func.count()).where(Tag.name == "brand-new"))
 
 # %% [markdown]
 # To keep the good rows of a batch and report the bad ones, give each row its own savepoint.
-# `insert_each_in_savepoint` does exactly that and returns a report.
+# `insert_each_in_savepoint` does exactly that and returns a report. We also record the
+# statements it sends, to see the savepoints themselves:
 
 # %%
+from blogdata.diagnostics import count_statements
+from blogdata.transactions import insert_each_in_savepoint
+
 batch = [Tag(name="asyncio"), Tag(name=first_tags[1]), Tag(name="savepoints")]
-report = await insert_each_in_savepoint(db, batch)
+with count_statements(db) as sent:
+    report = await insert_each_in_savepoint(db, batch)
 [tag.name for tag in report.inserted]
+
+# %% [markdown]
+# One savepoint per row: released when its insert worked, rolled back to when it failed:
+
+# %%
+for statement in sent.statements:
+    print(statement.split("(")[0].strip())
 
 # %%
 for failure in report.failed:
@@ -484,6 +608,8 @@ await db.close()
 # inside it. A payment that cannot be made is reported and skipped; the others commit together.
 
 # %%
+from blogdata import InsufficientFundsError
+
 payroll = [(2, Decimal("20.00")), (3, Decimal("500.00")), (4, Decimal("30.00"))]
 async with nb.sessions() as db, db.begin():
     for payee, amount in payroll:
@@ -531,6 +657,21 @@ async with nb.sessions() as db:
     await check_exercise_07(answer, db)
 
 # %% [markdown]
+# ## Further reading
+#
+# - SQLAlchemy: [Transactions and Connection Management](https://docs.sqlalchemy.org/en/20/orm/session_transaction.html)
+#   (`begin`, `begin_nested` and savepoints, setting the isolation level for a session),
+#   [Setting Transaction Isolation Levels](https://docs.sqlalchemy.org/en/20/core/connections.html#setting-transaction-isolation-levels-including-dbapi-autocommit),
+#   [`with_for_update`](https://docs.sqlalchemy.org/en/20/core/selectable.html#sqlalchemy.sql.expression.Select.with_for_update).
+# - PostgreSQL: [Transaction Isolation](https://www.postgresql.org/docs/current/transaction-iso.html),
+#   [Explicit Locking](https://www.postgresql.org/docs/current/explicit-locking.html) (row
+#   locks, deadlocks), [`SAVEPOINT`](https://www.postgresql.org/docs/current/sql-savepoint.html),
+#   [Serialization Failure Handling](https://www.postgresql.org/docs/current/mvcc-serialization-failure-handling.html),
+#   [`deadlock_timeout`](https://www.postgresql.org/docs/current/runtime-config-locks.html).
+# - Python: [`decimal`](https://docs.python.org/3/library/decimal.html),
+#   [`asyncio.Barrier`](https://docs.python.org/3/library/asyncio-sync.html#asyncio.Barrier).
+
+# %% [markdown]
 # ## Summary
 #
 # - Operations never commit: `transfer_funds` and blogdata's CRUD flush inside a savepoint, and
@@ -538,7 +679,8 @@ async with nb.sessions() as db:
 #   a savepoint, as in the guide's CRUD, commits everything and breaks the savepoint.
 # - Concurrent read-then-write loses updates unless the rows are locked (`FOR UPDATE`). Lock in
 #   one order (by id): otherwise PostgreSQL aborts one transaction of a deadlock with `40P01`
-#   after `deadlock_timeout`, and only a retry (`run_transaction`) saves it.
+#   after `deadlock_timeout`, and only a retry (`run_transaction`) saves it. Under REPEATABLE
+#   READ a write on a row changed since the snapshot fails with `40001`, cured by the same retry.
 # - `savepoint(db)` undoes only its block, re-raises the translated error and keeps the
 #   transaction usable; `insert_each_in_savepoint` keeps a batch's good rows.
 

@@ -7,30 +7,28 @@
 # (yours, the tests', these notebooks') by running its migrations, so they are exercised
 # constantly.
 #
+# **Prerequisites:** [notebook 01](01-engine-and-sessions.ipynb) (engines and connections),
+# [notebook 02](02-models-and-relationships.ipynb) (models), a shell's command line ·
+# **Time to learn:** 40 minutes
+#
 # **What you will learn**
 #
 # - how to read the migration history and where a database stands (`current`, `head`);
 # - how to check for [drift](glossary.ipynb#migration-drift), and the drift it cannot see:
 #   CHECK constraints;
 # - why the guide's `alembic.ini`, password included, is a trap, and what blogdata does instead;
-# - blogdata's `migrations/env.py`, part by part, and why the guide's fails in a notebook;
+# - the guide's `env.py` run by the real `alembic` command (`init -t async`,
+#   `revision --autogenerate`, `upgrade`, `downgrade`) in a scratch project, why it fails from a
+#   notebook, and the fix;
+# - blogdata's `migrations/env.py`, part by part;
 # - [offline mode](glossary.ipynb#offline-mode): the SQL of a migration, without a database;
 # - how to [autogenerate](glossary.ipynb#autogenerate) a revision, read it, upgrade and
 #   downgrade, and which `blogdata.db.migrate` call matches each `alembic` command.
 
 # %%
-import argparse
-import asyncio
-import io
-import shutil
-import tempfile
-import tomllib
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import CheckConstraint, Column, MetaData, Text, inspect, make_url, text
+from sqlalchemy import text
 
 from blogdata.db import migrate
 from blogdata.models import Base
@@ -47,6 +45,8 @@ nb
 # id, the id it follows (`down_revision`) and a message.
 
 # %%
+from alembic.script import ScriptDirectory
+
 scripts = ScriptDirectory.from_config(migrate.alembic_config())
 revisions = list(reversed(list(scripts.walk_revisions())))
 for rev in revisions:
@@ -74,6 +74,8 @@ await migrate.check(nb.engine)
 # negative view count, an unknown role. The models declare three:
 
 # %%
+from sqlalchemy import CheckConstraint
+
 sorted(
     (table.name, constraint.name, str(constraint.sqltext))
     for table in Base.metadata.sorted_tables
@@ -114,6 +116,10 @@ await conn.close()
 # folder and let Alembic read it:
 
 # %%
+import tempfile
+
+from alembic.config import Config
+
 GUIDE_INI = """\
 [alembic]
 script_location = alembic
@@ -141,6 +147,8 @@ Config(str(folder / "alembic.ini")).get_main_option("sqlalchemy.url")
 # `[tool.alembic]` in `pyproject.toml`, and blogdata's holds no URL at all:
 
 # %%
+import tomllib
+
 migrations_dir = Path(migrate.alembic_config().get_main_option("script_location"))
 pyproject = tomllib.loads((migrations_dir.parent / "pyproject.toml").read_text())
 pyproject["tool"]["alembic"]
@@ -152,31 +160,257 @@ pyproject["tool"]["alembic"]
 # SQLAlchemy `URL`, which hides the password whenever it is printed or logged:
 
 # %%
+from sqlalchemy import make_url
+
 make_url("postgresql+asyncpg://user:pass@localhost/db")
 
 # %% [markdown]
-# ## The guide's `env.py` in a running event loop
+# ## The guide's setup, run by the `alembic` command
 #
-# The guide's async `env.py` ends with `asyncio.run(run_migrations_online())`. That is fine from
-# the `alembic` command line, but a notebook, a test with pytest-asyncio, or an application
-# already runs an event loop, and `asyncio.run` refuses to start a second one:
+# Now the guide's own files, run by the real `alembic` command as the guide's "Migration
+# Commands" do, in a project of their own: a folder inside the scratch folder, and a scratch
+# database that this notebook creates now and drops at the end of the section.
 
 # %%
-async def run_migrations_online():
-    """Stand-in for the guide's coroutine: the error comes before it would even start."""
+import re
+import subprocess
+import sys
+
+ALEMBIC = Path(sys.executable).with_name("alembic")  # the alembic of this environment
+project = folder / "guide"
+project.mkdir()
 
 
-coroutine = run_migrations_online()
-try:
-    asyncio.run(coroutine)
-except RuntimeError as exc:
-    coroutine.close()  # never started; close it so Python doesn't warn
-    print(f"RuntimeError: {exc}")
+def alembic_cli(*args):
+    """Run the alembic command in the project folder; print its output, paths made relative."""
+    run = subprocess.run([ALEMBIC, *args], cwd=project, capture_output=True, text=True)
+    lines = (run.stdout + run.stderr).replace(str(project), "<project>").splitlines()
+    if run.returncode:  # a traceback: its last line says what went wrong
+        lines = [*lines[-1:], f"(exit status {run.returncode})"]
+    print("\n".join(line for line in lines if "[alembic.runtime.plugins]" not in line))
+
+
+def write(path, content):
+    """Write a file of the scratch project."""
+    path.write_text(content)
+
+
+alembic_cli("init", "-t", "async", "alembic")
 
 # %% [markdown]
-# The fix is Alembic's "connection sharing" recipe: the caller opens the connection on *its*
-# loop and hands the synchronous side of it to Alembic through `config.attributes`; `env.py`
-# uses that connection instead of calling `asyncio.run`.
+# `alembic init -t async` wrote the async template: `alembic.ini`, and in `alembic/` an
+# `env.py`, a `versions/` folder and the `script.py.mako` template of revision files. The scratch
+# database, created on the notebook's server (`CREATE DATABASE` cannot run in a transaction,
+# hence `AUTOCOMMIT`):
+
+# %%
+SCRATCH_DB = "nb_08_migrations_guide"
+async with nb.engine.connect() as conn:
+    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.execute(text(f"DROP DATABASE IF EXISTS {SCRATCH_DB} WITH (FORCE)"))
+    await conn.execute(text(f"CREATE DATABASE {SCRATCH_DB}"))
+scratch_url = nb.engine.url.set(database=SCRATCH_DB)
+scratch_url.database
+
+# %% [markdown]
+# The guide keeps the URL in `alembic.ini`; so does this throwaway project (the file is deleted
+# with the scratch folder). `%` is doubled for `configparser`, and nothing is printed:
+
+# %%
+url = scratch_url.render_as_string(hide_password=False).replace("%", "%%")
+ini = (project / "alembic.ini").read_text()
+ini = re.sub(r"(?m)^sqlalchemy\.url = .*$", lambda m: f"sqlalchemy.url = {url}", ini)
+write(project / "alembic.ini", ini)
+
+# %% [markdown]
+# The models: the guide's `User`, verbatim but for its `posts` relationship (there is no `Post`
+# in this small project), on a `Base` of its own, in `models.py` (the template's
+# `prepend_sys_path = .` lets `env.py` import it):
+
+# %%
+MODELS = '''
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import func
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True, index=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True, index=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[Optional[datetime]] = mapped_column(onupdate=func.now())
+'''
+write(project / "models.py", MODELS)
+
+# %% [markdown]
+# The guide's `env.py` shows only the code below the template's header: it uses `context`,
+# `config` and `target_metadata` without defining them. So we keep the template's header
+# (imports, `config`, logging from `alembic.ini`), point `target_metadata` at the models, and
+# put the guide's code, verbatim, below it. The header, without its comments:
+
+# %%
+GUIDE_ENV = '''
+import asyncio
+from sqlalchemy.ext.asyncio import create_async_engine
+
+def run_migrations_offline():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+def do_run_migrations(connection):
+    context.configure(connection=connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+async def run_migrations_online():
+    connectable = create_async_engine(
+        config.get_main_option("sqlalchemy.url")
+    )
+    async with connectable.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+    await connectable.dispose()
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())
+'''
+template = (project / "alembic" / "env.py").read_text()
+header = template[: template.index("target_metadata = None")]
+header += "from models import Base\n\ntarget_metadata = Base.metadata\n"
+write(project / "alembic" / "env.py", header + GUIDE_ENV)
+print("\n".join(line for line in header.splitlines() if line and not line.startswith("#")))
+
+# %% [markdown]
+# The guide's first command, `alembic revision --autogenerate -m "Add user table"`, compares the
+# models with the empty database and writes a revision. (`--rev-id` fixes the revision's id,
+# otherwise random, so that this notebook's output repeats.)
+
+# %%
+alembic_cli("revision", "--autogenerate", "-m", "Add user table", "--rev-id", "0001")
+
+# %% [markdown]
+# Read what it wrote before applying it (the file's header holds a creation date; we print
+# from `upgrade` on):
+
+# %%
+revision = (project / "alembic" / "versions" / "0001_add_user_table.py").read_text()
+print(revision[revision.index("def upgrade") :].strip())
+
+# %% [markdown]
+# Two things in it come from the guide's model, not from Alembic: `index=True` on the primary
+# key adds `ix_users_id`, a second index on `id` that the primary key's own index makes
+# useless; and `created_at` is a `DateTime()` without `timezone=True`, a
+# `timestamp without time zone`, which stores wall-clock times whose zone nobody recorded.
+# Autogenerate writes what the models say; reading the revision is where such things are caught.
+#
+# The guide's `alembic upgrade head` applies it, and `alembic downgrade -1` takes it back:
+
+# %%
+alembic_cli("upgrade", "head")
+
+# %%
+alembic_cli("downgrade", "-1")
+
+# %% [markdown]
+# From the command line the guide's `env.py` works. Its bug shows when migrations run from
+# Python code that already runs an event loop: a notebook (as here), a test under
+# pytest-asyncio, an application migrating at start-up. The same `env.py`, called through
+# Alembic's Python API from this notebook (a `Config` without the ini file, so that Alembic does
+# not reconfigure the notebook's logging):
+
+# %%
+import gc
+import warnings
+
+from alembic import command
+
+guide_cfg = Config()
+guide_cfg.set_main_option("script_location", str(project / "alembic"))
+guide_cfg.set_main_option("prepend_sys_path", str(project))
+guide_cfg.set_main_option("sqlalchemy.url", url)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # "coroutine ... was never awaited"
+    try:
+        command.upgrade(guide_cfg, "head")
+    except RuntimeError as exc:
+        print(f"{type(exc).__name__}: {exc}")
+    gc.collect()
+
+# %% [markdown]
+# `asyncio.run` starts an event loop of its own, and refuses to while one is running. The fix is
+# Alembic's "connection sharing" recipe for asyncio: the caller opens the connection on *its*
+# loop and hands its synchronous side to Alembic in `config.attributes["connection"]`; `env.py`
+# uses it when it is there, and keeps `asyncio.run` for the command line. Only the guide's last
+# four lines change:
+
+# %%
+FIXED_TAIL = '''
+if context.is_offline_mode():
+    run_migrations_offline()
+elif config.attributes.get("connection") is None:  # the alembic command: no loop is running
+    asyncio.run(run_migrations_online())
+else:  # a caller with a running loop passed its connection
+    do_run_migrations(config.attributes["connection"])
+'''
+guide_body = GUIDE_ENV[: GUIDE_ENV.index("if context.is_offline_mode()")]
+write(project / "alembic" / "env.py", header + guide_body + FIXED_TAIL)
+
+# %% [markdown]
+# From the notebook: a connection of an engine on the scratch database, and `run_sync` to run
+# Alembic's synchronous command on it. `engine.begin()` commits when the block ends.
+
+# %%
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def upgrade_on(sync_connection):
+    guide_cfg.attributes["connection"] = sync_connection
+    command.upgrade(guide_cfg, "head")
+
+
+scratch_engine = create_async_engine(scratch_url)
+async with scratch_engine.begin() as conn:
+    await conn.run_sync(upgrade_on)
+async with scratch_engine.connect() as conn:
+    print(await conn.scalar(text("SELECT version_num FROM alembic_version")))
+
+# %% [markdown]
+# And the `alembic` command still works with the fixed file: it finds no connection in
+# `config.attributes` and calls `asyncio.run` as before.
+
+# %%
+alembic_cli("downgrade", "base")
+
+# %% [markdown]
+# The scratch database has served; we drop it (`WITH (FORCE)` would also close any connection
+# left open to it).
+
+# %%
+await scratch_engine.dispose()
+async with nb.engine.connect() as conn:
+    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await conn.execute(text(f"DROP DATABASE {SCRATCH_DB} WITH (FORCE)"))
+
+# %% [markdown]
+# blogdata's own `env.py` applies the same recipe, with more care, as the next section shows.
 #
 # ## blogdata's `migrations/env.py`, part by part
 #
@@ -237,6 +471,8 @@ show_env("if context.is_offline_mode")
 # `output_buffer`. Here the SQL of revision 0003, from its predecessor to it (`from:to`):
 
 # %%
+import io
+
 offline = migrate.alembic_config()
 offline.output_buffer = io.StringIO()
 command.upgrade(offline, f"{revisions[1].revision}:{revisions[2].revision}", sql=True)
@@ -275,6 +511,8 @@ with context.begin_transaction():
 '''
 
 # %%
+import shutil
+
 skip = shutil.ignore_patterns("__pycache__", "__init__.py")
 shutil.copytree(migrations_dir / "versions", folder / "versions", ignore=skip)
 shutil.copy(migrations_dir / "script.py.mako", folder)
@@ -286,6 +524,8 @@ sorted(str(path.relative_to(folder)) for path in folder.rglob("*.py*"))
 # `MetaData` and add the column there.
 
 # %%
+from sqlalchemy import Column, MetaData, Text
+
 changed = MetaData(naming_convention=Base.metadata.naming_convention)
 for table in Base.metadata.sorted_tables:
     table.to_metadata(changed)
@@ -296,6 +536,8 @@ changed.tables["users"].append_column(Column("bio", Text, comment="a short self-
 # An Alembic `Config` for the scratch folder (`quiet` keeps Alembic from printing file paths):
 
 # %%
+import argparse
+
 cfg = Config(cmd_opts=argparse.Namespace(quiet=True))
 cfg.set_main_option("script_location", str(folder))
 cfg.set_main_option("file_template", "%%(rev)s")
@@ -348,6 +590,8 @@ print(source[source.index("def upgrade") :].rstrip())
 # Upgrading to the new head runs `upgrade()` and moves `alembic_version` forward:
 
 # %%
+from sqlalchemy import inspect
+
 await alembic(command.upgrade, "head")
 print("current:", await migrate.current(nb.engine))
 
@@ -462,6 +706,24 @@ answer = missing_checks
 await check_exercise_08(answer, nb.engine)
 
 # %% [markdown]
+# ## Further reading
+#
+# - Alembic: [Tutorial](https://alembic.sqlalchemy.org/en/latest/tutorial.html) (`init`,
+#   `revision`, `upgrade`, `downgrade`, `current`, `history`),
+#   [Auto Generating Migrations](https://alembic.sqlalchemy.org/en/latest/autogenerate.html)
+#   (what autogenerate detects, and what it cannot),
+#   [Cookbook: Using Asyncio with Alembic](https://alembic.sqlalchemy.org/en/latest/cookbook.html#using-asyncio-with-alembic)
+#   and [Programmatic API use (connection sharing) With Asyncio](https://alembic.sqlalchemy.org/en/latest/cookbook.html#programmatic-api-use-connection-sharing-with-asyncio),
+#   [Generating SQL Scripts (a.k.a. "Offline Mode")](https://alembic.sqlalchemy.org/en/latest/offline.html),
+#   [Commands API](https://alembic.sqlalchemy.org/en/latest/api/commands.html).
+# - SQLAlchemy: [Reflecting Database Objects](https://docs.sqlalchemy.org/en/20/core/reflection.html)
+#   (`inspect(...).get_check_constraints`),
+#   [Configuring Constraint Naming Conventions](https://docs.sqlalchemy.org/en/20/core/constraints.html#configuring-constraint-naming-conventions).
+# - PostgreSQL: [`CREATE DATABASE`](https://www.postgresql.org/docs/current/sql-createdatabase.html),
+#   [`DROP DATABASE`](https://www.postgresql.org/docs/current/sql-dropdatabase.html),
+#   [CHECK constraints](https://www.postgresql.org/docs/current/ddl-constraints.html#DDL-CONSTRAINTS-CHECK-CONSTRAINTS).
+
+# %% [markdown]
 # ## Summary
 #
 # - `migrate.current`, `migrate.head` and `migrate.check` (`alembic current`, `heads`, `check`)
@@ -470,8 +732,10 @@ await check_exercise_08(answer, nb.engine)
 # - Keep the URL out of files: blogdata has `[tool.alembic]` in `pyproject.toml` and an
 #   `env.py` that takes the URL from the environment (or the caller's connection), never an
 #   `alembic.ini` with a password.
-# - `env.py` runs on a connection the caller hands it, so migrations can be awaited from a
-#   notebook or a test; `--sql` (offline mode) writes the same steps as a script to review.
+# - The guide's `env.py` works from the `alembic` command but its `asyncio.run` fails inside a
+#   running loop; with Alembic's connection-sharing recipe it runs on a connection the caller
+#   hands it (notebook, test, app) and still from the command line. `--sql` (offline mode)
+#   writes the same steps as a script to review.
 
 # %%
 scratch.cleanup()
