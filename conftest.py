@@ -3,6 +3,7 @@
 One server per run: ``BLOGDATA_TEST_DATABASE_URL`` when set (the notebooks use it too, through
 ``BLOGDATA_DATABASE_URL``), else an embedded PostgreSQL in a temporary ``BLOGDATA_HOME`` that is
 stopped and deleted when the run ends. A developer's own settings never leak into a run.
+nbval's kernels also get ``BLOGDATA_PROGRESS=0``: a progress bar would be a compared output.
 
 The run owns every server started during it (``BLOGDATA_SERVERS_OWNER``, inherited by kernels and
 subprocesses): if the run is killed, watchdogs stop them and delete the run's folder.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,8 @@ if os.environ.get("BLOGDATA_TEST_DATABASE_URL"):
 else:
     os.environ.pop("BLOGDATA_DATABASE_URL", None)
 
-from blogdata.servers import _reaper  # noqa: E402  (after the environment is set)
+from blogdata import _progress  # noqa: E402  (after the environment is set)
+from blogdata.servers import _reaper  # noqa: E402
 from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer  # noqa: E402
 
 _RUN = _reaper.this_process()
@@ -56,11 +59,22 @@ def _needs_pgbouncer(item: pytest.Item) -> bool:
     return "pgbouncer" in tags or item.get_closest_marker("pgbouncer") is not None
 
 
-@pytest.hookimpl(tryfirst=True)  # before any fixture is set up
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip what needs PgBouncer when it is missing (one location, so one ``-ra`` line)."""
+@pytest.hookimpl(wrapper=True)  # around every other setup: before any fixture is set up
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Skip what needs PgBouncer when it is missing; start nbval's kernels with no bars."""
     if _needs_pgbouncer(item) and find_pgbouncer() is None:
-        pytest.skip(PGBOUNCER_MISSING)
+        pytest.skip(PGBOUNCER_MISSING)  # one location, so one ``-ra`` line
+    if getattr(item, "cell", None) is None:  # not an nbval notebook cell
+        return (yield)
+    before = os.environ.get(_progress.SWITCH)
+    os.environ[_progress.SWITCH] = "0"  # the kernel inherits this process's environment
+    try:
+        return (yield)
+    finally:
+        if before is None:
+            del os.environ[_progress.SWITCH]
+        else:
+            os.environ[_progress.SWITCH] = before
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

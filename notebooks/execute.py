@@ -12,7 +12,8 @@ read by jupytext with the options in ``[tool.jupytext]`` of pyproject.toml; a no
 source is executed as it is. Cell ids are stable (``cell-01`` …), timing metadata is dropped and
 the kernel metadata has no version numbers, so a re-run changes only what changed. The kernel is
 this Python (the venv with blogdata installed) and inherits the environment:
-``BLOGDATA_DATABASE_URL`` if set, else the embedded server.
+``BLOGDATA_DATABASE_URL`` if set, else the embedded server. It runs with ``BLOGDATA_PROGRESS=0``:
+a progress bar (a widget in a kernel) would become a stored output.
 
 Every notebook built from a source gets a generated navigation line as its first and last cell
 (``← previous · Contents · Glossary · next →``, titles taken from each source's first heading),
@@ -22,6 +23,7 @@ and a cell tagged ``solution`` is stored collapsed (``jupyter.source_hidden``) b
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -39,6 +41,8 @@ SOURCES = HERE / "src"
 NOTEBOOK = re.compile(r"\d\d-[a-z0-9-]+|glossary")
 CONTENTS = "00-start-here"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+#: The kernels' environment on top of this process's: no progress bars in stored outputs.
+KERNEL_ENV = {"BLOGDATA_PROGRESS": "0"}
 # What a source may say about a cell: its type (code or markdown) and tags. jupytext also
 # records ``lines_to_next_cell`` (blank lines to write back into a .py), which the built
 # notebook does not keep: nothing writes the .ipynb back to its source.
@@ -189,7 +193,7 @@ def build(path: Path) -> nbformat.NotebookNode:
 
 
 def execute(nb: nbformat.NotebookNode, *, timeout: int = 300) -> None:
-    """Run every cell in a fresh kernel (from this environment), in the notebooks folder."""
+    """Run every cell in a fresh kernel (this environment, no bars), in the notebooks folder."""
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -197,7 +201,7 @@ def execute(nb: nbformat.NotebookNode, *, timeout: int = 300) -> None:
         record_timing=False,
         resources={"metadata": {"path": str(HERE)}},
     )
-    client.execute()
+    client.execute(env={**os.environ, **KERNEL_ENV})  # given to the kernel manager
 
 
 def main(argv: list[str] | None = None) -> int:
