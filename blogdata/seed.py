@@ -835,7 +835,7 @@ async def seed(
         random_seed: the random seed; the same arguments always give identical tables.
         now: the reference time; every timestamp lies within ~18 months before it.
         progress: show a progress bar when seeding takes more than a second: tqdm's notebook
-            widget in Jupyter (with ipywidgets installed; else a text bar), a bar on a
+            widget in Jupyter (ipywidgets, in the notebooks extra; without it no bar), a bar on a
             terminal's stderr, and nothing at all when stderr is neither (a file, a pipe, CI).
         analyze: run ``ANALYZE`` on the blog tables at the end, in the same transaction, so
             the planner (and ``describe``'s row estimates) know the new rows at once; it reads a
