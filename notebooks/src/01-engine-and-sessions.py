@@ -15,7 +15,8 @@
 # **What you will learn**
 #
 # - engine → session → one unit of work, in plain SQLAlchemy 2.x, then blogdata's `session_scope`;
-# - the Result API: `execute`, `scalars`, `scalar`, `scalar_one`, `unique()`, with the SQL beside;
+# - the [Result](glossary.ipynb#result) API: `execute`, `scalars`, `scalar`, `scalar_one`,
+#   `unique()`, with the SQL beside;
 # - what `pool_size`, `max_overflow` and `pool_timeout` mean, and what happens when the pool runs
 #   dry;
 # - `get_db` in a FastAPI app: the guide's dependency answers 200 although its commit failed,
@@ -377,7 +378,8 @@ print("/redeem:", redeemed.status_code, redeemed.json(), "| vouchers stored:", v
 # The signup was committed. The voucher answered **200** and `{"redeemed": "WELCOME"}`, yet
 # nothing was stored: the client was told a lie. Since FastAPI 0.118 the code after a
 # dependency's `yield` runs *after the response has been sent*, unless the dependency is
-# declared with `scope="function"`; the guide's commit comes too late to change the answer.
+# declared with [`scope="function"`](glossary.ipynb#dependency-scope); the guide's commit comes too
+# late to change the answer.
 #
 # blogdata's `get_db` is the guide's dependency built on `session_scope`, and `SessionDep` is
 # `Annotated[AsyncSession, Depends(get_db, scope="function")]`: the commit runs before the

@@ -15,9 +15,9 @@
 #
 # - how `Mapped[...]`, `mapped_column` and `relationship(back_populates=..., secondary=...,
 #   lazy=...)` declare tables and links, and which columns the guide's models forget;
-# - server defaults, and `onupdate=func.now()` firing on an UPDATE;
-# - why every timestamp is `timestamptz`: asyncpg reads a naive `datetime` as the client's local
-#   time;
+# - server defaults, and [`onupdate=func.now()`](glossary.ipynb#onupdate) firing on an UPDATE;
+# - why every timestamp is `timestamptz`: asyncpg reads a
+#   [naive `datetime`](glossary.ipynb#naive-datetime) as the client's local time;
 # - the many-to-many table `post_tags`: its primary key, `ON DELETE CASCADE`,
 #   `passive_deletes=True`, and what `append` / `remove` / deleting a post do to its rows;
 # - how each relationship loads (`selectin` or `raise`), what
@@ -213,7 +213,8 @@ print(ada.is_active, ada.role, ada.created_at)
 
 # %% [markdown]
 # After [`flush()`](glossary.ipynb#flush) the INSERT has run. SQLAlchemy fetched the
-# server-generated `created_at` in the same statement (`RETURNING`), so reading it needs no
+# server-generated `created_at` in the same statement ([`RETURNING`](glossary.ipynb#returning)), so
+# reading it needs no
 # extra query:
 
 # %%
@@ -405,7 +406,8 @@ async with nb.engine.connect() as conn:
     await conn.rollback()  # the original foreign key is back
 
 # %% [markdown]
-# SQLSTATE 23503 is a foreign-key violation: with the guide's table, a `DELETE` from psql, a
+# [SQLSTATE](glossary.ipynb#sqlstate) 23503 is a foreign-key violation: with the guide's table, a
+# `DELETE` from psql, a
 # bulk `delete(Post)` or another app fails until the links are gone.
 #
 # ### Tagging a post: `append` and `remove`

@@ -21,7 +21,8 @@
 #   (`AlreadyExistsError`, `RelatedRowMissingError`, `NotFoundError`), a session that survives a
 #   failed write;
 # - `authenticate`, and what the guide's version gives away by its timing;
-# - tags created with `INSERT … ON CONFLICT DO NOTHING`, run by two sessions at once;
+# - tags created with [`INSERT … ON CONFLICT DO NOTHING`](glossary.ipynb#on-conflict-do-nothing),
+#   run by two sessions at once;
 # - why the guide's commit-per-call breaks a [unit of work](glossary.ipynb#unit-of-work).
 
 # %%

@@ -453,7 +453,8 @@ sent.statements
 
 # %% [markdown]
 # An ORM `update()` keeps the objects already loaded in the session in step with the rows it
-# changed (`synchronize_session`, "auto" by default) by evaluating the `WHERE` in Python against
+# changed ([`synchronize_session`](glossary.ipynb#synchronize_session), "auto" by default) by
+# evaluating the `WHERE` in Python against
 # each of them, and Python refuses to compare the naive cut-off with an aware `last_login`. So
 # the commit never ran, and the updated rows sit locked in `db`'s open transaction: we roll it
 # back before anything else waits on those locks.

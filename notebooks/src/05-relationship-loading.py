@@ -82,7 +82,8 @@ print(user_source[user_source.index("    posts:") : user_source.index("    accou
 # %% [markdown]
 # ## N+1: one query per post
 #
-# To see the cost of lazy loading, we switch it back on for one query: the loader option
+# To see the cost of lazy loading, we switch it back on for one query: the
+# [loader option](glossary.ipynb#loader-option)
 # `lazyload(Post.tags)` turns `Post.tags` into `lazy="select"` for the objects this statement
 # loads. Then `awaitable_attrs` can load each post's tags. Ten posts:
 

@@ -12,10 +12,12 @@
 #
 # **What you will learn**
 # - the guide's count and group-by, and why its `User.role` group-by could not run;
-# - `func.count`, `group_by`, `having` and `func.date_trunc` in plain SQLAlchemy, with their SQL;
+# - `func.count`, `group_by`, [`having`](glossary.ipynb#having) and `func.date_trunc` in plain
+#   SQLAlchemy, with their SQL;
 # - ready-made aggregations (`users_by_role`, `posts_per_tag`, `posts_per_month`, ...) that run
 #   one SQL statement each and return tidy frames, and `load_frame` for your own statements;
-# - why "per month" depends on the session's time zone, and months in UTC whatever it is;
+# - why "per month" depends on the session's [time zone](glossary.ipynb#session-timezone), and
+#   months in UTC whatever it is;
 # - the statement behind each aggregation (its `_query` builder), and asking in SQL with `%sql`;
 # - merging two aggregations without mixing up columns that share a name.
 

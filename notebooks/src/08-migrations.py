@@ -356,7 +356,8 @@ with warnings.catch_warnings():
 
 # %% [markdown]
 # `asyncio.run` starts an event loop of its own, and refuses to while one is running. The fix is
-# Alembic's "connection sharing" recipe for asyncio: the caller opens the connection on *its*
+# Alembic's "[connection sharing](glossary.ipynb#connection-sharing)" recipe for asyncio: the
+# caller opens the connection on *its*
 # loop and hands its synchronous side to Alembic in `config.attributes["connection"]`; `env.py`
 # uses it when it is there, and keeps `asyncio.run` for the command line. Only the guide's last
 # four lines change:

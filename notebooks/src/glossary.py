@@ -12,7 +12,7 @@
 # that adds `obj.awaitable_attrs`: `await post.awaitable_attrs.tags` loads a relationship or
 # expired attribute with an explicit `await` instead of [lazy loading](#lazy-loading).
 #
-# Shown in: [02](02-models-and-relationships.ipynb).
+# Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
 
 # %% [markdown]
 # ## autobegin
@@ -47,10 +47,23 @@
 # ## connection pool
 #
 # **Connection pool.** The engine's set of open connections, lent to sessions and returned
-# afterwards. `pool_size` connections are kept, up to `max_overflow` more are opened under load,
-# and a caller waits at most `pool_timeout` seconds for one before an error.
+# afterwards. `pool_size` connections are kept open; when all are lent out, up to `max_overflow`
+# more (the overflow) are opened, and closed again when they come back. A caller waits at most
+# `pool_timeout` seconds for a free one before an error.
 #
 # Shown in: [01](01-engine-and-sessions.ipynb), [09](09-performance.ipynb).
+
+# %% [markdown]
+# ## connection sharing
+#
+# **Connection sharing.** Alembic's recipe for running migrations on a connection the caller
+# already has: the caller sets `config.attributes["connection"]` before calling
+# `command.upgrade(config, ...)`, and `env.py` migrates on that connection instead of making its
+# own. With asyncio the caller opens an async connection and passes its synchronous side
+# through `conn.run_sync(...)`, so `env.py` needs no `asyncio.run`, which fails inside a running
+# event loop (a notebook, an async test, an app migrating at start-up).
+#
+# Shown in: [08](08-migrations.ipynb).
 
 # %% [markdown]
 # ## copy
@@ -70,6 +83,17 @@
 # it.
 #
 # Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## dependency scope
+#
+# **Dependency scope.** When FastAPI runs the code after a dependency's `yield`. Since FastAPI
+# 0.118 it runs by default after the response has been sent, so a commit there that fails can no
+# longer change the answer the client got. With `Depends(dep, scope="function")` (FastAPI 0.121
+# and later) it runs as soon as the endpoint function returns, before the response. blogdata's `SessionDep` uses
+# `scope="function"`.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb).
 
 # %% [markdown]
 # ## dtype backend
@@ -151,6 +175,15 @@
 # Shown in: [11](11-exploring-the-blog.ipynb).
 
 # %% [markdown]
+# ## having
+#
+# **HAVING.** The SQL clause that filters *groups*, after `GROUP BY`, on an aggregate
+# (`HAVING count(posts.id) >= 10`), where `WHERE` filters rows before they are grouped. In
+# SQLAlchemy: `select(...).group_by(...).having(func.count(Post.id) >= 10)`.
+#
+# Shown in: [06](06-aggregations.ipynb).
+
+# %% [markdown]
 # ## hot standby
 #
 # **Hot standby.** A read-only copy of a PostgreSQL server that replays the primary's [WAL](#wal)
@@ -217,6 +250,16 @@
 # Shown in: [02](02-models-and-relationships.ipynb), [05](05-relationship-loading.ipynb).
 
 # %% [markdown]
+# ## loader option
+#
+# **Loader option.** A `select(...).options(...)` argument that says how *this* statement loads a
+# relationship, overriding the mapping's `lazy=` for the objects it returns: `selectinload`,
+# `joinedload` ([eager loading](#eager-loading)), `lazyload`, `raiseload`. Options chain along a
+# path: `selectinload(User.posts).selectinload(Post.tags)`.
+#
+# Shown in: [05](05-relationship-loading.ipynb).
+
+# %% [markdown]
 # ## lost update
 #
 # **Lost update.** Two transactions read the same value, both compute a new one from it and both
@@ -261,12 +304,55 @@
 # Shown in: [05](05-relationship-loading.ipynb).
 
 # %% [markdown]
+# ## naive datetime
+#
+# **Naive datetime.** A Python `datetime` without `tzinfo`: a wall-clock reading that names no
+# instant. Sent as a parameter for a `timestamptz`, asyncpg takes it as the client process's local
+# time, so the same code means different instants on differently configured machines (and the
+# error hides on a machine set to UTC). Send aware values instead: `datetime.now(UTC)`,
+# `datetime(2024, 1, 1, tzinfo=UTC)`. Python refuses to compare a naive with an aware value.
+#
+# Shown in: [02](02-models-and-relationships.ipynb), [04](04-query-patterns.ipynb).
+
+# %% [markdown]
+# ## non-repeatable read
+#
+# **Non-repeatable read.** One transaction reads the same row twice and gets two different
+# values, because another transaction committed a change in between. READ COMMITTED allows it
+# (each statement takes a new [snapshot](#snapshot)); REPEATABLE READ and SERIALIZABLE prevent it
+# (see [isolation level](#isolation-level)).
+#
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
 # ## offline mode
 #
 # **Offline mode.** `alembic upgrade head --sql`: print the SQL of the migrations instead of
 # running them, for a DBA to review or apply.
 #
 # Shown in: [08](08-migrations.ipynb).
+
+# %% [markdown]
+# ## on conflict do nothing
+#
+# **ON CONFLICT DO NOTHING.** `INSERT … ON CONFLICT DO NOTHING`: PostgreSQL skips a row that
+# would violate a unique constraint instead of raising an error. If another, uncommitted
+# transaction has inserted the same key, the `INSERT` waits for it to end and then skips the row,
+# so two sessions creating the same tag at once both succeed. Only inserted rows come back from
+# [RETURNING](#returning), so a get-or-create follows it with a `SELECT`. In SQLAlchemy:
+# `sqlalchemy.dialects.postgresql.insert(Tag).on_conflict_do_nothing()`.
+#
+# Shown in: [03](03-crud.ipynb).
+
+# %% [markdown]
+# ## onupdate
+#
+# **onupdate.** `mapped_column(onupdate=func.now())`: a value SQLAlchemy adds to every `UPDATE` it
+# writes for the row (unless the statement sets the column itself). It is not in the table's DDL,
+# so an `UPDATE` from psql or another program leaves the column alone. A server-side value such as
+# `now()` is not fetched back after an `UPDATE`: the attribute is expired.
+#
+# Shown in: [02](02-models-and-relationships.ipynb).
 
 # %% [markdown]
 # ## parquet
@@ -283,7 +369,17 @@
 # SQLAlchemy does not load the children to delete or unlink them one by one, and leaves it to the
 # database's `ON DELETE CASCADE`: one `DELETE` instead of a `SELECT` and one statement per child.
 #
-# Not shown in a notebook yet.
+# Shown in: [02](02-models-and-relationships.ipynb).
+
+# %% [markdown]
+# ## pendingrollbackerror
+#
+# **PendingRollbackError.** The error a SQLAlchemy `Session` raises on every use after a
+# [flush](#flush) failed in it: the failed flush rolled its transaction back, and the session
+# refuses further statements, even plain reads, until `session.rollback()` is called, so that
+# code cannot carry on as if the lost changes had been made.
+#
+# Shown in: [03](03-crud.ipynb).
 
 # %% [markdown]
 # ## percentile_cont
@@ -311,13 +407,25 @@
 # Shown in: [12](12-scaling-out.ipynb).
 
 # %% [markdown]
+# ## result
+#
+# **Result.** What `await session.execute(stmt)` returns: the rows of one statement, to be read
+# once. `.all()` gives `Row`s (named tuples); `.scalars()` the first column of each row (with
+# `select(User)`, the `User` objects); `.scalar()` the first column of the first row, or `None`;
+# `.scalar_one()` exactly one value, else an error; `.unique()` drops duplicate rows (required
+# after `joinedload` of a collection). `session.scalars(stmt)` and `session.scalar(stmt)` are
+# shortcuts.
+#
+# Shown in: [01](01-engine-and-sessions.ipynb), [04](04-query-patterns.ipynb).
+
+# %% [markdown]
 # ## returning
 #
 # **RETURNING.** A PostgreSQL clause that makes `INSERT`, `UPDATE` or `DELETE` send back values
 # of the rows it touched (`INSERT … RETURNING id`), saving a second query. SQLAlchemy writes it
 # with `.returning(...)`, and the ORM uses it to learn new rows' ids at [flush](#flush).
 #
-# Shown in: [02](02-models-and-relationships.ipynb), [09](09-performance.ipynb).
+# Shown in: [02](02-models-and-relationships.ipynb), [03](03-crud.ipynb), [09](09-performance.ipynb).
 
 # %% [markdown]
 # ## row lock
@@ -344,7 +452,7 @@
 # SERIALIZABLE transaction because it conflicted with a concurrent one. The only fix is to run
 # the whole transaction again, which `run_transaction` does.
 #
-# Not shown in a notebook yet.
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
 
 # %% [markdown]
 # ## session
@@ -356,6 +464,17 @@
 # Shown in: [01](01-engine-and-sessions.ipynb).
 
 # %% [markdown]
+# ## session timezone
+#
+# **Session TimeZone.** PostgreSQL's per-connection `TimeZone` setting (`SET TIME ZONE
+# 'Asia/Tokyo'`), defaulting to the server's configuration. It does not change the instant a
+# `timestamptz` stores, but decides how it is shown as text and where days and months begin for
+# `date_trunc`, `::date` and `extract`: the same query can count different months on two
+# connections. `date_trunc('month', ts, 'UTC')` names the zone itself.
+#
+# Shown in: [06](06-aggregations.ipynb).
+
+# %% [markdown]
 # ## snapshot
 #
 # **Snapshot.** The set of committed transactions a statement or transaction can see. Under READ
@@ -363,7 +482,7 @@
 # transaction keeps its first (see [isolation level](#isolation-level)). A transaction always
 # sees its own uncommitted writes.
 #
-# Not shown in a notebook yet.
+# Shown in: [07](07-transactions-and-savepoints.ipynb).
 
 # %% [markdown]
 # ## sqlstate
@@ -371,9 +490,22 @@
 # **SQLSTATE.** The five-character code PostgreSQL gives every error (`23505` unique violation,
 # `23503` foreign key violation, `40001` [serialization failure](#serialization-failure), `40P01`
 # [deadlock](#deadlock)): the reliable way to tell errors apart, unlike their messages. asyncpg
-# exposes it as `exc.sqlstate`.
+# exposes it as `exc.sqlstate`; on SQLAlchemy's wrapped error it is `exc.orig.sqlstate`
+# (blogdata's `sqlstate_of(exc)` finds it).
 #
-# Shown in: [02](02-models-and-relationships.ipynb), [07](07-transactions-and-savepoints.ipynb).
+# Shown in: [02](02-models-and-relationships.ipynb), [03](03-crud.ipynb), [07](07-transactions-and-savepoints.ipynb).
+
+# %% [markdown]
+# ## synchronize_session
+#
+# **synchronize_session.** How an ORM-enabled bulk `update()` or `delete()` keeps the objects
+# already loaded in the session in step with the rows it changed. `"evaluate"` applies the
+# `WHERE` criteria in Python to those objects, `"fetch"` learns the changed rows' keys (with
+# [RETURNING](#returning) on PostgreSQL), `False` does nothing; the default, `"auto"`, tries
+# `"evaluate"` and falls back to `"fetch"`. Set it with
+# `execution_options(synchronize_session=...)`.
+#
+# Shown in: [04](04-query-patterns.ipynb).
 
 # %% [markdown]
 # ## transaction pooling
