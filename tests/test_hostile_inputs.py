@@ -678,6 +678,9 @@ MODULE_CASES: dict[str, Callable[[AsyncSession, Draw], Awaitable[Any]]] = {
     "loaders.load_frame": lambda db, d: loaders.load_frame(
         db, select(User.id, User.email), dtype_backend=d(BACKENDS), route=d(ROUTES)
     ),
+    "loaders.load_arrow": lambda db, d: loaders.load_arrow(
+        db, select(User.id, User.email), route=d(ROUTES), max_bytes=d(hostile(st.integers()))
+    ),
     "loaders.stream_frames": _stream,
     # describe: a table name is only ever a value
     "describe.describe": lambda db, d: describe_table(db, d(st.one_of(st.none(), texts))),
