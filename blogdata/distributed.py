@@ -28,8 +28,9 @@ the snapshot the caller's session exported::
 - **Refused:** a session that has written in its transaction (other connections cannot see
   those rows, so no partition could), and one with pending ORM changes, which would be flushed.
 - **Connections:** every partition opens one connection (SQLAlchemy engine, ``NullPool``) named
-  ``blogdata.dask <snapshot> #<n>`` (``application_name``), reads in a ``REPEATABLE READ READ
-  ONLY`` transaction, and closes it when the task ends, however it ends.
+  ``blogdata.dask <snapshot> #<n>`` (``application_name``), reads in a ``REPEATABLE READ``
+  transaction that is always rolled back (what a statement does on a partition is undone), and
+  closes it when the task ends, however it ends.
 - **Secrets:** the URL, password included, travels to the workers inside :class:`HiddenUrl`,
   whose ``repr`` hides the password: task names, the dashboard and worker logs show the
   partition as ``<partition n of snapshot ...>``.
@@ -175,10 +176,10 @@ async def _read(part: _Partition) -> pd.DataFrame:
     )
     try:
         async with engine.connect() as conn:
-            await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            async with conn.begin():
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            # Never committed: whatever the statement does on a partition is rolled back.
+            transaction = await conn.begin()
+            try:
                 try:
                     await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{part.snapshot}'"))
                 except QueryError as exc:
@@ -192,6 +193,8 @@ async def _read(part: _Partition) -> pd.DataFrame:
                     raise
                 await conn.execute(text("SET LOCAL standard_conforming_strings = on"))
                 frame = await load_frame(conn, _statement(part), dtype_backend=part.backend)  # type: ignore[arg-type]
+            finally:
+                await transaction.rollback()
     finally:
         await engine.dispose()
     frame.columns = pd.Index(part.names)
