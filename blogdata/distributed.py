@@ -84,6 +84,7 @@ from blogdata.loaders._guard import Guard, session_driver
 from blogdata.loaders._route import plan
 from blogdata.loaders._rows import frame_from_records
 from blogdata.loaders._statement import as_selectable, compile_statement
+from blogdata.translate import sqlstate_of
 
 __all__ = ["HiddenUrl", "Snapshot", "SnapshotError", "dask_frame", "snapshot_frames"]
 
@@ -182,11 +183,12 @@ async def _read(part: _Partition) -> pd.DataFrame:
             try:
                 try:
                     await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{part.snapshot}'"))
-                except QueryError as exc:
-                    if exc.sqlstate in _SNAPSHOT_GONE or "snapshot" in str(exc):
+                except (QueryError, DBAPIError) as exc:
+                    if sqlstate_of(exc) in _SNAPSHOT_GONE or "snapshot" in str(exc):
+                        said = str(getattr(exc, "orig", None) or exc).splitlines()[0]
                         raise SnapshotError(
                             f"partition {part.number} cannot read in snapshot {part.snapshot}: "
-                            f"{exc}. The snapshot lives as long as the transaction that exported "
+                            f"{said}. The snapshot lives as long as the transaction that exported "
                             "it: compute the frame before that session's transaction ends, on "
                             "workers that reach the same server"
                         ) from None

@@ -381,10 +381,11 @@ async def test_a_cancelled_compute_cancels_its_reads_and_closes_every_connection
     cluster: Client, engine: AsyncEngine, moves: None
 ) -> None:
     session = await _snapshot_session(engine)
-    gate = await _hold_gate(engine)
+    gate = None
     try:
         async with snapshot_frames(session) as snapshot:
             frame = await snapshot.frame(text(GATED), partitions=2, on="k")
+            gate = await _hold_gate(engine)
             task = asyncio.create_task(snapshot.compute(frame))
             prefix = snapshot.application_prefix
             await _wait_until(_blocked(engine, prefix, 2), "both partitions reading")
@@ -393,7 +394,8 @@ async def test_a_cancelled_compute_cancels_its_reads_and_closes_every_connection
                 await task
         await _all_closed(engine, prefix)  # while the gate is still held: cancelled, not done
     finally:
-        await _release_gate(gate)
+        if gate is not None:
+            await _release_gate(gate)
         await session.close()
 
 
