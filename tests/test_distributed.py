@@ -402,6 +402,38 @@ async def test_a_cancelled_compute_cancels_its_reads_and_closes_every_connection
 # --- secrets -----------------------------------------------------------------------------------
 
 
+def _task_arguments(graph: Any) -> list[str]:
+    """The repr and str of every function and argument the graph's tasks carry (as the
+    worker's "Compute Failed" log and the dashboard show them)."""
+    from dask._task_spec import DataNode, Task, TaskRef
+
+    out: list[str] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, Task):
+            out.append(repr(obj.func))
+            for arg in (*obj.args, *obj.kwargs.values()):
+                walk(arg)
+        elif isinstance(obj, DataNode):
+            walk(obj.value)
+        elif isinstance(obj, TaskRef):
+            return
+        elif isinstance(obj, list | tuple | set):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                walk(item)
+        else:
+            out.extend([repr(obj), str(obj)])
+            for name in ("args", "keywords"):  # functools.partial
+                walk(getattr(obj, name, ()))
+
+    for task in graph.values():
+        walk(task)
+    return out
+
+
 async def test_the_password_is_in_no_task_name_repr_error_or_log(
     cluster: Client, engine: AsyncEngine, url: URL, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -416,18 +448,22 @@ async def test_the_password_is_in_no_task_name_repr_error_or_log(
         await session.close()
     graph = frame.__dask_graph__()
     shown = [repr(frame), str(list(graph.keys()))]
-    shown += [repr(task) for task in graph.values()]
+    shown += [repr(task) for task in graph.values()] + _task_arguments(graph)
     shown += [str(raised.value), repr(raised.value), caplog.text]
     for logs in (cluster.get_worker_logs(), {"scheduler": cluster.get_scheduler_logs()}):
         shown += [msg for records in logs.values() for _, msg in records]
     assert shown and not [s for s in shown if PASSWORD in s]
     assert "***" in repr(HiddenUrl(url)) and PASSWORD not in str(HiddenUrl(url))
     # The check can fail: dask's own read_sql_query puts the URL in its tasks.
+    from sqlalchemy import column, select, table
+
+    rows = table("dask_rows", column("id"), column("v"))
     theirs = dd.read_sql_query(
-        "select 1", url.render_as_string(hide_password=False), "i", divisions=[0, 1],
-        meta=pd.DataFrame({"x": []}, index=pd.Index([], name="i")),
+        select(rows.c.id, rows.c.v),
+        url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False), "id",
+        divisions=[1, 50, 100], meta=pd.DataFrame({"v": []}, index=pd.Index([], name="id")),
     )  # fmt: skip
-    assert any(PASSWORD in repr(t) for t in theirs.__dask_graph__().values())
+    assert any(PASSWORD in shown for shown in _task_arguments(theirs.__dask_graph__()))
     await _all_closed(engine)
 
 
