@@ -260,7 +260,7 @@ async def _partitioned(rounds: int) -> str:
     engine = create_engine(bench_url())
     rows: list[str] = []
     cluster = LocalCluster(
-        n_workers=4, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=4, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     client = Client(cluster)
     try:

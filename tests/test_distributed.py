@@ -65,7 +65,7 @@ def cluster() -> Iterator[Client]:
     """A LocalCluster of two single-threaded worker processes, and its client."""
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as local,
         Client(local) as client,
     ):
