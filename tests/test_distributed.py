@@ -363,6 +363,23 @@ async def test_a_session_that_has_written_is_refused(engine: AsyncEngine) -> Non
         await session.close()
 
 
+async def test_a_session_with_pending_orm_changes_is_refused_and_nothing_is_flushed(
+    engine: AsyncEngine,
+) -> None:
+    from blogdata.models import User
+
+    session = await _snapshot_session(engine)
+    try:
+        session.add(User(email="pending@example.com", username="pending", hashed_password="x"))
+        with pytest.raises(SnapshotError, match="pending ORM changes"):
+            await dask_frame(session, text("select 1 as i"), partitions=2, on="i")
+        with session.no_autoflush:
+            written = await session.execute(text("SELECT pg_current_xact_id_if_assigned()"))
+        assert written.scalar() is None and len(session.new) == 1
+    finally:
+        await session.close()
+
+
 async def test_a_frame_computed_after_its_transaction_ended_fails_clearly(
     cluster: Client, engine: AsyncEngine
 ) -> None:
