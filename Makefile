@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[notebooks,dev,docs]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[notebooks,dev,docs,distributed]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install blogdata with its extras
@@ -52,7 +52,7 @@ bench: $(STAMP)  ## every benchmark in benchmarks/, results into benchmarks/RESU
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 lock: $(STAMP)  ## re-pin constraints.txt to what .venv has now
-	$(BIN)/python -m pip install -q -e '.[notebooks,dev,docs,bench]'
+	$(BIN)/python -m pip install -q -e '.[notebooks,dev,docs,distributed,bench]'
 	{ sed -n 1,2p constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:

@@ -6,6 +6,10 @@
 # few server connections through a pooler. Both are plain PostgreSQL machinery, and blogdata
 # drives them for real.
 #
+# **Prerequisites:** [notebook 01](01-engine-and-sessions.ipynb) (engines and sessions),
+# [notebook 07](07-transactions-and-savepoints.ipynb) (isolation levels), Python's async/await ·
+# **Time to learn:** 30 minutes
+#
 # **What you will learn**
 # - how read sessions land on a [hot standby](glossary.ipynb#hot-standby), and how to tell
 #   (`pg_is_in_recovery()`);
@@ -13,7 +17,10 @@
 # - [replication lag](glossary.ipynb#replication-lag) made visible by pausing replay, and
 #   reading your own writes with `wait_for_replica`;
 # - the same aggregation through PgBouncer in
-#   [transaction mode](glossary.ipynb#transaction-pooling), with `BLOGDATA_PGBOUNCER`.
+#   [transaction mode](glossary.ipynb#transaction-pooling), with `BLOGDATA_PGBOUNCER`;
+# - (advanced) when one machine is not enough: reading the blog as a Dask frame whose
+#   partitions all read one [snapshot](glossary.ipynb#snapshot), and the torn read you get
+#   without it.
 
 # %% [markdown]
 # This notebook needs two servers of its own, a primary and its standby, so instead of
@@ -86,6 +93,14 @@ reader = create_read_engine(standby.url("nb_12_scaling_out"))
 # A normal [session](glossary.ipynb#session) runs on the primary; a read session on the
 # standby. PostgreSQL says which is which: a standby is "in recovery", replaying the primary's
 # write-ahead log.
+#
+# ```mermaid
+# flowchart LR
+#   W["session_scope(primary)<br/>reads and writes"] --> P[(primary)]
+#   R["read_session(reader)<br/>READ ONLY"] --> S[(hot standby)]
+#   P -- "WAL, streamed" --> S
+#   S -. "replays it a moment later:<br/>wait_for_replica()" .-> R
+# ```
 
 # %%
 async with session_scope(primary) as db:
@@ -186,8 +201,13 @@ await post_counts()
 #
 # PgBouncer in transaction mode lends a server connection to a client for one transaction at a
 # time. asyncpg prepares every statement, and a prepared statement lives on one server
-# connection, so blogdata needs to know: `BLOGDATA_PGBOUNCER=true` (here `pgbouncer=True`) turns
-# off the statement caches, gives every statement a unique name and leaves pooling to PgBouncer.
+# connection: the next transaction may run on another one, which has never seen it. PgBouncer
+# 1.21 and later can track prepared statements itself (its `max_prepared_statements` setting,
+# [documented here](https://www.pgbouncer.org/config.html#max_prepared_statements)), and then
+# asyncpg's statement cache may stay on. Older ones (Debian's package is 1.18, the version the
+# next cell prints) cannot, and then blogdata needs to know: `BLOGDATA_PGBOUNCER=true` (here
+# `pgbouncer=True`) turns off the statement caches, gives every statement a unique name and
+# leaves pooling to PgBouncer.
 #
 # PgBouncer is a program of its own, not a Python package, and it is optional: install it with
 # `sudo apt-get install pgbouncer` (Debian, Ubuntu) or `brew install pgbouncer` (macOS). The next
@@ -195,9 +215,12 @@ await post_counts()
 # and the rest of the notebook runs as usual.
 
 # %% tags=["nbval-ignore-output"]
+import subprocess
+
 have_pgbouncer = find_pgbouncer() is not None
 if have_pgbouncer:
     print("PgBouncer is installed: the next cells run through it.")
+    print(subprocess.run([find_pgbouncer(), "--version"], capture_output=True, text=True).stdout)
 else:
     print(f"PgBouncer is not installed, so the next cells do nothing. Install it ({INSTALL_HINT}),")
     print("then run this cell and the next ones again.")
@@ -212,26 +235,188 @@ if have_pgbouncer:
     pooled = create_engine(bouncer.url("nb_12_scaling_out"), pgbouncer=True)
 
 # %% [markdown]
-# and run the same aggregation from 20 sessions at once, then close the engine and stop
-# PgBouncer:
+# and run the same aggregation from 20 sessions at once. Each session also asks which server
+# process (`pg_backend_pid()`) served it, so we can count the server connections PgBouncer
+# lent. Then close the engine and stop PgBouncer:
 
 # %% tags=["pgbouncer"]
 async def one_notebook():
     async with session_scope(pooled) as db:
-        return await aggregations.posts_per_author(db)
+        server_pid = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        return server_pid, await aggregations.posts_per_author(db)
 
 
 if have_pgbouncer:
-    frames = await asyncio.gather(*(one_notebook() for _ in range(20)))
+    answers = await asyncio.gather(*(one_notebook() for _ in range(20)))
     async with session_scope(primary) as db:
         direct = await aggregations.posts_per_author(db)
     await pooled.dispose()
     bouncer.stop()
-    print(len(frames), "answers, all equal to the direct one:", all(f.equals(direct) for f in frames))
+    served_by = {server_pid for server_pid, _ in answers}
+    print(len(answers), "answers, all equal to the direct one:",
+          all(frame.equals(direct) for _, frame in answers))
+    print("server connections that served them: at most 5?", 1 <= len(served_by) <= 5)
 
 # %% [markdown]
-# Twenty answers, all equal to the direct one, through five server connections.
+# Twenty answers, all equal to the direct one, served by at most five server connections (how
+# many exactly depends on how the sessions overlapped).
+
+# %% [markdown]
+# ## When one machine is not enough (advanced)
 #
+# *Skip this section on first reading: it needs the `distributed` extra
+# (`pip install 'blogdata[distributed]'`, which `make setup` installs).*
+#
+# A standby takes reads off the primary, but a frame still lands in one Python process, decoded
+# by one core. [Dask](https://docs.dask.org/en/stable/dataframe.html) spreads a frame over many
+# processes or machines, in partitions. Its `read_sql_query` splits a query into ranges, and
+# each partition reads its range on its own connection, at its own moment. While the blog is
+# being written to, the partitions then come from different points in time: a row that moves
+# from a range not yet read into one already read is lost, one moving the other way is counted
+# twice, and nothing says so.
+#
+# PostgreSQL can do better: a transaction can export its
+# [snapshot](glossary.ipynb#snapshot) (`pg_export_snapshot()`) and any other transaction on the
+# same server can adopt it (`SET TRANSACTION SNAPSHOT`), on a primary and on a hot standby.
+# `blogdata.distributed.dask_frame(session, stmt, partitions=N, on=column)` does that: the
+# session exports its snapshot, and each partition, on whichever worker runs it, opens its own
+# connection, adopts the snapshot and reads its slice of `stmt` with `load_frame`.
+#
+# ```mermaid
+# flowchart LR
+#   S["your session<br/>REPEATABLE READ"] -- "pg_export_snapshot()" --> X(("snapshot<br/>0000000A-1B-1"))
+#   X -- "SET TRANSACTION SNAPSHOT" --> P0["worker 1: partition 0<br/>author_id &lt; b1"]
+#   X -- "SET TRANSACTION SNAPSHOT" --> P1["worker 2: partition 1<br/>b1 ≤ author_id &lt; b2"]
+#   X -- "SET TRANSACTION SNAPSHOT" --> P2["partition 2, later<br/>author_id ≥ b2"]
+# ```
+#
+# A small cluster on this machine: two worker processes, one thread each (the address of its
+# dashboard, a web page of the running tasks, differs on every run):
+
+# %% tags=["nbval-ignore-output"]
+from distributed import Client, LocalCluster
+
+cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+client = Client(cluster)
+client.dashboard_link
+
+# %% [markdown]
+# To make "while another session writes" happen the same way on every run, the reads wait at a
+# gate: `gate()` lets a statement through only while nobody holds advisory lock 12, and we hold
+# it. With three partitions and two workers, two partitions start (and wait at the gate), the
+# third waits for a free worker. Meanwhile a writer rotates the posts of three authors, the
+# first, one in the middle and the last by id, one in each range of `author_id` (a → b → c → a),
+# and commits; then the gate opens.
+
+# %%
+async with primary.begin() as conn:
+    await conn.execute(text("""
+        CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_advisory_lock_shared(12); PERFORM pg_advisory_unlock_shared(12);
+              RETURN true; END $$"""))
+
+
+async with session_scope(primary) as db:
+    counts = (await aggregations.posts_per_author(db)).set_index("author_id")["posts"]
+ids = sorted(counts.index)
+a, c = ids[0], ids[-1]
+b = next((i for i in ids[len(ids) // 2 :] if counts[i] != counts[a]), ids[len(ids) // 2])
+rotate = text(
+    "UPDATE posts SET author_id = CASE author_id WHEN :a THEN :b WHEN :b THEN :c ELSE :a END"
+    " WHERE author_id IN (:a, :b, :c)"
+).bindparams(a=a, b=b, c=c)
+
+
+async def read_while_writing(frame):
+    """Compute `frame` while a writer commits between its partitions' reads."""
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'")
+    async with primary.connect() as gatekeeper:
+        await gatekeeper.execute(text("SELECT pg_advisory_lock(12)"))  # held until unlocked
+        await gatekeeper.commit()
+        future = client.compute(frame)
+        while not future.done():  # until two partitions wait at the gate
+            started = (await gatekeeper.execute(waiting)).scalar_one()
+            await gatekeeper.commit()  # a new transaction sees a fresh pg_stat_activity
+            if started == 2:
+                break
+            await asyncio.sleep(0.05)
+        async with session_scope(primary) as writer:
+            await writer.execute(rotate)
+        await gatekeeper.execute(text("SELECT pg_advisory_unlock(12)"))
+        await gatekeeper.commit()
+    return await asyncio.to_thread(future.result)
+
+# %% [markdown]
+# First Dask's own `read_sql_query`, with the gate in its statement. It needs a synchronous
+# driver (psycopg) and a column to split on, which becomes the index:
+
+# %%
+import dask.dataframe as dd
+import pandas as pd
+
+from blogdata import load_frame
+
+posts = Post.__table__
+gated = select(posts.c.id, posts.c.author_id, posts.c.title).where(text("gate()"))
+sync_url = primary_url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+meta = pd.DataFrame({"id": pd.Series(dtype="int64"), "title": pd.Series(dtype=object)},
+                    index=pd.Index([], dtype="int64", name="author_id"))
+torn = await read_while_writing(
+    dd.read_sql_query(gated, sync_url, "author_id", divisions=[a, b, c, c + 1], meta=meta)
+)
+async with session_scope(primary) as db:
+    now = await load_frame(db, select(Post.id, Post.author_id))
+print("a post counted twice:", torn["id"].duplicated().any())
+print("a post missing:", not set(now["id"]) <= set(torn["id"]))
+
+# %% [markdown]
+# The table never had a duplicate post or lost one, yet the frame has both: the third partition
+# read after the writer, the first two before it. Now `dask_frame` in a `REPEATABLE READ`
+# session, on the same gate and the same writer. The session reads what it expects first
+# (`load_frame`, in the snapshot), then builds the frame in the same snapshot:
+
+# %%
+from blogdata.distributed import dask_frame
+
+async with session_scope(primary) as db:
+    await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    expected = await load_frame(db, gated)
+    frame = await dask_frame(db, gated, partitions=3, on="author_id")
+    exact = await read_while_writing(frame)
+    print("partitions:", frame.npartitions, "- dtypes as load_frame's:",
+          list(frame.dtypes) == list(expected.dtypes))
+    print("the snapshot's rows, exactly:",
+          exact.sort_values("id").reset_index(drop=True).equals(
+              expected.sort_values("id").reset_index(drop=True)))
+    # One aggregation both ways, still in the snapshot: posts per author counted by Dask on
+    # the workers (the partitions read again), and by PostgreSQL (notebook 06's query).
+    on_workers = await asyncio.to_thread(frame.groupby("author_id").size().compute)
+    in_sql = (await aggregations.posts_per_author(db)).set_index("author_id")["posts"]
+print("Dask's count equals PostgreSQL's:",
+      on_workers.sort_index().astype("int64").equals(in_sql.sort_index().astype("int64")))
+print("the torn read's count does:",
+      torn.groupby(level="author_id").size().sort_index().astype("int64").equals(
+          in_sql.sort_index().astype("int64")))
+
+# %% [markdown]
+# The writer committed between the partitions' reads, and the frame is exactly what the session
+# saw before it; counted on the workers it gives PostgreSQL's answer in the same snapshot, which
+# the torn read does not.
+#
+# The frame must be computed while its session's transaction is open: the transaction holds
+# the snapshot. Outside it, a partition fails with `SnapshotError` instead of reading other
+# data. On a cluster, `url=` tells the workers where the server is; the password travels inside
+# a `HiddenUrl` that no task name, dashboard or log shows. What this buys on a 2-core machine,
+# where workers and server share the cores, is measured in `benchmarks/RESULTS.md`
+# (`bench_scale.py --partitioned`). We put the posts back and stop the cluster:
+
+# %%
+async with session_scope(primary) as writer:  # a third rotation puts every post back
+    await writer.execute(rotate)
+client.close()
+cluster.close()
+
+# %% [markdown]
 # ## Exercise
 #
 # Write `async def link_and_count(primary, reader, tag)`: on the primary, link `tag` to one
@@ -270,6 +455,23 @@ answer = link_and_count
 await check_exercise_12(answer, primary, reader)
 
 # %% [markdown]
+# ## Further reading
+#
+# - PostgreSQL: [Hot standby](https://www.postgresql.org/docs/current/hot-standby.html),
+#   [`pg_basebackup`](https://www.postgresql.org/docs/current/app-pgbasebackup.html),
+#   [recovery control functions](https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-CONTROL)
+#   (`pg_wal_replay_pause`), [snapshot synchronization](https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-SNAPSHOT-SYNCHRONIZATION)
+#   (`pg_export_snapshot`), [`SET TRANSACTION`](https://www.postgresql.org/docs/current/sql-set-transaction.html),
+#   [advisory locks](https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS).
+# - SQLAlchemy: [using a pooler such as PgBouncer with asyncpg](https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#using-multiple-asyncpg-engines-with-pgbouncer),
+#   [transaction isolation level](https://docs.sqlalchemy.org/en/20/core/connections.html#setting-transaction-isolation-levels-including-dbapi-autocommit).
+# - asyncpg: [`Connection.prepare` and the statement cache](https://magicstack.github.io/asyncpg/current/api/index.html#connection).
+# - PgBouncer: [configuration](https://www.pgbouncer.org/config.html) (`pool_mode`,
+#   `max_prepared_statements`), [features by pool mode](https://www.pgbouncer.org/features.html).
+# - Dask: [DataFrame](https://docs.dask.org/en/stable/dataframe.html),
+#   [`read_sql_query`](https://docs.dask.org/en/stable/generated/dask.dataframe.read_sql_query.html),
+#   [`LocalCluster`](https://distributed.dask.org/en/stable/api.html#cluster).
+#
 # ## Summary
 #
 # - A read session (`create_read_engine`, `read_session`) runs every transaction `READ ONLY`
@@ -277,7 +479,11 @@ await check_exercise_12(answer, primary, reader)
 # - The standby lags a moment behind: to read your own writes, commit on the primary, then
 #   `await wait_for_replica()` before you read.
 # - PgBouncer in transaction mode lets many sessions share a few server connections; tell
-#   blogdata with `BLOGDATA_PGBOUNCER=true` so asyncpg's prepared statements do not break.
+#   blogdata with `BLOGDATA_PGBOUNCER=true` so asyncpg's prepared statements do not break
+#   (unless PgBouncer is 1.21 or later with `max_prepared_statements` set).
+# - (advanced) `dask_frame(session, stmt, partitions=N, on=column)` reads a statement as a Dask
+#   frame whose partitions all read the session's exported snapshot: exact under concurrent
+#   writes, where Dask's own `read_sql_query` tears.
 
 # %%
 # Close the engines, stop the standby and the primary; their folder goes with them.
