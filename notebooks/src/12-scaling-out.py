@@ -19,8 +19,8 @@
 # - the same aggregation through PgBouncer in
 #   [transaction mode](glossary.ipynb#transaction-pooling), with `BLOGDATA_PGBOUNCER`;
 # - (advanced) when one machine is not enough: reading the blog as a Dask frame whose
-#   partitions all read one [snapshot](glossary.ipynb#snapshot), and the torn read you get
-#   without it.
+#   partitions all read one [snapshot](glossary.ipynb#snapshot), and the
+#   [torn read](glossary.ipynb#torn-read) you get without it.
 
 # %% [markdown]
 # This notebook needs two servers of its own, a primary and its standby, so instead of
@@ -475,9 +475,8 @@ await check_exercise_12(answer, primary, reader)
 # ## Summary
 #
 # - A read session (`create_read_engine`, `read_session`) runs every transaction `READ ONLY`
-#   on the hot standby; a write fails with `ReadOnlySessionError`, pointing at the primary.
-# - The standby lags a moment behind: to read your own writes, commit on the primary, then
-#   `await wait_for_replica()` before you read.
+#   on the hot standby (a write fails with `ReadOnlySessionError`); the standby lags a moment
+#   behind, so to read your own writes commit on the primary, then `await wait_for_replica()`.
 # - PgBouncer in transaction mode lets many sessions share a few server connections; tell
 #   blogdata with `BLOGDATA_PGBOUNCER=true` so asyncpg's prepared statements do not break
 #   (unless PgBouncer is 1.21 or later with `max_prepared_statements` set).

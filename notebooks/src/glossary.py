@@ -480,9 +480,12 @@
 # **Snapshot.** The set of committed transactions a statement or transaction can see. Under READ
 # COMMITTED each statement takes a new one; under REPEATABLE READ and SERIALIZABLE the whole
 # transaction keeps its first (see [isolation level](#isolation-level)). A transaction always
-# sees its own uncommitted writes.
+# sees its own uncommitted writes. A transaction can share its snapshot: `pg_export_snapshot()`
+# names it, and another connection's `SET TRANSACTION SNAPSHOT '<name>'` (first thing in a
+# REPEATABLE READ transaction) sees exactly the same rows, which is how `dask_frame`'s
+# partitions all read one moment.
 #
-# Shown in: [07](07-transactions-and-savepoints.ipynb).
+# Shown in: [07](07-transactions-and-savepoints.ipynb), [12](12-scaling-out.ipynb).
 
 # %% [markdown]
 # ## sqlstate
@@ -506,6 +509,16 @@
 # `execution_options(synchronize_session=...)`.
 #
 # Shown in: [04](04-query-patterns.ipynb).
+
+# %% [markdown]
+# ## torn read
+#
+# **Torn read.** A result assembled from parts read at different moments, each on its own
+# connection and [snapshot](#snapshot): a row that moved between the parts' reads is counted
+# twice or not at all, and nothing in the result says so. Dask's `read_sql_query` reads its
+# partitions this way; `dask_frame` reads them all in one exported snapshot.
+#
+# Shown in: [12](12-scaling-out.ipynb).
 
 # %% [markdown]
 # ## transaction pooling

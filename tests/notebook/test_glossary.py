@@ -79,6 +79,7 @@ SIGNS: dict[str, list[str]] = {
         r"synchronize_session",
         r"can't compare offset-naive and offset-aware",  # the "evaluate" strategy failing
     ],
+    "torn-read": [r"\btorn\b"],
     "transaction-pooling": [r"[Pp]g[Bb]ouncer", r"pool_mode"],
     "unit-of-work": [r"\.commit\(\)", r"\.rollback\(\)"],
     "wal": [r"\bWAL\b", r"_wal_", r"_lsn\b"],
