@@ -30,29 +30,11 @@
 # servers and deletes their data. First the primary:
 
 # %%
-import asyncio
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import NullPool, func, insert, select, text
-
-from blogdata import (
-    Post,
-    ReadOnlySessionError,
-    Tag,
-    User,
-    aggregations,
-    create_engine,
-    migrate,
-    post_tags,
-    session_scope,
-)
-from blogdata.db.routing import create_read_engine, read_session, wait_for_replica
-from blogdata.errors import ReplicationLagError
 from blogdata.notebook.exercises import check_exercise_12
-from blogdata.seed import seed
-from blogdata.servers import embedded, replica
-from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
+from blogdata.servers import embedded
 
 folder = tempfile.TemporaryDirectory(prefix="nb12-")
 home = Path(folder.name)
@@ -65,6 +47,11 @@ admin_url = embedded.start(home, cleanup="delete").url("postgres")
 # primary, migrated and seeded with 50 users:
 
 # %%
+from sqlalchemy import NullPool, text
+
+from blogdata import create_engine, migrate
+from blogdata.seed import seed
+
 admin = create_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 async with admin.connect() as conn:
     await conn.execute(text("ALTER SYSTEM SET fsync = off"))
@@ -83,6 +70,9 @@ summary.posts, summary.users
 # server:
 
 # %%
+from blogdata.db.routing import create_read_engine
+from blogdata.servers import replica
+
 standby = replica.start(home, cleanup="delete")
 primary = create_engine(primary_url)
 reader = create_read_engine(standby.url("nb_12_scaling_out"))
@@ -103,6 +93,9 @@ reader = create_read_engine(standby.url("nb_12_scaling_out"))
 # ```
 
 # %%
+from blogdata import session_scope
+from blogdata.db.routing import read_session
+
 async with session_scope(primary) as db:
     on_primary = (await db.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
 async with read_session(reader) as db:
@@ -114,6 +107,11 @@ on_primary, on_standby
 # replication:
 
 # %%
+from sqlalchemy import func, select
+
+from blogdata import Post
+
+
 async def post_counts():
     count = select(func.count()).select_from(Post)
     async with session_scope(primary) as db:
@@ -130,6 +128,8 @@ await post_counts()
 # [notebook 06](06-aggregations.ipynb), computed on the standby.
 
 # %%
+from blogdata import aggregations
+
 async with read_session(reader) as db:
     by_author = await aggregations.posts_per_author(db)
 by_author.head(5)
@@ -142,6 +142,8 @@ by_author.head(5)
 # (caught and printed here: IPython takes over a second to format this deep a traceback):
 
 # %%
+from blogdata import ReadOnlySessionError, User
+
 try:
     async with read_session(reader) as db:
         db.add(User(email="reader@example.com", username="reader", hashed_password="x"))
@@ -156,6 +158,8 @@ except ReadOnlySessionError as exc:
 # (a superuser function), and wait until it says it is paused:
 
 # %%
+import asyncio
+
 standby_admin = create_engine(
     standby.url("nb_12_scaling_out"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
 )
@@ -180,6 +184,9 @@ await post_counts()
 # error (the message names the positions, which differ on every run, so we print its first words):
 
 # %%
+from blogdata.db.routing import wait_for_replica
+from blogdata.errors import ReplicationLagError
+
 try:
     await wait_for_replica(primary=primary, replica=reader, timeout=0.2)
 except ReplicationLagError as exc:
@@ -216,6 +223,8 @@ await post_counts()
 
 # %% tags=["nbval-ignore-output"]
 import subprocess
+
+from blogdata.servers.pooler import INSTALL_HINT, find_pgbouncer, start_pgbouncer
 
 have_pgbouncer = find_pgbouncer() is not None
 if have_pgbouncer:
@@ -436,6 +445,11 @@ await check_exercise_12(answer, primary, reader)
 # ### Solution
 
 # %% tags=["solution"]
+from sqlalchemy import insert
+
+from blogdata import Tag, post_tags
+
+
 async def link_and_count(primary, reader, tag):
     without_it = ~Post.tags.any(Tag.name == tag)
     async with session_scope(primary) as db:
