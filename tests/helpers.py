@@ -8,9 +8,11 @@ that make their own databases.
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from blogdata.db import migrate
 from blogdata.db.engine import create_database, create_engine, drop_database
+from blogdata.servers import embedded, replica
 
 __all__ = [
     "create_database",
@@ -106,3 +109,21 @@ def notebook_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextmanager
+def server_home(prefix: str, *, start: bool = True) -> Iterator[Path]:
+    """A temporary folder for a primary (started unless ``start=False``) and its standby.
+
+    Both servers are stopped and the folder deleted on the way out, whatever happened.
+    """
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)  # ours: the servers' system user must traverse it
+    try:
+        if start:
+            embedded.start(home)
+        yield home
+    finally:
+        replica.stop(home)
+        embedded.stop(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -13,11 +13,9 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ from blogdata.distributed import (
 from blogdata.errors import QueryError
 from blogdata.loaders import load_frame
 from blogdata.servers import embedded, replica
-from tests.helpers import migrated_database
+from tests.helpers import migrated_database, server_home
 from tests.loaders.oracle import assert_same_frame
 from tests.loaders.test_loader_fidelity import CLOCKS, CSV_META, FLOATS, TEMPORAL
 
@@ -489,14 +487,8 @@ async def test_the_password_is_in_no_task_name_repr_error_or_log(
 
 @pytest.fixture(scope="module")
 def standby_home() -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="bd-dask-standby-"))
-    home.chmod(0o755)
-    try:
+    with server_home("bd-dask-standby-", start=False) as home:
         yield home
-    finally:
-        replica.stop(home)
-        embedded.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 async def test_partitions_read_a_hot_standby_in_its_own_snapshot(

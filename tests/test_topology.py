@@ -9,8 +9,6 @@ whatever ``BLOGDATA_TEST_DATABASE_URL`` says; they are stopped and deleted after
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from blogdata.errors import (
 from blogdata.loaders import ROUTE_ATTR, load_frame, stream_frames
 from blogdata.models import Post, User
 from blogdata.servers import embedded, replica
-from tests.helpers import create_database
+from tests.helpers import create_database, server_home
 
 DATABASE = "blogdata_topology"
 
@@ -55,15 +53,8 @@ class Topology:
 @pytest.fixture(scope="module")
 def topology_home() -> Iterator[Path]:
     """A primary and its hot standby in a temporary folder, stopped and deleted afterwards."""
-    home = Path(tempfile.mkdtemp(prefix="blogdata-topology-"))
-    home.chmod(0o755)  # ours: the servers' system user must traverse it
-    try:
-        embedded.start(home)
+    with server_home("blogdata-topology-") as home:
         yield home
-    finally:
-        replica.stop(home)
-        embedded.stop(home)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

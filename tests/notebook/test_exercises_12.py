@@ -6,8 +6,6 @@ A primary and its streaming hot standby are started for this module (as in
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from blogdata.errors import ExerciseError
 from blogdata.models import Post, Tag, post_tags
 from blogdata.notebook.exercises import check_exercise_12
 from blogdata.servers import embedded, replica
-from tests.helpers import create_database
+from tests.helpers import create_database, server_home
 
 DATABASE = "blogdata_exercise_12"
 
@@ -38,15 +36,8 @@ class Topology:
 
 @pytest.fixture(scope="module")
 def home() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="blogdata-exercise-12-"))
-    folder.chmod(0o755)  # ours: the servers' system user must traverse it
-    try:
-        embedded.start(folder)
+    with server_home("blogdata-exercise-12-") as folder:
         yield folder
-    finally:
-        replica.stop(folder)
-        embedded.stop(folder)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
