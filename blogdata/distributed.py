@@ -78,7 +78,7 @@ from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from blogdata._checks import check_count
 from blogdata.db.engine import create_engine
-from blogdata.errors import InvalidInputError, QueryError
+from blogdata.errors import InvalidInputError, QueryError, SnapshotError
 from blogdata.loaders import DtypeBackend, Statement, load_frame
 from blogdata.loaders._guard import Guard, session_driver
 from blogdata.loaders._route import plan
@@ -105,10 +105,6 @@ SELECT format_type(:oid, NULL), EXISTS (
     c.opcintype = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
     OR (c.opcintype = 'anyenum'::regtype AND t.typtype = 'e')))
 """
-
-
-class SnapshotError(QueryError):
-    """The snapshot cannot be exported from this session, or is no longer open."""
 
 
 class HiddenUrl:

@@ -20,7 +20,8 @@ Every message names what failed and what to do about it::
         ├── StatementTimeoutError   a statement ran past statement_timeout (SQLSTATE 57014)
         ├── ResultTooLargeError     a load's result grew past its max_bytes; the server stopped
         ├── RetryableConflictError  a serialization failure or deadlock (SQLSTATE 40001, 40P01)
-        └── ReadOnlySessionError    a write was attempted on a read session (SQLSTATE 25006)
+        ├── ReadOnlySessionError    a write was attempted on a read session (SQLSTATE 25006)
+        └── SnapshotError           dask_frame's shared snapshot cannot be exported or has ended
 
 This module imports nothing from blogdata: every other module may import it. Database errors
 are translated into these classes at one boundary, :mod:`blogdata.translate`.
@@ -48,6 +49,7 @@ __all__ = [
     "RelatedRowMissingError",
     "RetryableConflictError",
     "ReplicationLagError",
+    "SnapshotError",
     "StatementTimeoutError",
 ]
 
@@ -141,6 +143,10 @@ class RetryableConflictError(QueryError):
 
 class ReadOnlySessionError(QueryError):
     """A write was attempted on a read session (or on a hot standby): writes go to the primary."""
+
+
+class SnapshotError(QueryError):
+    """The snapshot cannot be exported from this session, or is no longer open."""
 
 
 class ReplicationLagError(BlogdataError):
