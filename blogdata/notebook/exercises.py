@@ -42,6 +42,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from blogdata.db.routing import wait_for_replica
 from blogdata.diagnostics import explain, plan_nodes
 from blogdata.errors import ExerciseError, PoolExhaustedError
 from blogdata.frames import posts_frame
@@ -1047,8 +1048,6 @@ async def check_exercise_12(answer: Any, primary: AsyncEngine, reader: AsyncEngi
     INSERT on the primary, then ``wait_for_replica``, then the read on ``reader``. The new link
     is deleted afterwards, and the check waits for the standby to replay that too.
     """
-    from blogdata.db.routing import wait_for_replica  # noqa: PLC0415 - only 12 needs routing
-
     if not _answered(answer):
         return
     _function(answer, "link_and_count")
